@@ -1,0 +1,64 @@
+// Table lookups and sinusoidal timestep embeddings.
+#include <cmath>
+#include <cstring>
+
+#include "ops/ops.h"
+
+namespace pigment::ops {
+
+Tensor embedding(const Tensor& table, const std::vector<int64_t>& ids) {
+  PIG_CHECK(table.ndim() == 2, "embedding: table must be [V, D], got ", shape_str(table.shape()));
+  int64_t V = table.dim(0), D = table.dim(1);
+  Tensor y = Tensor::empty({int64_t(ids.size()), D});
+  for (size_t i = 0; i < ids.size(); ++i) {
+    PIG_CHECK(ids[i] >= 0 && ids[i] < V, "embedding: id ", ids[i], " outside the table of ", V, " rows");
+    convert_to_f32(table.dtype(), static_cast<const char*>(table.raw()) + ids[i] * D * dtype_size(table.dtype()),
+                   y.f32() + i * D, D);
+  }
+  return y;
+}
+
+Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos, float downscale_freq_shift,
+                          float max_period) {
+  int half = dim / 2;
+  Tensor y = Tensor::zeros({int64_t(t.size()), dim});
+  // As diffusers: exponent = -ln(max_period) * arange(half) / (half - shift), computed in float32.
+  std::vector<float> freq(half);
+  for (int i = 0; i < half; ++i) {
+    float e = -std::log(max_period) * float(i);
+    e = e / (float(half) - downscale_freq_shift);
+    freq[i] = std::exp(e);
+  }
+  for (size_t r = 0; r < t.size(); ++r) {
+    float* o = y.f32() + r * dim;
+    for (int i = 0; i < half; ++i) {
+      float a = t[r] * freq[i];
+      float s = std::sin(a), c = std::cos(a);
+      o[i] = flip_sin_to_cos ? c : s;
+      o[half + i] = flip_sin_to_cos ? s : c;
+    }
+  }
+  return y;
+}
+
+float sum_all(const Tensor& x) {
+  Tensor xf = x.as_f32();
+  double s = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) s += xf.f32()[i];
+  return float(s);
+}
+
+float mean_all(const Tensor& x) { return x.numel() ? float(double(sum_all(x)) / x.numel()) : 0.f; }
+
+float mse(const Tensor& a, const Tensor& b) {
+  PIG_CHECK(a.shape() == b.shape(), "mse: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
+  Tensor af = a.as_f32(), bf = b.as_f32();
+  double s = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    double d = double(af.f32()[i]) - bf.f32()[i];
+    s += d * d;
+  }
+  return a.numel() ? float(s / a.numel()) : 0.f;
+}
+
+}  // namespace pigment::ops
