@@ -4,6 +4,7 @@
 //   for t in s.timesteps(): x = s.step(model(s.scale_model_input(x, t), t), t, x, gen);
 // Samplers are model-agnostic: pipelines own the model call (and classifier-free guidance).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,7 +59,15 @@ class Scheduler {
   std::vector<double> sigmas_;
 };
 
-// Creates a sampler by diffusers class name ("EulerDiscreteScheduler") or pigment's name ("euler").
+using SchedulerFactory = std::function<std::unique_ptr<Scheduler>(const SchedulerConfig&)>;
+// Each sampler file registers itself under its names: pigment's own ("euler") and diffusers' class name
+// ("EulerDiscreteScheduler"). Names are matched case-insensitively.
+struct RegisterScheduler {
+  RegisterScheduler(std::vector<std::string> names, SchedulerFactory make);
+};
+// Creates a sampler by any registered name; an unknown name throws, listing the valid ones.
 std::unique_ptr<Scheduler> make_scheduler(const std::string& name, const SchedulerConfig& config);
+// Every registered name, sorted.
+std::vector<std::string> scheduler_names();
 
 }  // namespace pigment
