@@ -1,0 +1,374 @@
+#include "text/clip_tokenizer.h"
+
+#include <algorithm>
+#include <climits>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "text/fix_text.h"
+#include "text/tokenizer_files.h"
+#include "text/unicode_text.h"
+
+namespace pigment {
+namespace {
+
+constexpr const char* kStartOfText = "<|startoftext|>";
+constexpr const char* kEndOfText = "<|endoftext|>";
+// transformers reads at most this many merges (49152 - 256 - 2): the size of CLIP's table.
+constexpr size_t kMaxMerges = 48894;
+
+std::string read_file(const std::string& path, const char* what) {
+  std::ifstream f(path, std::ios::binary);
+  PIG_CHECK(f, path, ": cannot open ", what);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The regex module matches case-insensitively by simple case folding: only U+017F (long s) folds onto one of the
+// ASCII letters these literals use, once the text is lower-case.
+bool same_letter(char32_t text, char32_t ascii) { return text == ascii || (ascii == U's' && text == 0x17F); }
+
+bool literal_at(const std::u32string& s, size_t i, std::u32string_view lit) {
+  if (s.size() - i < lit.size()) return false;
+  for (size_t k = 0; k < lit.size(); ++k)
+    if (!same_letter(s[i + k], lit[k])) return false;
+  return true;
+}
+
+// CLIP's split pattern over lower-cased, cleaned text; returns the matched words in order.
+std::vector<std::u32string> split_words(const std::u32string& s) {
+  static const std::u32string_view kSpecials[] = {U"<|startoftext|>", U"<|endoftext|>"};
+  static const std::u32string_view kContractions[] = {U"'s", U"'t", U"'re", U"'ve", U"'m", U"'ll", U"'d"};
+  std::vector<std::u32string> words;
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    size_t len = 0;
+    for (auto lit : kSpecials)
+      if (!len && literal_at(s, i, lit)) len = lit.size();
+    if (!len && s[i] == U'\'')
+      for (auto lit : kContractions)
+        if (!len && literal_at(s, i, lit)) len = lit.size();
+    if (!len) {
+      char32_t c = s[i];
+      if (is_letter(c)) {
+        len = 1;
+        while (i + len < n && is_letter(s[i + len])) ++len;
+      } else if (is_number(c)) {
+        len = 1;
+      } else if (!is_unicode_space(c)) {
+        len = 1;
+        while (i + len < n && !is_unicode_space(s[i + len]) && !is_letter(s[i + len]) && !is_number(s[i + len])) ++len;
+      } else {
+        ++i;  // white space separates words and is dropped
+        continue;
+      }
+    }
+    words.push_back(s.substr(i, len));
+    i += len;
+  }
+  return words;
+}
+
+}  // namespace
+
+ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
+ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
+ClipTokenizer::~ClipTokenizer() = default;
+
+ClipTokenizer ClipTokenizer::load(const TokenizerLocation& where) {
+  TokenizerFiles f = find_tokenizer_files(where);
+  ClipTokenizer t = from_files(f.vocab, f.merges);
+  // special_tokens_map.json wins over tokenizer_config.json, as in transformers.
+  std::filesystem::path dir = std::filesystem::path(f.vocab).parent_path();
+  for (const char* name : {"special_tokens_map.json", "tokenizer_config.json"}) {
+    std::filesystem::path p = dir / name;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec)) continue;
+    nlohmann::json cfg;
+    try {
+      cfg = nlohmann::json::parse(read_file(p.string(), "the tokenizer config"));
+    } catch (const nlohmann::json::exception& e) {
+      fail(p.string(), ": invalid JSON: ", e.what());
+    }
+    if (!cfg.is_object() || !cfg.contains("pad_token") || cfg["pad_token"].is_null()) continue;
+    const auto& pad = cfg["pad_token"];
+    if (pad.is_string()) t.set_pad_token(pad.get<std::string>());
+    else if (pad.is_object() && pad.contains("content") && pad["content"].is_string())
+      t.set_pad_token(pad["content"].get<std::string>());
+    else fail(p.string(), ": pad_token must be a string or an object with 'content'");
+    break;
+  }
+  return t;
+}
+
+void ClipTokenizer::set_pad_token(const std::string& token) {
+  int id = token_to_id(token);
+  PIG_CHECK(id >= 0, "tokenizer ", source_, ": pad token '", token, "' is not in the vocabulary");
+  bool known = std::any_of(added_.begin(), added_.end(), [&](const auto& a) { return a.first == token; });
+  if (!known) added_.emplace_back(token, id);
+  pad_id_ = id;
+}
+
+ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt) {
+  ClipTokenizer t;
+  t.source_ = vocab_json;
+
+  nlohmann::json vocab;
+  try {
+    vocab = nlohmann::json::parse(read_file(vocab_json, "the tokenizer vocabulary"));
+  } catch (const nlohmann::json::exception& e) {
+    fail(vocab_json, ": invalid JSON: ", e.what());
+  }
+  PIG_CHECK(vocab.is_object() && !vocab.empty(), vocab_json, ": expected a JSON object mapping tokens to ids");
+  int max_id = -1;
+  for (const auto& [token, id] : vocab.items()) {
+    PIG_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < INT_MAX, vocab_json, ": token '",
+              token, "' has id ", id.dump(), ", expected a non-negative integer");
+    t.vocab_[token] = id.get<int>();
+    max_id = std::max(max_id, id.get<int>());
+  }
+  t.id_to_token_.assign(size_t(max_id) + 1, std::string());
+  for (const auto& [token, id] : t.vocab_) t.id_to_token_[size_t(id)] = token;
+  for (const char* special : {kStartOfText, kEndOfText}) {
+    PIG_CHECK(t.vocab_.count(special), vocab_json, ": no '", special, "' entry; not a CLIP vocabulary");
+    t.added_.emplace_back(special, t.vocab_[special]);
+  }
+  t.bos_id_ = t.vocab_[kStartOfText];
+  t.eos_id_ = t.vocab_[kEndOfText];
+  t.pad_id_ = t.eos_id_;
+
+  std::string merges = read_file(merges_txt, "the BPE merges");
+  std::istringstream lines(merges);
+  std::string line;
+  size_t line_no = 0, rank = 0;
+  while (std::getline(lines, line) && rank < kMaxMerges) {
+    ++line_no;
+    if (line_no == 1 && line.rfind("#", 0) == 0) continue;  // "#version: 0.2"
+    std::istringstream fields(line);
+    std::string left, right, extra;
+    fields >> left >> right;
+    if (left.empty()) continue;  // blank line (the file's trailing newline)
+    PIG_CHECK(!right.empty() && !(fields >> extra), merges_txt, ":", line_no, ": expected two symbols separated by a "
+              "space, got '", line, "'");
+    t.merge_ranks_[left + " " + right] = int(rank++);
+  }
+  PIG_CHECK(rank > 0, merges_txt, ": no merges found (expected lines such as 'i n' after a '#version' header)");
+
+  // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the rest for U+0100 onwards.
+  int next = 0;
+  for (int b = 0; b < 256; ++b) {
+    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    char32_t sym = printable ? char32_t(b) : char32_t(256 + next++);
+    t.byte_to_symbol_[b].clear();
+    append_utf8(t.byte_to_symbol_[b], sym);
+    t.symbol_to_byte_[t.byte_to_symbol_[b]] = static_cast<unsigned char>(b);
+  }
+  return t;
+}
+
+int ClipTokenizer::vocab_size() const {
+  int base = std::max(int(vocab_.size()), int(id_to_token_.size()));
+  int extra = 0;
+  for (const auto& [word, id] : added_)
+    if (id >= base) ++extra;
+  return base + extra;
+}
+
+int ClipTokenizer::add_token(const std::string& word) {
+  PIG_CHECK(!word.empty(), "tokenizer ", source_, ": cannot add an empty token");
+  for (const auto& [w, id] : added_)
+    if (w == word) return id;
+  PIG_CHECK(!vocab_.count(word), "tokenizer ", source_, ": token '", word,
+            "' is already in the vocabulary; choose another trigger word (for example '<", word, ">')");
+  int id = vocab_size();
+  added_.emplace_back(word, id);
+  return id;
+}
+
+int ClipTokenizer::token_to_id(std::string_view token) const {
+  for (const auto& [w, id] : added_)
+    if (w == token) return id;
+  auto it = vocab_.find(std::string(token));
+  return it == vocab_.end() ? -1 : it->second;
+}
+
+std::string ClipTokenizer::id_to_token(int id) const {
+  for (const auto& [w, i] : added_)
+    if (i == id) return w;
+  if (id >= 0 && size_t(id) < id_to_token_.size()) return id_to_token_[size_t(id)];
+  return "";
+}
+
+// Added tokens are cut out of the raw text first: at each position the earliest-starting, then longest, match.
+std::vector<ClipTokenizer::Piece> ClipTokenizer::split_added(std::string_view text) const {
+  std::vector<Piece> pieces;
+  size_t start = 0, i = 0;
+  while (i < text.size()) {
+    int best = -1;
+    size_t best_len = 0;
+    for (size_t k = 0; k < added_.size(); ++k) {
+      const std::string& w = added_[k].first;
+      if (w.size() > best_len && text.compare(i, w.size(), w) == 0) {
+        best = int(k);
+        best_len = w.size();
+      }
+    }
+    if (best < 0) {
+      ++i;
+      continue;
+    }
+    if (i > start) pieces.push_back({std::string(text.substr(start, i - start)), -1});
+    pieces.push_back({added_[size_t(best)].first, added_[size_t(best)].second});
+    i += best_len;
+    start = i;
+  }
+  if (start < text.size()) pieces.push_back({std::string(text.substr(start)), -1});
+  return pieces;
+}
+
+void ClipTokenizer::bpe(const std::string& word, std::vector<std::string>& out) const {
+  {
+    std::lock_guard<std::mutex> lock(*cache_mutex_);
+    auto it = cache_.find(word);
+    if (it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  // One symbol per byte-level character; "</w>" marks the end of the word.
+  std::vector<std::string> symbols;
+  std::u32string chars = utf8_to_u32(word);
+  for (char32_t c : chars) {
+    symbols.emplace_back();
+    append_utf8(symbols.back(), c);
+  }
+  if (!symbols.empty()) symbols.back() += "</w>";
+  while (symbols.size() > 1) {
+    int best_rank = INT_MAX;
+    size_t best = 0;
+    for (size_t k = 0; k + 1 < symbols.size(); ++k) {
+      auto it = merge_ranks_.find(symbols[k] + " " + symbols[k + 1]);
+      if (it != merge_ranks_.end() && it->second < best_rank) {
+        best_rank = it->second;
+        best = k;
+      }
+    }
+    if (best_rank == INT_MAX) break;
+    const std::string first = symbols[best], second = symbols[best + 1];
+    std::vector<std::string> merged;
+    merged.reserve(symbols.size());
+    for (size_t k = 0; k < symbols.size();) {
+      if (k + 1 < symbols.size() && symbols[k] == first && symbols[k + 1] == second) {
+        merged.push_back(first + second);
+        k += 2;
+      } else {
+        merged.push_back(symbols[k++]);
+      }
+    }
+    symbols = std::move(merged);
+  }
+  {
+    std::lock_guard<std::mutex> lock(*cache_mutex_);
+    cache_.emplace(word, symbols);
+  }
+  out.insert(out.end(), symbols.begin(), symbols.end());
+}
+
+void ClipTokenizer::tokenize_piece(std::string_view text, std::vector<std::string>& out) const {
+  std::u32string clean = python_lower(clip_whitespace_clean(ftfy_fix_text(utf8_to_u32(text))));
+  for (const std::u32string& w : split_words(clean)) {
+    std::string utf8 = u32_to_utf8(w);
+    if (utf8 == kStartOfText || utf8 == kEndOfText) {  // the pattern keeps them whole; they are vocabulary entries
+      out.push_back(utf8);
+      continue;
+    }
+    std::string symbols;
+    for (unsigned char b : utf8) symbols += byte_to_symbol_[b];
+    bpe(symbols, out);
+  }
+}
+
+std::vector<std::string> ClipTokenizer::tokenize(std::string_view text) const {
+  std::vector<std::string> out;
+  for (const Piece& p : split_added(text)) {
+    if (p.added_id >= 0) out.push_back(p.text);
+    else tokenize_piece(p.text, out);
+  }
+  return out;
+}
+
+std::vector<int> ClipTokenizer::encode(std::string_view text) const {
+  std::vector<int> ids;
+  std::vector<std::string> tokens;
+  for (const Piece& p : split_added(text)) {
+    if (p.added_id >= 0) {
+      ids.push_back(p.added_id);
+      continue;
+    }
+    tokens.clear();
+    tokenize_piece(p.text, tokens);
+    for (const auto& t : tokens) {
+      auto it = vocab_.find(t);
+      ids.push_back(it == vocab_.end() ? eos_id_ : it->second);  // unknown -> unk, which is <|endoftext|> for CLIP
+    }
+  }
+  return ids;
+}
+
+std::vector<int> ClipTokenizer::encode_with_special(std::string_view text) const {
+  std::vector<int> ids = encode(text);
+  ids.insert(ids.begin(), bos_id_);
+  ids.push_back(eos_id_);
+  return ids;
+}
+
+std::vector<int> ClipTokenizer::encode_padded(std::string_view text, int max_length, int pad_id) const {
+  PIG_CHECK(max_length >= 2, "tokenizer: max_length ", max_length, " leaves no room for the start and end tokens");
+  std::vector<int> body = encode(text);
+  if (body.size() > size_t(max_length - 2)) body.resize(size_t(max_length - 2));
+  std::vector<int> ids;
+  ids.reserve(size_t(max_length));
+  ids.push_back(bos_id_);
+  ids.insert(ids.end(), body.begin(), body.end());
+  ids.push_back(eos_id_);
+  ids.resize(size_t(max_length), pad_id < 0 ? pad_id_ : pad_id);
+  return ids;
+}
+
+std::string ClipTokenizer::decode(const std::vector<int>& ids, bool skip_special) const {
+  std::string out, run;
+  auto flush = [&] {
+    std::string bytes;
+    for (char32_t c : utf8_to_u32(run)) {
+      std::string sym;
+      append_utf8(sym, c);
+      auto it = symbol_to_byte_.find(sym);
+      bytes += it == symbol_to_byte_.end() ? sym : std::string(1, char(it->second));
+    }
+    out += bytes;
+    run.clear();
+  };
+  for (int id : ids) {
+    if (skip_special && (id == bos_id_ || id == eos_id_)) continue;
+    std::string tok = id_to_token(id);
+    bool added = std::any_of(added_.begin(), added_.end(), [&](const auto& a) { return a.second == id; });
+    if (added && id != bos_id_ && id != eos_id_) {
+      flush();
+      out += tok + " ";
+      continue;
+    }
+    for (size_t p; (p = tok.find("</w>")) != std::string::npos;) tok.replace(p, 4, " ");
+    run += tok;
+  }
+  flush();
+  // Bytes that do not form valid UTF-8 become U+FFFD (errors="replace").
+  std::string text = u32_to_utf8(utf8_to_u32(out));
+  size_t b = text.find_first_not_of(' '), e = text.find_last_not_of(' ');
+  return b == std::string::npos ? "" : text.substr(b, e - b + 1);
+}
+
+}  // namespace pigment

@@ -1,0 +1,91 @@
+// CLIP's byte-level BPE tokenizer, as transformers 4.36 CLIPTokenizer (the slow one, with ftfy installed) computes
+// it, so that token ids match the reference exactly:
+//   1. added tokens (<|startoftext|>, <|endoftext|>, textual-inversion words) are split out of the raw text first,
+//      case-sensitively, leftmost and longest match first;
+//   2. every other piece: ftfy.fix_text, whitespace collapsed and stripped, Python str.lower();
+//   3. split with `<|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`;
+//   4. each word's UTF-8 bytes mapped to printable characters (GPT-2's bytes_to_unicode), "</w>" appended to the
+//      last one, and the pair of lowest merge rank merged until none is left.
+// The vocabulary is read from vocab.json + merges.txt (see tokenizer_files.h); nothing is built in.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pigment {
+
+struct TokenizerLocation;
+
+class ClipTokenizer {
+ public:
+  static constexpr int kContextLength = 77;  // bos + 75 tokens + eos
+  static constexpr int kSd2PadId = 0;        // "!": what SD2 / OpenCLIP / SDXL encoder-2 tokenizers pad with
+  static constexpr const char* kSd2PadToken = "!";
+
+  // Reads a vocab.json / merges.txt pair; throws pigment::Error naming the file and what is wrong.
+  static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
+  // Finds the files (a path the user gave, a diffusers model folder, the Hugging Face cache) and reads them, then
+  // takes the pad token from special_tokens_map.json or tokenizer_config.json beside vocab.json, if either exists.
+  static ClipTokenizer load(const TokenizerLocation& where);
+
+  ClipTokenizer(ClipTokenizer&&) noexcept;
+  ClipTokenizer& operator=(ClipTokenizer&&) noexcept;
+  ~ClipTokenizer();
+
+  int bos_id() const { return bos_id_; }  // 49406 for CLIP
+  int eos_id() const { return eos_id_; }  // 49407; also SD1's padding
+  int pad_id() const { return pad_id_; }  // eos_id() unless set_pad_token() chose another
+  // The padding token, as a tokenizer config's pad_token: "<|endoftext|>" (SD1) or "!" (SD2, SDXL encoder 2).
+  // transformers registers it as a special token, so it is then also cut out of prompts whole: with "!", every
+  // "!" in a prompt becomes id 0 instead of joining neighbouring punctuation ("!!" -> 0 0, not "!!</w>").
+  void set_pad_token(const std::string& token);
+  // Base vocabulary plus added tokens; the next added token gets this id.
+  int vocab_size() const;
+  const std::string& source() const { return source_; }
+
+  // Token strings in the byte-level alphabet ("a</w>", "ðŁĲ¶</w>", "<|endoftext|>").
+  std::vector<std::string> tokenize(std::string_view text) const;
+  // Ids of the text alone: no bos/eos, no truncation.
+  std::vector<int> encode(std::string_view text) const;
+  // bos + ids + eos, untruncated (CLIPTokenizer(text).input_ids).
+  std::vector<int> encode_with_special(std::string_view text) const;
+  // Truncated to bos + the first max_length-2 ids + eos, then padded to max_length with pad_id (negative: pad_id()).
+  std::vector<int> encode_padded(std::string_view text, int max_length = kContextLength, int pad_id = -1) const;
+
+  // Adds a word (a textual-inversion trigger such as "<my-concept>") that is then matched as one whole token
+  // wherever it occurs in a prompt, exactly as written. Returns its id (vocab_size() before the call). Adding the
+  // same word again returns the same id; a word that is already in the base vocabulary is an error.
+  int add_token(const std::string& word);
+  // -1 when the token is unknown. Looks at added tokens, then the vocabulary.
+  int token_to_id(std::string_view token) const;
+  std::string id_to_token(int id) const;  // "" for an unknown id
+  // Text of ids: byte-level symbols decoded to UTF-8, "</w>" read as a space, bos/eos dropped when asked.
+  std::string decode(const std::vector<int>& ids, bool skip_special = true) const;
+
+ private:
+  ClipTokenizer() = default;
+  struct Piece {
+    std::string text;
+    int added_id;  // >= 0 when the piece is an added token
+  };
+  std::vector<Piece> split_added(std::string_view text) const;
+  void tokenize_piece(std::string_view text, std::vector<std::string>& out) const;
+  void bpe(const std::string& word, std::vector<std::string>& out) const;
+
+  std::unordered_map<std::string, int> vocab_;
+  std::vector<std::string> id_to_token_;
+  std::unordered_map<std::string, int> merge_ranks_;  // "left right" -> rank
+  std::vector<std::pair<std::string, int>> added_;    // in order of addition, special tokens first
+  std::string byte_to_symbol_[256];
+  std::unordered_map<std::string, unsigned char> symbol_to_byte_;
+  int bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+  std::string source_;
+  // BPE of a word depends only on the word; cached as transformers does (guarded: tokenizers are shared).
+  mutable std::unordered_map<std::string, std::vector<std::string>> cache_;
+  mutable std::unique_ptr<std::mutex> cache_mutex_ = std::make_unique<std::mutex>();
+};
+
+}  // namespace pigment

@@ -1,0 +1,126 @@
+#include "text/tokenizer_files.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "core/error.h"
+
+namespace pigment {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+bool is_dir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+// The pair inside `dir`, if both files are there.
+std::optional<TokenizerFiles> pair_in(const fs::path& dir, std::vector<std::string>& looked) {
+  looked.push_back(dir.string());
+  if (is_file(dir / "vocab.json") && is_file(dir / "merges.txt"))
+    return TokenizerFiles{(dir / "vocab.json").string(), (dir / "merges.txt").string()};
+  return std::nullopt;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+// Snapshots of a cached hub repository: the one refs/main names first, then the rest in name order.
+std::vector<fs::path> snapshots(const fs::path& repo) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!is_dir(repo / "snapshots")) return out;
+  std::string main_rev;
+  std::ifstream ref(repo / "refs" / "main");
+  if (ref) std::getline(ref, main_rev);
+  std::vector<fs::path> rest;
+  for (const auto& e : fs::directory_iterator(repo / "snapshots", ec)) {
+    if (!e.is_directory(ec)) continue;
+    if (!main_rev.empty() && e.path().filename() == main_rev) out.push_back(e.path());
+    else rest.push_back(e.path());
+  }
+  std::sort(rest.begin(), rest.end());
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> hf_hub_cache_dirs() {
+  std::vector<std::string> candidates;
+  if (auto v = env("HF_HUB_CACHE"); !v.empty()) candidates.push_back(v);
+  if (auto v = env("HUGGINGFACE_HUB_CACHE"); !v.empty()) candidates.push_back(v);
+  if (auto v = env("HF_HOME"); !v.empty()) candidates.push_back((fs::path(v) / "hub").string());
+  if (auto v = env("XDG_CACHE_HOME"); !v.empty()) candidates.push_back((fs::path(v) / "huggingface" / "hub").string());
+  if (auto v = env("HOME"); !v.empty()) candidates.push_back((fs::path(v) / ".cache" / "huggingface" / "hub").string());
+  std::vector<std::string> out;
+  for (auto& c : candidates)
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  return out;
+}
+
+TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
+  std::vector<std::string> looked;
+  if (!where.path.empty()) {
+    fs::path p(where.path);
+    if (is_dir(p)) {
+      if (auto f = pair_in(p, looked)) return *f;
+      if (auto f = pair_in(p / where.subfolder, looked)) return *f;
+    } else if (is_file(p)) {
+      fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+      std::string name = p.filename().string();
+      bool merges_given = name.find("merges") != std::string::npos || p.extension() == ".txt";
+      fs::path partner = dir / (merges_given ? "vocab.json" : "merges.txt");
+      looked.push_back(partner.string());
+      if (is_file(partner))
+        return merges_given ? TokenizerFiles{partner.string(), p.string()} : TokenizerFiles{p.string(), partner.string()};
+    } else {
+      fail("tokenizer path '", where.path, "' does not exist (expected a folder with vocab.json and merges.txt, or one "
+           "of those files)");
+    }
+    std::string list;
+    for (const auto& l : looked) list += (list.empty() ? "" : ", ") + l;
+    fail("tokenizer path '", where.path, "': no vocab.json + merges.txt pair (looked in ", list,
+         "); give a folder holding both files, or one of them with the other beside it");
+  }
+  if (!where.model_dir.empty()) {
+    if (auto f = pair_in(fs::path(where.model_dir) / where.subfolder, looked)) return *f;
+  }
+  if (where.search_hf_cache) {
+    static const std::pair<const char*, const char*> kRepos[] = {
+        {"models--openai--clip-vit-large-patch14", ""},
+        {"models--runwayml--stable-diffusion-v1-5", "tokenizer"},
+        {"models--stabilityai--stable-diffusion-2-1", "tokenizer"},
+        {"models--stabilityai--stable-diffusion-xl-base-1.0", "tokenizer"},
+    };
+    for (const auto& cache : hf_hub_cache_dirs()) {
+      bool any = false;
+      for (const auto& [repo, sub] : kRepos) {
+        for (const auto& snap : snapshots(fs::path(cache) / repo)) {
+          any = true;
+          if (auto f = pair_in(*sub ? snap / sub : snap, looked)) return *f;
+        }
+      }
+      if (!any) looked.push_back((fs::path(cache) / kRepos[0].first / "snapshots/*").string());
+    }
+  }
+  std::string list;
+  for (const auto& l : looked) list += (list.empty() ? "" : ", ") + l;
+  if (list.empty()) list = "nowhere (no path, no model folder, Hugging Face cache search off)";
+  fail("CLIP tokenizer files (vocab.json + merges.txt) not found; looked in: ", list,
+       ". Provide a tokenizer folder or the two files, a diffusers model folder with tokenizer/, or download "
+       "openai/clip-vit-large-patch14 into the Hugging Face cache");
+}
+
+}  // namespace pigment
