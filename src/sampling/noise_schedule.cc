@@ -10,8 +10,10 @@ namespace pigment::schedule {
 
 namespace {
 
-// torch.linspace(start, end, n, dtype=float32) on the CPU: float math, the first half counted from start and the
-// second half from end (so the end point is exact).
+// torch.linspace(start, end, n, dtype=float32) on the CPU (AVX2 build) to the bit: the first half counted from
+// start and the second half from end; in blocks of 8, each block's base is a fused multiply-add and its lanes add
+// k·step to it; the tail after the last pair of blocks is scalar. This exactness matters: the betas feed ᾱ, whose
+// rounding moves KDPM2's interpolated timesteps by more than their tolerance.
 std::vector<float> torch_linspace_f32(float start, float end, int n) {
   std::vector<float> v(n);
   if (n == 1) {
@@ -20,7 +22,17 @@ std::vector<float> torch_linspace_f32(float start, float end, int n) {
   }
   const float step = (end - start) / float(n - 1);
   const int halfway = n / 2;
-  for (int i = 0; i < n; ++i) v[i] = i < halfway ? start + step * float(i) : end - step * float(n - i - 1);
+  auto at = [&](int i) {
+    return i < halfway ? std::fma(step, float(i), start) : std::fma(-step, float(n - i - 1), end);
+  };
+  constexpr int kLanes = 8;
+  int i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes)
+    for (int b = i; b < i + 2 * kLanes; b += kLanes) {
+      const float base = at(b);
+      for (int k = 0; k < kLanes; ++k) v[b + k] = base + float(k) * step;
+    }
+  for (; i < n; ++i) v[i] = at(i);
   return v;
 }
 
@@ -207,6 +219,21 @@ double sigma_to_t(double sigma, const std::vector<float>& train_sigmas) {
   return (1 - w) * double(low) + w * double(low + 1);
 }
 
+float sigma_to_t_f32(float sigma, const std::vector<float>& train_sigmas) {
+  const int64_t n = int64_t(train_sigmas.size());
+  PIG_CHECK(n >= 2, "sigma_to_t: the sigma table needs at least 2 entries");
+  const float log_sigma = float(std::log(std::max(double(sigma), 1e-10)));
+  auto log_at = [&](int64_t i) { return float(std::log(double(train_sigmas[i]))); };
+  int64_t low = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (log_sigma - log_at(i) >= 0.0f) low = i;
+  low = std::min(low, n - 2);
+  const float lo = log_at(low), hi = log_at(low + 1);
+  float w = (lo - log_sigma) / (lo - hi);
+  w = std::clamp(w, 0.0f, 1.0f);
+  return (1.0f - w) * float(low) + w * float(low + 1);
+}
+
 std::vector<double> sigmas_to_t(const std::vector<double>& sigmas, const std::vector<float>& train_sigmas) {
   std::vector<double> t;
   t.reserve(sigmas.size());
@@ -296,6 +323,13 @@ Tensor sigma_prediction_x0(const std::string& prediction_type, const Tensor& mod
 Tensor lincomb(float a, const Tensor& x, float b, const Tensor& y) {
   PIG_CHECK(x.shape() == y.shape(), "lincomb: shapes ", shape_str(x.shape()), " and ", shape_str(y.shape()), " differ");
   return ops::add(ops::scale(x.as_f32(), a), ops::scale(y.as_f32(), b));
+}
+
+Tensor clamp_abs(const Tensor& x, float r) {
+  Tensor y = x.as_f32().clone();
+  float* p = y.f32();
+  for (int64_t k = 0; k < y.numel(); ++k) p[k] = std::min(std::max(p[k], -r), r);
+  return y;
 }
 
 // ---- config extras ----

@@ -51,6 +51,9 @@ std::vector<double> interp_table(const std::vector<double>& xs, const std::vecto
 // sigma table (ascending in t).
 double sigma_to_t(double sigma, const std::vector<float>& train_sigmas);
 std::vector<double> sigmas_to_t(const std::vector<double>& sigmas, const std::vector<float>& train_sigmas);
+// The same in float32 arithmetic, as diffusers computes it when σ and the log-σ table are torch tensors (KDPM2's
+// interpolated timesteps).
+float sigma_to_t_f32(float sigma, const std::vector<float>& train_sigmas);
 
 // Karras et al. 2022 schedule, n values from sigma_max down to sigma_min (rho 7). sigma_min > sigma_max or
 // non-positive sigmas throw.
@@ -80,6 +83,8 @@ Tensor sigma_prediction_x0(const std::string& prediction_type, const Tensor& mod
 // ---- small tensor helpers (float32, same shapes) ----
 // a·x + b·y with float32 coefficients.
 Tensor lincomb(float a, const Tensor& x, float b, const Tensor& y);
+// clamp(x, -r, r) elementwise (clip_sample).
+Tensor clamp_abs(const Tensor& x, float r);
 
 // ---- config extras (json_extra) ----
 bool extra_has(const SchedulerConfig& c, const std::string& key);
