@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <map>
 
@@ -30,12 +31,41 @@ const Runner* find_runner(const std::string& case_name) {
   return best;
 }
 
+// Python's json module writes Infinity, -Infinity and NaN, which JSON does not have: outside strings they become
+// ±1e308 (as good as infinite for every config value that uses them) and null.
+std::string python_json_to_json(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char ch = text[i];
+    if (in_string) {
+      out += ch;
+      if (ch == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (ch == '"') in_string = false;
+      continue;
+    }
+    if (ch == '"') in_string = true;
+    if (text.compare(i, 8, "Infinity") == 0) {
+      out += "1e308";
+      i += 7;
+    } else if (text.compare(i, 3, "NaN") == 0) {
+      out += "null";
+      i += 2;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 Case::Case(const fs::path& dir) : dir_(fs::absolute(dir).lexically_normal()) {
   if (dir_.filename().empty()) dir_ = dir_.parent_path();
   std::ifstream f(dir_ / "case.json");
   PIG_CHECK(f, (dir_ / "case.json").string(), ": cannot open");
   try {
-    spec_ = nlohmann::json::parse(f);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    spec_ = nlohmann::json::parse(python_json_to_json(text));
   } catch (const std::exception& e) {
     fail((dir_ / "case.json").string(), ": invalid JSON: ", e.what());
   }

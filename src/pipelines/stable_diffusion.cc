@@ -1,0 +1,366 @@
+#include "pipelines/stable_diffusion.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "io/checkpoint.h"
+#include "models/checkpoint_layout.h"
+#include "ops/ops.h"
+#include "sampling/noise_schedule.h"
+#include "text/tokenizer_files.h"
+
+namespace pigment {
+
+namespace {
+
+// An external VAE file: diffusers names (encoder.down_blocks.*), an LDM VAE (encoder.down.*), or a whole
+// checkpoint's first_stage_model.*.
+ModelComponent load_external_vae(const std::string& path, const nlohmann::json& config) {
+  Checkpoint c = load_checkpoint(path);
+  ModelComponent vae;
+  vae.name = "vae";
+  vae.source = path;
+  vae.config = config;
+  if (c.tensors.count("encoder.down_blocks.0.resnets.0.conv1.weight")) {
+    vae.tensors = std::make_shared<const TensorMap>(c.tensors);
+  } else if (c.tensors.count("encoder.down.0.block.0.conv1.weight")) {
+    vae.tensors = std::make_shared<const TensorMap>(apply_layout(vae_layout(config, ""), c.tensors, path));
+  } else if (c.tensors.count(std::string(file_prefix::kVae) + "encoder.down.0.block.0.conv1.weight")) {
+    vae.tensors = std::make_shared<const TensorMap>(apply_layout(vae_layout(config), c.tensors, path));
+  } else {
+    fail(path, ": not a VAE (no encoder.down_blocks.0.resnets.0.conv1.weight, encoder.down.0.block.0.conv1.weight "
+         "or first_stage_model.encoder.down.0.block.0.conv1.weight)");
+  }
+  return vae;
+}
+
+Tensor clamp01(const Tensor& x) {
+  Tensor y = Tensor::empty(x.shape());
+  const float* s = x.f32();
+  float* d = y.f32();
+  for (int64_t i = 0; i < x.numel(); ++i) d[i] = std::min(1.f, std::max(0.f, s[i]));
+  return y;
+}
+
+// Standard deviation over all elements of row b (torch.std, unbiased), as guidance rescale uses it per sample.
+double row_std(const Tensor& x, int64_t b) {
+  int64_t n = x.numel() / x.dim(0);
+  const float* p = x.f32() + b * n;
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += p[i];
+  mean /= n;
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += (p[i] - mean) * (p[i] - mean);
+  return std::sqrt(s / std::max<int64_t>(1, n - 1));
+}
+
+std::string step_name(size_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "latents.step%02zu", i);
+  return buf;
+}
+
+// Mask image → [1, 1, H, W] of 0/1 (white = repaint), after an optional blur, binarized at 0.5 (diffusers).
+Tensor mask_to_tensor(const Image& mask, int width, int height, int blur) {
+  Image m = resize_bilinear(to_gray(mask), width, height);
+  Tensor t = Tensor::empty({1, 1, height, width});
+  std::vector<float> v(m.pixels.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = m.pixels[i] / 255.f;
+  if (blur > 0) {  // separable Gaussian, sigma = blur / 2 (kernel radius = blur)
+    std::vector<float> k(2 * blur + 1);
+    double sigma = std::max(0.5, blur / 2.0), sum = 0;
+    for (int i = -blur; i <= blur; ++i) sum += k[i + blur] = float(std::exp(-0.5 * i * i / (sigma * sigma)));
+    for (auto& w : k) w = float(w / sum);
+    std::vector<float> tmp(v.size());
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        double a = 0;
+        for (int i = -blur; i <= blur; ++i) a += k[i + blur] * v[size_t(y) * width + std::clamp(x + i, 0, width - 1)];
+        tmp[size_t(y) * width + x] = float(a);
+      }
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        double a = 0;
+        for (int i = -blur; i <= blur; ++i) a += k[i + blur] * tmp[size_t(std::clamp(y + i, 0, height - 1)) * width + x];
+        v[size_t(y) * width + x] = float(a);
+      }
+  }
+  for (size_t i = 0; i < v.size(); ++i) t.f32()[i] = v[i] >= 0.5f ? 1.f : 0.f;
+  return t;
+}
+
+// torch.nn.functional.interpolate(mode="nearest") to (h, w).
+Tensor resize_nearest(const Tensor& x, int64_t h, int64_t w) {
+  int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), h, w});
+  for (int64_t c = 0; c < NC; ++c)
+    for (int64_t i = 0; i < h; ++i)
+      for (int64_t j = 0; j < w; ++j)
+        y.f32()[(c * h + i) * w + j] = x.f32()[(c * H + std::min(H - 1, int64_t(i * H / h))) * W +
+                                               std::min(W - 1, int64_t(j * W / w))];
+  return y;
+}
+
+}  // namespace
+
+Tensor image_to_tensor(const Image& img) {
+  Image rgb = to_rgb(img);
+  Tensor t = Tensor::empty({1, 3, rgb.height, rgb.width});
+  int64_t hw = int64_t(rgb.width) * rgb.height;
+  for (int64_t i = 0; i < hw; ++i)
+    for (int c = 0; c < 3; ++c) t.f32()[c * hw + i] = 2.f * (float(rgb.pixels[i * 3 + c]) / 255.f) - 1.f;
+  return t;
+}
+
+Image tensor_to_image(const Tensor& pixels01, int index) {
+  PIG_CHECK(pixels01.ndim() == 4 && pixels01.dim(1) == 3, "tensor_to_image: expected [B, 3, H, W], got ",
+            shape_str(pixels01.shape()));
+  int64_t H = pixels01.dim(2), W = pixels01.dim(3), hw = H * W;
+  Image img{int(W), int(H), 3, std::vector<uint8_t>(size_t(hw) * 3)};
+  const float* p = pixels01.f32() + index * 3 * hw;
+  for (int64_t i = 0; i < hw; ++i)
+    for (int c = 0; c < 3; ++c)  // as PIL from numpy: (x * 255).round()
+      img.pixels[i * 3 + c] = uint8_t(std::lround(std::min(1.f, std::max(0.f, p[c * hw + i])) * 255.f));
+  return img;
+}
+
+StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
+  LoadedModel model = load_model(options.model, options.load);
+  if (!options.vae.empty()) model.components["vae"] = load_external_vae(options.vae, model.component("vae").config);
+  // A diffusers folder's own tokenizer files carry their pad token; anywhere else the family decides it.
+  bool own_files = options.tokenizer.empty() && model.format == "diffusers";
+  TokenizerLocation where;
+  where.path = options.tokenizer;
+  if (model.format == "diffusers") where.model_dir = options.model;
+  ClipTokenizer tok = ClipTokenizer::load(where);
+  if (!own_files && model.family() == Family::SD2) tok.set_pad_token(ClipTokenizer::kSd2PadToken);
+  std::optional<ClipTokenizer> tok2;
+  if (model.family() == Family::SDXL) {
+    where.subfolder = "tokenizer_2";
+    tok2 = ClipTokenizer::load(where);
+    if (!own_files) tok2->set_pad_token(ClipTokenizer::kSd2PadToken);
+  }
+  return create(model, std::move(tok), std::move(tok2));
+}
+
+StableDiffusion StableDiffusion::create(const LoadedModel& model, ClipTokenizer tokenizer,
+                                        std::optional<ClipTokenizer> tokenizer_2) {
+  StableDiffusion sd;
+  sd.family_ = model.family();
+  sd.prediction_type_ = model.prediction_type;
+  sd.scheduler_json_ = model.scheduler_config;
+  sd.tokenizer_ = std::make_shared<const ClipTokenizer>(std::move(tokenizer));
+  const ModelComponent& te = model.component("text_encoder");
+  sd.text_encoder_ = ClipTextModel::load(te.model_config(), te.weights());
+  if (sd.family_ == Family::SDXL) {
+    PIG_CHECK(tokenizer_2.has_value(), model.path, ": SDXL needs a second tokenizer");
+    sd.tokenizer_2_ = std::make_shared<const ClipTokenizer>(std::move(*tokenizer_2));
+    const ModelComponent& te2 = model.component("text_encoder_2");
+    sd.text_encoder_2_ = ClipTextModel::load(te2.model_config(), te2.weights());
+    sd.has_text_encoder_2_ = true;
+  }
+  const ModelComponent& un = model.component("unet");
+  sd.unet_ = std::make_shared<UNet>(UNetConfig::from_json(un.config.dump(), un.source), un.weights());
+  const ModelComponent& va = model.component("vae");
+  sd.vae_ = Vae::load(va.model_config(), va.weights());
+  return sd;
+}
+
+int64_t StableDiffusion::latent_channels() const { return vae_.config().latent_channels; }
+
+SchedulerConfig StableDiffusion::scheduler_config(const GenerateRequest& r) const {
+  nlohmann::json j = scheduler_json_.is_object() ? scheduler_json_ : nlohmann::json::object();
+  if (!r.scheduler_config_json.empty()) {
+    nlohmann::json o;
+    try {
+      o = nlohmann::json::parse(r.scheduler_config_json);
+    } catch (const std::exception& e) {
+      fail("scheduler config override is not valid JSON: ", e.what());
+    }
+    PIG_CHECK(o.is_object(), "scheduler config override must be a JSON object");
+    for (auto it = o.begin(); it != o.end(); ++it) j[it.key()] = it.value();
+  }
+  if (!j.contains("prediction_type") || j["prediction_type"].is_null()) j["prediction_type"] = prediction_type_;
+  return SchedulerConfig::from_json(j.dump());
+}
+
+void StableDiffusion::check_request(const GenerateRequest& r) const {
+  int64_t f = downscale();
+  PIG_CHECK(r.width > 0 && r.height > 0, "width and height must be positive (got ", r.width, "x", r.height, ")");
+  PIG_CHECK(r.width % f == 0 && r.height % f == 0, "width and height must be multiples of ", f, " (got ", r.width,
+            "x", r.height, ")");
+  PIG_CHECK(int64_t(r.width) * r.height <= 4096ll * 4096, "image size ", r.width, "x", r.height,
+            " is too large: at most 16.8 megapixels (4096x4096)");
+  PIG_CHECK(r.steps >= 1 && r.steps <= 1000, "steps must be between 1 and 1000 (got ", r.steps, ")");
+  PIG_CHECK(r.strength >= 0 && r.strength <= 1, "strength must be in [0, 1] (got ", r.strength, ")");
+  PIG_CHECK(std::isfinite(r.cfg_scale), "cfg scale must be a finite number");
+  PIG_CHECK(r.clip_skip >= 1 && r.clip_skip <= 12, "clip skip must be between 1 and 12 (got ", r.clip_skip, ")");
+  PIG_CHECK(!r.mask || r.init_image, "a mask needs an init image");
+  if (r.mask && r.init_image)
+    PIG_CHECK(r.mask->width == r.init_image->width && r.mask->height == r.init_image->height, "the mask is ",
+              r.mask->width, "x", r.mask->height, " but the init image is ", r.init_image->width, "x",
+              r.init_image->height);
+  if (r.latents.defined())
+    PIG_CHECK(r.latents.shape() == (Shape{1, latent_channels(), r.height / f, r.width / f}), "initial latents ",
+              shape_str(r.latents.shape()), " do not match the image size");
+}
+
+PromptEmbeds StableDiffusion::encode_prompt(const std::string& prompt, const GenerateRequest& r) const {
+  PromptEmbeds e;
+  auto encode = [&](const ClipTokenizer& tok, const ClipTextModel& model, const ClipOptions& opt) {
+    std::vector<int> ids = tok.encode_padded(prompt, ClipTokenizer::kContextLength);
+    std::vector<std::vector<int64_t>> batch{std::vector<int64_t>(ids.begin(), ids.end())};
+    return model.forward(batch, opt);
+  };
+  if (family_ == Family::SDXL) {
+    // Both encoders' penultimate hidden states without the final norm, concatenated; pooled from encoder 2.
+    ClipOptions opt;
+    opt.clip_skip = r.clip_skip + 1;
+    opt.final_norm = false;
+    ClipOutput a = encode(*tokenizer_, text_encoder_, opt);
+    ClipOutput b = encode(*tokenizer_2_, text_encoder_2_, opt);
+    e.context = ops::concat({a.context, b.context}, -1);
+    e.pooled = b.text_embeds;
+  } else {
+    ClipOptions opt;
+    opt.clip_skip = r.clip_skip;
+    e.context = encode(*tokenizer_, text_encoder_, opt).context;
+  }
+  return e;
+}
+
+GenerateResult StableDiffusion::generate(const GenerateRequest& r, const ProgressCallback& progress,
+                                         const PipelineProbe& probe) const {
+  check_request(r);
+  auto see = [&](const std::string& name, const Tensor& t) {
+    if (probe) probe(name, t);
+  };
+  std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler, scheduler_config(r));
+  std::unique_ptr<Generator> gen = make_generator(r.rng, r.seed);
+  const float sf = vae_.scaling_factor();
+  const int64_t f = downscale(), h = r.height / f, w = r.width / f, C = latent_channels();
+  const Shape latent_shape{1, C, h, w};
+
+  // Text conditioning: [uncond, cond] for classifier-free guidance.
+  const bool cfg = r.cfg_scale > 1.0;
+  PromptEmbeds cond = encode_prompt(r.prompt, r), uncond;
+  see("prompt_embeds", cond.context);
+  if (cond.pooled.defined()) see("pooled_prompt_embeds", cond.pooled);
+  if (cfg) {
+    if (family_ == Family::SDXL && r.negative_prompt.empty() && r.zero_uncond_if_empty) {
+      uncond.context = Tensor::zeros(cond.context.shape());
+      uncond.pooled = Tensor::zeros(cond.pooled.shape());
+    } else {
+      uncond = encode_prompt(r.negative_prompt, r);
+    }
+    see("negative_prompt_embeds", uncond.context);
+    if (uncond.pooled.defined()) see("negative_pooled_prompt_embeds", uncond.pooled);
+  }
+  Tensor context = cfg ? ops::concat({uncond.context, cond.context}, 0) : cond.context;
+  UNetExtras extras;
+  if (family_ == Family::SDXL) {
+    auto or_default = [](int v, int d) { return float(v > 0 ? v : d); };
+    std::vector<float> ids{or_default(r.original_height, r.height), or_default(r.original_width, r.width),
+                           float(r.crop_top), float(r.crop_left), or_default(r.target_height, r.height),
+                           or_default(r.target_width, r.width)};
+    Tensor one = Tensor::from_vector({1, 6}, ids);
+    extras.time_ids = cfg ? ops::concat({one, one}, 0) : one;
+    extras.text_embeds = cfg ? ops::concat({uncond.pooled, cond.pooled}, 0) : cond.pooled;
+  }
+
+  // Timesteps: all of them, or the last strength·N for img2img / inpainting below strength 1.
+  sched->set_timesteps(r.steps);
+  std::vector<double> timesteps = sched->timesteps();
+  double start_t = timesteps.empty() ? 0 : timesteps.front();
+  const bool img2img = r.init_image && !r.mask;
+  const bool inpaint = r.init_image && r.mask;
+  const bool strength_max = r.strength >= 1.0;
+  if (r.init_image && !strength_max) {
+    schedule::Img2ImgTimesteps ts = schedule::img2img_timesteps(*sched, r.steps, r.strength);
+    timesteps = ts.timesteps;
+    start_t = ts.start_timestep;
+  }
+
+  // Initial latents, drawing from the generator in diffusers' order.
+  Tensor latents, noise, image_latents, mask_latents, masked_image_latents;
+  const bool unet_inpaint = unet_->config().in_channels == 2 * C + 1;
+  if (img2img) {
+    Tensor image = image_to_tensor(resize_bilinear(*r.init_image, r.width, r.height));
+    image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+    see("init_latents", image_latents);
+    noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
+    see("noise", noise);
+    latents = timesteps.empty() ? image_latents : sched->add_noise(image_latents, noise, start_t);
+  } else if (inpaint) {
+    Tensor image = image_to_tensor(resize_bilinear(*r.init_image, r.width, r.height));
+    Tensor mask = mask_to_tensor(*r.mask, r.width, r.height, r.mask_blur);
+    if (!unet_inpaint || (!r.latents.defined() && !strength_max))
+      image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+    if (r.latents.defined()) {
+      noise = r.latents;
+      latents = ops::scale(noise, float(sched->init_noise_sigma()));
+    } else {
+      noise = gen->randn(latent_shape);
+      latents = strength_max ? ops::scale(noise, float(sched->init_noise_sigma()))
+                             : sched->add_noise(image_latents, noise, start_t);
+    }
+    // masked_image = image · (mask < 0.5): the part to keep, with the repainted area at 0 (grey).
+    Tensor keep = Tensor::empty(mask.shape());
+    for (int64_t i = 0; i < mask.numel(); ++i) keep.f32()[i] = mask.f32()[i] < 0.5f ? 1.f : 0.f;
+    mask_latents = resize_nearest(mask, h, w);
+    if (unet_inpaint) {
+      masked_image_latents = ops::scale(vae_.encode(ops::mul(image, keep)).sample(*gen), sf);
+      see("masked_image_latents", masked_image_latents);
+    }
+  } else {
+    noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
+    latents = ops::scale(noise, float(sched->init_noise_sigma()));
+  }
+
+  // The denoising loop.
+  for (size_t i = 0; i < timesteps.size(); ++i) {
+    const double t = timesteps[i];
+    Tensor x = cfg ? ops::concat({latents, latents}, 0) : latents;
+    x = sched->scale_model_input(x, t);
+    if (unet_inpaint && inpaint) {
+      Tensor m = cfg ? ops::concat({mask_latents, mask_latents}, 0) : mask_latents;
+      Tensor mi = cfg ? ops::concat({masked_image_latents, masked_image_latents}, 0) : masked_image_latents;
+      x = ops::concat({x, m, mi}, 1);
+    }
+    Tensor eps = unet_->forward(x, {float(t)}, context, extras);
+    if (cfg) {
+      Tensor eu = eps.slice0(0, 1), ec = eps.slice0(1, 2);
+      Tensor guided = ops::add_scaled(eu, ops::sub(ec, eu), float(r.cfg_scale));
+      if (r.guidance_rescale > 0) {  // Lin et al. 2023, "Common diffusion noise schedules are flawed", eq. 15-16
+        double ratio = row_std(ec.clone(), 0) / row_std(guided, 0);
+        Tensor rescaled = ops::scale(guided, float(ratio));
+        guided = ops::add(ops::scale(rescaled, float(r.guidance_rescale)),
+                          ops::scale(guided, float(1.0 - r.guidance_rescale)));
+      }
+      eps = guided;
+    } else {
+      eps = eps.clone();
+    }
+    latents = sched->step(eps, t, latents, gen.get());
+    if (inpaint && !unet_inpaint) {
+      // An ordinary model inpaints by putting the (re-noised) original back outside the mask after every step.
+      Tensor proper = image_latents;
+      if (i + 1 < timesteps.size()) proper = sched->add_noise(image_latents, noise, timesteps[i + 1]);
+      Tensor inv = ops::sub(Tensor::full(mask_latents.shape(), 1.f), mask_latents);
+      latents = ops::add(ops::mul(inv, proper), ops::mul(mask_latents, latents));
+    }
+    see(step_name(i), latents);
+    if (progress) progress({int(i + 1), int(timesteps.size()), t});
+  }
+  see("final_latents", latents);
+
+  GenerateResult out;
+  out.latents = latents;
+  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf));
+  out.pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
+  out.image = tensor_to_image(out.pixels);
+  return out;
+}
+
+}  // namespace pigment

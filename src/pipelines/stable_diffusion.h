@@ -1,0 +1,120 @@
+// Stable Diffusion as users run it: txt2img, img2img and inpainting over one loaded model (SD1, SD2, SDXL; single
+// file or diffusers folder). Composition only: the math lives in models/ and sampling/. The loop follows diffusers'
+// StableDiffusion(XL)(Img2Img|Inpaint)Pipeline step for step, so that a recorded diffusers run is reproduced:
+//   latents = noise · init_noise_sigma            (img2img: add_noise(vae.encode(image), noise, first kept t))
+//   for t: ε̂ = unet(scale_model_input([x, x]), t, [uncond, cond]);  ε = ε̂_u + cfg·(ε̂_c − ε̂_u);  x = step(ε, t, x)
+//   image = vae.decode(x / scaling_factor) / 2 + 0.5, clamped to [0, 1]
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/image.h"
+#include "models/clip_text.h"
+#include "models/model_loader.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "sampling/scheduler.h"
+#include "text/clip_tokenizer.h"
+
+namespace pigment {
+
+// Text conditioning of one prompt: context [1, T, D] (T = 77 per 75-token chunk) and, for SDXL, pooled [1, P].
+struct PromptEmbeds {
+  Tensor context, pooled;
+};
+
+// Sees intermediate values by name: "prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+// "negative_pooled_prompt_embeds", "init_latents", "noise", "masked_image_latents", "latents.stepNN",
+// "final_latents".
+using PipelineProbe = std::function<void(const std::string& name, const Tensor& value)>;
+
+struct StepProgress {
+  int step = 0, total = 0;  // step counts from 1
+  double timestep = 0;
+};
+using ProgressCallback = std::function<void(const StepProgress&)>;
+
+struct GenerateRequest {
+  std::string prompt, negative_prompt;
+  // A1111 prompt syntax ((emphasis:1.2), [de-emphasis], BREAK, 75-token chunks). Off: the prompt is tokenized
+  // literally and truncated to 77 tokens, as diffusers does.
+  bool a1111_syntax = true;
+  // When the negative prompt is empty and this is set, SDXL's unconditional embeddings are zeros (diffusers'
+  // force_zeros_for_empty_prompt with negative_prompt=None); otherwise "" is encoded, as A1111 does.
+  bool zero_uncond_if_empty = false;
+  int width = 512, height = 512;
+  int steps = 20;
+  double cfg_scale = 7.0;
+  double guidance_rescale = 0.0;
+  std::string sampler = "euler_a";       // any registered scheduler name
+  std::string scheduler_config_json;     // overrides the model's scheduler config ("" = none)
+  uint64_t seed = 0;
+  std::string rng = "cpu";               // cpu | cuda
+  int clip_skip = 1;                     // A1111 counting: 1 = last layer
+  // Initial latents [1, C, h, w] (unscaled noise); drawn from the generator when undefined.
+  Tensor latents;
+  // img2img / inpainting
+  std::optional<Image> init_image;
+  double strength = 0.75;
+  std::optional<Image> mask;  // white = repaint
+  int mask_blur = 0;          // pixels (A1111's mask_blur, a Gaussian of that radius)
+  // SDXL micro-conditioning; 0 = the output size / (0, 0).
+  int original_width = 0, original_height = 0, crop_top = 0, crop_left = 0, target_width = 0, target_height = 0;
+};
+
+struct GenerateResult {
+  Tensor latents;  // final latents [1, C, h, w]
+  Tensor pixels;   // decoded image [1, 3, H, W] in [0, 1]
+  Image image;     // 8-bit RGB
+};
+
+struct PipelineOptions {
+  std::string model;      // single .safetensors / .ckpt file or diffusers folder
+  std::string tokenizer;  // optional: folder or vocab.json / merges.txt (see text/tokenizer_files.h)
+  std::string vae;        // optional: an external VAE file
+  LoadOptions load;
+};
+
+class StableDiffusion {
+ public:
+  static StableDiffusion load(const PipelineOptions& options);
+  // From a loaded model and its tokenizer(s) (SDXL needs two: the second pads with "!").
+  static StableDiffusion create(const LoadedModel& model, ClipTokenizer tokenizer,
+                                std::optional<ClipTokenizer> tokenizer_2 = std::nullopt);
+
+  PromptEmbeds encode_prompt(const std::string& prompt, const GenerateRequest& r) const;
+  GenerateResult generate(const GenerateRequest& r, const ProgressCallback& progress = {},
+                          const PipelineProbe& probe = {}) const;
+
+  Family family() const { return family_; }
+  const std::string& prediction_type() const { return prediction_type_; }
+  const UNet& unet() const { return *unet_; }
+  const Vae& vae() const { return vae_; }
+  const ClipTokenizer& tokenizer() const { return *tokenizer_; }
+  // Scheduler config of the model (diffusers JSON) with the request's overrides.
+  SchedulerConfig scheduler_config(const GenerateRequest& r) const;
+  int64_t latent_channels() const;
+  int64_t downscale() const { return vae_.config().downscale(); }
+  // Throws a one-line error for sizes the model cannot take (not multiples of the latent scale, absurd sizes).
+  void check_request(const GenerateRequest& r) const;
+
+ private:
+  Family family_ = Family::SD1;
+  std::string prediction_type_ = "epsilon";
+  nlohmann::json scheduler_json_;
+  std::shared_ptr<const ClipTokenizer> tokenizer_, tokenizer_2_;
+  ClipTextModel text_encoder_, text_encoder_2_;
+  bool has_text_encoder_2_ = false;
+  std::shared_ptr<UNet> unet_;
+  Vae vae_;
+};
+
+// Image [H, W, 3] 8-bit → tensor [1, 3, H, W] in [-1, 1]; and back from [0, 1].
+Tensor image_to_tensor(const Image& img);
+Image tensor_to_image(const Tensor& pixels01, int index = 0);
+
+}  // namespace pigment

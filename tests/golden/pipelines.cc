@@ -1,0 +1,130 @@
+// Golden pipeline cases: a diffusers pipeline call (txt2img, img2img, inpainting, SD2 v-prediction, SDXL) rebuilt
+// from case.json and run through pigment::StableDiffusion; every recorded intermediate and the image compared.
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "golden.h"
+#include "io/safetensors.h"
+#include "ops/ops.h"
+#include "pipelines/stable_diffusion.h"
+#include "text/tokenizer_files.h"
+
+namespace pigment::golden {
+namespace {
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  PIG_CHECK(f, p.string(), ": cannot open");
+  return nlohmann::json::parse(f);
+}
+
+// One component folder of the golden models (config.json + weights), as the model loader would give it.
+ModelComponent component(const fs::path& dir, const std::string& name) {
+  ModelComponent c;
+  c.name = name;
+  c.source = dir.string();
+  c.config = read_json(dir / "config.json");
+  fs::path weights = fs::exists(dir / "model.safetensors") ? dir / "model.safetensors"
+                                                           : dir / "diffusion_pytorch_model.safetensors";
+  SafeTensors st = SafeTensors::open(weights.string());
+  auto map = std::make_shared<TensorMap>();
+  for (const auto& e : st.entries()) (*map)[e.name] = st.get(e.name);
+  c.tensors = map;
+  return c;
+}
+
+// "folder (note)" → folder
+std::string folder_of(const nlohmann::json& v) {
+  std::string s = v.get<std::string>();
+  return s.substr(0, s.find(' '));
+}
+
+Image image_from(const Tensor& t) {  // [H, W, 3] or [H, W] of 0..255 values
+  Image img{int(t.dim(1)), int(t.dim(0)), t.ndim() == 3 ? int(t.dim(2)) : 1, {}};
+  img.pixels.resize(size_t(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) img.pixels[i] = uint8_t(std::lround(t.f32()[i]));
+  return img;
+}
+
+double call_number(const std::string& call, const std::string& key, double fallback) {
+  std::smatch m;
+  std::regex re(key + R"(=([0-9.]+))");
+  return std::regex_search(call, m, re) ? std::stod(m[1].str()) : fallback;
+}
+
+void run_pipeline(Case& c) {
+  const auto& spec = c.spec();
+  const std::string call = spec["producer"].value("call", "");
+  const std::string desc = spec.value("description", "");
+  std::string kind = "sd1";
+  if (c.name().find("inpaint") != std::string::npos) kind = "sd1_inpaint";
+  if (c.name().find("sd2") != std::string::npos) kind = "sd2_v";
+  if (c.name().find("sdxl") != std::string::npos) kind = "sdxl";
+  nlohmann::json pipelines = read_json(c.models_dir() / "pipelines.json");
+  const auto& p = pipelines[kind];
+
+  LoadedModel model;
+  model.path = c.models_dir().string();
+  model.format = "diffusers";
+  model.detection.family = kind == "sdxl" ? Family::SDXL : kind == "sd2_v" ? Family::SD2 : Family::SD1;
+  for (const char* name : {"unet", "vae", "text_encoder", "text_encoder_2"})
+    if (p.contains(name)) model.components[name] = component(c.models_dir() / folder_of(p[name]), name);
+  nlohmann::json sched = spec["producer"].contains("scheduler_config") ? spec["producer"]["scheduler_config"]
+                         : p.contains("scheduler")                      ? p["scheduler"]
+                                                                        : pipelines["sd1"]["scheduler"];
+  model.scheduler_config = sched;
+  model.prediction_type = sched.value("prediction_type", "epsilon");
+
+  TokenizerLocation where;
+  where.path = c.tokenizer_dir().string();
+  where.search_hf_cache = false;
+  ClipTokenizer tok = ClipTokenizer::load(where);
+  if (p["tokenizer"].value("pad", "") == "!") tok.set_pad_token("!");
+  std::optional<ClipTokenizer> tok2;
+  if (p.contains("tokenizer_2")) {
+    tok2 = ClipTokenizer::load(where);
+    if (p["tokenizer_2"].value("pad", "") == "!") tok2->set_pad_token("!");
+  }
+  StableDiffusion sd = StableDiffusion::create(model, std::move(tok), std::move(tok2));
+
+  GenerateRequest r;
+  r.a1111_syntax = false;
+  r.prompt = spec.value("prompt", "");
+  r.negative_prompt = spec["negative_prompt"].is_string() ? spec["negative_prompt"].get<std::string>() : "";
+  std::smatch m;
+  std::regex cls(R"((\w+Scheduler))");
+  r.sampler = std::regex_search(desc, m, cls) ? m[1].str()
+              : desc.find("Euler") != std::string::npos ? "EulerDiscreteScheduler"
+                                                         : "DDIMScheduler";
+  r.steps = int(call_number(call, "num_inference_steps", 50));
+  r.cfg_scale = call_number(call, "guidance_scale", 7.5);
+  r.strength = call_number(call, "strength", 1.0);
+  r.height = int(call_number(call, "height", 0));
+  r.width = int(call_number(call, "width", 0));
+  if (std::regex_search(call, m, std::regex(R"(manual_seed\((\d+)\))"))) r.seed = std::stoull(m[1].str());
+  if (c.has("latents")) r.latents = c.tensor("latents");
+  if (c.has("init_image_uint8")) r.init_image = image_from(c.tensor("init_image_uint8"));
+  if (c.has("mask_uint8")) r.mask = image_from(c.tensor("mask_uint8"));
+  if (r.height == 0) r.height = r.init_image ? r.init_image->height : int(r.latents.dim(2) * 8);
+  if (r.width == 0) r.width = r.init_image ? r.init_image->width : int(r.latents.dim(3) * 8);
+
+  std::map<std::string, Tensor> seen;
+  GenerateResult out = sd.generate(r, {}, [&](const std::string& name, const Tensor& t) { seen[name] = t.clone(); });
+  for (const auto& [name, t] : spec["tensors"].items()) {
+    if (t.value("role", "") != "output") continue;
+    if (name == "image") {
+      c.compare(name, ops::permute(out.pixels, {0, 2, 3, 1}));
+    } else if (seen.count(name)) {
+      c.compare(name, seen[name]);
+    } else {
+      c.failure(name, "the pipeline produced no such value");
+    }
+  }
+}
+
+Register reg("pipelines/", run_pipeline);
+
+}  // namespace
+}  // namespace pigment::golden
