@@ -119,7 +119,9 @@ UNetConfig UNetConfig::from_json(const std::string& text, const std::string& sou
               "' is not supported (CrossAttnUpBlock2D, UpBlock2D)");
   PIG_CHECK(c.up_block_types.empty() || c.up_block_types.size() == n, source, ": ", c.up_block_types.size(),
             " up blocks for ", n, " down blocks");
-  c.mid_block_type = r.string("mid_block_type", "UNetMidBlock2DCrossAttn");
+  // An explicit null means "no mid block"; an absent key means diffusers' default.
+  bool no_mid = j.contains("mid_block_type") && j["mid_block_type"].is_null();
+  c.mid_block_type = no_mid ? "" : r.string("mid_block_type", "UNetMidBlock2DCrossAttn");
   PIG_CHECK(c.mid_block_type.empty() || c.mid_block_type == "UNetMidBlock2DCrossAttn", source, ": mid_block_type '",
             c.mid_block_type, "' is not supported (UNetMidBlock2DCrossAttn)");
 
@@ -320,6 +322,14 @@ Tensor UNetEncoder::mid(Tensor x, const Tensor& emb, const Tensor& context, cons
 
 // ---- the UNet ----
 
+namespace {
+// A ControlNet residual matches its feature map, or is spatially pooled to [B, C, 1, 1] (global_pool_conditions).
+bool residual_fits(const Tensor& r, const Tensor& x) {
+  if (r.shape() == x.shape()) return true;
+  return r.ndim() == 4 && r.dim(0) == x.dim(0) && r.dim(1) == x.dim(1) && r.dim(2) == 1 && r.dim(3) == 1;
+}
+}  // namespace
+
 UNet::UNet(const UNetConfig& cfg, const Weights& w) : cfg_(cfg), weights_(w), encoder_(cfg, w) {
   size_t n = cfg.block_out_channels.size();
   PIG_CHECK(cfg.up_block_types.size() == n, w.source(), ": the UNet config needs ", n, " up_block_types");
@@ -375,14 +385,14 @@ Tensor UNet::forward(const Tensor& sample, const std::vector<float>& timesteps, 
     PIG_CHECK(down_res.size() == skips.size(), "UNet: ", down_res.size(), " ControlNet down residuals, expected ",
               skips.size());
     for (size_t i = 0; i < skips.size(); ++i) {
-      PIG_CHECK(down_res[i].shape() == skips[i].shape(), "UNet: ControlNet down residual ", i, " has shape ",
+      PIG_CHECK(residual_fits(down_res[i], skips[i]), "UNet: ControlNet down residual ", i, " has shape ",
                 shape_str(down_res[i].shape()), ", expected ", shape_str(skips[i].shape()));
       skips[i] = ops::add(skips[i], down_res[i]);
     }
   }
   x = encoder_.mid(x, emb, ctx, hooks);
   if (mid_res.defined()) {
-    PIG_CHECK(mid_res.shape() == x.shape(), "UNet: ControlNet mid residual has shape ", shape_str(mid_res.shape()),
+    PIG_CHECK(residual_fits(mid_res, x), "UNet: ControlNet mid residual has shape ", shape_str(mid_res.shape()),
               ", expected ", shape_str(x.shape()));
     x = ops::add(x, mid_res);
   }

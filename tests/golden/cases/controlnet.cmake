@@ -1,0 +1,1 @@
+list(APPEND PIGMENT_GOLDEN_CASES controlnet/controlnet_model)
