@@ -55,6 +55,8 @@ class Tensor {
   // Rows [begin, end) of the first dimension, as a view.
   Tensor slice0(int64_t begin, int64_t end) const;
   std::vector<float> to_vector() const;
+  // What keeps the memory alive (null for views made without an owner); lets caches track the memory's lifetime.
+  const std::shared_ptr<const void>& owner() const { return owner_; }
 
  private:
   Shape shape_;

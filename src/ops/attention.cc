@@ -1,23 +1,37 @@
-// Scaled dot-product attention in tiles of queries with an online (running-max) softmax, so memory stays
-// O(tile × Tk) per thread instead of O(Tq × Tk).
+// Scaled dot-product attention. ref::: one query at a time, full row of scores, double-precision denominator.
+// Fast: flash-attention tiles (simd::attention_tile) of 64 queries for one (batch, head), in parallel over tiles; keys
+// are visited in blocks with an online softmax, so memory is O(tile × (block + head size)) per thread.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
-#include "ops/ops.h"
+#include "ops/reference.h"
+#include "ops/simd_kernels.h"
 
 namespace pigment::ops {
 
 namespace {
-Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale, bool causal) {
-  PIG_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: expected [B, T, H*D] inputs");
+struct AttnShape {
+  int64_t B, Tq, C, Tk, D;
+};
+AttnShape check_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads) {
+  PIG_CHECK(q.ndim() == 3 && k.ndim() == 3 && v.ndim() == 3, "attention: expected [B, T, H*D] inputs, got q ",
+            shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
   int64_t B = q.dim(0), Tq = q.dim(1), C = q.dim(2), Tk = k.dim(1);
-  PIG_CHECK(k.dim(0) == B && v.dim(0) == B && k.dim(2) == C && v.dim(2) == C && v.dim(1) == Tk,
-            "attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
-            " do not agree");
+  PIG_CHECK(k.dim(0) == B && v.dim(0) == B && k.dim(2) == C && v.dim(2) == C && v.dim(1) == Tk, "attention: q ",
+            shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()), " do not agree");
   PIG_CHECK(heads > 0 && C % heads == 0, "attention: ", C, " channels do not split into ", heads, " heads");
-  int64_t D = C / heads;
+  return {B, Tq, C, Tk, C / heads};
+}
+}  // namespace
+
+namespace ref {
+namespace {
+Tensor attention_impl(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale, bool causal) {
+  const AttnShape sh = check_attention(q, k, v, heads);
+  const int64_t B = sh.B, Tq = sh.Tq, C = sh.C, Tk = sh.Tk, D = sh.D;
   Tensor qf = q.as_f32(), kf = k.as_f32(), vf = v.as_f32();
-  Tensor out = Tensor::empty(q.shape());
+  Tensor out = Tensor::zeros(q.shape());
 #pragma omp parallel
   {
     std::vector<float> s(Tk);
@@ -56,6 +70,39 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
 }
 Tensor attention_causal(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
   return attention_impl(q, k, v, heads, scale, true);
+}
+}  // namespace ref
+
+namespace {
+constexpr int64_t kQueryTile = 64;
+
+Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale, bool causal) {
+  const AttnShape sh = check_attention(q, k, v, heads);
+  const int64_t B = sh.B, Tq = sh.Tq, C = sh.C, Tk = sh.Tk, D = sh.D;
+  Tensor out = Tensor::zeros(q.shape());
+  if (Tk == 0 || D == 0) return out;  // no keys: nothing to attend to (as the reference: zeros)
+  Tensor qf = q.as_f32(), kf = k.as_f32(), vf = v.as_f32();
+  const int64_t tiles = (Tq + kQueryTile - 1) / kQueryTile, tasks = B * heads * tiles;
+  const float *Q = qf.f32(), *K = kf.f32(), *V = vf.f32();
+  float* O = out.f32();
+  const bool par = tasks > 1 && B * Tq * Tk * D > 65536;
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t b = t / (heads * tiles), h = t / tiles % heads, i0 = (t % tiles) * kQueryTile;
+    const int64_t nq = std::min(kQueryTile, Tq - i0);
+    const int64_t off_q = (b * Tq + i0) * C + h * D, off_kv = b * Tk * C + h * D;
+    simd::attention_tile(Q + off_q, size_t(C), size_t(nq), K + off_kv, V + off_kv, size_t(C), size_t(Tk), size_t(D),
+                         scale, causal, size_t(i0), O + off_q, size_t(C));
+  }
+  return out;
+}
+}  // namespace
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+  return attention_fast(q, k, v, heads, scale, false);
+}
+Tensor attention_causal(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+  return attention_fast(q, k, v, heads, scale, true);
 }
 
 }  // namespace pigment::ops

@@ -1,18 +1,40 @@
-// 2-D convolution (groups = 1). Reference: direct loops over output pixels.
-#include "ops/ops.h"
+// 2-D convolution (groups = 1). ref::: direct loops over output pixels. Fast: oneDNN convolution on blocked
+// (nChw16c) activations — reordered in and out per call — with the weights reordered once into a WeightCache,
+// bias and an optional residual sum fused; Winograd for 3x3 stride-1 where it pays (see ops.h).
+#include <atomic>
+#include <cstring>
+
+#include "ops/onednn.h"
+#include "ops/reference.h"
 
 namespace pigment::ops {
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams p) {
+namespace {
+struct ConvShape {
+  int64_t N, C, H, W, O, kh, kw, Ho, Wo;
+};
+ConvShape check_conv(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
   PIG_CHECK(x.ndim() == 4 && w.ndim() == 4, "conv2d: expected x [N,C,H,W] and w [O,C,kh,kw], got ",
             shape_str(x.shape()), " and ", shape_str(w.shape()));
-  int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  int64_t O = w.dim(0), kh = w.dim(2), kw = w.dim(3);
-  PIG_CHECK(w.dim(1) == C, "conv2d: input has ", C, " channels, weight ", shape_str(w.shape()), " expects ", w.dim(1));
-  PIG_CHECK(p.stride >= 1, "conv2d: stride must be positive");
-  int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
-  int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
-  PIG_CHECK(Ho > 0 && Wo > 0, "conv2d: output would be empty for input ", shape_str(x.shape()));
+  ConvShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), 0, 0};
+  PIG_CHECK(w.dim(1) == s.C, "conv2d: input has ", s.C, " channels, weight ", shape_str(w.shape()), " expects ",
+            w.dim(1));
+  PIG_CHECK(p.stride >= 1, "conv2d: stride must be positive, got ", p.stride);
+  PIG_CHECK(p.pad_top >= 0 && p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0,
+            "conv2d: padding must not be negative");
+  s.Ho = (s.H + p.pad_top + p.pad_bottom - s.kh) / p.stride + 1;
+  s.Wo = (s.W + p.pad_left + p.pad_right - s.kw) / p.stride + 1;
+  PIG_CHECK(s.H + p.pad_top + p.pad_bottom >= s.kh && s.W + p.pad_left + p.pad_right >= s.kw && s.Ho > 0 && s.Wo > 0,
+            "conv2d: output would be empty for input ", shape_str(x.shape()), " and kernel ", shape_str(w.shape()));
+  if (bias) PIG_CHECK(bias->numel() == s.O, "conv2d: bias has ", bias->numel(), " elements, expected ", s.O);
+  return s;
+}
+}  // namespace
+
+namespace ref {
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams p) {
+  const ConvShape s = check_conv(x, w, bias, p);
+  const int64_t N = s.N, C = s.C, H = s.H, W = s.W, O = s.O, kh = s.kh, kw = s.kw, Ho = s.Ho, Wo = s.Wo;
   Tensor xf = x.as_f32(), wf = w.as_f32();
   Tensor bf = bias ? bias->as_f32() : Tensor();
   Tensor y = Tensor::empty({N, O, Ho, Wo});
@@ -43,6 +65,148 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
       }
     }
   return y;
+}
+}  // namespace ref
+
+namespace {
+using dnnl::memory;
+using tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
+
+std::atomic<int> g_default_algorithm{int(ConvAlgorithm::Auto)};
+
+struct ConvPrimitive {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+  bool fused_residual;
+};
+
+bool winograd_candidate(const ConvShape& s, const Conv2dParams& p) {
+  return s.kh == 3 && s.kw == 3 && p.stride == 1 && p.pad_top == 1 && p.pad_left == 1 && p.pad_bottom == 1 &&
+         p.pad_right == 1 && s.C >= 16 && s.O >= 16;
+}
+
+std::shared_ptr<ConvPrimitive> make_conv(const ConvShape& s, const Conv2dParams& p, bool bias, bool residual,
+                                         bool winograd) {
+  const memory::desc x_any({s.N, s.C, s.H, s.W}, f32, tag::any), w_any({s.O, s.C, s.kh, s.kw}, f32, tag::any),
+      y_any({s.N, s.O, s.Ho, s.Wo}, f32, tag::any), b_md({s.O}, f32, tag::x);
+  const memory::dims strides{p.stride, p.stride}, pad_l{p.pad_top, p.pad_left}, pad_r{p.pad_bottom, p.pad_right};
+  const auto alg = winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+  const auto prop = dnnl::prop_kind::forward_inference;
+  auto desc = bias ? dnnl::convolution_forward::desc(prop, alg, x_any, w_any, b_md, y_any, strides, pad_l, pad_r)
+                   : dnnl::convolution_forward::desc(prop, alg, x_any, w_any, y_any, strides, pad_l, pad_r);
+  // Prefer the residual fused as a sum post-op; some kernels refuse it, then it is added afterwards.
+  for (bool fuse : {residual, false}) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (fuse) {
+      dnnl::post_ops po;
+      po.append_sum(1.f);
+      attr.set_post_ops(po);
+    }
+    try {
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn::engine());
+      return std::make_shared<ConvPrimitive>(ConvPrimitive{pd, dnnl::convolution_forward(pd), fuse});
+    } catch (const dnnl::error&) {
+      if (!fuse) throw;
+    }
+  }
+  return nullptr;
+}
+}  // namespace
+
+void set_default_conv_algorithm(ConvAlgorithm a) { g_default_algorithm = int(a); }
+ConvAlgorithm default_conv_algorithm() { return ConvAlgorithm(g_default_algorithm.load()); }
+
+namespace {
+std::string conv_key(const ConvShape& s, const Conv2dParams& p, bool bias, bool residual, bool wino) {
+  std::string k = "conv|";
+  for (int64_t v : {s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
+                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
+    k += std::to_string(v) + ",";
+  return k + "|" + std::to_string(bias) + std::to_string(residual) + std::to_string(wino);
+}
+
+// Runs `prim` on s.N images: x, y and residual are plain NCHW float32 (residual may be null).
+void run_conv(const ConvPrimitive& prim, const ConvShape& s, const float* x, float* y, const float* residual,
+              const dnnl::memory& w_mem, const dnnl::memory* b_mem) {
+  const auto& pd = prim.pd;
+  auto& eng = onednn::engine();
+  auto& strm = onednn::stream();
+  const memory::desc x_plain({s.N, s.C, s.H, s.W}, f32, tag::nchw), y_plain({s.N, s.O, s.Ho, s.Wo}, f32, tag::nchw);
+  memory x_user(x_plain, eng, const_cast<float*>(x)), y_user(y_plain, eng, y);
+  memory x_mem = x_user, y_mem = y_user;
+  if (pd.src_desc() != x_plain) {
+    x_mem = memory(pd.src_desc(), eng);
+    dnnl::reorder(x_user, x_mem).execute(strm, x_user, x_mem);
+  }
+  const bool blocked_out = pd.dst_desc() != y_plain;
+  if (blocked_out) y_mem = memory(pd.dst_desc(), eng);
+  if (residual && prim.fused_residual) {  // the sum post-op adds to what dst holds
+    memory r_user(y_plain, eng, const_cast<float*>(residual));
+    dnnl::reorder(r_user, y_mem).execute(strm, r_user, y_mem);
+  }
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, y_mem}};
+  if (b_mem) args[DNNL_ARG_BIAS] = *b_mem;
+  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(pd.scratchpad_desc());
+  prim.prim.execute(strm, args);
+  if (blocked_out) dnnl::reorder(y_mem, y_user).execute(strm, y_mem, y_user);
+  strm.wait();
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams p, const Conv2dOptions& opt) {
+  const ConvShape s = check_conv(x, w, bias, p);
+  const Shape out_shape{s.N, s.O, s.Ho, s.Wo};
+  if (opt.residual)
+    PIG_CHECK(opt.residual->shape() == out_shape, "conv2d: residual ", shape_str(opt.residual->shape()),
+              " does not match the output ", shape_str(out_shape));
+  if (s.N == 0 || s.O == 0 || s.C == 0 || s.H == 0 || s.W == 0) {  // degenerate: nothing for oneDNN to do
+    Tensor y = ref::conv2d(x, w, bias, p);
+    if (opt.residual) add_inplace(y, *opt.residual);
+    return y;
+  }
+  const ConvAlgorithm algo = opt.algorithm == ConvAlgorithm::Auto ? default_conv_algorithm() : opt.algorithm;
+  const bool has_res = opt.residual != nullptr;
+  std::shared_ptr<ConvPrimitive> prim;
+  // Winograd runs one image at a time: oneDNN's F(2,3) kernel splits a batch across threads in a way that changes
+  // the rounding with the thread count; per image it does not.
+  ConvShape run_shape = s;
+  if (algo != ConvAlgorithm::Direct && winograd_candidate(s, p)) {
+    run_shape.N = 1;
+    prim = onednn::cached<ConvPrimitive>(conv_key(run_shape, p, bias, has_res, true),
+                                         [&]() -> std::shared_ptr<ConvPrimitive> {
+                                           try {
+                                             return make_conv(run_shape, p, bias != nullptr, has_res, true);
+                                           } catch (const dnnl::error&) {
+                                             return nullptr;  // no Winograd kernel for this shape: remembered
+                                           }
+                                         });
+  }
+  if (!prim) {
+    run_shape = s;
+    prim = onednn::cached<ConvPrimitive>(conv_key(s, p, bias, has_res, false),
+                                         [&] { return make_conv(s, p, bias != nullptr, has_res, false); });
+  }
+  const memory::desc w_plain({s.O, s.C, s.kh, s.kw}, f32, tag::oihw), b_md({s.O}, f32, tag::x);
+  const memory w_mem = onednn::prepared(opt.cache, w, w_plain, prim->pd.weights_desc());
+  memory b_mem;
+  if (bias)
+    b_mem = bias->dtype() == DType::F32 ? memory(b_md, onednn::engine(), const_cast<void*>(bias->raw()))
+                                        : onednn::prepared(opt.cache, *bias, b_md, b_md);
+  Tensor xf = x.as_f32();
+  Tensor rf = has_res ? opt.residual->as_f32() : Tensor();
+  Tensor y = Tensor::empty(out_shape);
+  const int64_t in_img = s.C * s.H * s.W, out_img = s.O * s.Ho * s.Wo;
+  for (int64_t n = 0; n < s.N; n += run_shape.N)
+    run_conv(*prim, run_shape, xf.f32() + n * in_img, y.f32() + n * out_img, has_res ? rf.f32() + n * out_img : nullptr,
+             w_mem, bias ? &b_mem : nullptr);
+  if (has_res && !prim->fused_residual) add_inplace(y, rf);
+  return y;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams p) {
+  return conv2d(x, w, bias, p, Conv2dOptions{});
 }
 
 }  // namespace pigment::ops

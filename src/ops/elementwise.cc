@@ -1,10 +1,28 @@
-// Activations and arithmetic with NumPy broadcasting.
+// Activations and arithmetic with NumPy broadcasting. ref::: scalar loops over flat indices. Fast: SIMD kernels
+// over fixed-size chunks; broadcasting is reduced to runs along the (merged) innermost dimension, so adding a
+// [N, C, 1, 1] or [C] tensor runs at the speed of a same-shape add.
 #include <cmath>
 
-#include "ops/ops.h"
+#include "ops/reference.h"
+#include "ops/simd_kernels.h"
 
 namespace pigment::ops {
 
+namespace {
+Shape broadcast_shape(const Shape& a, const Shape& b) {
+  size_t n = std::max(a.size(), b.size());
+  Shape s(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    PIG_CHECK(da == db || da == 1 || db == 1, "cannot broadcast ", shape_str(a), " with ", shape_str(b));
+    s[i] = std::max(da, db);
+  }
+  return s;
+}
+}  // namespace
+
+namespace ref {
 namespace {
 template <typename F>
 Tensor map(const Tensor& x, F f) {
@@ -16,18 +34,6 @@ Tensor map(const Tensor& x, F f) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
   return y;
-}
-
-Shape broadcast_shape(const Shape& a, const Shape& b) {
-  size_t n = std::max(a.size(), b.size());
-  Shape s(n);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    PIG_CHECK(da == db || da == 1 || db == 1, "cannot broadcast ", shape_str(a), " with ", shape_str(b));
-    s[i] = std::max(da, db);
-  }
-  return s;
 }
 
 template <typename F>
@@ -80,10 +86,21 @@ Tensor gelu_tanh(const Tensor& x) {
 }
 Tensor quick_gelu(const Tensor& x) { return map(x, [](float v) { return v / (1.f + std::exp(-1.702f * v)); }); }
 
+Tensor activation(const Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::Silu: return silu(x);
+    case Activation::Gelu: return gelu(x);
+    case Activation::GeluTanh: return gelu_tanh(x);
+    case Activation::QuickGelu: return quick_gelu(x);
+    case Activation::None: break;
+  }
+  return x.as_f32().clone();
+}
+
 Tensor geglu(const Tensor& x) {
   int64_t D2 = x.dim(-1);
   PIG_CHECK(D2 % 2 == 0, "geglu: last dimension ", D2, " is odd");
-  int64_t D = D2 / 2, rows = x.numel() / D2;
+  int64_t D = D2 / 2, rows = D2 ? x.numel() / D2 : 0;
   Tensor xf = x.as_f32();
   Shape s = x.shape();
   s.back() = D;
@@ -116,6 +133,139 @@ void add_inplace(Tensor& a, const Tensor& b) {
   float* p = a.f32();
   const float* q = bf.f32();
   for (int64_t i = 0; i < a.numel(); ++i) p[i] += q[i];
+}
+}  // namespace ref
+
+namespace {
+constexpr int64_t kChunk = 16384;  // elements per task
+constexpr int64_t kParallelMin = 65536;
+
+// Runs f(begin, len) over [0, n) in chunks, in parallel when n is large.
+template <typename F>
+void for_chunks(int64_t n, F f) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(kChunk, n - c * kChunk));
+}
+
+Tensor unary(const Tensor& x, simd::Unary op) {
+  Tensor xf = x.as_f32();
+  Tensor y = Tensor::empty(x.shape());
+  const float* a = xf.f32();
+  float* o = y.f32();
+  for_chunks(x.numel(), [&](int64_t b, int64_t len) { simd::unary(op, a + b, o + b, size_t(len)); });
+  return y;
+}
+
+Tensor binary(const Tensor& a, const Tensor& b, simd::Binary op) {
+  Tensor af = a.as_f32(), bf = b.as_f32();
+  const float *pa = af.f32(), *pb = bf.f32();
+  if (a.shape() == b.shape()) {
+    Tensor y = Tensor::empty(a.shape());
+    float* o = y.f32();
+    for_chunks(a.numel(), [&](int64_t s, int64_t len) { simd::binary(op, pa + s, 1, pb + s, 1, o + s, size_t(len)); });
+    return y;
+  }
+  const Shape s = broadcast_shape(a.shape(), b.shape());
+  const size_t nd = s.size();
+  // Element strides of a and b in the output's dimensions (0 where broadcast).
+  std::vector<int64_t> sa(nd, 0), sb(nd, 0);
+  int64_t st_a = 1, st_b = 1;
+  for (size_t i = nd; i-- > 0;) {
+    size_t ia = i + a.shape().size(), ib = i + b.shape().size();
+    if (ia >= nd) { int64_t d = a.shape()[ia - nd]; sa[i] = d == 1 ? 0 : st_a; st_a *= d; }
+    if (ib >= nd) { int64_t d = b.shape()[ib - nd]; sb[i] = d == 1 ? 0 : st_b; st_b *= d; }
+  }
+  // Drop size-1 dimensions and merge neighbours that both operands walk (or both repeat) contiguously.
+  std::vector<int64_t> dims, da, db;
+  for (size_t i = 0; i < nd; ++i) {
+    if (s[i] == 1) continue;
+    if (!dims.empty() && da.back() == sa[i] * s[i] && db.back() == sb[i] * s[i]) {
+      dims.back() *= s[i];
+      da.back() = sa[i];
+      db.back() = sb[i];
+    } else {
+      dims.push_back(s[i]);
+      da.push_back(sa[i]);
+      db.push_back(sb[i]);
+    }
+  }
+  Tensor y = Tensor::empty(s);
+  float* o = y.f32();
+  if (dims.empty()) {  // every dimension is 1
+    simd::binary(op, pa, 0, pb, 0, o, 1);
+    return y;
+  }
+  const int64_t L = dims.back();
+  const size_t step_a = size_t(da.back()), step_b = size_t(db.back());  // 0 or 1
+  const int64_t rows = y.numel() / L;
+  const int64_t pieces = (L + kChunk - 1) / kChunk, tasks = rows * pieces;
+  const int64_t outer = int64_t(dims.size()) - 1;
+#pragma omp parallel for schedule(static) if (y.numel() > kParallelMin)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t r = t / pieces, p0 = (t % pieces) * kChunk, len = std::min(kChunk, L - p0);
+    int64_t rem = r, oa = 0, ob = 0;
+    for (int64_t d = outer - 1; d >= 0; --d) {
+      const int64_t idx = rem % dims[d];
+      rem /= dims[d];
+      oa += idx * da[d];
+      ob += idx * db[d];
+    }
+    simd::binary(op, pa + oa + p0 * int64_t(step_a), step_a, pb + ob + p0 * int64_t(step_b), step_b, o + r * L + p0,
+                 size_t(len));
+  }
+  return y;
+}
+}  // namespace
+
+Tensor silu(const Tensor& x) { return unary(x, simd::Unary::Silu); }
+Tensor gelu(const Tensor& x) { return unary(x, simd::Unary::Gelu); }
+Tensor gelu_tanh(const Tensor& x) { return unary(x, simd::Unary::GeluTanh); }
+Tensor quick_gelu(const Tensor& x) { return unary(x, simd::Unary::QuickGelu); }
+
+Tensor geglu(const Tensor& x) {
+  PIG_CHECK(x.ndim() >= 1, "geglu: input must have at least one dimension");
+  const int64_t D2 = x.dim(-1);
+  PIG_CHECK(D2 % 2 == 0, "geglu: last dimension ", D2, " is odd");
+  const int64_t D = D2 / 2, rows = D2 ? x.numel() / D2 : 0;
+  Tensor xf = x.as_f32();
+  Shape s = x.shape();
+  s.back() = D;
+  Tensor y = Tensor::empty(s);
+#pragma omp parallel for schedule(static) if (x.numel() > kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) simd::geglu(xf.f32() + r * D2, y.f32() + r * D, size_t(D));
+  return y;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Add); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Sub); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Mul); }
+
+Tensor scale(const Tensor& x, float s) {
+  Tensor xf = x.as_f32();
+  Tensor y = Tensor::empty(x.shape());
+  const float* a = xf.f32();
+  float* o = y.f32();
+  for_chunks(x.numel(), [&](int64_t b, int64_t len) { simd::scale(a + b, s, o + b, size_t(len)); });
+  return y;
+}
+
+Tensor add_scaled(const Tensor& a, const Tensor& b, float sb) {
+  PIG_CHECK(a.shape() == b.shape(), "add_scaled: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
+  Tensor af = a.as_f32(), bf = b.as_f32();
+  Tensor y = Tensor::empty(a.shape());
+  const float *pa = af.f32(), *pb = bf.f32();
+  float* o = y.f32();
+  for_chunks(a.numel(), [&](int64_t s, int64_t len) { simd::add_scaled(pa + s, pb + s, sb, o + s, size_t(len)); });
+  return y;
+}
+
+void add_inplace(Tensor& a, const Tensor& b) {
+  PIG_CHECK(a.shape() == b.shape(), "add_inplace: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
+  Tensor bf = b.as_f32();
+  float* p = a.f32();
+  const float* q = bf.f32();
+  for_chunks(a.numel(), [&](int64_t s, int64_t len) { simd::binary(simd::Binary::Add, p + s, 1, q + s, 1, p + s, size_t(len)); });
 }
 
 }  // namespace pigment::ops

@@ -1,10 +1,13 @@
-// Table lookups and sinusoidal timestep embeddings.
+// Table lookups, sinusoidal timestep embeddings, reductions and losses. Small work: the fast ops are the reference
+// code itself.
 #include <cmath>
 #include <cstring>
 
-#include "ops/ops.h"
+#include "ops/reference.h"
 
 namespace pigment::ops {
+
+namespace ref {
 
 Tensor embedding(const Tensor& table, const std::vector<int64_t>& ids) {
   PIG_CHECK(table.ndim() == 2, "embedding: table must be [V, D], got ", shape_str(table.shape()));
@@ -60,5 +63,16 @@ float mse(const Tensor& a, const Tensor& b) {
   }
   return a.numel() ? float(s / a.numel()) : 0.f;
 }
+
+}  // namespace ref
+
+Tensor embedding(const Tensor& table, const std::vector<int64_t>& ids) { return ref::embedding(table, ids); }
+Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos, float downscale_freq_shift,
+                          float max_period) {
+  return ref::timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, max_period);
+}
+float sum_all(const Tensor& x) { return ref::sum_all(x); }
+float mean_all(const Tensor& x) { return ref::mean_all(x); }
+float mse(const Tensor& a, const Tensor& b) { return ref::mse(a, b); }
 
 }  // namespace pigment::ops

@@ -1,16 +1,33 @@
-// Group norm, layer norm and softmax. Statistics are accumulated in double for a stable reference.
+// Group norm, layer norm and softmax. ref::: statistics accumulated in double, two passes. Fast: SIMD kernels;
+// statistics as float partial sums over fixed-size chunks combined in double in a fixed order, so they neither lose
+// precision on large groups nor depend on the thread count.
 #include <cmath>
+#include <vector>
 
-#include "ops/ops.h"
+#include "ops/reference.h"
+#include "ops/simd_kernels.h"
 
 namespace pigment::ops {
 
-Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+namespace {
+struct GroupNormShape {
+  int64_t N, C, S, cg;
+};
+GroupNormShape check_group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta) {
   PIG_CHECK(x.ndim() >= 2, "group_norm: input must be [N, C, ...], got ", shape_str(x.shape()));
   int64_t N = x.dim(0), C = x.dim(1);
   PIG_CHECK(groups > 0 && C % groups == 0, "group_norm: ", C, " channels do not split into ", groups, " groups");
-  PIG_CHECK(gamma.numel() == C && beta.numel() == C, "group_norm: gamma/beta must have ", C, " elements");
-  int64_t S = x.numel() / (N * C), cg = C / groups;
+  PIG_CHECK(gamma.numel() == C && beta.numel() == C, "group_norm: gamma/beta must have ", C, " elements, got ",
+            gamma.numel(), " and ", beta.numel());
+  return {N, C, N * C ? x.numel() / (N * C) : 0, C / groups};
+}
+}  // namespace
+
+namespace ref {
+namespace {
+Tensor group_norm_impl(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu) {
+  const GroupNormShape sh = check_group_norm(x, groups, gamma, beta);
+  const int64_t N = sh.N, C = sh.C, S = sh.S, cg = sh.cg;
   Tensor xf = x.as_f32(), g = gamma.as_f32(), b = beta.as_f32();
   Tensor y = Tensor::empty(x.shape());
 #pragma omp parallel for collapse(2) schedule(static)
@@ -27,14 +44,25 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
       for (int64_t c = 0; c < cg; ++c) {
         float ga = g.f32()[gi * cg + c] * rstd, be = b.f32()[gi * cg + c];
         float m = float(mean);
-        for (int64_t i = 0; i < S; ++i) dst[c * S + i] = (src[c * S + i] - m) * ga + be;
+        for (int64_t i = 0; i < S; ++i) {
+          float v = (src[c * S + i] - m) * ga + be;
+          dst[c * S + i] = silu ? v / (1.f + std::exp(-v)) : v;
+        }
       }
     }
   return y;
 }
+}  // namespace
+
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  return group_norm_impl(x, groups, gamma, beta, eps, false);
+}
+Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  return group_norm_impl(x, groups, gamma, beta, eps, true);
+}
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-  int64_t D = x.dim(-1), rows = x.numel() / D;
+  int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
   PIG_CHECK(gamma.numel() == D && beta.numel() == D, "layer_norm: gamma/beta must have ", D, " elements");
   Tensor xf = x.as_f32(), g = gamma.as_f32(), b = beta.as_f32();
   Tensor y = Tensor::empty(x.shape());
@@ -53,7 +81,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 }
 
 Tensor softmax(const Tensor& x) {
-  int64_t D = x.dim(-1), rows = x.numel() / D;
+  int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
   Tensor xf = x.as_f32();
   Tensor y = Tensor::empty(x.shape());
 #pragma omp parallel for schedule(static)
@@ -67,6 +95,92 @@ Tensor softmax(const Tensor& x) {
     float inv = float(1.0 / s);
     for (int64_t i = 0; i < D; ++i) dst[i] *= inv;
   }
+  return y;
+}
+}  // namespace ref
+
+namespace {
+constexpr int64_t kChunk = 8192;  // elements per partial sum: fixed, so the result never depends on threads
+
+Tensor group_norm_fast(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu) {
+  const GroupNormShape sh = check_group_norm(x, groups, gamma, beta);
+  const int64_t N = sh.N, C = sh.C, S = sh.S, cg = sh.cg;
+  Tensor xf = x.as_f32(), gf = gamma.as_f32(), bf = beta.as_f32();
+  Tensor y = Tensor::empty(x.shape());
+  const int64_t NG = N * groups, cnt = cg * S;
+  if (NG == 0 || cnt == 0) return y;
+  const int64_t chunks = (cnt + kChunk - 1) / kChunk;
+  const float* X = xf.f32();
+  std::vector<float> part(static_cast<size_t>(NG * chunks));
+  std::vector<float> mean(static_cast<size_t>(NG)), rstd(static_cast<size_t>(NG));
+  auto chunk_range = [&](int64_t t, int64_t& begin, int64_t& len) {
+    int64_t g = t / chunks, c = t % chunks;
+    begin = g * cnt + c * kChunk;
+    len = std::min(kChunk, cnt - c * kChunk);
+  };
+  const int64_t tasks = NG * chunks;
+  const bool par = x.numel() > 32768;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t t = 0; t < tasks; ++t) {
+    int64_t b, len;
+    chunk_range(t, b, len);
+    part[t] = simd::sum(X + b, size_t(len));
+  }
+  for (int64_t g = 0; g < NG; ++g) {
+    double s = 0;
+    for (int64_t c = 0; c < chunks; ++c) s += part[g * chunks + c];
+    mean[g] = float(s / double(cnt));
+  }
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t t = 0; t < tasks; ++t) {
+    int64_t b, len;
+    chunk_range(t, b, len);
+    part[t] = simd::sum_sq_dev(X + b, size_t(len), mean[t / chunks]);
+  }
+  for (int64_t g = 0; g < NG; ++g) {
+    double s = 0;
+    for (int64_t c = 0; c < chunks; ++c) s += part[g * chunks + c];
+    rstd[g] = float(1.0 / std::sqrt(s / double(cnt) + eps));
+  }
+  const float* G = gf.f32();
+  const float* B = bf.f32();
+  float* Y = y.f32();
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    const int64_t c = nc % C, g = (nc / C) * groups + c / cg;
+    simd::normalize(X + nc * S, Y + nc * S, size_t(S), mean[g], G[c] * rstd[g], B[c], silu);
+  }
+  return y;
+}
+}  // namespace
+
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  return group_norm_fast(x, groups, gamma, beta, eps, false);
+}
+Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  return group_norm_fast(x, groups, gamma, beta, eps, true);
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  PIG_CHECK(x.ndim() >= 1, "layer_norm: input must have at least one dimension");
+  const int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
+  PIG_CHECK(gamma.numel() == D && beta.numel() == D, "layer_norm: gamma/beta must have ", D, " elements, got ",
+            gamma.numel(), " and ", beta.numel());
+  Tensor xf = x.as_f32(), g = gamma.as_f32(), b = beta.as_f32();
+  Tensor y = Tensor::empty(x.shape());
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t r = 0; r < rows; ++r)
+    simd::layer_norm_row(xf.f32() + r * D, y.f32() + r * D, size_t(D), g.f32(), b.f32(), eps);
+  return y;
+}
+
+Tensor softmax(const Tensor& x) {
+  PIG_CHECK(x.ndim() >= 1, "softmax: input must have at least one dimension");
+  const int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
+  Tensor xf = x.as_f32();
+  Tensor y = Tensor::empty(x.shape());
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t r = 0; r < rows; ++r) simd::softmax_row(xf.f32() + r * D, y.f32() + r * D, size_t(D));
   return y;
 }
 

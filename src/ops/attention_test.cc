@@ -1,0 +1,59 @@
+#include <gtest/gtest.h>
+
+#include "ops/ops_test_util.h"
+
+namespace pigment::ops {
+namespace {
+using testing::deterministic;
+using testing::randn;
+using testing::rel_err;
+
+struct AttnCase {
+  int64_t B, Tq, Tk, heads, D;
+};
+
+TEST(Attention, MatchesReference) {
+  const AttnCase cases[] = {{1, 1, 1, 1, 1},    {2, 77, 77, 2, 20},  {1, 130, 77, 8, 40}, {1, 65, 200, 1, 3},
+                            {1, 100, 64, 2, 80}, {1, 70, 33, 1, 160}, {1, 512, 512, 2, 64}, {3, 5, 129, 3, 17}};
+  uint32_t seed = 1;
+  for (const auto& c : cases) {
+    const float scale = 1.f / std::sqrt(float(c.D));
+    Tensor q = randn({c.B, c.Tq, c.heads * c.D}, seed++, 1.5f);
+    Tensor k = randn({c.B, c.Tk, c.heads * c.D}, seed++, 1.5f);
+    Tensor v = randn({c.B, c.Tk, c.heads * c.D}, seed++);
+    EXPECT_LT(rel_err(attention(q, k, v, int(c.heads), scale), ref::attention(q, k, v, int(c.heads), scale)), 1e-5)
+        << c.Tq << "x" << c.Tk << " heads " << c.heads << " D " << c.D;
+    if (c.Tq == c.Tk) {
+      EXPECT_LT(rel_err(attention_causal(q, k, v, int(c.heads), scale),
+                        ref::attention_causal(q, k, v, int(c.heads), scale)),
+                1e-5)
+          << "causal " << c.Tq << " D " << c.D;
+    }
+  }
+}
+
+TEST(Attention, SharpSoftmaxStaysStable) {
+  // Large logits: the online softmax must rescale without overflow.
+  Tensor q = randn({1, 40, 64}, 10, 30.f), k = randn({1, 300, 64}, 11, 30.f), v = randn({1, 300, 64}, 12);
+  EXPECT_LT(rel_err(attention(q, k, v, 4, 0.125f), ref::attention(q, k, v, 4, 0.125f)), 1e-5);
+}
+
+TEST(Attention, CausalWithMoreKeysThanQueries) {
+  Tensor q = randn({1, 10, 16}, 20), k = randn({1, 77, 16}, 21), v = randn({1, 77, 16}, 22);
+  EXPECT_LT(rel_err(attention_causal(q, k, v, 2, 0.25f), ref::attention_causal(q, k, v, 2, 0.25f)), 1e-5);
+}
+
+TEST(Attention, SameBitsAtOneAndTwoThreads) {
+  Tensor q = randn({2, 300, 80}, 30), k = randn({2, 300, 80}, 31), v = randn({2, 300, 80}, 32);
+  EXPECT_TRUE(deterministic([&] { return attention(q, k, v, 2, 0.15f); }));
+  EXPECT_TRUE(deterministic([&] { return attention_causal(q, k, v, 2, 0.15f); }));
+}
+
+TEST(Attention, BadShapesThrow) {
+  EXPECT_THROW(attention(Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 5, 6}), 2, 1.f), Error);
+  EXPECT_THROW(attention(Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 4, 6}), 4, 1.f), Error);
+  EXPECT_THROW(attention(Tensor::zeros({4, 6}), Tensor::zeros({4, 6}), Tensor::zeros({4, 6}), 1, 1.f), Error);
+}
+
+}  // namespace
+}  // namespace pigment::ops

@@ -1,0 +1,39 @@
+// oneDNN plumbing shared by the products and convolutions: the CPU engine, a stream per thread, a bounded cache of
+// primitives keyed by shape (and thread count, since oneDNN fixes its work split when a primitive is created), and
+// prepared (converted + reordered) weights kept in a WeightCache.
+#pragma once
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ops/ops.h"
+
+namespace pigment::ops::onednn {
+
+dnnl::engine& engine();
+dnnl::stream& stream();
+
+// The object stored under `key`, made by `make` on a miss. Keys should name the primitive kind and every parameter
+// that shapes it; the current thread count is appended here. Least recently used entries beyond 512 are dropped.
+std::shared_ptr<void> cached_primitive(const std::string& key, const std::function<std::shared_ptr<void>()>& make);
+template <typename T>
+std::shared_ptr<T> cached(const std::string& key, const std::function<std::shared_ptr<T>()>& make) {
+  return std::static_pointer_cast<T>(cached_primitive(key, [&] { return std::shared_ptr<void>(make()); }));
+}
+size_t cached_primitive_count();
+
+// `w` converted to float32 and laid out as `want`; `plain` describes w's own logical layout (dims as the primitive
+// sees them, strides of w's row-major memory). Taken from / added to `cache` (nullptr: default_weight_cache()).
+dnnl::memory prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
+                      const dnnl::memory::desc& want);
+
+// Scratch memory for one primitive execution (primitives are made with scratchpad_mode::user, so concurrent calls
+// from several threads never share one): a per-thread buffer that grows as needed.
+dnnl::memory scratchpad(const dnnl::memory::desc& md);
+
+// Converts n elements of a float dtype to float32 (vectorised for f16/bf16).
+void to_f32(DType from, const void* src, float* dst, size_t n);
+
+}  // namespace pigment::ops::onednn
