@@ -1,6 +1,7 @@
 #include "text/clip_tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <filesystem>
 #include <fstream>
@@ -73,11 +74,61 @@ std::vector<std::u32string> split_words(const std::u32string& s) {
   return words;
 }
 
-}  // namespace
+// Reads vocab.json ({"token": id, ...}) without building a JSON tree: it is 49408 entries.
+struct VocabReader : nlohmann::json_sax<nlohmann::json> {
+  explicit VocabReader(std::unordered_map<std::string, int>& vocab) : vocab_(vocab) {}
+  std::string error;
+  int max_id = -1;
 
-ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
-ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
-ClipTokenizer::~ClipTokenizer() = default;
+  bool null() override { return value("null"); }
+  bool boolean(bool) override { return value("a boolean"); }
+  bool number_integer(number_integer_t v) override { return id(v); }
+  bool number_unsigned(number_unsigned_t v) override { return v > number_unsigned_t(INT_MAX) ? value("a too large id") : id(int64_t(v)); }
+  bool number_float(number_float_t, const string_t&) override { return value("a fractional number"); }
+  bool string(string_t&) override { return value("a string"); }
+  bool binary(binary_t&) override { return value("binary data"); }
+  bool start_object(std::size_t) override {
+    if (depth_++ == 0) return true;
+    return value("an object");
+  }
+  bool key(string_t& k) override {
+    key_ = k;
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override { return depth_ == 0 ? top("an array") : value("an array"); }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    error = "invalid JSON at byte " + std::to_string(position) + ": " + e.what();
+    return false;
+  }
+
+ private:
+  bool top(const char* what) {
+    error = std::string("expected a JSON object mapping tokens to ids, found ") + what;
+    return false;
+  }
+  bool value(const char* what) {
+    if (depth_ == 0) return top(what);
+    error = "token '" + key_ + "' has " + what + " as its id, expected a non-negative integer";
+    return false;
+  }
+  bool id(int64_t v) {
+    if (depth_ == 0) return top("a number");
+    if (v < 0 || v > INT_MAX) return value("a negative or too large number");
+    vocab_[key_] = int(v);
+    max_id = std::max(max_id, int(v));
+    return true;
+  }
+  std::unordered_map<std::string, int>& vocab_;
+  std::string key_;
+  int depth_ = 0;
+};
+
+}  // namespace
 
 ClipTokenizer ClipTokenizer::load(const TokenizerLocation& where) {
   TokenizerFiles f = find_tokenizer_files(where);
@@ -117,20 +168,13 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
   ClipTokenizer t;
   t.source_ = vocab_json;
 
-  nlohmann::json vocab;
-  try {
-    vocab = nlohmann::json::parse(read_file(vocab_json, "the tokenizer vocabulary"));
-  } catch (const nlohmann::json::exception& e) {
-    fail(vocab_json, ": invalid JSON: ", e.what());
-  }
-  PIG_CHECK(vocab.is_object() && !vocab.empty(), vocab_json, ": expected a JSON object mapping tokens to ids");
-  int max_id = -1;
-  for (const auto& [token, id] : vocab.items()) {
-    PIG_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < INT_MAX, vocab_json, ": token '",
-              token, "' has id ", id.dump(), ", expected a non-negative integer");
-    t.vocab_[token] = id.get<int>();
-    max_id = std::max(max_id, id.get<int>());
-  }
+  VocabReader reader(t.vocab_);
+  const std::string vocab_text = read_file(vocab_json, "the tokenizer vocabulary");
+  t.vocab_.reserve(65536);
+  bool parsed = nlohmann::json::sax_parse(vocab_text, &reader);
+  PIG_CHECK(parsed && reader.error.empty(), vocab_json, ": ", reader.error.empty() ? std::string("invalid JSON") : reader.error);
+  PIG_CHECK(!t.vocab_.empty(), vocab_json, ": expected a JSON object mapping tokens to ids, found no entries");
+  int max_id = reader.max_id;
   t.id_to_token_.assign(size_t(max_id) + 1, std::string());
   for (const auto& [token, id] : t.vocab_) t.id_to_token_[size_t(id)] = token;
   for (const char* special : {kStartOfText, kEndOfText}) {
@@ -141,20 +185,32 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
   t.eos_id_ = t.vocab_[kEndOfText];
   t.pad_id_ = t.eos_id_;
 
-  std::string merges = read_file(merges_txt, "the BPE merges");
-  std::istringstream lines(merges);
-  std::string line;
-  size_t line_no = 0, rank = 0;
-  while (std::getline(lines, line) && rank < kMaxMerges) {
+  const std::string merges = read_file(merges_txt, "the BPE merges");
+  t.merge_ranks_.reserve(kMaxMerges * 2);
+  size_t line_no = 0, rank = 0, pos = 0;
+  while (pos < merges.size() && rank < kMaxMerges) {
+    size_t end = merges.find('\n', pos);
+    if (end == std::string::npos) end = merges.size();
+    std::string_view line(merges.data() + pos, end - pos);
+    pos = end + 1;
     ++line_no;
-    if (line_no == 1 && line.rfind("#", 0) == 0) continue;  // "#version: 0.2"
-    std::istringstream fields(line);
-    std::string left, right, extra;
-    fields >> left >> right;
-    if (left.empty()) continue;  // blank line (the file's trailing newline)
-    PIG_CHECK(!right.empty() && !(fields >> extra), merges_txt, ":", line_no, ": expected two symbols separated by a "
-              "space, got '", line, "'");
-    t.merge_ranks_[left + " " + right] = int(rank++);
+    if (line_no == 1 && !line.empty() && line[0] == '#') continue;  // "#version: 0.2"
+    // Fields separated by white space, as Python's str.split().
+    std::vector<std::string_view> fields;
+    for (size_t i = 0; i < line.size();) {
+      while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+      size_t j = i;
+      while (j < line.size() && !std::isspace(static_cast<unsigned char>(line[j]))) ++j;
+      if (j > i) fields.push_back(line.substr(i, j - i));
+      i = j;
+    }
+    if (fields.empty()) continue;  // blank line (the file's trailing newline)
+    PIG_CHECK(fields.size() == 2, merges_txt, ":", line_no, ": expected two symbols separated by a space, got '",
+              std::string(line), "'");
+    std::string key(fields[0]);
+    key += ' ';
+    key += fields[1];
+    t.merge_ranks_[std::move(key)] = int(rank++);
   }
   PIG_CHECK(rank > 0, merges_txt, ": no merges found (expected lines such as 'i n' after a '#version' header)");
 
@@ -232,9 +288,9 @@ std::vector<ClipTokenizer::Piece> ClipTokenizer::split_added(std::string_view te
 
 void ClipTokenizer::bpe(const std::string& word, std::vector<std::string>& out) const {
   {
-    std::lock_guard<std::mutex> lock(*cache_mutex_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
+    std::lock_guard<std::mutex> lock(cache_.mutex);
+    auto it = cache_.words.find(word);
+    if (it != cache_.words.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
@@ -272,14 +328,16 @@ void ClipTokenizer::bpe(const std::string& word, std::vector<std::string>& out) 
     symbols = std::move(merged);
   }
   {
-    std::lock_guard<std::mutex> lock(*cache_mutex_);
-    cache_.emplace(word, symbols);
+    std::lock_guard<std::mutex> lock(cache_.mutex);
+    cache_.words.emplace(word, symbols);
   }
   out.insert(out.end(), symbols.begin(), symbols.end());
 }
 
 void ClipTokenizer::tokenize_piece(std::string_view text, std::vector<std::string>& out) const {
-  std::u32string clean = python_lower(clip_whitespace_clean(ftfy_fix_text(utf8_to_u32(text))));
+  std::u32string clean = cleanup_ == TextCleanup::kFtfy
+                             ? python_lower(clip_whitespace_clean(ftfy_fix_text(utf8_to_u32(text))))
+                             : bert_basic_clean(utf8_to_u32(text));
   for (const std::u32string& w : split_words(clean)) {
     std::string utf8 = u32_to_utf8(w);
     if (utf8 == kStartOfText || utf8 == kEndOfText) {  // the pattern keeps them whole; they are vocabulary entries

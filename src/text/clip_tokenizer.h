@@ -8,7 +8,6 @@
 //      last one, and the pair of lowest merge rank merged until none is left.
 // The vocabulary is read from vocab.json + merges.txt (see tokenizer_files.h); nothing is built in.
 #pragma once
-#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -31,9 +30,7 @@ class ClipTokenizer {
   // takes the pad token from special_tokens_map.json or tokenizer_config.json beside vocab.json, if either exists.
   static ClipTokenizer load(const TokenizerLocation& where);
 
-  ClipTokenizer(ClipTokenizer&&) noexcept;
-  ClipTokenizer& operator=(ClipTokenizer&&) noexcept;
-  ~ClipTokenizer();
+  // Copies are independent (cheaper than reading the files again), e.g. an SD1 and an SD2 tokenizer from one load.
 
   int bos_id() const { return bos_id_; }  // 49406 for CLIP
   int eos_id() const { return eos_id_; }  // 49407; also SD1's padding
@@ -45,6 +42,13 @@ class ClipTokenizer {
   // Base vocabulary plus added tokens; the next added token gets this id.
   int vocab_size() const;
   const std::string& source() const { return source_; }
+
+  // How a piece of text is cleaned before it is split into words. kFtfy (the default) is CLIPTokenizer with ftfy
+  // installed, the usual Stable Diffusion setup. kBasic is CLIPTokenizer without ftfy, which uses BERT's
+  // BasicTokenizer instead: control characters dropped, CJK ideographs set apart, NFC, lower-case, and no HTML
+  // decoding, ligature or width fixes.
+  enum class TextCleanup { kFtfy, kBasic };
+  void set_text_cleanup(TextCleanup cleanup) { cleanup_ = cleanup; }
 
   // Token strings in the byte-level alphabet ("a</w>", "ðŁĲ¶</w>", "<|endoftext|>").
   std::vector<std::string> tokenize(std::string_view text) const;
@@ -82,10 +86,22 @@ class ClipTokenizer {
   std::string byte_to_symbol_[256];
   std::unordered_map<std::string, unsigned char> symbol_to_byte_;
   int bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+  TextCleanup cleanup_ = TextCleanup::kFtfy;
   std::string source_;
-  // BPE of a word depends only on the word; cached as transformers does (guarded: tokenizers are shared).
-  mutable std::unordered_map<std::string, std::vector<std::string>> cache_;
-  mutable std::unique_ptr<std::mutex> cache_mutex_ = std::make_unique<std::mutex>();
+  // BPE of a word depends only on the word; cached as transformers does (guarded: tokenizers are shared between
+  // threads). A copy starts with an empty cache.
+  struct BpeCache {
+    std::unordered_map<std::string, std::vector<std::string>> words;
+    std::mutex mutex;
+    BpeCache() = default;
+    BpeCache(const BpeCache&) {}
+    BpeCache& operator=(const BpeCache&) {
+      std::lock_guard<std::mutex> lock(mutex);
+      words.clear();
+      return *this;
+    }
+  };
+  mutable BpeCache cache_;
 };
 
 }  // namespace pigment

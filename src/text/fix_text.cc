@@ -155,6 +155,44 @@ std::u32string ftfy_fix_text(std::u32string_view text) {
 
 std::string ftfy_fix_text(std::string_view utf8) { return u32_to_utf8(ftfy_fix_text(utf8_to_u32(utf8))); }
 
+std::u32string bert_basic_clean(std::u32string_view text) {
+  auto is_cjk = [](char32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+  };
+  std::u32string cleaned;
+  cleaned.reserve(text.size());
+  for (char32_t c : text) {
+    if (c == 0 || c == 0xFFFD) continue;
+    if (c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || is_space_separator(c)) {
+      cleaned.push_back(U' ');
+    } else if (is_other_category(c)) {
+      continue;  // control, format, unassigned, private use
+    } else if (is_cjk(c)) {
+      cleaned += U' ';
+      cleaned.push_back(c);
+      cleaned += U' ';
+    } else {
+      cleaned.push_back(c);
+    }
+  }
+  // NFC, split on white space, lower-case each word, join with single spaces.
+  std::u32string nfc = normalize_nfc(cleaned), out, word;
+  auto flush = [&] {
+    if (word.empty()) return;
+    if (!out.empty()) out.push_back(U' ');
+    out += python_lower(word);
+    word.clear();
+  };
+  for (char32_t c : nfc) {
+    if (is_python_space(c)) flush();
+    else word.push_back(c);
+  }
+  flush();
+  return out;
+}
+
 std::u32string clip_whitespace_clean(std::u32string_view text) {
   std::u32string out;
   out.reserve(text.size());

@@ -17,6 +17,11 @@ std::u32string ftfy_fix_text(std::u32string_view text);
 // CLIP's whitespace_clean: `\s+` -> " " (Unicode White_Space), then strip.
 std::u32string clip_whitespace_clean(std::u32string_view text);
 
+// What CLIPTokenizer does instead when ftfy is not installed: BERT's BasicTokenizer(strip_accents=False,
+// do_split_on_punc=False) words joined by spaces. Drops NUL, U+FFFD and control/format characters, turns white space
+// into spaces, sets CJK ideographs apart, NFC, lower-cases.
+std::u32string bert_basic_clean(std::u32string_view text);
+
 // UTF-8 conveniences.
 std::string ftfy_fix_text(std::string_view utf8);
 

@@ -118,6 +118,21 @@ bool is_python_word(char32_t c) { return c == U'_' || is_letter(c) || is_number(
 
 bool is_ascii_digit(char32_t c) { return c >= U'0' && c <= U'9'; }
 
+bool is_space_separator(char32_t c) { return category(c) == UTF8PROC_CATEGORY_ZS; }
+
+bool is_other_category(char32_t c) {
+  switch (category(c)) {
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CS:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::u32string python_lower(std::u32string_view s) {
   std::u32string out;
   out.reserve(s.size());

@@ -21,6 +21,8 @@ bool is_python_space(char32_t c);
 // `\w` of Python's `re` on str patterns: letters, numbers and '_'.
 bool is_python_word(char32_t c);
 bool is_ascii_digit(char32_t c);
+bool is_space_separator(char32_t c);  // category Zs
+bool is_other_category(char32_t c);   // categories Cc, Cf, Cn, Co, Cs
 
 // Python str.lower(): full lower-case mapping (U+0130 becomes "i" + U+0307) and the final-sigma rule.
 std::u32string python_lower(std::u32string_view s);
