@@ -83,7 +83,9 @@ struct VocabReader : nlohmann::json_sax<nlohmann::json> {
   bool null() override { return value("null"); }
   bool boolean(bool) override { return value("a boolean"); }
   bool number_integer(number_integer_t v) override { return id(v); }
-  bool number_unsigned(number_unsigned_t v) override { return v > number_unsigned_t(INT_MAX) ? value("a too large id") : id(int64_t(v)); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return v > number_unsigned_t(INT_MAX) ? value("a too large number") : id(int64_t(v));
+  }
   bool number_float(number_float_t, const string_t&) override { return value("a fractional number"); }
   bool string(string_t&) override { return value("a string"); }
   bool binary(binary_t&) override { return value("binary data"); }
@@ -147,10 +149,12 @@ ClipTokenizer ClipTokenizer::load(const TokenizerLocation& where) {
     }
     if (!cfg.is_object() || !cfg.contains("pad_token") || cfg["pad_token"].is_null()) continue;
     const auto& pad = cfg["pad_token"];
-    if (pad.is_string()) t.set_pad_token(pad.get<std::string>());
+    if (pad.is_string())
+      t.set_pad_token(pad.get<std::string>());
     else if (pad.is_object() && pad.contains("content") && pad["content"].is_string())
       t.set_pad_token(pad["content"].get<std::string>());
-    else fail(p.string(), ": pad_token must be a string or an object with 'content'");
+    else
+      fail(p.string(), ": pad_token must be a string or an object with 'content'");
     break;
   }
   return t;
@@ -172,7 +176,8 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
   const std::string vocab_text = read_file(vocab_json, "the tokenizer vocabulary");
   t.vocab_.reserve(65536);
   bool parsed = nlohmann::json::sax_parse(vocab_text, &reader);
-  PIG_CHECK(parsed && reader.error.empty(), vocab_json, ": ", reader.error.empty() ? std::string("invalid JSON") : reader.error);
+  PIG_CHECK(parsed && reader.error.empty(), vocab_json, ": ",
+            reader.error.empty() ? std::string("invalid JSON") : reader.error);
   PIG_CHECK(!t.vocab_.empty(), vocab_json, ": expected a JSON object mapping tokens to ids, found no entries");
   int max_id = reader.max_id;
   t.id_to_token_.assign(size_t(max_id) + 1, std::string());
@@ -353,8 +358,10 @@ void ClipTokenizer::tokenize_piece(std::string_view text, std::vector<std::strin
 std::vector<std::string> ClipTokenizer::tokenize(std::string_view text) const {
   std::vector<std::string> out;
   for (const Piece& p : split_added(text)) {
-    if (p.added_id >= 0) out.push_back(p.text);
-    else tokenize_piece(p.text, out);
+    if (p.added_id >= 0)
+      out.push_back(p.text);
+    else
+      tokenize_piece(p.text, out);
   }
   return out;
 }
@@ -419,7 +426,10 @@ std::string ClipTokenizer::decode(const std::vector<int>& ids, bool skip_special
       out += tok + " ";
       continue;
     }
-    for (size_t p; (p = tok.find("</w>")) != std::string::npos;) tok.replace(p, 4, " ");
+    if (tok.size() >= 4 && tok.compare(tok.size() - 4, 4, "</w>") == 0) {  // "</w>" only ever ends a token
+      tok.resize(tok.size() - 4);
+      tok.push_back(' ');
+    }
     run += tok;
   }
   flush();

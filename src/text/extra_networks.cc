@@ -36,8 +36,10 @@ bool parse_python_float(const std::string& text, double& out) {
     if (body.empty() || !(std::isdigit((unsigned char)body[0]) || body[0] == '.')) return false;
     auto [end, ec] = std::from_chars(body.data(), body.data() + body.size(), v);
     if (end != body.data() + body.size()) return false;
-    if (ec == std::errc::result_out_of_range) v = std::strtod(body.c_str(), nullptr);
-    else if (ec != std::errc()) return false;
+    if (ec == std::errc::result_out_of_range)
+      v = std::strtod(body.c_str(), nullptr);
+    else if (ec != std::errc())
+      return false;
   }
   out = negative ? -v : v;
   return true;
@@ -65,8 +67,10 @@ void read_arguments(ExtraNetworkTag& t) {
   for (const auto& item : t.items) {
     size_t eq = item.find('=');
     bool named = eq != std::string::npos && item.find('=', eq + 1) == std::string::npos;  // split('=', 2) gives 2
-    if (named) t.named[item.substr(0, eq)] = item.substr(eq + 1);
-    else t.positional.push_back(item);
+    if (named)
+      t.named[item.substr(0, eq)] = item.substr(eq + 1);
+    else
+      t.positional.push_back(item);
   }
   if (t.kind == "lora" || t.kind == "lyco") {
     PIG_CHECK(!t.positional.empty(), "prompt tag ", t.tag, ": no network name (expected <", t.kind, ":NAME:WEIGHT>)");

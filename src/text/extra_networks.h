@@ -12,12 +12,12 @@
 namespace pigment {
 
 struct ExtraNetworkTag {
-  std::string kind;                       // "lora", "lyco", "hypernet", ... as written
-  std::string name;                       // the network's name (first positional argument)
-  std::vector<std::string> items;         // every ':'-separated argument as written
-  std::vector<std::string> positional;    // items without '=' (or with more than one)
+  std::string kind;                          // "lora", "lyco", "hypernet", ... as written
+  std::string name;                          // the network's name (first positional argument)
+  std::vector<std::string> items;            // every ':'-separated argument as written
+  std::vector<std::string> positional;       // items without '=' (or with more than one)
   std::map<std::string, std::string> named;  // "key=value" items
-  double te_weight = 1.0;    // lora: text-encoder multiplier; hypernet: its multiplier; others: 1
+  double te_weight = 1.0;                    // lora: text-encoder multiplier; hypernet: its multiplier; others: 1
   double unet_weight = 1.0;  // lora: UNet multiplier (te_weight unless given); hypernet: its multiplier; others: 1
   int dyn_dim = 0;           // lora: rank limit from the fourth positional or dyn=; 0 when not given
   std::string tag;           // the whole tag as written, "<lora:name:0.8>"

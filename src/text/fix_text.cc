@@ -6,7 +6,9 @@
 namespace pigment {
 namespace {
 
-bool is_ascii_alnum(char32_t c) { return (c >= U'0' && c <= U'9') || (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z'); }
+bool is_ascii_alnum(char32_t c) {
+  return (c >= U'0' && c <= U'9') || (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z');
+}
 
 // ftfy's HTML_ENTITY_RE: `&#?[0-9A-Za-z]{1,24};`, each match replaced by decode_html_reference.
 std::u32string unescape_html(const std::u32string& s) {

@@ -11,8 +11,8 @@ std::string fix(const std::string& s) { return ftfy_fix_text(std::string_view(s)
 
 TEST(FixText, HtmlReferencesOnlyWithoutTags) {
   EXPECT_EQ(fix("Tom &amp; Jerry &#39;x&#x27; &nbsp;"), "Tom & Jerry 'x' \u00a0");
-  EXPECT_EQ(fix("&amp;lt;"), "<");                  // repeated until nothing changes
-  EXPECT_EQ(fix("<b>&amp;</b>"), "<b>&amp;</b>");  // looks like HTML: left alone
+  EXPECT_EQ(fix("&amp;lt;"), "<");                   // repeated until nothing changes
+  EXPECT_EQ(fix("<b>&amp;</b>"), "<b>&amp;</b>");    // looks like HTML: left alone
   EXPECT_EQ(fix("a\n<b>\n&amp;"), "a\n<b>\n&amp;");  // ... from that line on
   EXPECT_EQ(fix("&amp;\n<"), "&\n<");
   EXPECT_EQ(fix("&EACUTE;cole &bogus; &#12a;"), "\u00c9cole &bogus; &#12a;");
@@ -20,11 +20,11 @@ TEST(FixText, HtmlReferencesOnlyWithoutTags) {
 }
 
 TEST(FixText, CharacterFixes) {
-  EXPECT_EQ(fix("\ufb01sh \u0133"), "fish ij");                        // Latin ligatures
-  EXPECT_EQ(fix("\uff21\uff22\uff23\uff11\u3000x"), "ABC1 x");          // full width
+  EXPECT_EQ(fix("\ufb01sh \u0133"), "fish ij");                 // Latin ligatures
+  EXPECT_EQ(fix("\uff21\uff22\uff23\uff11\u3000x"), "ABC1 x");  // full width
   EXPECT_EQ(fix("\u201cquoted\u201d \u2018it\u2019s\u2019"), "\"quoted\" 'it's'");
-  EXPECT_EQ(fix("a\x1b[31mred\x1b[0m\x01\x7f"), "ared");               // terminal escapes, controls
-  EXPECT_EQ(fix("caf\x65\xcc\x81 \xc2\x85"), "caf\u00e9 \u2026");      // NFC; C1 control read as Windows-1252
+  EXPECT_EQ(fix("a\x1b[31mred\x1b[0m\x01\x7f"), "ared");           // terminal escapes, controls
+  EXPECT_EQ(fix("caf\x65\xcc\x81 \xc2\x85"), "caf\u00e9 \u2026");  // NFC; C1 control read as Windows-1252
   EXPECT_EQ(fix("a\r\nb\rc\u2028d"), "a\nb\nc\nd");
   EXPECT_EQ(fix("zero\u200bwidth soft\u00adhyphen"), "zero\u200bwidth soft\u00adhyphen");  // kept by ftfy
 }
@@ -42,7 +42,8 @@ TEST(UnicodeText, PythonLower) {
 }
 
 TEST(UnicodeText, InvalidUtf8BecomesReplacement) {
-  EXPECT_EQ(utf8_to_u32("a\xff" "b"), U"a\uFFFDb");
+  const std::string bad = std::string("a\xff") + "b";
+  EXPECT_EQ(utf8_to_u32(bad), U"a\uFFFDb");
 }
 
 }  // namespace

@@ -82,7 +82,8 @@ ChunkedPrompt chunk_prompt(const ClipTokenizer& tokenizer, const std::vector<Wei
         continue;
       }
       group = int(std::min<size_t>(size_t(group), tokens.size() - pos));
-      PIG_CHECK(group <= length, "prompt chunks: an embedding of ", group, " tokens does not fit in a chunk of ", length);
+      PIG_CHECK(group <= length, "prompt chunks: an embedding of ", group, " tokens does not fit in a chunk of ",
+                length);
       if (int(ids.size()) + group > length) next_chunk(false);
       ids.insert(ids.end(), tokens.begin() + long(pos), tokens.begin() + long(pos) + group);
       weights.insert(weights.end(), size_t(group), piece.weight);

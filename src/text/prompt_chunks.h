@@ -25,7 +25,7 @@ struct PromptChunk {
 };
 
 struct ChunkOptions {
-  int chunk_length = 75;    // tokens per chunk between bos and eos
+  int chunk_length = 75;     // tokens per chunk between bos and eos
   int comma_backtrack = 20;  // A1111's "comma_padding_backtrack" setting; 0 turns the back-off off
   int pad_id = -1;           // id after each chunk's first eos; negative: eos (SD1, SDXL encoder 1)
   // Tokens that must stay in one chunk starting at `pos` of a piece's ids (a multi-vector embedding's ids);

@@ -29,8 +29,10 @@ std::optional<double> python_float(const U32& s) {
   auto [end, ec] = std::from_chars(a.data() + start, a.data() + a.size(), v);
   if (end != a.data() + a.size()) return std::nullopt;
   // Out of range: Python gives inf or (sub)normal/zero, as strtod does (the text is ASCII digits, '.', 'e').
-  if (ec == std::errc::result_out_of_range) v = std::strtod(a.c_str() + start, nullptr);
-  else if (ec != std::errc()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range)
+    v = std::strtod(a.c_str() + start, nullptr);
+  else if (ec != std::errc())
+    return std::nullopt;
   return a[0] == '-' ? -v : v;
 }
 
@@ -87,7 +89,9 @@ std::vector<WeightedText> parse_prompt_attention(std::string_view prompt) {
   auto multiply_range = [&](size_t start, double m) {
     for (size_t p = start; p < res.size(); ++p) res[p].weight *= m;
   };
-  auto is_syntax = [](char32_t c) { return c == U'\\' || c == U'(' || c == U')' || c == U'[' || c == U']' || c == U':'; };
+  auto is_syntax = [](char32_t c) {
+    return c == U'\\' || c == U'(' || c == U')' || c == U'[' || c == U']' || c == U':';
+  };
   auto add_text = [&](const U32& text) {
     std::vector<U32> parts = split_on_break(text);
     for (size_t k = 0; k < parts.size(); ++k) {
@@ -155,8 +159,10 @@ std::vector<WeightedText> parse_prompt_attention(std::string_view prompt) {
 
   std::vector<Weighted> merged;
   for (auto& r : res) {
-    if (!merged.empty() && merged.back().weight == r.weight) merged.back().text += r.text;
-    else merged.push_back(std::move(r));
+    if (!merged.empty() && merged.back().weight == r.weight)
+      merged.back().text += r.text;
+    else
+      merged.push_back(std::move(r));
   }
   std::vector<WeightedText> out;
   out.reserve(merged.size());

@@ -90,9 +90,9 @@ TEST(PromptSchedule, Editing) {
   EXPECT_EQ(sched("((a][:b:c [d:3]"), "[3|((a][:b:c ][10|((a][:b:c d]");
   EXPECT_EQ(sched("[a::0.6]", 20), "[12|a][20|]");
   EXPECT_EQ(sched("[red:blue:0.4]", 7), "[2|red][7|blue]");  // 0.4 * 7 = 2.8 -> 2
-  EXPECT_EQ(sched("[a:b:50]"), "[10|a]");                     // past the end: clamped to the step count
+  EXPECT_EQ(sched("[a:b:50]"), "[10|a]");                    // past the end: clamped to the step count
   EXPECT_EQ(sched("[a:b:1e0]"), "[1|a][10|b]");
-  EXPECT_EQ(sched("[a:b:3 ]"), "[10|[a:b:3 ]]");              // no space allowed after the number
+  EXPECT_EQ(sched("[a:b:3 ]"), "[10|[a:b:3 ]]");  // no space allowed after the number
 }
 
 TEST(PromptSchedule, Alternation) {

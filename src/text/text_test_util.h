@@ -28,6 +28,7 @@ inline const ClipTokenizer& sd1_tokenizer() {
 
 }  // namespace pigment::testing
 
-#define REQUIRE_CLIP_TOKENIZER()                \
-  if (!::pigment::testing::have_clip_tokenizer()) \
-  GTEST_SKIP() << "CLIP tokenizer files not found in " << ::pigment::testing::clip_tokenizer_dir() << " (set PIGMENT_SHARED_DIR)"
+#define REQUIRE_CLIP_TOKENIZER()                                                                   \
+  if (!::pigment::testing::have_clip_tokenizer())                                                  \
+  GTEST_SKIP() << "CLIP tokenizer files not found in " << ::pigment::testing::clip_tokenizer_dir() \
+               << " (set PIGMENT_SHARED_DIR)"

@@ -47,8 +47,10 @@ std::vector<fs::path> snapshots(const fs::path& repo) {
   std::vector<fs::path> rest;
   for (const auto& e : fs::directory_iterator(repo / "snapshots", ec)) {
     if (!e.is_directory(ec)) continue;
-    if (!main_rev.empty() && e.path().filename() == main_rev) out.push_back(e.path());
-    else rest.push_back(e.path());
+    if (!main_rev.empty() && e.path().filename() == main_rev)
+      out.push_back(e.path());
+    else
+      rest.push_back(e.path());
   }
   std::sort(rest.begin(), rest.end());
   out.insert(out.end(), rest.begin(), rest.end());
@@ -84,9 +86,11 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
       fs::path partner = dir / (merges_given ? "vocab.json" : "merges.txt");
       looked.push_back(partner.string());
       if (is_file(partner))
-        return merges_given ? TokenizerFiles{partner.string(), p.string()} : TokenizerFiles{p.string(), partner.string()};
+        return merges_given ? TokenizerFiles{partner.string(), p.string()}
+                            : TokenizerFiles{p.string(), partner.string()};
     } else {
-      fail("tokenizer path '", where.path, "' does not exist (expected a folder with vocab.json and merges.txt, or one "
+      fail("tokenizer path '", where.path,
+           "' does not exist (expected a folder with vocab.json and merges.txt, or one "
            "of those files)");
     }
     std::string list;

@@ -2,7 +2,8 @@
 //   1. a path the user gave: a folder holding both files (or a diffusers model folder with them in tokenizer/), or
 //      one of the two files with its partner beside it. A path that holds neither is an error, not a fall-through;
 //   2. the tokenizer/ (or tokenizer_2/) folder of the diffusers model being loaded;
-//   3. the Hugging Face hub cache: $HF_HUB_CACHE, $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub,
+//   3. the Hugging Face hub cache: $HF_HUB_CACHE, $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub,
+//   $XDG_CACHE_HOME/huggingface/hub,
 //      ~/.cache/huggingface/hub, in models--openai--clip-vit-large-patch14 (and the tokenizer/ folder of the
 //      usual SD 1.5 / 2.1 / XL repositories), snapshot named by refs/main first.
 // When nothing is found the error lists every place it looked and what to provide.

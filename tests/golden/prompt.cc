@@ -13,7 +13,7 @@ namespace {
 
 constexpr double kRtol = 1e-9;
 
-std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string json_quoted(const std::string& s) { return nlohmann::json(s).dump(); }
 
 std::string number(double v) {
   char buf[40];
@@ -34,12 +34,12 @@ void compare_pairs(Case& c, const std::string& label, const Pairs& actual, const
       const auto& x = expected[i];
       std::string et = text_key ? x.at(text_key).get<std::string>() : x.at(0).get<std::string>();
       ew = weight_key ? x.at(weight_key).get<double>() : x.at(1).get<double>();
-      e += sep + quoted(et) + ":" + number(ew);
+      e += sep + json_quoted(et) + ":" + number(ew);
     }
     if (i < actual.size()) {
       double aw = actual[i].weight;
       bool close = i < expected.size() && std::fabs(aw - ew) <= kRtol * std::fabs(ew);
-      a += sep + quoted(actual[i].text) + ":" + number(close ? ew : aw);
+      a += sep + json_quoted(actual[i].text) + ":" + number(close ? ew : aw);
     }
   }
   c.compare_text(label, a + "]", e + "]");
@@ -60,10 +60,10 @@ void run_a1111_syntax(Case& c) {
       std::string a = "[", e = "[";
       auto schedule = prompt_schedule(text, std::stoi(steps));
       for (size_t k = 0; k < schedule.size(); ++k)
-        a += (k ? ", " : "") + std::to_string(schedule[k].end_at_step) + ":" + quoted(schedule[k].text);
+        a += (k ? ", " : "") + std::to_string(schedule[k].end_at_step) + ":" + json_quoted(schedule[k].text);
       for (size_t k = 0; k < expected.size(); ++k)
         e += (k ? ", " : "") + std::to_string(expected[k].at(0).get<long long>()) + ":" +
-             quoted(expected[k].at(1).get<std::string>());
+             json_quoted(expected[k].at(1).get<std::string>());
       c.compare_text(label + "schedule@" + steps, a + "]", e + "]");
     }
     compare_pairs(c, label + "and_split", split_composable_prompt(text), p.at("and_split"), "text", "weight");

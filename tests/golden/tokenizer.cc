@@ -36,7 +36,8 @@ void run_clip_bpe(Case& c) {
     const std::string text = p.at("prompt").get<std::string>();
     const std::string label = "prompt[" + std::to_string(i) + "] ";
     c.compare_ids(label + "ids", widen(tok.encode_with_special(text)), p.at("ids").get<std::vector<int64_t>>());
-    c.compare_text(label + "tokens", joined(tok.tokenize(text)), joined(p.at("tokens").get<std::vector<std::string>>()));
+    c.compare_text(label + "tokens", joined(tok.tokenize(text)),
+                   joined(p.at("tokens").get<std::vector<std::string>>()));
     std::vector<int> ids1 = tok.encode_padded(text);
     std::vector<int> ids2 = tok2.encode_padded(text);
     c.compare_ids(label + "ids_sd1_77", widen(ids1), p.at("ids_sd1_77").get<std::vector<int64_t>>());
