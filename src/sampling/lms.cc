@@ -38,7 +38,10 @@ class LMSDiscrete : public SigmaScheduler {
     Tensor x0 = predict_x0(model_output, x, sigma);
     derivatives_.push_back(derivative(x, x0, sigma));
     if (int(derivatives_.size()) > order_) derivatives_.pop_front();
-    const int order = std::min(i + 1, order_);
+    // Lower the order while the σ history repeats a value (leading spacing at T steps maps t = T and T - 1 to the
+    // same σ): the Lagrange basis would divide by zero there, where diffusers returns NaN.
+    int order = std::min(i + 1, order_);
+    while (order > 1 && repeats(i, order)) --order;
     Tensor out = x;
     // Newest derivative first, as the coefficients are indexed.
     for (int k = 0; k < order; ++k)
@@ -51,6 +54,7 @@ class LMSDiscrete : public SigmaScheduler {
   // ∫_{σ_i}^{σ_{i+1}} Π_{k≠j} (τ - σ_{i-k}) / (σ_{i-j} - σ_{i-k}) dτ, by Gauss-Legendre quadrature with enough
   // nodes to be exact for the polynomial's degree (order - 1 ≤ 7).
   double lms_coefficient(int order, int i, int j) const {
+    if (sigmas_[i] == sigmas_[i + 1]) return 0.0;
     static const double x[5] = {0.0, -0.5384693101056831, 0.5384693101056831, -0.9061798459386640,
                                 0.9061798459386640};
     static const double w[5] = {0.5688888888888889, 0.4786286704993665, 0.4786286704993665, 0.2369268850561891,
@@ -68,6 +72,13 @@ class LMSDiscrete : public SigmaScheduler {
       sum += w[q] * prod;
     }
     return sum * half;
+  }
+
+  bool repeats(int i, int order) const {
+    for (int a = 0; a < order; ++a)
+      for (int b = a + 1; b < order; ++b)
+        if (sigmas_[i - a] == sigmas_[i - b]) return true;
+    return false;
   }
 
   int order_ = 4;
