@@ -19,7 +19,7 @@ GroupNormShape check_group_norm(const Tensor& x, int groups, const Tensor& gamma
   PIG_CHECK(groups > 0 && C % groups == 0, "group_norm: ", C, " channels do not split into ", groups, " groups");
   PIG_CHECK(gamma.numel() == C && beta.numel() == C, "group_norm: gamma/beta must have ", C, " elements, got ",
             gamma.numel(), " and ", beta.numel());
-  return {N, C, N * C ? x.numel() / (N * C) : 0, C / groups};
+  return {N, C, N * C != 0 ? x.numel() / (N * C) : 0, C / groups};
 }
 }  // namespace
 

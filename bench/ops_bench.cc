@@ -1,0 +1,221 @@
+// Microbenchmarks of the ops on the shapes of SD1.5's UNet at 64x64 latents (512² images) and its VAE, with a
+// fp32 FMA peak measured in the same process, so every figure is also shown as a share of what the cores can do.
+// Run through bench/ops.sh for a table; GFLOP/s counts 2 per multiply-add (Winograd: the direct algorithm's work).
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/ops.h"
+
+namespace {
+using namespace pigment;
+
+double g_peak = 0;  // flop/s, all threads
+
+// 24 independent FMA chains per thread: enough to cover the FMA latency on both ports.
+__attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  benchmark::DoNotOptimize(s);
+  return double(iters) * 24 * 16 * 2;
+}
+
+__attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  benchmark::DoNotOptimize(s);
+  return double(iters) * 12 * 8 * 2;
+}
+
+// Median of 5 runs of the FMA loop on every thread.
+double measure_peak(const char** isa) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  *isa = avx512 ? "AVX-512" : avx2 ? "AVX2" : "none";
+  if (!avx512 && !avx2) return 0;
+  std::vector<double> runs;
+  for (int r = 0; r < 5; ++r) {
+    double flops = 0;
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : flops)
+    flops += avx512 ? fma_loop_avx512(4000000) : fma_loop_avx2(4000000);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    runs.push_back(flops / s);
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
+}
+
+Tensor randn(Shape s, uint32_t seed, float stddev = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, stddev);
+  Tensor t = Tensor::empty(std::move(s));
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = d(g);
+  return t;
+}
+
+void set_flops(benchmark::State& state, double flops_per_iter) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  if (g_peak > 0)
+    state.counters["%peak"] =
+        benchmark::Counter(100.0 * flops_per_iter / g_peak, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// x [1, C, H, H] * w [O, C, k, k], padding k/2
+void BM_Conv2d(benchmark::State& state, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool winograd) {
+  ops::Conv2dOptions opt;
+  opt.algorithm = winograd ? ops::ConvAlgorithm::Winograd : ops::ConvAlgorithm::Direct;
+  const int pad = int(k / 2);
+  Tensor x = randn({1, C, H, H}, 1);
+  Tensor w = randn({O, C, k, k}, 2, 1.f / std::sqrt(float(C * k * k)));
+  Tensor b = randn({O}, 3);
+  const auto p = ops::Conv2dParams::same(pad, int(s));
+  Tensor y = ops::conv2d(x, w, &b, p, opt);  // warm: primitive and prepared weights
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::conv2d(x, w, &b, p, opt));
+  const double Ho = double(y.dim(2)), Wo = double(y.dim(3));
+  set_flops(state, 2.0 * O * Ho * Wo * C * k * k);
+}
+
+// x [M, K] · w [N, K]ᵀ + b
+void BM_Linear(benchmark::State& state, int64_t M, int64_t K, int64_t N) {
+  Tensor x = randn({M, K}, 4);
+  Tensor w = randn({N, K}, 5, 1.f / std::sqrt(float(K)));
+  Tensor b = randn({N}, 6);
+  Tensor y = ops::linear(x, w, &b);
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::linear(x, w, &b));
+  set_flops(state, 2.0 * M * K * N);
+}
+
+// Tq queries, Tk keys, H heads of D dims, batch 1
+void BM_Attention(benchmark::State& state, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
+  Tensor q = randn({1, Tq, H * D}, 7), k = randn({1, Tk, H * D}, 8), v = randn({1, Tk, H * D}, 9);
+  const float scale = 1.f / std::sqrt(float(D));
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::attention(q, k, v, int(H), scale));
+  set_flops(state, 4.0 * Tq * Tk * H * D);
+}
+
+// Memory-bound ops: bytes read + written per call as a rate.
+void set_bytes(benchmark::State& state, double bytes) {
+  state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_GroupNormSilu(benchmark::State& state, int64_t C, int64_t H) {
+  Tensor x = randn({1, C, H, H}, 10), g = randn({C}, 11), b = randn({C}, 12);
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::group_norm_silu(x, 32, g, b, 1e-5f));
+  set_bytes(state, 3.0 * x.nbytes());  // two reads for the statistics, one write
+}
+
+void BM_AddBroadcast(benchmark::State& state, int64_t C, int64_t H) {
+  Tensor x = randn({1, C, H, H}, 13), t = randn({1, C, 1, 1}, 14);
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::add(x, t));
+  set_bytes(state, 2.0 * x.nbytes());
+}
+
+void BM_Geglu(benchmark::State& state, int64_t rows, int64_t d) {
+  Tensor x = randn({rows, 2 * d}, 15);
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::geglu(x));
+  set_bytes(state, 1.5 * x.nbytes());
+}
+
+void BM_LayerNorm(benchmark::State& state, int64_t rows, int64_t d) {
+  Tensor x = randn({rows, d}, 16), g = randn({d}, 17), b = randn({d}, 18);
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::layer_norm(x, g, b, 1e-5f));
+  set_bytes(state, 2.0 * x.nbytes());
+}
+
+void BM_Upsample(benchmark::State& state, int64_t C, int64_t H) {
+  Tensor x = randn({1, C, H, H}, 19);
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::upsample_nearest2x(x));
+  set_bytes(state, 5.0 * x.nbytes());
+}
+
+void BM_NchwToNlc(benchmark::State& state, int64_t C, int64_t H) {
+  Tensor x = randn({1, C, H, H}, 20);
+  Tensor y;
+  for (auto _ : state) benchmark::DoNotOptimize(y = ops::nchw_to_nlc(x));
+  set_bytes(state, 2.0 * x.nbytes());
+}
+
+void register_all() {
+  auto add = [](const std::string& name, auto fn, benchmark::TimeUnit unit) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(unit);
+  };
+  auto conv = [&](const std::string& name, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool wino) {
+    add(name + "/direct", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false); }, benchmark::kMillisecond);
+    if (wino)
+      add(name + "/winograd", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, true); }, benchmark::kMillisecond);
+  };
+  conv("conv/unet_conv_in_4-320_64", 4, 320, 64, 3, 1, true);
+  conv("conv/unet_320_64", 320, 320, 64, 3, 1, true);
+  conv("conv/unet_640_32", 640, 640, 32, 3, 1, true);
+  conv("conv/unet_1280_16", 1280, 1280, 16, 3, 1, true);
+  conv("conv/unet_1280_8", 1280, 1280, 8, 3, 1, true);
+  conv("conv/unet_down_320_64_s2", 320, 320, 64, 3, 2, false);
+  conv("conv/unet_shortcut_1x1_640-320_32", 640, 320, 32, 1, 1, false);
+  conv("conv/vae_512_64", 512, 512, 64, 3, 1, true);
+  conv("conv/vae_256_256", 256, 256, 256, 3, 1, true);
+  auto lin = [&](const std::string& name, int64_t M, int64_t K, int64_t N) {
+    add(name, [=](benchmark::State& st) { BM_Linear(st, M, K, N); }, benchmark::kMillisecond);
+  };
+  lin("linear/attn_proj_4096x320-320", 4096, 320, 320);
+  lin("linear/ff_4096x320-1280", 4096, 320, 1280);
+  lin("linear/geglu_proj_4096x320-2560", 4096, 320, 2560);
+  lin("linear/ff_out_4096x1280-320", 4096, 1280, 320);
+  lin("linear/cross_kv_77x768-320", 77, 768, 320);
+  lin("linear/attn_proj_256x1280-1280", 256, 1280, 1280);
+  auto attn = [&](const std::string& name, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
+    add(name, [=](benchmark::State& st) { BM_Attention(st, Tq, Tk, H, D); }, benchmark::kMillisecond);
+  };
+  attn("attention/self_4096x4096_8x40", 4096, 4096, 8, 40);
+  attn("attention/cross_4096x77_8x40", 4096, 77, 8, 40);
+  attn("attention/self_1024x1024_8x80", 1024, 1024, 8, 80);
+  attn("attention/self_256x256_8x160", 256, 256, 8, 160);
+  auto mem = [&](const std::string& name, void (*fn)(benchmark::State&, int64_t, int64_t), int64_t a, int64_t b) {
+    add(name, [=](benchmark::State& st) { fn(st, a, b); }, benchmark::kMicrosecond);
+  };
+  mem("mem/group_norm_silu_320_64", BM_GroupNormSilu, 320, 64);
+  mem("mem/add_bcast_320_64", BM_AddBroadcast, 320, 64);
+  mem("mem/geglu_4096x1280", BM_Geglu, 4096, 1280);
+  mem("mem/layer_norm_4096x320", BM_LayerNorm, 4096, 320);
+  mem("mem/upsample_1280_16", BM_Upsample, 1280, 16);
+  mem("mem/nchw_to_nlc_320_64", BM_NchwToNlc, 320, 64);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* isa = "";
+  g_peak = measure_peak(&isa);
+  std::printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d threads)\n", g_peak * 1e-9, isa, omp_get_max_threads());
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("fp32_fma_peak_gflops", std::to_string(g_peak * 1e-9));
+  benchmark::AddCustomContext("fp32_fma_peak_isa", isa);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
