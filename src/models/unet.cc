@@ -206,11 +206,9 @@ UNetConfig UNetConfig::load(const std::string& path) {
 }
 
 Weights load_diffusers_weights(const std::string& model_dir) {
-  namespace fs = std::filesystem;
-  fs::path p = fs::path(model_dir) / "diffusion_pytorch_model.safetensors";
-  PIG_CHECK(fs::exists(p), model_dir, ": no diffusion_pytorch_model.safetensors in this folder");
-  Checkpoint ck = load_checkpoint(p.string());
-  return Weights(std::make_shared<const TensorMap>(std::move(ck.tensors)), p.string());
+  // load_checkpoint finds the weights file of a component folder (safetensors, fp16 variant, sharded or .bin).
+  Checkpoint ck = load_checkpoint(model_dir);
+  return Weights(std::make_shared<const TensorMap>(std::move(ck.tensors)), ck.path);
 }
 
 // ---- the encoder half ----

@@ -110,7 +110,7 @@ class UNet {
   Conv2d conv_out_;
 };
 
-// Weights of a diffusers model folder (diffusion_pytorch_model.safetensors), named as diffusers names them.
+// Weights of a diffusers component folder (config.json beside diffusion_pytorch_model.*), named as diffusers names them.
 Weights load_diffusers_weights(const std::string& model_dir);
 
 }  // namespace pigment
