@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "io/checkpoint.h"
 #include "models/checkpoint_layout.h"
 #include "ops/ops.h"
+#include "pipelines/prompt_schedule.h"
+#include "sampling/sampler_names.h"
+#include "text/prompt_chunks.h"
 #include "sampling/noise_schedule.h"
 #include "text/tokenizer_files.h"
 
@@ -207,25 +211,54 @@ void StableDiffusion::check_request(const GenerateRequest& r) const {
 }
 
 PromptEmbeds StableDiffusion::encode_prompt(const std::string& prompt, const GenerateRequest& r) const {
-  PromptEmbeds e;
-  auto encode = [&](const ClipTokenizer& tok, const ClipTextModel& model, const ClipOptions& opt) {
-    std::vector<int> ids = tok.encode_padded(prompt, ClipTokenizer::kContextLength);
-    std::vector<std::vector<int64_t>> batch{std::vector<int64_t>(ids.begin(), ids.end())};
-    return model.forward(batch, opt);
+  // One encoder: either the prompt tokenized literally (diffusers) or A1111's weighted 75-token chunks, each
+  // encoded alone, emphasis applied per token with the chunk's mean restored, then concatenated.
+  auto encode = [&](const ClipTokenizer& tok, const ClipTextModel& model, const ClipOptions& opt, int pad_id) {
+    std::vector<PromptChunk> chunks;
+    if (r.a1111_syntax) {
+      ChunkOptions co;
+      co.pad_id = pad_id;
+      chunks = chunk_prompt(tok, std::string_view(prompt), co).chunks;
+    } else {
+      std::vector<int> ids = tok.encode_padded(prompt, ClipTokenizer::kContextLength);
+      chunks.push_back({ids, std::vector<double>(ids.size(), 1.0)});
+    }
+    std::vector<Tensor> zs;
+    Tensor pooled;
+    for (size_t k = 0; k < chunks.size(); ++k) {
+      const PromptChunk& ch = chunks[k];
+      ClipOutput out = model.forward({std::vector<int64_t>(ch.ids.begin(), ch.ids.end())}, opt);
+      Tensor z = out.context;
+      bool weighted = std::any_of(ch.weights.begin(), ch.weights.end(), [](double w) { return w != 1.0; });
+      if (weighted) {  // A1111 "Original" emphasis: z · w per token, then rescaled to the chunk's former mean
+        z = z.clone();
+        int64_t T = z.dim(1), D = z.dim(2);
+        float before = ops::mean_all(z);
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t d = 0; d < D; ++d) z.f32()[t * D + d] *= float(ch.weights[t]);
+        float after = ops::mean_all(z);
+        z = ops::scale(z, before / after);
+      }
+      zs.push_back(z);
+      if (k == 0) pooled = out.text_embeds;
+    }
+    return std::make_pair(zs.size() == 1 ? zs[0] : ops::concat(zs, 1), pooled);
   };
+  PromptEmbeds e;
   if (family_ == Family::SDXL) {
     // Both encoders' penultimate hidden states without the final norm, concatenated; pooled from encoder 2.
     ClipOptions opt;
     opt.clip_skip = r.clip_skip + 1;
     opt.final_norm = false;
-    ClipOutput a = encode(*tokenizer_, text_encoder_, opt);
-    ClipOutput b = encode(*tokenizer_2_, text_encoder_2_, opt);
-    e.context = ops::concat({a.context, b.context}, -1);
-    e.pooled = b.text_embeds;
+    auto a = encode(*tokenizer_, text_encoder_, opt, -1);
+    auto b = encode(*tokenizer_2_, text_encoder_2_, opt, ClipTokenizer::kSd2PadId);
+    PIG_CHECK(a.first.dim(1) == b.first.dim(1), "SDXL: the two tokenizers split the prompt into different chunks");
+    e.context = ops::concat({a.first, b.first}, -1);
+    e.pooled = b.second;
   } else {
     ClipOptions opt;
     opt.clip_skip = r.clip_skip;
-    e.context = encode(*tokenizer_, text_encoder_, opt).context;
+    e.context = encode(*tokenizer_, text_encoder_, opt, family_ == Family::SD2 ? ClipTokenizer::kSd2PadId : -1).first;
   }
   return e;
 }
@@ -236,38 +269,11 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
   auto see = [&](const std::string& name, const Tensor& t) {
     if (probe) probe(name, t);
   };
-  std::unique_ptr<Scheduler> sched = make_scheduler(r.sampler, scheduler_config(r));
+  std::unique_ptr<Scheduler> sched = make_sampler(r.sampler, scheduler_config(r), r.schedule);
   std::unique_ptr<Generator> gen = make_generator(r.rng, r.seed);
   const float sf = vae_.scaling_factor();
   const int64_t f = downscale(), h = r.height / f, w = r.width / f, C = latent_channels();
   const Shape latent_shape{1, C, h, w};
-
-  // Text conditioning: [uncond, cond] for classifier-free guidance.
-  const bool cfg = r.cfg_scale > 1.0;
-  PromptEmbeds cond = encode_prompt(r.prompt, r), uncond;
-  see("prompt_embeds", cond.context);
-  if (cond.pooled.defined()) see("pooled_prompt_embeds", cond.pooled);
-  if (cfg) {
-    if (family_ == Family::SDXL && r.negative_prompt.empty() && r.zero_uncond_if_empty) {
-      uncond.context = Tensor::zeros(cond.context.shape());
-      uncond.pooled = Tensor::zeros(cond.pooled.shape());
-    } else {
-      uncond = encode_prompt(r.negative_prompt, r);
-    }
-    see("negative_prompt_embeds", uncond.context);
-    if (uncond.pooled.defined()) see("negative_pooled_prompt_embeds", uncond.pooled);
-  }
-  Tensor context = cfg ? ops::concat({uncond.context, cond.context}, 0) : cond.context;
-  UNetExtras extras;
-  if (family_ == Family::SDXL) {
-    auto or_default = [](int v, int d) { return float(v > 0 ? v : d); };
-    std::vector<float> ids{or_default(r.original_height, r.height), or_default(r.original_width, r.width),
-                           float(r.crop_top), float(r.crop_left), or_default(r.target_height, r.height),
-                           or_default(r.target_width, r.width)};
-    Tensor one = Tensor::from_vector({1, 6}, ids);
-    extras.time_ids = cfg ? ops::concat({one, one}, 0) : one;
-    extras.text_embeds = cfg ? ops::concat({uncond.pooled, cond.pooled}, 0) : cond.pooled;
-  }
 
   // Timesteps: all of them, or the last strength·N for img2img / inpainting below strength 1.
   sched->set_timesteps(r.steps);
@@ -318,30 +324,102 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     latents = ops::scale(noise, float(sched->init_noise_sigma()));
   }
 
+  // Text conditioning per step: AND parts and prompt editing from the prompt, each distinct text encoded once.
+  const int total = std::max(1, int(timesteps.size()));
+  PromptSchedule positive(r.prompt, total, r.a1111_syntax, true);
+  PromptSchedule negative(r.negative_prompt, total, r.a1111_syntax, false);
+  const bool composable = positive.parts().size() > 1;
+  const bool cfg = r.cfg_scale > 1.0 || composable;
+  std::map<std::string, PromptEmbeds> encoded;
+  auto embeds = [&](const std::string& text) -> const PromptEmbeds& {
+    auto it = encoded.find(text);
+    if (it == encoded.end()) it = encoded.emplace(text, encode_prompt(text, r)).first;
+    return it->second;
+  };
+  auto uncond_embeds = [&](const std::string& text) -> PromptEmbeds {
+    if (family_ == Family::SDXL && r.negative_prompt.empty() && r.zero_uncond_if_empty) {
+      const PromptEmbeds& c = embeds(positive.at_step(1)[0].first);
+      return {Tensor::zeros(c.context.shape()), Tensor::zeros(c.pooled.shape())};
+    }
+    return embeds(text);
+  };
+  {
+    const PromptEmbeds& c = embeds(positive.at_step(1)[0].first);
+    see("prompt_embeds", c.context);
+    if (c.pooled.defined()) see("pooled_prompt_embeds", c.pooled);
+    if (cfg) {
+      PromptEmbeds u = uncond_embeds(negative.at_step(1)[0].first);
+      see("negative_prompt_embeds", u.context);
+      if (u.pooled.defined()) see("negative_pooled_prompt_embeds", u.pooled);
+    }
+  }
+  // The contexts of one batch need one length: shorter ones get encodings of "" appended, as A1111 does.
+  auto pad_to = [&](const Tensor& ctx, int64_t tokens) {
+    if (ctx.dim(1) == tokens) return ctx;
+    Tensor empty = embeds("").context;
+    std::vector<Tensor> pieces{ctx};
+    for (int64_t n = ctx.dim(1); n < tokens; n += empty.dim(1)) pieces.push_back(empty);
+    Tensor out = ops::concat(pieces, 1);
+    PIG_CHECK(out.dim(1) == tokens, "prompt chunk counts do not line up");
+    return out;
+  };
+
   // The denoising loop.
   for (size_t i = 0; i < timesteps.size(); ++i) {
     const double t = timesteps[i];
-    Tensor x = cfg ? ops::concat({latents, latents}, 0) : latents;
-    x = sched->scale_model_input(x, t);
-    if (unet_inpaint && inpaint) {
-      Tensor m = cfg ? ops::concat({mask_latents, mask_latents}, 0) : mask_latents;
-      Tensor mi = cfg ? ops::concat({masked_image_latents, masked_image_latents}, 0) : masked_image_latents;
-      x = ops::concat({x, m, mi}, 1);
+    // The UNet batch: [uncond, cond_1, ..., cond_k], or just [cond] without guidance.
+    std::vector<std::pair<std::string, double>> parts = positive.at_step(int(i + 1));
+    std::vector<PromptEmbeds> batch;
+    if (cfg) batch.push_back(uncond_embeds(negative.at_step(int(i + 1))[0].first));
+    for (const auto& p : parts) batch.push_back(embeds(p.first));
+    int64_t tokens = 0;
+    for (const auto& e : batch) tokens = std::max(tokens, e.context.dim(1));
+    std::vector<Tensor> ctxs, pooled;
+    for (const auto& e : batch) {
+      ctxs.push_back(pad_to(e.context, tokens));
+      if (e.pooled.defined()) pooled.push_back(e.pooled);
     }
-    Tensor eps = unet_->forward(x, {float(t)}, context, extras);
+    const int64_t B = int64_t(batch.size());
+    Tensor context = B == 1 ? ctxs[0] : ops::concat(ctxs, 0);
+    UNetExtras extras;
+    if (family_ == Family::SDXL) {
+      auto or_default = [](int v, int d) { return float(v > 0 ? v : d); };
+      std::vector<float> ids;
+      for (int64_t b = 0; b < B; ++b)
+        for (float v : {or_default(r.original_height, r.height), or_default(r.original_width, r.width),
+                        float(r.crop_top), float(r.crop_left), or_default(r.target_height, r.height),
+                        or_default(r.target_width, r.width)})
+          ids.push_back(v);
+      extras.time_ids = Tensor::from_vector({B, 6}, ids);
+      extras.text_embeds = B == 1 ? pooled[0] : ops::concat(pooled, 0);
+    }
+    auto repeat = [B](const Tensor& x) { return B == 1 ? x : ops::concat(std::vector<Tensor>(size_t(B), x), 0); };
+    Tensor x = sched->scale_model_input(repeat(latents), t);
+    if (unet_inpaint && inpaint) x = ops::concat({x, repeat(mask_latents), repeat(masked_image_latents)}, 1);
+    Tensor out = unet_->forward(x, {float(t)}, context, extras);
+    Tensor eps;
     if (cfg) {
-      Tensor eu = eps.slice0(0, 1), ec = eps.slice0(1, 2);
-      Tensor guided = ops::add_scaled(eu, ops::sub(ec, eu), float(r.cfg_scale));
-      if (r.guidance_rescale > 0) {  // Lin et al. 2023, "Common diffusion noise schedules are flawed", eq. 15-16
-        double ratio = row_std(ec.clone(), 0) / row_std(guided, 0);
-        Tensor rescaled = ops::scale(guided, float(ratio));
-        guided = ops::add(ops::scale(rescaled, float(r.guidance_rescale)),
-                          ops::scale(guided, float(1.0 - r.guidance_rescale)));
+      // ε = ε_u + cfg · Σ_k w_k (ε_k − ε_u); with one part of weight 1, the usual classifier-free guidance.
+      Tensor eu = out.slice0(0, 1);
+      if (!composable) {
+        Tensor ec = out.slice0(1, 2);
+        eps = ops::add_scaled(eu, ops::sub(ec, eu), float(r.cfg_scale));
+      } else {
+        eps = eu.clone();
+        for (size_t k = 0; k < parts.size(); ++k)
+          eps = ops::add_scaled(eps, ops::sub(out.slice0(int64_t(k) + 1, int64_t(k) + 2), eu),
+                                float(r.cfg_scale * parts[k].second));
       }
-      eps = guided;
+      if (r.guidance_rescale > 0) {  // Lin et al. 2023, "Common diffusion noise schedules are flawed", eq. 15-16
+        double ratio = row_std(out.slice0(1, 2), 0) / row_std(eps, 0);
+        Tensor rescaled = ops::scale(eps, float(ratio));
+        eps = ops::add(ops::scale(rescaled, float(r.guidance_rescale)),
+                       ops::scale(eps, float(1.0 - r.guidance_rescale)));
+      }
     } else {
-      eps = eps.clone();
+      eps = out;
     }
+
     latents = sched->step(eps, t, latents, gen.get());
     if (inpaint && !unet_inpaint) {
       // An ordinary model inpaints by putting the (re-noised) original back outside the mask after every step.

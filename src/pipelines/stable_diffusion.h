@@ -50,7 +50,8 @@ struct GenerateRequest {
   int steps = 20;
   double cfg_scale = 7.0;
   double guidance_rescale = 0.0;
-  std::string sampler = "euler_a";       // any registered scheduler name
+  std::string sampler = "Euler a";       // an A1111 label ("DPM++ 2M Karras") or a registered scheduler name
+  std::string schedule;                  // A1111 schedule type ("Karras", ...); "" = the sampler's own
   std::string scheduler_config_json;     // overrides the model's scheduler config ("" = none)
   uint64_t seed = 0;
   std::string rng = "cpu";               // cpu | cuda
@@ -86,6 +87,8 @@ class StableDiffusion {
   static StableDiffusion create(const LoadedModel& model, ClipTokenizer tokenizer,
                                 std::optional<ClipTokenizer> tokenizer_2 = std::nullopt);
 
+  // One prompt text (no AND, no prompt editing: see PromptSchedule) → embeddings. With r.a1111_syntax, emphasis is
+  // applied and long prompts are encoded in 75-token chunks that are concatenated.
   PromptEmbeds encode_prompt(const std::string& prompt, const GenerateRequest& r) const;
   GenerateResult generate(const GenerateRequest& r, const ProgressCallback& progress = {},
                           const PipelineProbe& probe = {}) const;

@@ -1,0 +1,241 @@
+// pigment generate: txt2img, img2img and inpainting from the command line, with stable-diffusion.cpp's flag names
+// where one exists, PNGs that carry their recipe in A1111's infotext format, and --from-png to re-run one.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "command.h"
+#include "core/threading.h"
+#include "io/file_hash.h"
+#include "io/image.h"
+#include "pipelines/infotext.h"
+#include "pipelines/stable_diffusion.h"
+#include "sampling/sampler_names.h"
+
+namespace pigment::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string model, prompt, negative, sampler = "Euler a", schedule, rng = "cuda", init_img, mask, tokenizer, vae,
+                                       output = "output.png", from_png, prediction, scheduler_config;
+  int width = 512, height = 512, steps = 20, batch_count = 1, clip_skip = 1, threads = 0, mask_blur = 4;
+  int64_t seed = -1;
+  double cfg_scale = 7.0, strength = 0.75, guidance_rescale = 0.0;
+  std::vector<std::string> model_configs;
+  bool overwrite = false, quiet = false, no_a1111 = false;
+  CLI::App* app = nullptr;
+};
+Options o;
+
+bool given(const char* name) { return o.app->count(name) > 0; }
+
+void setup(CLI::App& c) {
+  o.app = &c;
+  c.add_option("-m,--model", o.model, "model: single .safetensors/.ckpt file or diffusers folder")->required();
+  c.add_option("-p,--prompt", o.prompt, "prompt (A1111 syntax: (word:1.2), [word], BREAK, [a:b:when], [a|b], AND)");
+  c.add_option("-n,--negative-prompt", o.negative, "negative prompt");
+  c.add_option("-W,--width", o.width, "image width in pixels, a multiple of 8")->capture_default_str();
+  c.add_option("-H,--height", o.height, "image height in pixels, a multiple of 8")->capture_default_str();
+  c.add_option("--steps", o.steps, "sampling steps")->capture_default_str();
+  c.add_option("--cfg-scale", o.cfg_scale, "classifier-free guidance scale")->capture_default_str();
+  c.add_option("--guidance-rescale", o.guidance_rescale, "guidance rescale φ (0 = off)")->capture_default_str();
+  c.add_option("--sampler,--sampling-method", o.sampler, "sampler: A1111 label or scheduler name (pigment samplers)")
+      ->capture_default_str();
+  c.add_option("--schedule,--scheduler", o.schedule, "schedule type: Karras, Exponential, SGM Uniform, ...");
+  c.add_option("--scheduler-config", o.scheduler_config, "extra scheduler config fields as JSON");
+  c.add_option("-s,--seed", o.seed, "seed; -1 picks a random one (printed)")->capture_default_str();
+  c.add_option("--rng", o.rng, "noise generator: cuda (A1111 GPU seeds) or cpu (diffusers CPU generator)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  c.add_option("-b,--batch-count", o.batch_count, "images to generate (seed, seed+1, ...)")->capture_default_str();
+  c.add_option("--clip-skip", o.clip_skip, "use the N-th last CLIP layer (1 = last)")->capture_default_str();
+  c.add_option("-i,--init-img", o.init_img, "init image for img2img / inpainting (PNG, JPEG, WebP)");
+  c.add_option("--strength", o.strength, "img2img denoising strength in [0, 1]")->capture_default_str();
+  c.add_option("--mask", o.mask, "inpainting mask (white = repaint), same size as the init image");
+  c.add_option("--mask-blur", o.mask_blur, "mask blur radius in pixels (ordinary models)")->capture_default_str();
+  c.add_option("--tokenizer", o.tokenizer, "folder or vocab.json/merges.txt of the CLIP tokenizer");
+  c.add_option("--vae", o.vae, "external VAE file");
+  c.add_option("--prediction", o.prediction, "eps or v (default: inferred from the model)");
+  c.add_option("--model-config", o.model_configs,
+               "COMPONENT=PATH: a diffusers config.json for unet, vae, text_encoder or text_encoder_2 (a single file "
+               "records no head counts or norm groups)");
+  c.add_option("-t,--threads", o.threads, "threads (0 = all cores)")->capture_default_str();
+  c.add_option("-o,--output", o.output, "output PNG path")->capture_default_str();
+  c.add_option("--from-png", o.from_png, "take prompt and settings from a PNG's parameters (flags given win)");
+  c.add_flag("--overwrite", o.overwrite, "replace existing files instead of numbering new ones");
+  c.add_flag("--literal-prompt", o.no_a1111, "tokenize the prompt literally (no A1111 syntax), as diffusers does");
+  c.add_flag("-q,--quiet", o.quiet, "no progress output");
+}
+
+// Fills options from a PNG's infotext, except those given on the command line.
+void apply_png(const std::string& path) {
+  auto text = read_png_text(path);
+  auto it = text.find("parameters");
+  PIG_CHECK(it != text.end(), path, ": the PNG has no 'parameters' text chunk");
+  Infotext info = parse_infotext(it->second);
+  if (!given("--prompt")) o.prompt = info.prompt;
+  if (!given("--negative-prompt")) o.negative = info.negative_prompt;
+  auto num = [&](const char* key, auto& dst, const char* flag) {
+    if (const std::string* v = info.find(key); v && !given(flag)) {
+      try {
+        dst = static_cast<std::remove_reference_t<decltype(dst)>>(std::stod(*v));
+      } catch (const std::exception&) {
+        fail(path, ": parameter '", key, "' is not a number: ", *v);
+      }
+    }
+  };
+  num("Steps", o.steps, "--steps");
+  num("CFG scale", o.cfg_scale, "--cfg-scale");
+  num("Clip skip", o.clip_skip, "--clip-skip");
+  num("Denoising strength", o.strength, "--strength");
+  num("CFG Rescale phi", o.guidance_rescale, "--guidance-rescale");
+  if (const std::string* v = info.find("Seed"); v && !given("--seed")) o.seed = std::stoll(*v);
+  if (const std::string* v = info.find("Sampler"); v && !given("--sampler")) o.sampler = *v;
+  if (const std::string* v = info.find("Schedule type"); v && !given("--schedule")) o.schedule = *v;
+  if (const std::string* v = info.find("RNG"); !given("--rng")) o.rng = (v && *v == "CPU") ? "cpu" : "cuda";
+  if (const std::string* v = info.find("Size"); v && !given("--width") && !given("--height")) {
+    size_t x = v->find('x');
+    PIG_CHECK(x != std::string::npos, path, ": Size '", *v, "' is not WxH");
+    o.width = std::stoi(v->substr(0, x));
+    o.height = std::stoi(v->substr(x + 1));
+  }
+}
+
+// "out.png" → itself when free (or --overwrite), else "out-1.png", "out-2.png", ...
+std::string output_path(int index) {
+  fs::path p(o.output);
+  std::string stem = p.stem().string(), ext = p.has_extension() ? p.extension().string() : ".png";
+  fs::path dir = p.parent_path();
+  auto numbered = [&](int n) { return (dir / (n ? stem + "-" + std::to_string(n) + ext : stem + ext)).string(); };
+  if (o.overwrite) return numbered(index);
+  for (int n = index;; ++n)
+    if (!fs::exists(numbered(n))) return numbered(n);
+}
+
+// The A1111 label of the sampler ("Euler a") and schedule type ("Karras"), for the infotext.
+std::pair<std::string, std::string> a1111_names(const SamplerChoice& c, const std::string& schedule) {
+  std::string label = o.sampler;
+  for (const auto& l : a1111_sampler_labels())
+    if (l.choice.scheduler == c.scheduler && l.choice.schedule.empty()) {
+      label = l.label;
+      break;
+    }
+  std::string sched = schedule.empty() ? c.schedule : schedule;
+  if (!sched.empty()) {
+    for (const auto& s : schedule_labels())
+      if (resolve_schedule(s) == sched) {
+        sched = s;
+        break;
+      }
+  }
+  return {label, sched};
+}
+
+int run() {
+  if (!o.from_png.empty()) apply_png(o.from_png);
+  PIG_CHECK(o.batch_count >= 1 && o.batch_count <= 1000, "--batch-count must be between 1 and 1000");
+  PIG_CHECK(o.threads >= 0, "--threads must be 0 (all cores) or positive");
+  PIG_CHECK(o.mask.empty() || !o.init_img.empty(), "--mask needs --init-img");
+  SamplerChoice choice = resolve_sampler(o.sampler);  // an unknown name fails here, before loading anything
+  std::string schedule = o.schedule.empty() ? "" : resolve_schedule(o.schedule);
+  if (o.threads > 0) set_num_threads(o.threads);
+  fs::path out_dir = fs::path(o.output).parent_path();
+  PIG_CHECK(out_dir.empty() || fs::is_directory(out_dir), "--output: folder ", out_dir.string(), " does not exist");
+
+  GenerateRequest r;
+  r.prompt = o.prompt;
+  r.negative_prompt = o.negative;
+  r.a1111_syntax = !o.no_a1111;
+  r.width = o.width;
+  r.height = o.height;
+  r.steps = o.steps;
+  r.cfg_scale = o.cfg_scale;
+  r.guidance_rescale = o.guidance_rescale;
+  r.sampler = o.sampler;
+  r.schedule = o.schedule;
+  r.scheduler_config_json = o.scheduler_config;
+  r.rng = o.rng;
+  r.clip_skip = o.clip_skip;
+  r.strength = o.strength;
+  r.mask_blur = o.mask_blur;
+  if (!o.init_img.empty()) r.init_image = read_image(o.init_img);
+  if (!o.mask.empty()) r.mask = read_image(o.mask);
+
+  auto t0 = std::chrono::steady_clock::now();
+  PipelineOptions po;
+  po.model = o.model;
+  po.tokenizer = o.tokenizer;
+  po.vae = o.vae;
+  po.load.prediction = o.prediction;
+  for (const auto& mc : o.model_configs) {
+    size_t eq = mc.find('=');
+    PIG_CHECK(eq != std::string::npos && eq > 0, "--model-config expects COMPONENT=PATH, got '", mc, "'");
+    po.load.config_paths[mc.substr(0, eq)] = mc.substr(eq + 1);
+  }
+  StableDiffusion sd = StableDiffusion::load(po);
+  r.seed = 0;
+  sd.check_request(r);  // sizes, steps, strength, mask: before any work
+  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!o.quiet) std::fprintf(stderr, "loaded %s (%s) in %.1f s\n", o.model.c_str(), family_name(sd.family()), load_s);
+
+  uint64_t seed = o.seed >= 0 ? uint64_t(o.seed) : (uint64_t(std::random_device{}()) & 0xffffffffu);
+  if (o.seed < 0) std::printf("seed: %llu\n", (unsigned long long)seed);
+  auto [sampler_label, schedule_label] = a1111_names(choice, schedule);
+  std::string hash = model_short_hash(o.model);
+  const bool tty = isatty(fileno(stderr));
+
+  for (int b = 0; b < o.batch_count; ++b) {
+    r.seed = seed + uint64_t(b);
+    auto start = std::chrono::steady_clock::now();
+    ProgressCallback progress;
+    if (!o.quiet && tty)
+      progress = [&](const StepProgress& p) {
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        double rate = p.step / std::max(el, 1e-9);
+        int width = 30, fill = p.total ? p.step * width / p.total : width;
+        std::fprintf(stderr, "\r[%.*s%*s] %d/%d  %.2f it/s  ETA %.0f s ", fill,
+                     "==============================", width - fill, "", p.step, p.total, rate,
+                     (p.total - p.step) / std::max(rate, 1e-9));
+        std::fflush(stderr);
+      };
+    GenerateResult res = sd.generate(r, progress);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    Infotext info;
+    info.prompt = o.prompt;
+    info.negative_prompt = o.negative;
+    info.set("Steps", std::to_string(o.steps));
+    info.set("Sampler", sampler_label);
+    if (!schedule_label.empty()) info.set("Schedule type", schedule_label);
+    info.set("CFG scale", format_number(o.cfg_scale));
+    info.set("Seed", std::to_string(r.seed));
+    info.set("Size", std::to_string(o.width) + "x" + std::to_string(o.height));
+    if (!hash.empty()) info.set("Model hash", hash);
+    info.set("Model", fs::path(o.model).filename().replace_extension().string());
+    if (!o.vae.empty()) info.set("VAE", fs::path(o.vae).filename().string());
+    if (r.init_image) info.set("Denoising strength", format_number(o.strength));
+    if (r.mask) info.set("Mask blur", std::to_string(o.mask_blur));
+    if (o.clip_skip > 1) info.set("Clip skip", std::to_string(o.clip_skip));
+    if (o.guidance_rescale > 0) info.set("CFG Rescale phi", format_number(o.guidance_rescale));
+    if (o.rng == "cpu") info.set("RNG", "CPU");
+    info.set("Version", "pigment");
+    std::string path = output_path(b);
+    write_png(path, res.image, {{"parameters", format_infotext(info)}});
+    if (!o.quiet) {
+      if (tty) std::fprintf(stderr, "\n");
+      std::fprintf(stderr, "image %d/%d: seed %llu, %d steps in %.1f s -> %s\n", b + 1, o.batch_count,
+                   (unsigned long long)r.seed, o.steps, secs, path.c_str());
+    }
+  }
+  return 0;
+}
+
+RegisterCommand reg("generate", "make images: txt2img, img2img (-i), inpainting (-i --mask)", setup, run);
+
+}  // namespace
+}  // namespace pigment::cli
