@@ -15,7 +15,6 @@ class DDIM : public Scheduler {
     final_alpha_ = c.set_alpha_to_one ? 1.0f : train_.alphas_cumprod[0];
     use_clipped_ = schedule::extra_bool(c, "use_clipped_model_output", false);
     PIG_CHECK(c.eta >= 0, "DDIMScheduler: eta must be non-negative, got ", c.eta);
-    PIG_CHECK(!schedule::extra_bool(c, "thresholding", false), "DDIMScheduler: thresholding is not supported");
   }
 
   void set_timesteps(int n) override {
@@ -30,7 +29,7 @@ class DDIM : public Scheduler {
     const float a_t = alpha_prod(t), a_prev = prev_t >= 0 ? alpha_prod(prev_t) : final_alpha_;
     const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
     auto pred = schedule::alpha_prediction(cfg_.prediction_type, model_output, sample, a_t);
-    if (cfg_.clip_sample) pred.x0 = schedule::clamp_abs(pred.x0, float(cfg_.clip_sample_range));
+    pred.x0 = schedule::clip_x0(cfg_, pred.x0);
     const float variance = (b_prev / b_t) * (1.0f - a_t / a_prev);
     const float std_dev = float(cfg_.eta) * std::sqrt(variance);
     if (use_clipped_)

@@ -16,7 +16,6 @@ class DDPM : public Scheduler {
     PIG_CHECK(variance_type_ == "fixed_small" || variance_type_ == "fixed_small_log" || variance_type_ == "fixed_large",
               "DDPMScheduler: variance_type '", variance_type_,
               "' is not supported (pigment takes fixed_small, fixed_small_log, fixed_large)");
-    PIG_CHECK(!schedule::extra_bool(c, "thresholding", false), "DDPMScheduler: thresholding is not supported");
   }
 
   void set_timesteps(int n) override {
@@ -32,7 +31,7 @@ class DDPM : public Scheduler {
     const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
     const float cur_alpha = a_t / a_prev, cur_beta = 1.0f - cur_alpha;
     Tensor x0 = schedule::alpha_prediction(cfg_.prediction_type, model_output, sample, a_t).x0;
-    if (cfg_.clip_sample) x0 = schedule::clamp_abs(x0, float(cfg_.clip_sample_range));
+    x0 = schedule::clip_x0(cfg_, x0);
     const float x0_coeff = std::sqrt(a_prev) * cur_beta / b_t;
     const float x_coeff = std::sqrt(cur_alpha) * b_prev / b_t;
     Tensor prev = schedule::lincomb(x0_coeff, x0, x_coeff, sample);

@@ -332,6 +332,36 @@ Tensor clamp_abs(const Tensor& x, float r) {
   return y;
 }
 
+Tensor dynamic_threshold(const Tensor& x, double ratio, double max_value) {
+  PIG_CHECK(x.ndim() >= 2 && x.dim(0) > 0, "dynamic thresholding: expected a batched sample, got shape ",
+            shape_str(x.shape()));
+  PIG_CHECK(ratio >= 0 && ratio <= 1, "dynamic_thresholding_ratio must be in [0, 1], got ", ratio);
+  Tensor y = x.as_f32().clone();
+  const int64_t batch = y.dim(0), per = y.numel() / batch;
+  float* p = y.f32();
+  std::vector<float> mags(static_cast<size_t>(per));
+  for (int64_t b = 0; b < batch; ++b) {
+    float* row = p + b * per;
+    for (int64_t i = 0; i < per; ++i) mags[size_t(i)] = std::fabs(row[i]);
+    std::sort(mags.begin(), mags.end());
+    // torch.quantile's linear interpolation between the two nearest ranks.
+    const double pos = ratio * double(per - 1);
+    const int64_t lo = int64_t(std::floor(pos)), hi = std::min(lo + 1, per - 1);
+    const float q = mags[size_t(lo)] + float(pos - double(lo)) * (mags[size_t(hi)] - mags[size_t(lo)]);
+    const float s = std::min(std::max(q, 1.0f), float(max_value));
+    for (int64_t i = 0; i < per; ++i) row[i] = std::min(std::max(row[i], -s), s) / s;
+  }
+  return y;
+}
+
+Tensor clip_x0(const SchedulerConfig& c, const Tensor& x0) {
+  if (extra_bool(c, "thresholding", false))
+    return dynamic_threshold(x0, extra_number(c, "dynamic_thresholding_ratio", 0.995),
+                             extra_number(c, "sample_max_value", 1.0));
+  if (c.clip_sample) return clamp_abs(x0, float(c.clip_sample_range));
+  return x0;
+}
+
 // ---- config extras ----
 
 bool extra_has(const SchedulerConfig& c, const std::string& key) {

@@ -85,6 +85,12 @@ Tensor sigma_prediction_x0(const std::string& prediction_type, const Tensor& mod
 Tensor lincomb(float a, const Tensor& x, float b, const Tensor& y);
 // clamp(x, -r, r) elementwise (clip_sample).
 Tensor clamp_abs(const Tensor& x, float r);
+// Dynamic thresholding of a predicted x0 (Saharia et al. 2022, Imagen; diffusers _threshold_sample): per batch
+// element, s = clamp(quantile(|x|, ratio), 1, max_value) and x → clamp(x, -s, s) / s.
+Tensor dynamic_threshold(const Tensor& x, double ratio, double max_value);
+// The x0 clipping a config asks for: "thresholding" (with dynamic_thresholding_ratio, sample_max_value from
+// json_extra) takes precedence over clip_sample; neither returns x0 as it is.
+Tensor clip_x0(const SchedulerConfig& c, const Tensor& x0);
 
 // ---- config extras (json_extra) ----
 bool extra_has(const SchedulerConfig& c, const std::string& key);

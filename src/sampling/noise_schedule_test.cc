@@ -92,6 +92,22 @@ TEST(Predictions, RoundTrip) {
   EXPECT_NEAR(sigma_prediction_x0("epsilon", eps, xs, sigma).f32()[0], 0.5f, 1e-6);
 }
 
+TEST(Clipping, DynamicThresholdAndClip) {
+  // One batch element with |x| up to 4: the 0.5 quantile of {0.5, 1, 2, 4} is 1.5, so x → clamp(x, ±1.5) / 1.5.
+  Tensor x = Tensor::from_vector({1, 4}, {0.5f, -1.0f, 2.0f, -4.0f});
+  auto y = dynamic_threshold(x, 0.5, 3.0).to_vector();
+  EXPECT_NEAR(y[0], 0.5f / 1.5f, 1e-6);
+  EXPECT_NEAR(y[2], 1.0f, 1e-6);
+  EXPECT_NEAR(y[3], -1.0f, 1e-6);
+  // The threshold never drops below 1: small samples pass unchanged.
+  Tensor small = Tensor::from_vector({1, 2}, {0.25f, -0.5f});
+  EXPECT_EQ(dynamic_threshold(small, 0.995, 1.0).to_vector(), small.to_vector());
+  auto c = SchedulerConfig::from_json(R"({"clip_sample": true, "clip_sample_range": 2.0})");
+  EXPECT_EQ(clip_x0(c, x).to_vector(), (std::vector<float>{0.5f, -1.0f, 2.0f, -2.0f}));
+  auto t = SchedulerConfig::from_json(R"({"clip_sample": true, "thresholding": true, "sample_max_value": 2.0})");
+  EXPECT_NEAR(clip_x0(t, x).to_vector()[3], -1.0f, 1e-6);
+}
+
 TEST(Config, Extras) {
   auto c = SchedulerConfig::from_json(R"({"solver_order": 3, "lower_order_final": true, "algorithm_type": "x"})");
   EXPECT_EQ(extra_number(c, "solver_order", 2), 3);

@@ -119,13 +119,15 @@ std::string resolve_schedule(const std::string& name) {
 SchedulerConfig apply_sampler_choice(const SchedulerConfig& base, const SamplerChoice& choice,
                                      const std::string& schedule) {
   SchedulerConfig c = base;
-  nlohmann::json extra = nlohmann::json::parse(base.json_extra.empty() ? "{}" : base.json_extra);
-  nlohmann::json implied;
+  nlohmann::json extra, implied;
   try {
+    extra = nlohmann::json::parse(base.json_extra.empty() ? "{}" : base.json_extra);
     implied = nlohmann::json::parse(choice.config_json);
   } catch (const std::exception&) {
-    fail("sampler '", choice.scheduler, "': its implied config is not valid JSON");
+    fail("sampler '", choice.scheduler, "': the scheduler config extras are not valid JSON");
   }
+  PIG_CHECK(extra.is_object() && implied.is_object(), "sampler '", choice.scheduler,
+            "': the scheduler config extras must be a JSON object");
   for (auto it = implied.begin(); it != implied.end(); ++it) extra[it.key()] = it.value();
   const std::string sched = resolve_schedule(schedule).empty() ? choice.schedule : resolve_schedule(schedule);
   if (!sched.empty()) {
