@@ -119,11 +119,11 @@ Tensor ClipTextModel::embed(const std::vector<std::vector<int64_t>>& ids, const 
   return ops::add(tok.reshape({B, T, H}), pos);
 }
 
-Tensor ClipTextModel::activation(const Tensor& x) const {
+ops::Activation ClipTextModel::activation() const {
   const std::string& a = config_.hidden_act;
-  if (a == "quick_gelu") return ops::quick_gelu(x);
-  if (a == "gelu") return ops::gelu(x);
-  return ops::gelu_tanh(x);  // gelu_new, gelu_pytorch_tanh (validated in from_config)
+  if (a == "quick_gelu") return ops::Activation::QuickGelu;
+  if (a == "gelu") return ops::Activation::Gelu;
+  return ops::Activation::GeluTanh;  // gelu_new, gelu_pytorch_tanh (validated in from_config)
 }
 
 Tensor ClipTextModel::run_layer(const Layer& l, const Tensor& x) const {
@@ -134,11 +134,15 @@ Tensor ClipTextModel::run_layer(const Layer& l, const Tensor& x) const {
   Tensor k = ops::linear(h, l.k_w, &l.k_b);
   Tensor v = ops::linear(h, l.v_w, &l.v_b);
   h = ops::attention_causal(q, k, v, heads, scale);
-  Tensor y = ops::add(x, ops::linear(h, l.out_w, &l.out_b));
+  ops::LinearOptions with_residual;
+  with_residual.residual = &x;
+  Tensor y = ops::linear(h, l.out_w, &l.out_b, with_residual);  // x + out_proj(attention)
   h = ops::layer_norm(y, l.ln2_w, l.ln2_b, float(config_.layer_norm_eps));
-  h = ops::linear(activation(ops::linear(h, l.fc1_w, &l.fc1_b)), l.fc2_w, &l.fc2_b);
-  ops::add_inplace(y, h);
-  return y;
+  ops::LinearOptions act;
+  act.activation = activation();
+  h = ops::linear(h, l.fc1_w, &l.fc1_b, act);
+  with_residual.residual = &y;
+  return ops::linear(h, l.fc2_w, &l.fc2_b, with_residual);  // y + fc2(act(fc1(...)))
 }
 
 Tensor ClipTextModel::final_norm(const Tensor& hidden) const {

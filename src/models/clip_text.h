@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "models/model_config.h"
 #include "models/weights.h"
+#include "ops/ops.h"
 
 namespace pigment {
 
@@ -88,7 +89,7 @@ class ClipTextModel {
     Tensor fc1_w, fc1_b, fc2_w, fc2_b;
   };
   Tensor run_layer(const Layer& l, const Tensor& x) const;
-  Tensor activation(const Tensor& x) const;
+  ops::Activation activation() const;
 
   ClipTextConfig config_;
   Tensor token_embedding_, position_embedding_;

@@ -208,12 +208,18 @@ Tensor Vae::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
   return ops::group_norm(x, int(config_.norm_num_groups), w, b, kEps);
 }
 
+Tensor Vae::norm_silu(const Tensor& x, const Tensor& w, const Tensor& b) const {
+  return ops::group_norm_silu(x, int(config_.norm_num_groups), w, b, kEps);
+}
+
 Tensor Vae::resnet(const Resnet& r, const Tensor& x) const {
-  Tensor h = conv3x3(ops::silu(norm(x, r.norm1_w, r.norm1_b)), r.conv1_w, r.conv1_b);
-  h = conv3x3(ops::silu(norm(h, r.norm2_w, r.norm2_b)), r.conv2_w, r.conv2_b);
-  if (r.shortcut_w.defined()) return ops::add(conv1x1(x, r.shortcut_w, r.shortcut_b), h);
-  ops::add_inplace(h, x);
-  return h;
+  Tensor h = conv3x3(norm_silu(x, r.norm1_w, r.norm1_b), r.conv1_w, r.conv1_b);
+  h = norm_silu(h, r.norm2_w, r.norm2_b);
+  // The shortcut (x, or its 1x1 projection when the channel count changes) is added by conv2 as it stores.
+  Tensor shortcut = r.shortcut_w.defined() ? conv1x1(x, r.shortcut_w, r.shortcut_b) : x;
+  ops::Conv2dOptions add;
+  add.residual = &shortcut;
+  return ops::conv2d(h, r.conv2_w, &r.conv2_b, ops::Conv2dParams::same(1), add);
 }
 
 Tensor Vae::attention(const Attention& a, const Tensor& x) const {
@@ -225,8 +231,15 @@ Tensor Vae::attention(const Attention& a, const Tensor& x) const {
   Tensor v = ops::linear(h, a.v_w, &a.v_b);
   h = ops::attention(q, k, v, 1, float(1.0 / std::sqrt(double(C))));
   h = ops::nlc_to_nchw(ops::linear(h, a.out_w, &a.out_b), H, W);
-  ops::add_inplace(h, x);
-  return h;
+  return ops::add(h, x);
+}
+
+Tensor Vae::norm_out(const Tensor& x, const Tower& t, const std::string& name, const VaeProbe& probe) const {
+  if (!probe) return norm_silu(x, t.norm_out_w, t.norm_out_b);
+  // A probe wants the norm's own output, before the activation.
+  Tensor h = norm(x, t.norm_out_w, t.norm_out_b);
+  probe(name, h);
+  return ops::silu(h);
 }
 
 Tensor Vae::mid(const Mid& m, const Tensor& x) const {
@@ -260,9 +273,8 @@ Tensor Vae::encode_moments(const Tensor& image, const VaeProbe& probe) const {
   }
   h = mid(encoder_.mid, h);
   see("encoder.mid_block", h);
-  h = norm(h, encoder_.norm_out_w, encoder_.norm_out_b);
-  see("encoder.conv_norm_out", h);
-  h = conv3x3(ops::silu(h), encoder_.conv_out_w, encoder_.conv_out_b);
+  h = norm_out(h, encoder_, "encoder.conv_norm_out", probe);
+  h = conv3x3(h, encoder_.conv_out_w, encoder_.conv_out_b);
   see("encoder.conv_out", h);
   if (quant_w_.defined()) {
     h = conv1x1(h, quant_w_, quant_b_);
@@ -292,9 +304,8 @@ Tensor Vae::decode_untiled(const Tensor& latents, const VaeProbe& probe) const {
     if (lv.resample_w.defined()) h = conv3x3(ops::upsample_nearest2x(h), lv.resample_w, lv.resample_b);
     see("decoder.up_blocks." + std::to_string(i), h);
   }
-  h = norm(h, decoder_.norm_out_w, decoder_.norm_out_b);
-  see("decoder.conv_norm_out", h);
-  return conv3x3(ops::silu(h), decoder_.conv_out_w, decoder_.conv_out_b);
+  h = norm_out(h, decoder_, "decoder.conv_norm_out", probe);
+  return conv3x3(h, decoder_.conv_out_w, decoder_.conv_out_b);
 }
 
 // ---- tiling ----

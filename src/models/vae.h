@@ -127,6 +127,9 @@ class Vae {
   Tensor attention(const Attention& a, const Tensor& x) const;
   Tensor mid(const Mid& m, const Tensor& x) const;
   Tensor norm(const Tensor& x, const Tensor& w, const Tensor& b) const;
+  Tensor norm_silu(const Tensor& x, const Tensor& w, const Tensor& b) const;
+  // conv_norm_out + silu of a tower.
+  Tensor norm_out(const Tensor& x, const Tower& t, const std::string& name, const VaeProbe& probe) const;
   // Encoder + quant_conv: image → moments.
   Tensor encode_moments(const Tensor& image, const VaeProbe& probe) const;
   // post_quant_conv + decoder.

@@ -200,11 +200,11 @@ TEST(Vae, TiledDecodeStaysCloseToUntiled) {
   auto map = std::make_shared<TensorMap>();
   for (const auto& e : st.entries()) (*map)[e.name] = st.get(e.name);
   Vae vae = Vae::load(ModelConfig::load(dir.string()), Weights(map, dir.string()));
-  Tensor z = filled({1, 4, 8, 16}, 11, 0.f, 1.5f);
+  Tensor z = filled({1, 4, 8, 12}, 11, 0.f, 1.5f);
   Tensor full = vae.decode(z);
   VaeTiling t;
   t.enabled = true;
-  t.tile_sample_size = 64;  // 8x8 latent tiles (3 x 2 of them, some partial) on an 8x16 latent
+  t.tile_sample_size = 64;  // 8x8 latent tiles (2 x 2 of them, some partial) on an 8x12 latent
   Tensor tiled = vae.decode(z, t);
   ASSERT_EQ(tiled.shape(), full.shape());
   auto a = tiled.to_vector(), b = full.to_vector();
@@ -217,7 +217,7 @@ TEST(Vae, TiledDecodeStaysCloseToUntiled) {
   std::printf("tiled vs untiled decode: mean |diff| %.4f (mean |out| %.4f), max %.4f\n", sum / a.size(),
               ref / a.size(), mx);
   // GroupNorm statistics and the mid-block attention see one tile only, and this random-weight model amplifies
-  // that: about 0.26 mean difference for 0.47 mean output. A misplaced tile or seam would be far worse.
+  // that: about 0.20 mean difference for 0.46 mean output. A misplaced tile or seam would be far worse.
   EXPECT_TRUE(std::isfinite(sum));
   EXPECT_LT(sum / a.size(), 0.75 * ref / a.size());
   LatentDistribution p = vae.encode(full, t);
