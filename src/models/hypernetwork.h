@@ -1,0 +1,62 @@
+// A1111 hypernetworks (modules/hypernetworks/hypernetwork.py): per context width, two small MLPs that transform the
+// cross-attention context before to_k and to_v: context_k = context + mlp_k(context)·multiplier (same for v).
+// The MLP is rebuilt from the file's fields exactly as A1111 lays out its nn.Sequential (linear, activation unless
+// it is the output layer without activate_output, layer norm, dropout), so the state-dict indices line up; dropout
+// is inactive at inference.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/unet_layers.h"
+
+namespace pigment {
+
+class HypernetworkModule {
+ public:
+  struct Step {
+    enum Kind { Linear, Activation, LayerNorm } kind;
+    Tensor weight, bias;
+  };
+  HypernetworkModule() = default;
+  HypernetworkModule(std::vector<Step> steps, std::string activation) : steps_(std::move(steps)),
+                                                                          activation_(std::move(activation)) {}
+  // x + mlp(x)·multiplier
+  Tensor forward(const Tensor& x, float multiplier) const;
+
+ private:
+  std::vector<Step> steps_;
+  std::string activation_;
+};
+
+class Hypernetwork {
+ public:
+  // An A1111 .pt file; the name defaults to the file stem. Malformed files throw, naming the file and the field.
+  static Hypernetwork load(const std::string& path, const std::string& name = "");
+
+  const std::string& name() const { return name_; }
+  const std::vector<int>& layer_structure() const { return layer_structure_; }
+  std::vector<int64_t> sizes() const;
+  bool applies_to(int64_t width) const { return layers_.count(width) != 0; }
+  // Transforms (context_k, context_v) in place if a module pair for their width exists.
+  void apply(Tensor& context_k, Tensor& context_v, float multiplier) const;
+
+ private:
+  std::string name_, activation_;
+  std::vector<int> layer_structure_;
+  std::map<int64_t, std::pair<HypernetworkModule, HypernetworkModule>> layers_;
+};
+
+struct HypernetworkUse {
+  std::shared_ptr<const Hypernetwork> net;
+  float multiplier = 1;
+};
+
+// A UNetHooks::attention_context that chains the hypernetworks over every attention layer's context, as A1111's
+// apply_hypernetworks does (self-attention included when a module for its width exists).
+std::function<AttentionContext(const std::string&, const Tensor&)> hypernetwork_hook(
+    std::vector<HypernetworkUse> uses);
+
+}  // namespace pigment
