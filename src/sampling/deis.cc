@@ -28,7 +28,7 @@ double basis3(double t, double b, double c, double d) {
 
 class DEISMultistep : public Scheduler {
  public:
-  explicit DEISMultistep(const SchedulerConfig& c) : cfg_(c), train_(schedule::TrainSchedule::from_config(c)) {
+  explicit DEISMultistep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1 && order_ <= 3, kWho, ": solver_order must be 1, 2 or 3, got ", order_);
     const std::string algorithm = schedule::extra_string(c, "algorithm_type", "deis");

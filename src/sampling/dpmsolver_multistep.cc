@@ -16,7 +16,7 @@ constexpr const char* kWho = "DPMSolverMultistepScheduler";
 
 class DPMSolverMultistep : public Scheduler {
  public:
-  explicit DPMSolverMultistep(const SchedulerConfig& c) : cfg_(c), train_(schedule::TrainSchedule::from_config(c)) {
+  explicit DPMSolverMultistep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1 && order_ <= 3, kWho, ": solver_order must be 1, 2 or 3, got ", order_);
     algorithm_ = schedule::extra_string(c, "algorithm_type", "dpmsolver++");

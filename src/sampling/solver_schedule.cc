@@ -8,6 +8,12 @@
 
 namespace pigment::solver {
 
+schedule::TrainSchedule train_schedule(const SchedulerConfig& c) {
+  auto t = schedule::TrainSchedule::from_config(c);
+  if (c.rescale_betas_zero_snr) t.alphas_cumprod.back() = float(std::ldexp(1.0, -24));
+  return t;
+}
+
 VP vp(double s) {
   VP v;
   v.alpha = 1.0 / std::sqrt(s * s + 1.0);

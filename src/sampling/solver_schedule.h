@@ -13,6 +13,10 @@
 
 namespace pigment::solver {
 
+// The training schedule of a config; with rescale_betas_zero_snr the last ᾱ (0) becomes 2^-24 so that its σ stays
+// finite, as diffusers' solvers do.
+schedule::TrainSchedule train_schedule(const SchedulerConfig& c);
+
 // The VP quantities of a σ-space sigma s (s² = (1 - ᾱ) / ᾱ): α = 1/√(s²+1), σ = s·α, λ = log α - log σ.
 // s = 0 gives α = 1, σ = 0, λ = +∞ (a final step to the clean sample).
 struct VP {

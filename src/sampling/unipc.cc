@@ -42,7 +42,7 @@ std::vector<double> solve(std::vector<std::vector<double>> a, std::vector<double
 
 class UniPCMultistep : public Scheduler {
  public:
-  explicit UniPCMultistep(const SchedulerConfig& c) : cfg_(c), train_(schedule::TrainSchedule::from_config(c)) {
+  explicit UniPCMultistep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1, kWho, ": solver_order must be at least 1, got ", order_);
     predict_x0_ = schedule::extra_bool(c, "predict_x0", true);
