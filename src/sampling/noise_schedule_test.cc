@@ -81,7 +81,8 @@ TEST(Predictions, RoundTrip) {
   Tensor x0 = Tensor::full({2, 3}, 0.5f), eps = Tensor::full({2, 3}, -1.25f);
   Tensor xt = lincomb(std::sqrt(a), x0, std::sqrt(1 - a), eps);
   Tensor v = lincomb(std::sqrt(a), eps, -std::sqrt(1 - a), x0);
-  for (const auto& [type, out] : std::vector<std::pair<std::string, Tensor>>{{"epsilon", eps}, {"sample", x0}, {"v_prediction", v}}) {
+  const std::vector<std::pair<std::string, Tensor>> outputs = {{"epsilon", eps}, {"sample", x0}, {"v_prediction", v}};
+  for (const auto& [type, out] : outputs) {
     auto r = alpha_prediction(type, out, xt, a);
     EXPECT_NEAR(r.x0.f32()[0], 0.5f, 1e-5) << type;
     EXPECT_NEAR(r.eps.f32()[0], -1.25f, 1e-5) << type;
