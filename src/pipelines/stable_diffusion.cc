@@ -168,7 +168,73 @@ StableDiffusion StableDiffusion::create(const LoadedModel& model, ClipTokenizer 
   sd.unet_ = std::make_shared<UNet>(UNetConfig::from_json(un.config.dump(), un.source), un.weights());
   const ModelComponent& va = model.component("vae");
   sd.vae_ = Vae::load(va.model_config(), va.weights());
+  auto base = std::make_shared<std::map<std::string, ModelComponent>>();
+  for (const char* name : {"unet", "text_encoder", "text_encoder_2"})
+    if (model.has(name)) (*base)[name] = model.component(name);
+  sd.base_ = base;
+  sd.base_tokenizer_ = sd.tokenizer_;
+  sd.base_tokenizer_2_ = sd.tokenizer_2_;
   return sd;
+}
+
+const ModelComponent& StableDiffusion::base_component(const std::string& name) const {
+  PIG_CHECK(base_ && base_->count(name), "the pipeline holds no base component '", name, "'");
+  return base_->at(name);
+}
+
+void StableDiffusion::set_embeddings(const std::vector<Embedding>& embeddings) {
+  if (embeddings.empty()) {
+    tokenizer_ = base_tokenizer_;
+    tokenizer_2_ = base_tokenizer_2_;
+    embeddings_.reset();
+    return;
+  }
+  ClipTokenizer tok = *base_tokenizer_;
+  std::optional<ClipTokenizer> tok2;
+  if (base_tokenizer_2_) tok2 = *base_tokenizer_2_;
+  auto set = std::make_shared<EmbeddingSet>();
+  const ClipTextConfig& c1 = text_encoder_.config();
+  PIG_CHECK(tok.vocab_size() == c1.vocab_size, "textual inversion: the tokenizer has ", tok.vocab_size(),
+            " tokens but the text encoder ", c1.vocab_size);
+  for (const Embedding& e : embeddings) {
+    set->add(e, tok, c1.vocab_size, c1.hidden_size, has_text_encoder_2_ ? text_encoder_2_.config().hidden_size : 0);
+    if (tok2)
+      for (int64_t i = 0; i < e.count(); ++i) tok2->add_token(i == 0 ? e.name : e.name + "_" + std::to_string(i));
+  }
+  tokenizer_ = std::make_shared<const ClipTokenizer>(std::move(tok));
+  if (tok2) tokenizer_2_ = std::make_shared<const ClipTokenizer>(std::move(*tok2));
+  embeddings_ = set;
+}
+
+std::vector<std::string> StableDiffusion::set_loras(const std::vector<std::pair<LoraFile, float>>& loras,
+                                                    LoraApply mode) {
+  PIG_CHECK(base_, "set_loras: the pipeline holds no base weights");
+  std::map<std::string, const TensorMap*> maps;
+  for (const auto& [name, c] : *base_) maps[name] = c.tensors.get();
+  std::vector<LoraUse> uses;
+  std::vector<std::string> unmatched;
+  for (const auto& [file, weight] : loras) {
+    auto r = std::make_shared<const ResolvedLora>(resolve_lora(file, maps));
+    for (const auto& u : r->unmatched) unmatched.push_back(file.path + ": " + u);
+    uses.push_back({r, weight});
+  }
+  auto rebuild_clip = [&](const std::string& name, ClipTextModel& model) {
+    const ModelComponent& c = base_->at(name);
+    model = ClipTextModel::load(c.model_config(), Weights(merge_loras(*c.tensors, name, uses), c.source));
+  };
+  rebuild_clip("text_encoder", text_encoder_);
+  if (has_text_encoder_2_) rebuild_clip("text_encoder_2", text_encoder_2_);
+  const ModelComponent& un = base_->at("unet");
+  UNetConfig cfg = UNetConfig::from_json(un.config.dump(), un.source);
+  unet_lora_.reset();
+  if (mode == LoraApply::Merge) {
+    unet_ = std::make_shared<UNet>(cfg, Weights(merge_loras(*un.tensors, "unet", uses), un.source));
+  } else {
+    unet_ = std::make_shared<UNet>(cfg, un.weights());
+    auto rt = std::make_shared<const LoraRuntime>("unet", uses);
+    if (!rt->empty()) unet_lora_ = rt;
+  }
+  return unmatched;
 }
 
 int64_t StableDiffusion::latent_channels() const { return vae_.config().latent_channels; }
@@ -210,7 +276,9 @@ void StableDiffusion::check_request(const GenerateRequest& r) const {
               shape_str(r.latents.shape()), " do not match the image size");
 }
 
-PromptEmbeds StableDiffusion::encode_prompt(const std::string& prompt, const GenerateRequest& r) const {
+PromptEmbeds StableDiffusion::encode_prompt(const std::string& text, const GenerateRequest& r) const {
+  // Textual-inversion names stand for all of their tokens.
+  const std::string prompt = embeddings_ ? embeddings_->expand(text) : text;
   // One encoder: either the prompt tokenized literally (diffusers) or A1111's weighted 75-token chunks, each
   // encoded alone, emphasis applied per token with the chunk's mean restored, then concatenated.
   auto encode = [&](const ClipTokenizer& tok, const ClipTextModel& model, const ClipOptions& opt, int pad_id) {
@@ -250,14 +318,20 @@ PromptEmbeds StableDiffusion::encode_prompt(const std::string& prompt, const Gen
     ClipOptions opt;
     opt.clip_skip = r.clip_skip + 1;
     opt.final_norm = false;
+    ClipOptions opt2 = opt;
+    if (embeddings_) {
+      opt.extra_rows = &embeddings_->extra_rows();
+      opt2.extra_rows = &embeddings_->extra_rows_2();
+    }
     auto a = encode(*tokenizer_, text_encoder_, opt, -1);
-    auto b = encode(*tokenizer_2_, text_encoder_2_, opt, ClipTokenizer::kSd2PadId);
+    auto b = encode(*tokenizer_2_, text_encoder_2_, opt2, ClipTokenizer::kSd2PadId);
     PIG_CHECK(a.first.dim(1) == b.first.dim(1), "SDXL: the two tokenizers split the prompt into different chunks");
     e.context = ops::concat({a.first, b.first}, -1);
     e.pooled = b.second;
   } else {
     ClipOptions opt;
     opt.clip_skip = r.clip_skip;
+    if (embeddings_) opt.extra_rows = &embeddings_->extra_rows();
     e.context = encode(*tokenizer_, text_encoder_, opt, family_ == Family::SD2 ? ClipTokenizer::kSd2PadId : -1).first;
   }
   return e;
@@ -364,6 +438,19 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     return out;
   };
 
+  // Adapters that act inside the UNet: hypernetworks on every attention context, ControlNet maps in [0, 1].
+  std::function<AttentionContext(const std::string&, const Tensor&)> hypernet;
+  if (!r.hypernetworks.empty()) hypernet = hypernetwork_hook(r.hypernetworks);
+  std::vector<Tensor> control_maps;
+  for (const ControlUnit& cu : r.control) {
+    PIG_CHECK(cu.net, "ControlNet unit without a model");
+    PIG_CHECK(cu.start >= 0 && cu.end <= 1 && cu.start < cu.end, "control start/end must satisfy 0 <= start < end <= 1 "
+              "(got ", cu.start, ", ", cu.end, ")");
+    Image img = to_rgb(cu.image);
+    if (img.width != r.width || img.height != r.height) img = resize_bilinear(img, r.width, r.height);
+    control_maps.push_back(ops::scale(ops::add(image_to_tensor(img), Tensor::full({1}, 1.f)), 0.5f));
+  }
+
   // The denoising loop.
   for (size_t i = 0; i < timesteps.size(); ++i) {
     const double t = timesteps[i];
@@ -382,6 +469,10 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     const int64_t B = int64_t(batch.size());
     Tensor context = B == 1 ? ctxs[0] : ops::concat(ctxs, 0);
     UNetExtras extras;
+    if (unet_lora_)
+      extras.hooks.layer_delta = [lora = unet_lora_](const std::string& n, const Tensor& x, Tensor& y) {
+        lora->apply(n, x, y);
+      };
     if (family_ == Family::SDXL) {
       auto or_default = [](int v, int d) { return float(v > 0 ? v : d); };
       std::vector<float> ids;
@@ -395,7 +486,34 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     }
     auto repeat = [B](const Tensor& x) { return B == 1 ? x : ops::concat(std::vector<Tensor>(size_t(B), x), 0); };
     Tensor x = sched->scale_model_input(repeat(latents), t);
+    const Tensor scaled = x;
     if (unet_inpaint && inpaint) x = ops::concat({x, repeat(mask_latents), repeat(masked_image_latents)}, 1);
+    if (hypernet) extras.hooks.attention_context = hypernet;
+    for (size_t u = 0; u < r.control.size(); ++u) {
+      const ControlUnit& cu = r.control[u];
+      const double n = double(timesteps.size());
+      if (double(i) / n < cu.start || double(i + 1) / n > cu.end || cu.strength == 0) continue;
+      // Guess mode with guidance: the ControlNet sees the conditional rows only; the unconditional row gets zeros.
+      const bool only_cond = cu.guess_mode && cfg && B > 1;
+      auto rows = [&](const Tensor& v) { return only_cond && v.defined() ? v.slice0(1, B) : v; };
+      UNetExtras ce;
+      ce.text_embeds = rows(extras.text_embeds);
+      ce.time_ids = rows(extras.time_ids);
+      Tensor cx = rows(scaled);
+      Tensor cond = cx.dim(0) == 1 ? control_maps[u]
+                                   : ops::concat(std::vector<Tensor>(size_t(cx.dim(0)), control_maps[u]), 0);
+      ControlNetOutput res = cu.net->forward(cx, {float(t)}, rows(context), cond, float(cu.strength), cu.guess_mode, ce);
+      auto widen = [&](const Tensor& v) { return only_cond ? ops::concat({Tensor::zeros(v.slice0(0, 1).shape()), v}, 0) : v; };
+      auto& down = extras.down_block_additional_residuals;
+      for (size_t k = 0; k < res.down_block_residuals.size(); ++k) {
+        Tensor d = widen(res.down_block_residuals[k]);
+        if (down.size() <= k) down.push_back(d);
+        else down[k] = ops::add(down[k], d);
+      }
+      Tensor m = widen(res.mid_block_residual);
+      extras.mid_block_additional_residual =
+          extras.mid_block_additional_residual.defined() ? ops::add(extras.mid_block_additional_residual, m) : m;
+    }
     Tensor out = unet_->forward(x, {float(t)}, context, extras);
     Tensor eps;
     if (cfg) {

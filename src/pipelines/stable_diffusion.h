@@ -14,6 +14,10 @@
 #include "core/tensor.h"
 #include "io/image.h"
 #include "models/clip_text.h"
+#include "models/controlnet.h"
+#include "models/hypernetwork.h"
+#include "models/lora.h"
+#include "models/textual_inversion.h"
 #include "models/model_loader.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -37,6 +41,18 @@ struct StepProgress {
   double timestep = 0;
 };
 using ProgressCallback = std::function<void(const StepProgress&)>;
+
+// One ControlNet in a generation. Its residuals are scaled by `strength` (diffusers' controlnet_conditioning_scale,
+// default 1.0) on the steps whose fraction of the run lies in [start, end], as diffusers' control_guidance_start/end;
+// several units add their residuals. Guess mode feeds the ControlNet the conditional half only and scales the
+// residuals from 0.1 (first) to 1.0 (mid).
+struct ControlUnit {
+  std::shared_ptr<const ControlNet> net;
+  Image image;  // the prepared control map (canny edges, depth, pose ...), resized to the output size if needed
+  double strength = 1.0;
+  double start = 0.0, end = 1.0;
+  bool guess_mode = false;
+};
 
 struct GenerateRequest {
   std::string prompt, negative_prompt;
@@ -65,6 +81,9 @@ struct GenerateRequest {
   int mask_blur = 0;          // pixels (A1111's mask_blur, a Gaussian of that radius)
   // SDXL micro-conditioning; 0 = the output size / (0, 0).
   int original_width = 0, original_height = 0, crop_top = 0, crop_left = 0, target_width = 0, target_height = 0;
+  std::vector<ControlUnit> control;
+  // A1111 hypernetworks, chained over every attention layer's k/v context.
+  std::vector<HypernetworkUse> hypernetworks;
 };
 
 struct GenerateResult {
@@ -72,6 +91,11 @@ struct GenerateResult {
   Tensor pixels;   // decoded image [1, 3, H, W] in [0, 1]
   Image image;     // 8-bit RGB
 };
+
+// How LoRAs reach the UNet: merged into copies of the patched weights (fast per step), or added at run time through
+// the layer hooks. Text encoders always get merged copies (cheap: a few small matrices). Either way the loaded base
+// weights are never modified, so switching LoRAs needs no reload.
+enum class LoraApply { Merge, Runtime };
 
 struct PipelineOptions {
   std::string model;      // single .safetensors / .ckpt file or diffusers folder
@@ -92,6 +116,17 @@ class StableDiffusion {
   PromptEmbeds encode_prompt(const std::string& prompt, const GenerateRequest& r) const;
   GenerateResult generate(const GenerateRequest& r, const ProgressCallback& progress = {},
                           const PipelineProbe& probe = {}) const;
+
+  // Replaces the active LoRAs (empty: none); resolves each against this model's components. Returns the LoRA
+  // modules that matched no layer ("file: component:key"), for the caller to report.
+  std::vector<std::string> set_loras(const std::vector<std::pair<LoraFile, float>>& loras,
+                                     LoraApply mode = LoraApply::Merge);
+
+  // Replaces the textual-inversion embeddings (empty: none). Their names then work in prompts and negative prompts.
+  void set_embeddings(const std::vector<Embedding>& embeddings);
+
+  // The loaded (unpatched) unet / text_encoder / text_encoder_2 component; throws for another name.
+  const ModelComponent& base_component(const std::string& name) const;
 
   Family family() const { return family_; }
   const std::string& prediction_type() const { return prediction_type_; }
@@ -114,6 +149,11 @@ class StableDiffusion {
   bool has_text_encoder_2_ = false;
   std::shared_ptr<UNet> unet_;
   Vae vae_;
+  // The loaded components, kept so that adapters can rebuild models from patched copies of their weights.
+  std::shared_ptr<const std::map<std::string, ModelComponent>> base_;
+  std::shared_ptr<const LoraRuntime> unet_lora_;
+  std::shared_ptr<const ClipTokenizer> base_tokenizer_, base_tokenizer_2_;
+  std::shared_ptr<const EmbeddingSet> embeddings_;
 };
 
 // Image [H, W, 3] 8-bit → tensor [1, 3, H, W] in [-1, 1]; and back from [0, 1].

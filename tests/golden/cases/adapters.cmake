@@ -1,1 +1,1 @@
-list(APPEND PIGMENT_GOLDEN_CASES ti/textual_inversion hypernetwork/a1111 controlnet/pipeline)
+list(APPEND PIGMENT_GOLDEN_CASES lora/kohya lora/diffusers ti/textual_inversion hypernetwork/a1111 controlnet/pipeline)

@@ -1,0 +1,84 @@
+#include "models/controlnet_loader.h"
+
+#include <filesystem>
+
+#include "io/checkpoint.h"
+#include "models/checkpoint_layout.h"
+
+namespace pigment {
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+
+// Original names of the ControlNet-only parts → diffusers names (input_hint_block is conv, silu, conv, silu ...).
+std::string original_extra_name(const std::string& key) {
+  static const std::string hint = "input_hint_block.", zero = "zero_convs.", mid = "middle_block_out.0.";
+  if (starts_with(key, hint)) {
+    std::string rest = key.substr(hint.size());
+    size_t dot = rest.find('.');
+    int i = std::stoi(rest.substr(0, dot));
+    std::string param = rest.substr(dot + 1);
+    if (i == 0) return "controlnet_cond_embedding.conv_in." + param;
+    if (i == 14) return "controlnet_cond_embedding.conv_out." + param;
+    return "controlnet_cond_embedding.blocks." + std::to_string(i / 2 - 1) + "." + param;
+  }
+  if (starts_with(key, zero)) {  // zero_convs.N.0.weight
+    std::string rest = key.substr(zero.size());
+    size_t dot = rest.find('.');
+    return "controlnet_down_blocks." + rest.substr(0, dot) + rest.substr(rest.find('.', dot + 1));
+  }
+  if (starts_with(key, mid)) return "controlnet_mid_block." + key.substr(mid.size());
+  return "";
+}
+
+}  // namespace
+
+ControlNet load_controlnet(const std::string& path, const nlohmann::json& base_unet_config) {
+  namespace fs = std::filesystem;
+  PIG_CHECK(fs::exists(path), path, ": ControlNet file not found");
+  if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.json")) return ControlNet::load(path);
+  Checkpoint ck = load_checkpoint(path);
+  auto map = std::make_shared<TensorMap>();
+  const std::string prefix = "control_model.";
+  bool original = false;
+  for (const auto& [k, t] : ck.tensors)
+    if (starts_with(k, prefix + "input_hint_block.")) original = true;
+  if (original) {
+    // The encoder half through the UNet table (up path and output layers dropped), the rest by name.
+    Layout layout = unet_layout(base_unet_config, prefix);
+    Layout encoder;
+    for (const auto& e : layout)
+      if (!starts_with(e.name, "up_blocks.") && !starts_with(e.name, "conv_norm_out.") &&
+          !starts_with(e.name, "conv_out."))
+        encoder.push_back(e);
+    *map = apply_layout(encoder, ck.tensors, path);
+    for (const auto& [k, t] : ck.tensors) {
+      if (!starts_with(k, prefix)) continue;
+      std::string name = original_extra_name(k.substr(prefix.size()));
+      if (!name.empty()) (*map)[name] = t;
+    }
+  } else {
+    for (const auto& [k, t] : ck.tensors) {
+      std::string name = starts_with(k, "controlnet.") ? k.substr(11) : k;
+      (*map)[name] = t;
+    }
+  }
+  auto get = [&](const std::string& name) -> const Tensor& {
+    auto it = map->find(name);
+    PIG_CHECK(it != map->end(), path, ": not a ControlNet (no '", name, "')");
+    return it->second;
+  };
+  nlohmann::json cfg = base_unet_config;
+  cfg.erase("up_block_types");
+  cfg["_class_name"] = "ControlNetModel";
+  const Tensor& conv_in = get("controlnet_cond_embedding.conv_in.weight");
+  cfg["conditioning_channels"] = conv_in.dim(1);
+  std::vector<int64_t> widths{conv_in.dim(0)};
+  for (int b = 1; map->count("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight"); b += 2)
+    widths.push_back(get("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight").dim(0));
+  cfg["conditioning_embedding_out_channels"] = widths;
+  return ControlNet(ControlNetConfig::from_json(cfg.dump(), path), Weights(map, path));
+}
+
+}  // namespace pigment
