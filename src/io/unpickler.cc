@@ -19,7 +19,16 @@ bool TensorRef::contiguous() const {
   return true;
 }
 
-std::string dict_key(const Value& v) {
+namespace {
+std::string dict_key_at(const Value& v, int depth);
+}
+
+std::string dict_key(const Value& v) { return dict_key_at(v, 0); }
+
+namespace {
+
+std::string dict_key_at(const Value& v, int depth) {
+  PIG_CHECK(depth < 32, "pickle: dict key nests tuples more than 32 deep");
   switch (v.kind) {
     case Kind::None: return "n";
     case Kind::Bool: return v.b ? "i1" : "i0";  // Python: True == 1, so they are one key
@@ -34,7 +43,7 @@ std::string dict_key(const Value& v) {
     case Kind::Tuple: {
       std::string k = "t(";
       for (const Value* x : v.items) {
-        k += dict_key(*x);
+        k += dict_key_at(*x, depth + 1);
         k += '\x1f';
         PIG_CHECK(k.size() < 4096, "pickle: tuple used as a dict key is too large");
       }
@@ -44,6 +53,8 @@ std::string dict_key(const Value& v) {
   }
   fail("pickle: unhashable dict key of kind ", int(v.kind), " (", v.repr(60), ")");
 }
+
+}  // namespace
 
 const Value* Value::get(std::string_view key) const {
   if (kind != Kind::Dict) return nullptr;
@@ -785,7 +796,7 @@ struct Flattener {
   }
 
   void walk(const Value& v, int depth) {
-    PIG_CHECK(++visits <= (size_t(1) << 21), label, ": pickle structure too large to walk (shared containers?)");
+    PIG_CHECK(++visits <= (size_t(1) << 20), label, ": pickle structure too large to walk (shared containers?)");
     if (v.kind == Kind::Tensor) {
       std::string n = name();
       PIG_CHECK(names.insert(n).second, label, ": two tensors are both named '", n, "'");

@@ -75,8 +75,8 @@ struct Value {
   std::string repr(size_t max_len = 200) const;
 };
 
-// Canonical key for dict lookups: distinguishes 1, "1" and True as Python would (True == 1 in Python; we keep
-// bool and int apart only where Python would not collide them: True/1 share a key).
+// Canonical key for dict lookups, equal exactly when Python's keys would be: 1 and "1" differ, while 1, 1.0 and
+// True are one key. Throws for unhashable keys (lists, dicts).
 std::string dict_key(const Value& v);
 
 struct Limits {

@@ -152,6 +152,8 @@ TEST(Unpickler, DeepNestingAndCycles) {
   // A list that contains itself.
   EXPECT_NE(error_of("]2a.").find("contains itself"), std::string::npos);
   EXPECT_EQ(load("]2a.")->root().repr(20).size(), 23u);  // bounded rendering of the cycle
+  // A dict key made of deeply nested tuples.
+  EXPECT_NE(error_of("}N" + std::string(100000, '\x85') + "Ns.").find("nests tuples"), std::string::npos);
   // Too many marks or values for the limits.
   Limits small;
   small.max_stack = 1000;
