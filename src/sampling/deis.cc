@@ -32,8 +32,8 @@ class DEISMultistep : public Scheduler {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1 && order_ <= 3, kWho, ": solver_order must be 1, 2 or 3, got ", order_);
     const std::string algorithm = schedule::extra_string(c, "algorithm_type", "deis");
-    PIG_CHECK(algorithm == "deis" || algorithm == "dpmsolver" || algorithm == "dpmsolver++", kWho,
-              ": algorithm_type '", algorithm, "' is not deis");  // diffusers maps the DPM-Solver names to deis
+    PIG_CHECK(algorithm == "deis" || algorithm == "dpmsolver" || algorithm == "dpmsolver++", kWho, ": algorithm_type '",
+              algorithm, "' is not deis");  // diffusers maps the DPM-Solver names to deis
     const std::string solver_type = schedule::extra_string(c, "solver_type", "logrho");
     PIG_CHECK(solver_type == "logrho" || solver_type == "midpoint" || solver_type == "heun" || solver_type == "bh1" ||
                   solver_type == "bh2",
@@ -47,8 +47,8 @@ class DEISMultistep : public Scheduler {
   }
 
   void set_timesteps(int n) override {
-    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps,
-                                       cfg_.num_train_timesteps, n, cfg_.steps_offset);
+    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.num_train_timesteps,
+                                       n, cfg_.steps_offset);
     auto table = solver::solver_table(train_, std::move(ts), n, spacing_, false);
     timesteps_ = std::move(table.timesteps);
     sigmas_ = std::move(table.sigmas);

@@ -50,7 +50,8 @@ class DPMSolverMultistep : public Scheduler {
 
   void set_timesteps(int n) override {
     const int last = solver::clipped_last_timestep(train_, lambda_min_clipped_);
-    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, last, n, cfg_.steps_offset);
+    auto ts =
+        solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, last, n, cfg_.steps_offset);
     auto table = solver::solver_table(train_, std::move(ts), n, spacing_, final_zero_);
     timesteps_ = std::move(table.timesteps);
     sigmas_ = std::move(table.sigmas);
@@ -68,15 +69,13 @@ class DPMSolverMultistep : public Scheduler {
               " differs from the sample's ", shape_str(sample.shape()));
 
     // Lower orders at the end keep few-step sampling stable (diffusers' lower_order_final).
-    const bool lower_final =
-        step_index_ == n - 1 && (euler_at_final_ || (lower_order_final_ && n < 15) || final_zero_);
+    const bool lower_final = step_index_ == n - 1 && (euler_at_final_ || (lower_order_final_ && n < 15) || final_zero_);
     const bool lower_second = step_index_ == n - 2 && lower_order_final_ && n < 15;
 
     const Tensor x = sample.as_f32();
     const solver::VP v = solver::vp(sigmas_[step_index_]);
-    Tensor converted = data_prediction()
-                           ? solver::data_prediction(kWho, cfg_.prediction_type, model_output, x, v)
-                           : solver::noise_prediction(kWho, cfg_.prediction_type, model_output, x, v);
+    Tensor converted = data_prediction() ? solver::data_prediction(kWho, cfg_.prediction_type, model_output, x, v)
+                                         : solver::noise_prediction(kWho, cfg_.prediction_type, model_output, x, v);
     std::rotate(outputs_.begin(), outputs_.begin() + 1, outputs_.end());
     outputs_.back() = converted;
 
@@ -148,8 +147,10 @@ class DPMSolverMultistep : public Scheduler {
     }
     const double e = std::expm1(h);
     const double c1 = mid ? -t.sigma * e : -2.0 * t.sigma * (e / h - 1.0);
-    return solver::lincomb(
-        {{t.alpha / s0.alpha, x}, {-2.0 * t.sigma * e, m0}, {c1, d1}, {t.sigma * std::sqrt(std::expm1(2.0 * h)), noise}});
+    return solver::lincomb({{t.alpha / s0.alpha, x},
+                            {-2.0 * t.sigma * e, m0},
+                            {c1, d1},
+                            {t.sigma * std::sqrt(std::expm1(2.0 * h)), noise}});
   }
 
   Tensor third_order(const Tensor& x) const {
@@ -196,7 +197,8 @@ std::unique_ptr<Scheduler> make_multistep(SchedulerConfig c, bool sde, bool karr
 // pigment's names pick the A1111 variants; the diffusers class name follows the config alone.
 RegisterScheduler reg_class({"DPMSolverMultistepScheduler", "dpmpp_2m"},
                             [](const SchedulerConfig& c) { return make_multistep(c, false, false); });
-RegisterScheduler reg_karras({"dpmpp_2m_karras"}, [](const SchedulerConfig& c) { return make_multistep(c, false, true); });
+RegisterScheduler reg_karras({"dpmpp_2m_karras"},
+                             [](const SchedulerConfig& c) { return make_multistep(c, false, true); });
 RegisterScheduler reg_sde({"dpmpp_2m_sde"}, [](const SchedulerConfig& c) { return make_multistep(c, true, false); });
 RegisterScheduler reg_sde_karras({"dpmpp_2m_sde_karras"},
                                  [](const SchedulerConfig& c) { return make_multistep(c, true, true); });

@@ -42,10 +42,10 @@ TEST(DPMSolverMultistep, SetTimestepsResetsHistory) {
 }
 
 TEST(DPMSolverMultistep, EveryVariantConvergesToTheOdeSolution) {
-  for (const char* extra : {R"({"solver_order": 2})", R"({"solver_order": 2, "solver_type": "heun"})",
-                            R"({"solver_order": 3})", R"({"algorithm_type": "dpmsolver"})",
-                            R"({"algorithm_type": "dpmsolver", "solver_order": 3})",
-                            R"({"algorithm_type": "dpmsolver", "solver_type": "heun"})", R"({"use_karras_sigmas": true})"}) {
+  for (const char* extra :
+       {R"({"solver_order": 2})", R"({"solver_order": 2, "solver_type": "heun"})", R"({"solver_order": 3})",
+        R"({"algorithm_type": "dpmsolver"})", R"({"algorithm_type": "dpmsolver", "solver_order": 3})",
+        R"({"algorithm_type": "dpmsolver", "solver_type": "heun"})", R"({"use_karras_sigmas": true})"}) {
     const double coarse = testing::ode_error("dpmpp_2m", extra, 20), fine = testing::ode_error("dpmpp_2m", extra, 160);
     EXPECT_LT(fine, 3e-3) << extra;
     EXPECT_LT(fine, coarse / 2) << extra;

@@ -48,8 +48,7 @@ std::unique_ptr<Scheduler> make(SchedulerConfig c, bool karras) {
   return std::make_unique<DPMSolverSDE>(c);
 }
 
-RegisterScheduler reg({"DPMSolverSDEScheduler", "dpmpp_sde"},
-                      [](const SchedulerConfig& c) { return make(c, false); });
+RegisterScheduler reg({"DPMSolverSDEScheduler", "dpmpp_sde"}, [](const SchedulerConfig& c) { return make(c, false); });
 RegisterScheduler reg_karras({"dpmpp_sde_karras"}, [](const SchedulerConfig& c) { return make(c, true); });
 
 }  // namespace

@@ -54,8 +54,8 @@ class DPMSolverSinglestep : public Scheduler {
   Tensor step(const Tensor& model_output, double t, const Tensor& sample, Generator*) override {
     PIG_CHECK(!timesteps_.empty(), kWho, ": step() called before set_timesteps()");
     if (step_index_ < 0) step_index_ = solver::index_for_timestep(timesteps_, t);
-    PIG_CHECK(step_index_ < int(order_list_.size()), kWho, ": step() called more often than the ",
-              order_list_.size(), " timesteps of set_timesteps()");
+    PIG_CHECK(step_index_ < int(order_list_.size()), kWho, ": step() called more often than the ", order_list_.size(),
+              " timesteps of set_timesteps()");
     PIG_CHECK(model_output.shape() == sample.shape(), kWho, ": model output shape ", shape_str(model_output.shape()),
               " differs from the sample's ", shape_str(sample.shape()));
 
@@ -147,7 +147,8 @@ class DPMSolverSinglestep : public Scheduler {
     if (plus()) {
       const double e = std::expm1(-h);
       if (mid)
-        return solver::lincomb({{t.sigma / s2.sigma, start_sample_}, {-t.alpha * e, m2}, {t.alpha * (e / h + 1.0), d1_1}});
+        return solver::lincomb(
+            {{t.sigma / s2.sigma, start_sample_}, {-t.alpha * e, m2}, {t.alpha * (e / h + 1.0), d1_1}});
       const Tensor d1 = solver::lincomb({{r0 / (r0 - r1), d1_0}, {-r1 / (r0 - r1), d1_1}});
       const Tensor d2 = solver::lincomb({{2.0 / (r0 - r1), d1_1}, {-2.0 / (r0 - r1), d1_0}});
       return solver::lincomb({{t.sigma / s2.sigma, start_sample_},

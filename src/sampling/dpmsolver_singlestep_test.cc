@@ -24,12 +24,12 @@ TEST(DPMSolverSinglestep, FirstOrderMatchesTheMultistepSolver) {
 }
 
 TEST(DPMSolverSinglestep, EveryVariantConvergesToTheOdeSolution) {
-  for (const char* extra : {R"({"solver_order": 2})", R"({"solver_order": 3})",
-                            R"({"solver_order": 3, "solver_type": "heun"})",
-                            R"({"solver_order": 2, "algorithm_type": "dpmsolver"})",
-                            R"({"solver_order": 3, "algorithm_type": "dpmsolver"})",
-                            R"({"solver_order": 3, "algorithm_type": "dpmsolver", "solver_type": "heun"})",
-                            R"({"solver_order": 2, "lower_order_final": false})"}) {
+  for (const char* extra :
+       {R"({"solver_order": 2})", R"({"solver_order": 3})", R"({"solver_order": 3, "solver_type": "heun"})",
+        R"({"solver_order": 2, "algorithm_type": "dpmsolver"})",
+        R"({"solver_order": 3, "algorithm_type": "dpmsolver"})",
+        R"({"solver_order": 3, "algorithm_type": "dpmsolver", "solver_type": "heun"})",
+        R"({"solver_order": 2, "lower_order_final": false})"}) {
     const double fine = testing::ode_error("dpm_singlestep", extra, 160);
     EXPECT_LT(fine, 3e-3) << extra;
     EXPECT_LT(fine, testing::ode_error("dpm_singlestep", extra, 20) / 2) << extra;

@@ -30,8 +30,8 @@ class LCM : public Scheduler {
   }
 
   void set_timesteps(int n) override {
-    PIG_CHECK(n >= 1 && n <= original_steps_, kWho, ": num_inference_steps must be in [1, original_inference_steps = ",
-              original_steps_, "], got ", n);
+    PIG_CHECK(n >= 1 && n <= original_steps_, kWho,
+              ": num_inference_steps must be in [1, original_inference_steps = ", original_steps_, "], got ", n);
     // The distillation schedule k·[1..original] - 1 (k = T / original), descending, sampled at evenly spaced
     // indices floor(linspace(0, original, n, endpoint=False)).
     const int k = cfg_.num_train_timesteps / original_steps_;

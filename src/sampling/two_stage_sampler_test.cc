@@ -22,7 +22,7 @@ TEST(TwoStageSampler, ListsEveryModelCall) {
     s->set_timesteps(6);
     EXPECT_EQ(s->order(), 2);
     ASSERT_EQ(s->timesteps().size(), 11u) << name;  // the last step, to σ = 0, is one call
-    ASSERT_EQ(s->sigmas().size(), 12u) << name;  // the σ of every call, then 0
+    ASSERT_EQ(s->sigmas().size(), 12u) << name;     // the σ of every call, then 0
     EXPECT_EQ(s->sigmas().back(), 0.0);
     // With eta 1 the 2S midpoint σ (σ·σ_down)^½ is the next σ itself, so its timestep repeats (up to the float32
     // log-σ table of σ→t).

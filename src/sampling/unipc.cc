@@ -68,8 +68,8 @@ class UniPCMultistep : public Scheduler {
   }
 
   void set_timesteps(int n) override {
-    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps,
-                                       cfg_.num_train_timesteps, n, cfg_.steps_offset);
+    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.num_train_timesteps,
+                                       n, cfg_.steps_offset);
     auto table = solver::solver_table(train_, std::move(ts), n, spacing_, false);
     timesteps_ = std::move(table.timesteps);
     sigmas_ = std::move(table.sigmas);
@@ -93,9 +93,9 @@ class UniPCMultistep : public Scheduler {
     const Tensor converted = predict_x0_ ? solver::data_prediction(kWho, cfg_.prediction_type, model_output, x, v)
                                          : solver::noise_prediction(kWho, cfg_.prediction_type, model_output, x, v);
     // The corrector refines the previous step now that the model output at its end is known.
-    const bool corrector = step_index_ > 0 && last_sample_.defined() &&
-                           std::find(disable_corrector_.begin(), disable_corrector_.end(), step_index_ - 1) ==
-                               disable_corrector_.end();
+    const bool corrector =
+        step_index_ > 0 && last_sample_.defined() &&
+        std::find(disable_corrector_.begin(), disable_corrector_.end(), step_index_ - 1) == disable_corrector_.end();
     if (corrector) x = uni_c(converted);
 
     std::rotate(outputs_.begin(), outputs_.begin() + 1, outputs_.end());

@@ -19,10 +19,10 @@ TEST(UniPC, FirstOrderPredictorIsDpmSolverFirstOrder) {
 }
 
 TEST(UniPC, EveryVariantConvergesToTheOdeSolution) {
-  for (const char* extra : {R"({"solver_order": 1})", R"({"solver_order": 2})", R"({"solver_order": 3})",
-                            R"({"solver_type": "bh1"})", R"({"predict_x0": false})",
-                            R"({"solver_order": 3, "predict_x0": false})", R"({"disable_corrector": [0, 1]})",
-                            R"({"solver_order": 3, "lower_order_final": false})"}) {
+  for (const char* extra :
+       {R"({"solver_order": 1})", R"({"solver_order": 2})", R"({"solver_order": 3})", R"({"solver_type": "bh1"})",
+        R"({"predict_x0": false})", R"({"solver_order": 3, "predict_x0": false})", R"({"disable_corrector": [0, 1]})",
+        R"({"solver_order": 3, "lower_order_final": false})"}) {
     const double fine = testing::ode_error("unipc", extra, 160);
     EXPECT_LT(fine, 3e-3) << extra;
     EXPECT_LT(fine, testing::ode_error("unipc", extra, 20) / 2) << extra;
