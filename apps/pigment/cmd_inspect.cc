@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "io/checkpoint.h"
+#include "models/model_family.h"
 
 namespace pigment::cli {
 namespace {
@@ -47,7 +48,7 @@ int run_inspect() {
     total += t.nbytes();
   }
   std::printf("file: %s\nformat: %s\n", g_path.c_str(), c.format.c_str());
-  // The detected model family (models/ detect_family) belongs on the line after the format.
+  std::printf("%s", describe_checkpoint_family(c.tensors, g_path, c.metadata).c_str());
   std::printf("tensors: %zu\nbytes: %zu\n", c.tensors.size(), total);
   for (const auto& [dt, cb] : by_dtype) std::printf("dtype %s: %zu tensors, %zu bytes\n", dt.c_str(), cb.first, cb.second);
   for (const auto& [k, v] : c.metadata) std::printf("metadata %s: %s\n", one_line(k, 100).c_str(), one_line(v).c_str());

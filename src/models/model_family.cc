@@ -195,6 +195,16 @@ class Keys {
     PIG_CHECK(it != t_.end(), "missing tensor '", k, "' (a single file of this family has it)");
     return it->second.shape();
   }
+  // Dimension i (negative counts from the end) of tensor k, checked: a malformed file must not crash detection.
+  int64_t dim(const std::string& k, int i, size_t rank = 0) const {
+    const Shape& s = shape(k);
+    PIG_CHECK(!s.empty() && (rank == 0 || s.size() == rank), "tensor '", k, "' has shape ", shape_str(s),
+              rank ? ", expected " + std::to_string(rank) + " dimensions" : std::string(", expected a tensor"));
+    int n = int(s.size());
+    if (i < 0) i += n;
+    PIG_CHECK(i >= 0 && i < n, "tensor '", k, "' has shape ", shape_str(s), ", expected more dimensions");
+    return s[size_t(i)];
+  }
   // How many i = 0, 1, ... have `prefix + i + suffix`.
   int count(const std::string& prefix, const std::string& suffix) const {
     int n = 0;
@@ -219,7 +229,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensors, std::string* why) {
+std::optional<Detection> detect_keys(const std::map<std::string, Tensor>& tensors, std::string* why) {
   Keys k(tensors);
   const std::string U = file_prefix::kUNet;
   Detection d;
@@ -227,21 +237,21 @@ std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensor
   bool label = k.has(U + "label_emb.0.0.weight");
   bool openai = k.has_prefix(file_prefix::kSd1Clip);
   bool openclip = k.has_prefix(file_prefix::kSd2OpenClip);
-  std::string unet_prefix;
+  bool unet = false;
   if (k.has(U + "input_blocks.0.0.weight")) {
-    unet_prefix = U;
-    d.in_channels = k.shape(U + "input_blocks.0.0.weight")[1];
-    if (const auto* key = k.find(U, "attn2.to_k.weight")) d.context_dim = k.shape(*key).back();
+    unet = true;
+    d.in_channels = k.dim(U + "input_blocks.0.0.weight", 1);
+    if (const auto* key = k.find(U, "attn2.to_k.weight")) d.context_dim = k.dim(*key, -1);
   } else {
     // diffusers names: a bare UNet state dict, or "<component>." prefixes.
     for (const auto& [name, t] : tensors) {
       if (!ends_with(name, "time_embedding.linear_1.weight")) continue;
       std::string p = name.substr(0, name.size() - std::string("time_embedding.linear_1.weight").size());
       if (!k.has(p + "conv_in.weight")) continue;
-      unet_prefix = p;
+      unet = true;
       d.single_file = false;
-      d.in_channels = k.shape(p + "conv_in.weight")[1];
-      if (const auto* key = k.find(p, "attn2.to_k.weight")) d.context_dim = k.shape(*key).back();
+      d.in_channels = k.dim(p + "conv_in.weight", 1);
+      if (const auto* key = k.find(p, "attn2.to_k.weight")) d.context_dim = k.dim(*key, -1);
       label = k.has(p + "add_embedding.linear_1.weight");
       break;
     }
@@ -259,13 +269,13 @@ std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensor
   } else if (openai) {
     d.family = Family::SD1;
     d.evidence = "OpenAI CLIP text encoder (cond_stage_model.transformer)";
-  } else if (!unet_prefix.empty() && d.context_dim == 768) {
+  } else if (unet && d.context_dim == 768) {
     d.family = Family::SD1;
     d.evidence = "UNet cross-attention width 768";
-  } else if (!unet_prefix.empty() && d.context_dim == 1024) {
+  } else if (unet && d.context_dim == 1024) {
     d.family = Family::SD2;
     d.evidence = "UNet cross-attention width 1024";
-  } else if (!unet_prefix.empty() && d.context_dim == 2048) {
+  } else if (unet && d.context_dim == 2048) {
     d.family = Family::SDXL;
     d.evidence = "UNet cross-attention width 2048";
   } else if (k.has_prefix("text_encoder_2.")) {
@@ -273,7 +283,7 @@ std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensor
     d.single_file = false;
     d.evidence = "text_encoder_2";
   } else if (const auto* key = k.find("text_encoder.", "text_model.embeddings.token_embedding.weight")) {
-    int64_t h = k.shape(*key).back();
+    int64_t h = k.dim(*key, -1);
     if (h != 768 && h != 1024) {
       if (why) *why = "text encoder width " + std::to_string(h) + " (768 = SD1, 1024 = SD2)";
       return std::nullopt;
@@ -283,7 +293,7 @@ std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensor
     d.evidence = "text encoder width " + std::to_string(h);
   } else {
     if (why) {
-      if (unet_prefix.empty())
+      if (!unet)
         *why = "no UNet (model.diffusion_model.*) and no text encoder (cond_stage_model.*, conditioner.*) keys";
       else
         *why = "UNet cross-attention width " + std::to_string(d.context_dim) +
@@ -299,6 +309,16 @@ std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensor
   }
   d.inpaint = d.in_channels == 9;
   return d;
+}
+
+// Never throws: a malformed tensor is a reason, not a crash.
+std::optional<Detection> detect_impl(const std::map<std::string, Tensor>& tensors, std::string* why) {
+  try {
+    return detect_keys(tensors, why);
+  } catch (const Error& e) {
+    if (why) *why = e.what();
+    return std::nullopt;
+  }
 }
 
 std::vector<std::string> name_tokens(const std::string& path) {
@@ -336,7 +356,7 @@ json infer_unet(const Keys& k, const FamilyPreset& preset, int64_t pooled_dim) {
       levels.emplace_back();
     } else if (k.has(b + "0.in_layers.0.weight")) {
       Level& l = levels.back();
-      l.ch = k.shape(b + "0.out_layers.3.weight")[0];
+      l.ch = k.dim(b + "0.out_layers.3.weight", 0);
       ++l.nres;
       if (k.has(b + "1.norm.weight")) {
         l.attn = true;
@@ -371,14 +391,14 @@ json infer_unet(const Keys& k, const FamilyPreset& preset, int64_t pooled_dim) {
   c["in_channels"] = cin[1];
   c["conv_in_kernel"] = cin[2];
   const Shape& cout = k.shape(P + "out.2.weight");
-  c["out_channels"] = cout[0];
-  c["conv_out_kernel"] = cout.size() == 4 ? cout[2] : 3;
-  if (const auto* key = k.find(P, "attn2.to_k.weight")) c["cross_attention_dim"] = k.shape(*key).back();
+  c["out_channels"] = k.dim(P + "out.2.weight", 0, 4);
+  c["conv_out_kernel"] = cout[2];
+  if (const auto* key = k.find(P, "attn2.to_k.weight")) c["cross_attention_dim"] = k.dim(*key, -1);
   if (const auto* key = k.find(P, "proj_in.weight")) c["use_linear_projection"] = k.shape(*key).size() == 2;
-  int64_t temb = k.shape(P + "time_embed.0.weight")[0];
+  int64_t temb = k.dim(P + "time_embed.0.weight", 0);
   c["time_embedding_dim"] = temb == channels[0].get<int64_t>() * 4 ? json(nullptr) : json(temb);
   if (k.has(P + "label_emb.0.0.weight")) {
-    int64_t add_in = k.shape(P + "label_emb.0.0.weight")[1];
+    int64_t add_in = k.dim(P + "label_emb.0.0.weight", 1);
     c["addition_embed_type"] = "text_time";
     c["projection_class_embeddings_input_dim"] = add_in;
     // add_in = pooled text embedding + 6 Fourier-embedded size/crop numbers.
@@ -406,7 +426,7 @@ json infer_vae(const Keys& k, const FamilyPreset& preset) {
   PIG_CHECK(n >= 1, "VAE encoder has no down levels (", V, "encoder.down.0.block.0.*)");
   json channels = json::array(), down = json::array(), up = json::array();
   for (int i = 0; i < n; ++i) {
-    channels.push_back(k.shape(V + "encoder.down." + std::to_string(i) + ".block.0.conv2.weight")[0]);
+    channels.push_back(k.dim(V + "encoder.down." + std::to_string(i) + ".block.0.conv2.weight", 0));
     down.push_back("DownEncoderBlock2D");
     up.push_back("UpDecoderBlock2D");
   }
@@ -414,9 +434,9 @@ json infer_vae(const Keys& k, const FamilyPreset& preset) {
   c["down_block_types"] = down;
   c["up_block_types"] = up;
   c["layers_per_block"] = k.count(V + "encoder.down.0.block.", ".conv1.weight");
-  c["in_channels"] = k.shape(V + "encoder.conv_in.weight")[1];
-  c["latent_channels"] = k.shape(V + "decoder.conv_in.weight")[1];
-  c["out_channels"] = k.shape(V + "decoder.conv_out.weight")[0];
+  c["in_channels"] = k.dim(V + "encoder.conv_in.weight", 1);
+  c["latent_channels"] = k.dim(V + "decoder.conv_in.weight", 1);
+  c["out_channels"] = k.dim(V + "decoder.conv_out.weight", 0);
   return c;
 }
 
@@ -434,11 +454,11 @@ json infer_openai_clip(const Keys& k, const std::string& prefix, const json& bas
   std::string T = prefix + "text_model.";
   if (!k.has(T + "embeddings.token_embedding.weight")) return nullptr;
   json c = base;
-  const Shape& tok = k.shape(T + "embeddings.token_embedding.weight");
+  const std::string tok = T + "embeddings.token_embedding.weight";
   int layers = k.count(T + "encoder.layers.", ".mlp.fc1.weight");
   PIG_CHECK(layers >= 1, "text encoder ", T, "encoder.layers.* has no layers");
-  set_clip_sizes(c, tok[0], tok[1], k.shape(T + "embeddings.position_embedding.weight")[0], layers,
-                 k.shape(T + "encoder.layers.0.mlp.fc1.weight")[0]);
+  set_clip_sizes(c, k.dim(tok, 0, 2), k.dim(tok, 1, 2), k.dim(T + "embeddings.position_embedding.weight", 0), layers,
+                 k.dim(T + "encoder.layers.0.mlp.fc1.weight", 0));
   return c;
 }
 
@@ -446,15 +466,16 @@ json infer_openai_clip(const Keys& k, const std::string& prefix, const json& bas
 json infer_open_clip(const Keys& k, const std::string& O, const json& base, bool with_projection, bool drop_last) {
   if (!k.has(O + "token_embedding.weight")) return nullptr;
   json c = base;
-  const Shape& tok = k.shape(O + "token_embedding.weight");
+  const std::string tok = O + "token_embedding.weight";
   int layers = k.count(O + "transformer.resblocks.", ".mlp.c_fc.weight");
   PIG_CHECK(layers >= (drop_last ? 2 : 1), "OpenCLIP text encoder ", O, "transformer.resblocks.* has ", layers,
             " layers");
-  set_clip_sizes(c, tok[0], tok[1], k.shape(O + "positional_embedding")[0], drop_last ? layers - 1 : layers,
-                 k.shape(O + "transformer.resblocks.0.mlp.c_fc.weight")[0]);
+  set_clip_sizes(c, k.dim(tok, 0, 2), k.dim(tok, 1, 2), k.dim(O + "positional_embedding", 0),
+                 drop_last ? layers - 1 : layers,
+                 k.dim(O + "transformer.resblocks.0.mlp.c_fc.weight", 0));
   if (with_projection) {
     c["architectures"] = {"CLIPTextModelWithProjection"};
-    if (k.has(O + "text_projection")) c["projection_dim"] = k.shape(O + "text_projection").back();
+    if (k.has(O + "text_projection")) c["projection_dim"] = k.dim(O + "text_projection", -1);
   } else {
     c["architectures"] = {"CLIPTextModel"};
   }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# pigment init writes full-size random checkpoints with the real key sets (tensor and parameter counts of the
+# published SD1.5 and SDXL models), in the single-file layout and as a diffusers folder, and inspect detects their
+# family. float16 keeps the files small (SD1.5 ~2 GB, SDXL ~7 GB); every file is deleted at the end.
+set -euo pipefail
+BIN="${PIGMENT_BIN_DIR:?}/pigment"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+expect() {  # expect FILE LINE: FILE has the exact line LINE
+  if ! grep -qxF -- "$2" "$1"; then
+    echo "FAIL: expected the line '$2' in:"
+    cat "$1"
+    exit 1
+  fi
+}
+
+# SD1.5, original LDM layout.
+"$BIN" init --family sd15 --seed 7 --out "$tmp/sd15.safetensors" >"$tmp/out"
+"$BIN" inspect "$tmp/sd15.safetensors" >"$tmp/out"
+expect "$tmp/out" "family: sd1"
+expect "$tmp/out" "prediction: epsilon"
+expect "$tmp/out" "tensors: 1130"
+expect "$tmp/out" "component unet: 686 tensors, 859520964 parameters"
+expect "$tmp/out" "component vae: 248 tensors, 83653863 parameters"
+expect "$tmp/out" "component text_encoder: 196 tensors, 123060480 parameters"
+expect "$tmp/out" "dtype F16: 1130 tensors, 2132470614 bytes"
+expect "$tmp/out" "metadata modelspec.architecture: stable-diffusion-v1"
+rm "$tmp/sd15.safetensors"
+
+# SDXL base, SGM layout: CLIP-L and OpenCLIP bigG (fused q/k/v, text_projection as x @ P).
+"$BIN" init --family sdxl --seed 7 --out "$tmp/sdxl.safetensors" >"$tmp/out"
+"$BIN" inspect "$tmp/sdxl.safetensors" >"$tmp/out"
+expect "$tmp/out" "family: sdxl"
+expect "$tmp/out" "component unet: 1680 tensors, 2567463684 parameters"
+expect "$tmp/out" "component vae: 248 tensors, 83653863 parameters"
+expect "$tmp/out" "component text_encoder: 196 tensors, 123060480 parameters"
+expect "$tmp/out" "component text_encoder_2: 389 tensors, 694659840 parameters"
+rm "$tmp/sdxl.safetensors"
+
+# SD2.1-v as a diffusers folder: diffusers keeps 23 of OpenCLIP-H's 24 layers and no projection.
+"$BIN" init --family sd21-v --seed 7 --diffusers "$tmp/sd21v" >"$tmp/out"
+expect "$tmp/out" "component unet: 686 tensors, 865910724 parameters"
+expect "$tmp/out" "component text_encoder: 372 tensors, 340387840 parameters"
+test -f "$tmp/sd21v/model_index.json"
+test -f "$tmp/sd21v/unet/diffusion_pytorch_model.safetensors"
+test -f "$tmp/sd21v/text_encoder/model.safetensors"
+grep -q '"prediction_type": "v_prediction"' "$tmp/sd21v/scheduler/scheduler_config.json"
+"$BIN" inspect "$tmp/sd21v" >"$tmp/out"
+expect "$tmp/out" "family: sd2"
+rm -rf "$tmp/sd21v"
+
+# Bad arguments are one clear error line and exit status 1.
+for args in "--family sd3 --out $tmp/x.safetensors" "--family sd15" "--family sd15 --dtype f8 --out $tmp/x.safetensors"; do
+  if "$BIN" init $args >"$tmp/out" 2>&1; then
+    echo "FAIL: init $args succeeded"
+    exit 1
+  fi
+  grep -q "^error: " "$tmp/out" || { echo "FAIL: init $args:"; cat "$tmp/out"; exit 1; }
+done
+test ! -e "$tmp/x.safetensors"
+echo "init: all checks passed"
