@@ -11,9 +11,11 @@
 #include "core/threading.h"
 #include "io/file_hash.h"
 #include "io/image.h"
+#include "models/controlnet_loader.h"
 #include "pipelines/infotext.h"
 #include "pipelines/stable_diffusion.h"
 #include "sampling/sampler_names.h"
+#include "text/extra_networks.h"
 
 namespace pigment::cli {
 namespace {
@@ -28,6 +30,12 @@ struct Options {
   double cfg_scale = 7.0, strength = 0.75, guidance_rescale = 0.0;
   std::vector<std::string> model_configs;
   bool overwrite = false, quiet = false, no_a1111 = false;
+  // adapters
+  std::vector<std::string> loras, control_nets, control_images;
+  std::vector<double> control_strengths;
+  std::string lora_dir, lora_apply = "merge", embedding_dir, hypernetwork_dir;
+  double control_start = 0.0, control_end = 1.0;
+  bool control_guess_mode = false;
   CLI::App* app = nullptr;
 };
 Options o;
@@ -70,6 +78,86 @@ void setup(CLI::App& c) {
   c.add_flag("--overwrite", o.overwrite, "replace existing files instead of numbering new ones");
   c.add_flag("--literal-prompt", o.no_a1111, "tokenize the prompt literally (no A1111 syntax), as diffusers does");
   c.add_flag("-q,--quiet", o.quiet, "no progress output");
+  c.add_option("--lora", o.loras, "FILE[:WEIGHT]: apply a LoRA (repeatable; weight 1 by default)");
+  c.add_option("--lora-dir", o.lora_dir, "folder of LoRA files for <lora:NAME:WEIGHT> tags in the prompt");
+  c.add_option("--lora-apply", o.lora_apply, "merge (into copies of the weights) or runtime (layer hooks)")
+      ->check(CLI::IsMember({"merge", "runtime"}))
+      ->capture_default_str();
+  c.add_option("--embedding-dir", o.embedding_dir, "folder of textual-inversion embeddings, used by file name");
+  c.add_option("--hypernetwork-dir", o.hypernetwork_dir, "folder of A1111 hypernetworks for <hypernet:NAME:WEIGHT>");
+  c.add_option("--control-net", o.control_nets, "ControlNet file or diffusers folder (repeatable)");
+  c.add_option("--control-image", o.control_images, "prepared control map per --control-net (edges, depth, pose...)");
+  c.add_option("--control-strength", o.control_strengths,
+               "conditioning scale per --control-net (default 1.0, as diffusers; one value applies to all)");
+  c.add_option("--control-start", o.control_start, "fraction of the steps where ControlNet starts")
+      ->capture_default_str();
+  c.add_option("--control-end", o.control_end, "fraction of the steps where ControlNet stops")->capture_default_str();
+  c.add_flag("--control-guess-mode", o.control_guess_mode, "ControlNet guess mode (conditional half only)");
+}
+
+// "FILE:WEIGHT" → (FILE, WEIGHT); a suffix that is no number belongs to the path.
+std::pair<std::string, float> file_and_weight(const std::string& arg) {
+  size_t colon = arg.rfind(':');
+  if (colon != std::string::npos && colon + 1 < arg.size()) {
+    try {
+      size_t used = 0;
+      float w = std::stof(arg.substr(colon + 1), &used);
+      if (used == arg.size() - colon - 1) return {arg.substr(0, colon), w};
+    } catch (const std::exception&) {
+    }
+  }
+  return {arg, 1.f};
+}
+
+// NAME.{safetensors,pt,ckpt} in `dir`, or a one-line error naming the tag and the folder.
+std::string find_named_file(const std::string& dir, const std::string& name, const char* flag, const std::string& tag) {
+  PIG_CHECK(!dir.empty(), tag, ": no ", flag, " given to look for '", name, "' in");
+  for (const char* ext : {".safetensors", ".pt", ".ckpt", ".bin"}) {
+    fs::path p = fs::path(dir) / (name + ext);
+    if (fs::is_regular_file(p)) return p.string();
+  }
+  fail(tag, ": no file named '", name, "' (.safetensors/.pt/.ckpt) in ", flag, " ", dir);
+}
+
+// Everything the adapter flags and prompt tags ask for, loaded before any sampling.
+struct Adapters {
+  std::vector<std::pair<LoraFile, float>> loras;
+  std::vector<Embedding> embeddings;
+  std::vector<HypernetworkUse> hypernetworks;
+  std::vector<std::string> lora_hashes, ti_hashes;
+};
+
+Adapters load_adapters(const ExtraNetworkPrompt& tags) {
+  Adapters a;
+  for (const auto& arg : o.loras) {
+    auto [file, weight] = file_and_weight(arg);
+    PIG_CHECK(fs::exists(file), "--lora: file not found: ", file);
+    a.loras.emplace_back(LoraFile::load(file), weight);
+    a.lora_hashes.push_back(fs::path(file).stem().string() + ": " + sha256_file(file).substr(0, 12));
+  }
+  for (const auto& t : tags.tags) {
+    if (t.kind == "lora" || t.kind == "lyco") {
+      std::string file = find_named_file(o.lora_dir, t.name, "--lora-dir", t.tag);
+      a.loras.emplace_back(LoraFile::load(file), float(t.unet_weight));
+      a.lora_hashes.push_back(t.name + ": " + sha256_file(file).substr(0, 12));
+    } else if (t.kind == "hypernet") {
+      std::string file = find_named_file(o.hypernetwork_dir, t.name, "--hypernetwork-dir", t.tag);
+      a.hypernetworks.push_back({std::make_shared<const Hypernetwork>(Hypernetwork::load(file, t.name)),
+                                 float(t.te_weight)});
+    } else {
+      std::fprintf(stderr, "warning: %s: unknown extra network kind '%s', ignored\n", t.tag.c_str(), t.kind.c_str());
+    }
+  }
+  if (!o.embedding_dir.empty()) {
+    // Only the embeddings a prompt names are read, so an unrelated broken file does not stop a generation.
+    for (const auto& file : list_embedding_files(o.embedding_dir)) {
+      std::string name = fs::path(file).stem().string();
+      if (o.prompt.find(name) == std::string::npos && o.negative.find(name) == std::string::npos) continue;
+      a.embeddings.push_back(load_embedding(file));
+      a.ti_hashes.push_back(name + ": " + sha256_file(file).substr(0, 12));
+    }
+  }
+  return a;
 }
 
 // Fills options from a PNG's infotext, except those given on the command line.
@@ -177,7 +265,35 @@ int run() {
     PIG_CHECK(eq != std::string::npos && eq > 0, "--model-config expects COMPONENT=PATH, got '", mc, "'");
     po.load.config_paths[mc.substr(0, eq)] = mc.substr(eq + 1);
   }
+  ExtraNetworkPrompt tags = extract_extra_networks(o.prompt);
+  r.prompt = tags.prompt;
+  Adapters adapters = load_adapters(tags);
+  PIG_CHECK(o.control_images.size() == o.control_nets.size(), "--control-image: give one per --control-net (got ",
+            o.control_images.size(), " images for ", o.control_nets.size(), " ControlNets)");
+  PIG_CHECK(o.control_strengths.size() <= 1 || o.control_strengths.size() == o.control_nets.size(),
+            "--control-strength: give one value, or one per --control-net");
+  std::vector<Image> control_images;
+  for (const auto& img : o.control_images) control_images.push_back(read_image(img));
   StableDiffusion sd = StableDiffusion::load(po);
+  if (!adapters.loras.empty()) {
+    auto unmatched = sd.set_loras(adapters.loras, o.lora_apply == "runtime" ? LoraApply::Runtime : LoraApply::Merge);
+    for (const auto& u : unmatched) std::fprintf(stderr, "warning: LoRA key matches no layer: %s\n", u.c_str());
+  }
+  if (!adapters.embeddings.empty()) sd.set_embeddings(adapters.embeddings);
+  r.hypernetworks = adapters.hypernetworks;
+  if (!o.control_nets.empty()) {
+    const nlohmann::json& unet_config = sd.base_component("unet").config;
+    for (size_t i = 0; i < o.control_nets.size(); ++i) {
+      ControlUnit u;
+      u.net = std::make_shared<const ControlNet>(load_controlnet(o.control_nets[i], unet_config));
+      u.image = control_images[i];
+      if (!o.control_strengths.empty()) u.strength = o.control_strengths[o.control_strengths.size() == 1 ? 0 : i];
+      u.start = o.control_start;
+      u.end = o.control_end;
+      u.guess_mode = o.control_guess_mode;
+      r.control.push_back(u);
+    }
+  }
   r.seed = 0;
   sd.check_request(r);  // sizes, steps, strength, mask: before any work
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -223,6 +339,13 @@ int run() {
     if (o.clip_skip > 1) info.set("Clip skip", std::to_string(o.clip_skip));
     if (o.guidance_rescale > 0) info.set("CFG Rescale phi", format_number(o.guidance_rescale));
     if (o.rng == "cpu") info.set("RNG", "CPU");
+    auto joined = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+      return "\"" + s + "\"";
+    };
+    if (!adapters.lora_hashes.empty()) info.set("Lora hashes", joined(adapters.lora_hashes));
+    if (!adapters.ti_hashes.empty()) info.set("TI hashes", joined(adapters.ti_hashes));
     info.set("Version", "pigment");
     std::string path = output_path(b);
     write_png(path, res.image, {{"parameters", format_infotext(info)}});

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# pigment generate with adapters on the tiny golden SD1 single file: LoRA by flag and by <lora:> tag (merged and at
+# run time), textual-inversion embeddings by name, <hypernet:> tags, a ControlNet; bad adapter input is a one-line
+# error with exit 1, and LoRA keys that match nothing are a warning.
+set -u
+BIN=${PIGMENT_BIN_DIR:-build/bin}
+SHARED=${PIGMENT_SHARED_DIR:-../shared}
+G=$SHARED/golden
+M=$G/models
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
+gen() { "$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
+  --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 -q \
+  -W 64 -H 32 --steps 3 -s 5 --sampler Euler "$@"; }
+LORA=$G/lora/kohya/lora_kohya.safetensors
+mkdir -p "$T/loras" && cp "$LORA" "$T/loras/tiny.safetensors"
+
+gen -p "a cat" -o "$T/base.png"
+gen -p "a cat" --lora "$LORA:0.6" -o "$T/flag.png"
+check "a LoRA changes the image" '[ -s "$T/flag.png" ] && ! cmp -s "$T/base.png" "$T/flag.png"'
+gen -p "a cat <lora:tiny:0.6>" --lora-dir "$T/loras" -o "$T/tag.png"
+check "<lora:NAME:W> from --lora-dir changes the image" '[ -s "$T/tag.png" ] && ! cmp -s "$T/base.png" "$T/tag.png"'
+gen -p "a cat" --lora "$LORA:0.6" --lora-apply runtime -o "$T/rt.png"
+check "merge and runtime give a PNG each" '[ -s "$T/rt.png" ]'
+info=$("$BIN/pigment" png-info --fields "$T/flag.png")
+check "infotext has Lora hashes" 'grep -qE "^Lora hashes: \"lora_kohya: [0-9a-f]{12}\"$" <<<"$info"'
+gen -p "a photo of my-concept" -n "(other-style:1.2)" --embedding-dir "$G/ti/embeddings" -o "$T/ti.png"
+check "embeddings by name in prompt and negative prompt" '[ -s "$T/ti.png" ]'
+info=$("$BIN/pigment" png-info --fields "$T/ti.png")
+check "infotext has TI hashes" 'grep -q "^TI hashes: \"my-concept: [0-9a-f]\{12\}, other-style: [0-9a-f]\{12\}\"$" <<<"$info"'
+
+gen -p "a cat <hypernet:tiny_hypernet:0.8>" --hypernetwork-dir "$G/hypernetwork/a1111" -o "$T/hn.png"
+check "a hypernetwork changes the image" '[ -s "$T/hn.png" ] && ! cmp -s "$T/base.png" "$T/hn.png"'
+
+gen -p "a cat" --control-net "$M/controlnet" --control-image "$T/base.png" --control-strength 0.8 \
+  --control-start 0 --control-end 0.7 -o "$T/cn.png"
+check "a ControlNet run" '[ -s "$T/cn.png" ]'
+gen -p "a cat" --control-net "$M/controlnet" --control-image "$T/base.png" --control-net "$M/controlnet" \
+  --control-image "$T/hn.png" --control-strength 0.5 --control-guess-mode -o "$T/cn2.png"
+check "two ControlNets in guess mode" '[ -s "$T/cn2.png" ]'
+
+if command -v python3 >/dev/null; then
+  # The tiny LoRA plus one key for a layer the model does not have.
+  python3 - "$LORA" "$T/extra.safetensors" <<'PY'
+import json, struct, sys
+src = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', src[:8])[0]
+head = json.loads(src[8:8 + n]); data = src[8 + n:]
+for part, shape in (('lora_down', [4, 32]), ('lora_up', [32, 4])):
+    head['lora_unet_no_such_layer.%s.weight' % part] = {'dtype': 'F32', 'shape': shape,
+                                                        'data_offsets': [len(data), len(data) + 512]}
+    data += bytes(512)
+h = json.dumps(head).encode()
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(h)) + h + data)
+# An SDXL-sized LoRA: its proj_in is a [640, 640] linear, the tiny SD1 model has a 1x1 conv of 32 channels.
+head = {}; data = b''
+for part, shape in (('lora_down', [4, 640]), ('lora_up', [640, 4])):
+    size = 4 * shape[0] * shape[1]
+    head['lora_unet_down_blocks_0_attentions_0_proj_in.%s.weight' % part] = {
+        'dtype': 'F32', 'shape': shape, 'data_offsets': [len(data), len(data) + size]}
+    data += bytes(size)
+h = json.dumps(head).encode()
+open(sys.argv[2].replace('extra', 'sdxl'), 'wb').write(struct.pack('<Q', len(h)) + h + data)
+PY
+  out=$(gen -p "a cat" --lora "$T/extra.safetensors:0.5" -o "$T/extra.png" 2>&1); rc=$?
+  check "unmatched LoRA key warns and generation continues" \
+    '[ $rc -eq 0 ] && [ -s "$T/extra.png" ] && grep -q "^warning: LoRA key matches no layer: .*no_such_layer" <<<"$out"'
+fi
+
+err() {  # expect exit 1 and exactly one line starting with "error:" on stderr, and no output file
+  local name=$1; shift
+  rm -f "$T/bad.png"
+  out=$(gen "$@" -o "$T/bad.png" 2>&1 >/dev/null); rc=$?
+  check "$name" '[ $rc -eq 1 ] && [ $(wc -l <<<"$out") -eq 1 ] && grep -q "^error: " <<<"$out" && [ ! -e "$T/bad.png" ]'
+}
+err "missing LoRA file" -p x --lora "$T/nope.safetensors:0.5"
+err "unknown <lora:name>" -p "x <lora:nobody:1>" --lora-dir "$T/loras"
+err "<lora:> without --lora-dir" -p "x <lora:tiny:1>"
+printf 'garbage' > "$T/loras/junk.safetensors"
+err "corrupt LoRA" -p x --lora "$T/loras/junk.safetensors"
+mkdir -p "$T/emb" && printf 'garbage' > "$T/emb/broken.pt"
+err "corrupt embedding" -p "a broken thing" --embedding-dir "$T/emb"
+err "not a LoRA" -p x --lora "$M/vae/diffusion_pytorch_model.safetensors"
+[ -e "$T/sdxl.safetensors" ] && err "LoRA of another family" -p x --lora "$T/sdxl.safetensors:1"
+err "unknown hypernetwork" -p "x <hypernet:none:1>" --hypernetwork-dir "$T"
+err "missing ControlNet" -p x --control-net "$T/nocn" --control-image "$T/base.png"
+err "control image count" -p x --control-net "$M/controlnet"
+
+echo "$fails failure(s)"
+[ $fails -eq 0 ]
