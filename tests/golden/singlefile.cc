@@ -1,6 +1,6 @@
 // singlefile/*: the tiny models in the original single-file layout (LDM for SD1, SGM fp16 for SDXL) must load, through
 // pigment's one loader, into exactly the weights of the diffusers-layout models (bit for bit), and the models built
-// from them must reproduce the clip/* and unet/* golden outputs.
+// from them must reproduce the clip/*, unet/* and vae/* golden outputs.
 #include <cstring>
 #include <map>
 
@@ -9,6 +9,7 @@
 #include "models/clip_text.h"
 #include "models/model_loader.h"
 #include "models/unet.h"
+#include "models/vae.h"
 
 namespace pigment::golden {
 namespace {
@@ -100,6 +101,20 @@ void run_unet_case(Case& c, const ModelComponent& u, const std::string& case_nam
   record(c, sub, "unet from the single file");
 }
 
+void run_vae_case(Case& c, const ModelComponent& v, const std::string& case_name) {
+  Case sub(c.golden_root() / case_name);
+  Vae vae = Vae::load(v.model_config(), v.weights());
+  LatentDistribution post = vae.encode(sub.tensor("image"));
+  std::map<std::string, Tensor> produced = {{"latent_mean", post.mean()},
+                                            {"latent_logvar", post.logvar()},
+                                            {"latent_std", post.stddev()},
+                                            {"decoded", vae.decode(sub.tensor("z"))},
+                                            {"roundtrip", vae.decode(post.mean())}};
+  for (const auto& [name, t] : produced)
+    if (sub.spec()["tensors"].contains(name)) sub.compare(name, t);
+  record(c, sub, "vae from the single file");
+}
+
 void run_singlefile(Case& c) {
   bool xl = c.name() == "singlefile/sdxl";
   std::vector<Part> parts = {{"unet", xl ? "models/unet_sdxl" : "models/unet_sd1", "diffusion_pytorch_model.safetensors"},
@@ -132,6 +147,7 @@ void run_singlefile(Case& c) {
   run_clip_case(c, m.component("text_encoder"), "clip/clip_sd1", false);
   if (xl) run_clip_case(c, m.component("text_encoder_2"), "clip/clip_proj", true);
   run_unet_case(c, m.component("unet"), xl ? "unet/unet_sdxl" : "unet/unet_sd1");
+  run_vae_case(c, m.component("vae"), "vae/autoencoder_kl");
 }
 
 Register reg("singlefile/", run_singlefile);
