@@ -5,9 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "models/checkpoint_layout.h"
+#include "models/random_init.h"
 
 namespace pigment {
 namespace {
@@ -99,6 +103,86 @@ TEST(ModelLoader, WrongConfigIsAShapeError) {
   o.config_paths["text_encoder_2"] = (golden() / "models/clip_proj").string();
   EXPECT_THROW(load_model((golden() / "models/sd1_single_file.safetensors").string(), o), Error);
   EXPECT_THROW(load_model("/nonexistent/model.safetensors"), Error);
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  return nlohmann::json::parse(f);
+}
+
+fs::path temp_path(const std::string& name) {
+  return fs::temp_directory_path() / ("pigment_loader_test_" + std::to_string(::getpid()) + "_" + name);
+}
+
+// SD2 single files hold the whole OpenCLIP text tower; diffusers (and pigment) keep all but its last layer and no
+// projection. Without a hint in the name or metadata an SD2 file is v-prediction, as diffusers assumes.
+TEST(ModelLoader, Sd2SingleFileDropsTheLastTextLayer) {
+  nlohmann::json unet = read_json(golden() / "models/unet_sd2/config.json"),
+                 vae = read_json(golden() / "models/vae/config.json"),
+                 te_file = read_json(golden() / "models/clip_proj/config.json");  // 5 layers + projection
+  fs::path file = temp_path("sd2.safetensors");
+  InitOptions o;
+  o.dtype = DType::F32;
+  write_random_tensors(file.string(),
+                       {unet_layout(unet), vae_layout(vae), open_clip_layout(te_file, file_prefix::kSd2OpenClip)}, o,
+                       false);
+  LoadOptions lo;
+  lo.configs = {{"unet", unet}, {"vae", vae}, {"text_encoder", {{"num_attention_heads", 4}}}};
+  LoadedModel m = load_model(file.string(), lo);
+  fs::remove(file);
+  EXPECT_EQ(m.family(), Family::SD2);
+  EXPECT_EQ(m.prediction_type, "v_prediction");
+  EXPECT_EQ(m.scheduler_config["prediction_type"], "v_prediction");
+  const auto& te = m.component("text_encoder");
+  EXPECT_EQ(te.config["num_hidden_layers"], 4);
+  EXPECT_EQ(te.config["hidden_act"], "gelu");
+  EXPECT_EQ(te.config["architectures"], nlohmann::json({"CLIPTextModel"}));
+  EXPECT_TRUE(te.weights().has("text_model.encoder.layers.3.self_attn.q_proj.weight"));
+  EXPECT_FALSE(te.weights().has("text_model.encoder.layers.4.self_attn.q_proj.weight"));
+  EXPECT_FALSE(te.weights().has("text_projection.weight"));
+  // The dropped layer and the projection are reported, not silently used.
+  EXPECT_EQ(m.unused_keys.size(), 12u + 1u);
+}
+
+// A diffusers pipeline folder: model_index.json, one folder per component, the scheduler's prediction type.
+TEST(ModelLoader, DiffusersPipelineFolder) {
+  fs::path dir = temp_path("pipe");
+  const std::pair<const char*, const char*> parts[] = {{"unet", "unet_sd1"}, {"vae", "vae"}, {"text_encoder", "clip_sd1"}};
+  InitOptions o;
+  o.dtype = DType::F16;
+  for (const auto& [name, src] : parts) {
+    nlohmann::json config = read_json(golden() / "models" / src / "config.json");
+    fs::create_directories(dir / name);
+    std::ofstream(dir / name / "config.json") << config.dump();
+    Layout l = std::string(name) == "unet" ? unet_layout(config, "", name)
+               : std::string(name) == "vae" ? vae_layout(config, "", name)
+                                            : openai_clip_layout(config, "", name);
+    const char* file = std::string(name) == "text_encoder" ? "model.safetensors" : "diffusion_pytorch_model.safetensors";
+    write_random_tensors((dir / name / file).string(), {l}, o, true);
+  }
+  fs::create_directories(dir / "scheduler");
+  std::ofstream(dir / "scheduler" / "scheduler_config.json") << R"({"_class_name": "DDIMScheduler", "prediction_type": "v_prediction"})";
+  std::ofstream(dir / "model_index.json") << R"({"_class_name": "StableDiffusionPipeline"})";
+  LoadedModel m = load_model(dir.string());
+  EXPECT_EQ(m.format, "diffusers");
+  EXPECT_EQ(m.family(), Family::SD1);  // quick_gelu text encoder, convolutional projections
+  EXPECT_EQ(m.prediction_type, "v_prediction");
+  EXPECT_EQ(m.scheduler_config["_class_name"], "DDIMScheduler");
+  EXPECT_EQ(m.components.size(), 3u);
+  EXPECT_EQ(m.component("vae").tensors->at("encoder.mid_block.attentions.0.to_q.weight").dtype(), DType::F16);
+  // A weights file that does not match its config names the file and the tensor.
+  nlohmann::json bad = read_json(golden() / "models/unet_sd1/config.json");
+  bad["cross_attention_dim"] = 48;
+  std::ofstream(dir / "unet" / "config.json") << bad.dump();
+  try {
+    load_model(dir.string());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    std::string w = e.what();
+    EXPECT_NE(w.find("unet/diffusion_pytorch_model.safetensors: tensor '"), std::string::npos) << w;
+    EXPECT_NE(w.find("attn2.to_k.weight' has shape [32, 32], expected [32, 48]"), std::string::npos) << w;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
