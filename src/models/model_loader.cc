@@ -66,8 +66,25 @@ Layout component_layout(const std::string& name, const json& config, const std::
 
 // ---- single files ----
 
+// Checkpoints saved with an old transformers CLIP lack the "text_model." level (A1111 renames them the same way).
+void rename_legacy_clip_keys(std::map<std::string, Tensor>& tensors) {
+  const std::string p = file_prefix::kSd1Clip;
+  if (tensors.lower_bound(p + "text_model.") != tensors.end() &&
+      tensors.lower_bound(p + "text_model.")->first.rfind(p + "text_model.", 0) == 0)
+    return;
+  std::vector<std::string> old;
+  for (const char* part : {"embeddings.", "encoder.", "final_layer_norm."})
+    for (auto it = tensors.lower_bound(p + part); it != tensors.end() && it->first.rfind(p + part, 0) == 0; ++it)
+      old.push_back(it->first);
+  for (const auto& k : old) {
+    tensors[p + "text_model." + k.substr(p.size())] = tensors[k];
+    tensors.erase(k);
+  }
+}
+
 LoadedModel load_single_file(const std::string& path, const LoadOptions& options) {
   Checkpoint ck = load_checkpoint(path);
+  rename_legacy_clip_keys(ck.tensors);
   LoadedModel m;
   m.path = path;
   m.format = "single-file";

@@ -62,6 +62,20 @@ TEST(ModelLoader, Sd1SingleFileEqualsDiffusersWeights) {
   EXPECT_THROW(m.component("text_encoder_2"), Error);
 }
 
+TEST(ModelLoader, LegacyClipKeysWithoutTextModel) {
+  Checkpoint ck = load_checkpoint((golden() / "models/sd1_single_file.safetensors").string());
+  NamedTensors renamed;
+  const std::string p = "cond_stage_model.transformer.text_model.";
+  for (const auto& [k, t] : ck.tensors)
+    renamed.emplace_back(k.rfind(p, 0) == 0 ? "cond_stage_model.transformer." + k.substr(p.size()) : k, t);
+  fs::path tmp = fs::temp_directory_path() / ("pigment_loader_legacy_" + std::to_string(::getpid()) + ".safetensors");
+  write_safetensors(tmp.string(), renamed);
+  LoadedModel m = load_model(tmp.string(), sd1_overrides());
+  fs::remove(tmp);
+  EXPECT_TRUE(m.unused_keys.empty());
+  EXPECT_TRUE(m.component("text_encoder").weights().has("text_model.final_layer_norm.weight"));
+}
+
 TEST(ModelLoader, DiffusersComponentFolder) {
   LoadedModel m = load_model((golden() / "models/unet_sdxl").string());
   EXPECT_EQ(m.format, "diffusers");
