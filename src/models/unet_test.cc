@@ -17,7 +17,7 @@ std::string models_dir() {
 
 #define REQUIRE_MODEL(name)                                                        \
   if (!std::filesystem::exists(models_dir() + "/" + name + "/config.json"))        \
-    GTEST_SKIP() << "golden model " << name << " not found (set PIGMENT_SHARED_DIR)"
+    GTEST_FAIL() << "golden model " << name << " not found (set PIGMENT_SHARED_DIR)"
 
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -30,5 +30,5 @@ inline const ClipTokenizer& sd1_tokenizer() {
 
 #define REQUIRE_CLIP_TOKENIZER()                                                                   \
   if (!::pigment::testing::have_clip_tokenizer())                                                  \
-  GTEST_SKIP() << "CLIP tokenizer files not found in " << ::pigment::testing::clip_tokenizer_dir() \
+  GTEST_FAIL() << "CLIP tokenizer files not found in " << ::pigment::testing::clip_tokenizer_dir() \
                << " (set PIGMENT_SHARED_DIR)"
