@@ -66,10 +66,12 @@ std::optional<KeyInfo> parse_key(std::string k, const std::string& source) {
       {".lora_linear_layer.down.weight", Part::Down}, {".lora_linear_layer.up.weight", Part::Up},
       {".lora_A.weight", Part::Down},            {".lora_B.weight", Part::Up},
       {".lora_A.default.weight", Part::Down},    {".lora_B.default.weight", Part::Up},
-      {".alpha", Part::Alpha}};
+      {".alpha", Part::Alpha},
+      {".down.weight", Part::Down},              {".up.weight", Part::Up}};  // "…processor.to_q_lora.down.weight"
   for (const auto& [suffix, part] : suffixes) {
     if (!ends_with(k, suffix)) continue;
     std::string module = k.substr(0, k.size() - std::string(suffix).size());
+    if (suffix[1] != 'l' && suffix[1] != 'a' && !ends_with(module, "_lora")) continue;
     // Old diffusers attention-processor keys: "attn1.processor.to_q_lora" → "attn1.to_q".
     auto proc = module.find(".processor.");
     if (proc != std::string::npos && ends_with(module, "_lora")) {

@@ -1,5 +1,6 @@
 // lora/*: a kohya or diffusers LoRA on the tiny SD1 model: UNet output and prompt embeddings without it, at run time
 // with scales 1.0 and 0.6, merged at 0.6 (diffusers' fuse_lora, plus some fused weights), and a txt2img run at 0.6.
+#include <cstring>
 #include <map>
 
 #include "adapters_models.h"
@@ -81,6 +82,17 @@ void run_lora(Case& c) {
     c.compare("pipe.final_latents", out.latents);
     c.compare("pipe.image", ops::permute(out.pixels, {0, 2, 3, 1}));
   }
+  // Switching back to no LoRA reuses the loaded base weights: no reload, and they were never written to.
+  sd.set_loras({});
+  const std::string probe = resolved.modules.front().module + ".weight";
+  if (resolved.modules.front().component == "unet" &&
+      sd.unet().weights().all().at(probe).raw() != un.tensors->at(probe).raw())
+    c.failure("switch", "the UNet does not use the base weights after set_loras({})");
+  Tensor reread = SafeTensors::open((c.models_dir() / "unet_sd1" / "diffusion_pytorch_model.safetensors").string())
+                      .get(probe);
+  const Tensor& held = un.tensors->at(probe);
+  if (reread.nbytes() != held.nbytes() || std::memcmp(reread.raw(), held.raw(), held.nbytes()) != 0)
+    c.failure("base weights", "'" + probe + "' differs from the file after merging");
 }
 
 Register reg("lora/", run_lora);
