@@ -84,9 +84,10 @@ void run_lora(Case& c) {
   }
   // Switching back to no LoRA reuses the loaded base weights: no reload, and they were never written to.
   sd.set_loras({});
-  const std::string probe = resolved.modules.front().module + ".weight";
-  if (resolved.modules.front().component == "unet" &&
-      sd.unet().weights().all().at(probe).raw() != un.tensors->at(probe).raw())
+  std::string probe;
+  for (const auto& m : resolved.modules)
+    if (m.component == "unet") probe = m.module + ".weight";
+  if (sd.unet().weights().all().at(probe).raw() != un.tensors->at(probe).raw())
     c.failure("switch", "the UNet does not use the base weights after set_loras({})");
   Tensor reread = SafeTensors::open((c.models_dir() / "unet_sd1" / "diffusion_pytorch_model.safetensors").string())
                       .get(probe);
