@@ -1,12 +1,13 @@
 // Microbenchmarks of the ops on the shapes of SD1.5's UNet at 64x64 latents (512² images) and its VAE, with a
 // fp32 FMA peak measured in the same process, so every figure is also shown as a share of what the cores can do.
 // Run through bench/ops.sh for a table; GFLOP/s counts 2 per multiply-add (Winograd: the direct algorithm's work).
+// --cpu_time times by process CPU time (see main).
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -18,34 +19,56 @@
 namespace {
 using namespace pigment;
 
-double g_peak = 0;  // flop/s, all threads
+double g_peak = 0;        // flop/s, all threads
+bool g_cpu_time = false;  // --cpu_time: rates per process CPU second instead of per wall-clock second
 
-// 24 independent FMA chains per thread: enough to cover the FMA latency on both ports.
+// Independent FMA chains per thread (more than latency × ports), each in its own register: written out, since a
+// loop over an array of accumulators may be kept in memory by the compiler.
+#define PIG_FMA12(F, a, b) \
+  x0 = F(x0, a, b); x1 = F(x1, a, b); x2 = F(x2, a, b); x3 = F(x3, a, b); x4 = F(x4, a, b); x5 = F(x5, a, b); \
+  x6 = F(x6, a, b); x7 = F(x7, a, b); x8 = F(x8, a, b); x9 = F(x9, a, b); x10 = F(x10, a, b); x11 = F(x11, a, b)
+
 __attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
-  __m512 acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  __m512 x0 = _mm512_set1_ps(0.f), x1 = _mm512_set1_ps(0.1f), x2 = _mm512_set1_ps(0.2f), x3 = _mm512_set1_ps(0.3f),
+         x4 = _mm512_set1_ps(0.4f), x5 = _mm512_set1_ps(0.5f), x6 = _mm512_set1_ps(0.6f), x7 = _mm512_set1_ps(0.7f),
+         x8 = _mm512_set1_ps(0.8f), x9 = _mm512_set1_ps(0.9f), x10 = _mm512_set1_ps(1.f), x11 = _mm512_set1_ps(1.1f);
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  __m512 s = acc[0];
-  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  for (int64_t it = 0; it < iters; ++it) {
+    PIG_FMA12(_mm512_fmadd_ps, a, b);
+    __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));  // keep every chain
+  }
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)),
+                           _mm512_add_ps(_mm512_add_ps(x4, x5), _mm512_add_ps(x6, x7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(x8, x9), _mm512_add_ps(x10, x11)));
   benchmark::DoNotOptimize(s);
-  return double(iters) * 24 * 16 * 2;
+  return double(iters) * 12 * 16 * 2;
 }
 
 __attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i) * 1e-3f);
+  __m256 x0 = _mm256_set1_ps(0.f), x1 = _mm256_set1_ps(0.1f), x2 = _mm256_set1_ps(0.2f), x3 = _mm256_set1_ps(0.3f),
+         x4 = _mm256_set1_ps(0.4f), x5 = _mm256_set1_ps(0.5f), x6 = _mm256_set1_ps(0.6f), x7 = _mm256_set1_ps(0.7f),
+         x8 = _mm256_set1_ps(0.8f), x9 = _mm256_set1_ps(0.9f), x10 = _mm256_set1_ps(1.f), x11 = _mm256_set1_ps(1.1f);
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  __m256 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  for (int64_t it = 0; it < iters; ++it) {
+    PIG_FMA12(_mm256_fmadd_ps, a, b);
+    __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(x5));
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
+                           _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
   benchmark::DoNotOptimize(s);
   return double(iters) * 12 * 8 * 2;
 }
+#undef PIG_FMA12
 
-// Median of 5 runs of the FMA loop on every thread.
+double thread_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// Median of 5 runs of the FMA loop on every thread; each thread's rate is measured on its own CPU clock, so time
+// the thread spends preempted on a busy machine does not count.
 double measure_peak(const char** isa) {
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -53,12 +76,14 @@ double measure_peak(const char** isa) {
   if (!avx512 && !avx2) return 0;
   std::vector<double> runs;
   for (int r = 0; r < 5; ++r) {
-    double flops = 0;
-    auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel reduction(+ : flops)
-    flops += avx512 ? fma_loop_avx512(4000000) : fma_loop_avx2(4000000);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    runs.push_back(flops / s);
+    double rate = 0;
+#pragma omp parallel reduction(+ : rate)
+    {
+      const double t0 = thread_cpu_seconds();
+      const double flops = avx512 ? fma_loop_avx512(8000000) : fma_loop_avx2(8000000);
+      rate += flops / (thread_cpu_seconds() - t0);
+    }
+    runs.push_back(rate);
   }
   std::sort(runs.begin(), runs.end());
   return runs[runs.size() / 2];
@@ -162,7 +187,11 @@ void BM_NchwToNlc(benchmark::State& state, int64_t C, int64_t H) {
 
 void register_all() {
   auto add = [](const std::string& name, auto fn, benchmark::TimeUnit unit) {
-    benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(unit);
+    auto* b = benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(unit);
+    if (g_cpu_time)
+      b->MeasureProcessCPUTime();
+    else
+      b->UseRealTime();
   };
   auto conv = [&](const std::string& name, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool wino) {
     add(name + "/direct", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false); }, benchmark::kMillisecond);
@@ -207,6 +236,15 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --cpu_time: time by process CPU time. With OMP_NUM_THREADS=1 this gives per-core figures that preemption on a
+  // busy machine does not distort (wall-clock figures there are meaningless).
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--cpu_time") {
+      g_cpu_time = true;
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      break;
+    }
   const char* isa = "";
   g_peak = measure_peak(&isa);
   std::printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d threads)\n", g_peak * 1e-9, isa, omp_get_max_threads());
@@ -215,6 +253,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("fp32_fma_peak_gflops", std::to_string(g_peak * 1e-9));
   benchmark::AddCustomContext("fp32_fma_peak_isa", isa);
+  benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));
+  benchmark::AddCustomContext("timing", g_cpu_time ? "process CPU time" : "wall clock");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

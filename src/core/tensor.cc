@@ -4,6 +4,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "core/allocator.h"
+
 namespace pigment {
 
 std::string shape_str(const Shape& s) {
@@ -30,12 +32,14 @@ Tensor Tensor::empty(Shape shape, DType dtype) {
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.dtype_set_ = true;
-  size_t bytes = (t.nbytes() + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) fail("out of memory allocating ", bytes, " bytes for a tensor of shape ", shape_str(t.shape_));
-  t.owner_ = std::shared_ptr<void>(p, std::free);
-  t.data_ = p;
+  std::shared_ptr<void> p;
+  try {
+    p = allocate(t.nbytes());  // core/allocator.h: large blocks are mapped with huge pages and reused
+  } catch (const Error&) {
+    fail("out of memory allocating ", t.nbytes(), " bytes for a tensor of shape ", shape_str(t.shape_));
+  }
+  t.data_ = p.get();
+  t.owner_ = std::move(p);
   return t;
 }
 

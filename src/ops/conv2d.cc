@@ -81,9 +81,17 @@ struct ConvPrimitive {
   bool fused_residual;
 };
 
-bool winograd_candidate(const ConvShape& s, const Conv2dParams& p) {
+// Where oneDNN's Winograd kernels apply (3x3, stride 1, padding 1; few channels fall back to direct).
+bool winograd_applies(const ConvShape& s, const Conv2dParams& p) {
   return s.kh == 3 && s.kw == 3 && p.stride == 1 && p.pad_top == 1 && p.pad_left == 1 && p.pad_bottom == 1 &&
-         p.pad_right == 1 && s.C >= 16 && s.O >= 16;
+         p.pad_right == 1;
+}
+
+// Auto's choice, from measurements on SD shapes (docs/performance.md): Winograd is 2.2x faster from 32x32 outputs up
+// and only ~1.25x at 16x16 and 8x8, where its weights (4x, resp. 1.8x, the plain ones) would cost gigabytes for the
+// 1280-channel layers; with fewer than 16 channels (conv_in) it is slower.
+bool winograd_auto(const ConvShape& s, const Conv2dParams& p) {
+  return winograd_applies(s, p) && s.C >= 16 && s.O >= 16 && s.Ho * s.Wo >= 32 * 32;
 }
 
 std::shared_ptr<ConvPrimitive> make_conv(const ConvShape& s, const Conv2dParams& p, bool bias, bool residual,
@@ -172,7 +180,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
   // Winograd runs one image at a time: oneDNN's F(2,3) kernel splits a batch across threads in a way that changes
   // the rounding with the thread count; per image it does not.
   ConvShape run_shape = s;
-  if (algo != ConvAlgorithm::Direct && winograd_candidate(s, p)) {
+  const bool winograd = algo == ConvAlgorithm::Winograd ? winograd_applies(s, p)
+                        : algo == ConvAlgorithm::Auto   ? winograd_auto(s, p)
+                                                        : false;
+  if (winograd) {
     run_shape.N = 1;
     prim = onednn::cached<ConvPrimitive>(conv_key(run_shape, p, bias, has_res, true),
                                          [&]() -> std::shared_ptr<ConvPrimitive> {

@@ -73,9 +73,10 @@ struct Conv2dParams {
 };
 // x [N, C, H, W], w [O, C, kh, kw], bias [O] → [N, O, H', W']
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams p);
-// Auto: Winograd F(4,3)/F(2,3) for 3x3 stride-1 convolutions with at least 16 input and output channels (2-3x faster
-// here, error ~1e-5 of the output scale; its prepared weights take 1.8-4x the memory of the plain ones), direct
-// otherwise. The choice depends only on the shape, never on timing, so results are reproducible.
+// Auto: Winograd (oneDNN's F(4,3) / F(2,3)) for 3x3 stride-1 padding-1 convolutions with at least 16 input and
+// output channels and at least 32x32 output pixels (2.2x faster there, error ~1e-5 of the output scale; its prepared
+// weights take 4x the memory of plain ones), direct otherwise (docs/performance.md has the measurements). The choice
+// depends only on the shape, never on timing, so results are reproducible. Winograd asks for it wherever it applies.
 enum class ConvAlgorithm { Auto, Direct, Winograd };
 struct Conv2dOptions {
   const Tensor* residual = nullptr;  // y = conv + bias + residual, residual [N, O, H', W']
