@@ -26,9 +26,9 @@ double basis3(double t, double b, double c, double d) {
   return num / ((lb - lc) * (lb - ld));
 }
 
-class DEISMultistep : public Scheduler {
+class DEISMultistep : public solver::SolverScheduler {
  public:
-  explicit DEISMultistep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
+  explicit DEISMultistep(const SchedulerConfig& c) : SolverScheduler(c, kWho) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1 && order_ <= 3, kWho, ": solver_order must be 1, 2 or 3, got ", order_);
     const std::string algorithm = schedule::extra_string(c, "algorithm_type", "deis");
@@ -41,29 +41,18 @@ class DEISMultistep : public Scheduler {
     lower_order_final_ = schedule::extra_bool(c, "lower_order_final", true);
     PIG_CHECK(!schedule::extra_bool(c, "thresholding", false), kWho,
               ": dynamic thresholding (thresholding: true) is not supported");
-    spacing_ = solver::sigma_spacing_from_config(kWho, c);
-    (void)solver::solver_timesteps(kWho, c.timestep_spacing, c.num_train_timesteps, c.num_train_timesteps, 1,
-                                   c.steps_offset);  // rejects an unknown spacing at construction
+    check_timestep_spacing();
   }
 
   void set_timesteps(int n) override {
-    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.num_train_timesteps,
-                                       n, cfg_.steps_offset);
-    auto table = solver::solver_table(train_, std::move(ts), n, spacing_, false);
-    timesteps_ = std::move(table.timesteps);
-    sigmas_ = std::move(table.sigmas);
+    build_table(n, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.steps_offset, false);
     outputs_.assign(order_, Tensor());
     lower_order_nums_ = 0;
-    step_index_ = -1;
   }
 
   Tensor step(const Tensor& model_output, double t, const Tensor& sample, Generator*) override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": step() called before set_timesteps()");
-    if (step_index_ < 0) step_index_ = solver::index_for_timestep(timesteps_, t);
+    begin_step(model_output, sample, t, timesteps_.size());
     const int n = int(timesteps_.size());
-    PIG_CHECK(step_index_ < n, kWho, ": step() called more often than the ", n, " timesteps of set_timesteps()");
-    PIG_CHECK(model_output.shape() == sample.shape(), kWho, ": model output shape ", shape_str(model_output.shape()),
-              " differs from the sample's ", shape_str(sample.shape()));
 
     const bool lower_final = step_index_ == n - 1 && lower_order_final_ && n < 15;
     const bool lower_second = step_index_ == n - 2 && lower_order_final_ && n < 15;
@@ -87,13 +76,7 @@ class DEISMultistep : public Scheduler {
     return prev;
   }
 
-  Tensor add_noise(const Tensor& original, const Tensor& noise, double t) const override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": add_noise() called before set_timesteps()");
-    return solver::add_noise_vp(kWho, train_, timesteps_, sigmas_, original, noise, t);
-  }
-
  private:
-  solver::VP at(int offset) const { return solver::vp(sigmas_[step_index_ + offset]); }
   static double rho(const solver::VP& v) { return v.sigma / v.alpha; }
 
   Tensor first_order(const Tensor& x) const {
@@ -123,14 +106,10 @@ class DEISMultistep : public Scheduler {
                             {t.alpha * c3, outputs_[0]}});
   }
 
-  SchedulerConfig cfg_;
-  schedule::TrainSchedule train_;
   int order_ = 2;
   bool lower_order_final_ = true;
-  solver::SigmaSpacing spacing_ = solver::SigmaSpacing::interpolated;
   std::vector<Tensor> outputs_;  // the last `order_` noise predictions, oldest first
   int lower_order_nums_ = 0;
-  int step_index_ = -1;
 };
 
 RegisterScheduler reg({"DEISMultistepScheduler", "deis"},

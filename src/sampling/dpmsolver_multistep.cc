@@ -14,9 +14,9 @@ namespace {
 
 constexpr const char* kWho = "DPMSolverMultistepScheduler";
 
-class DPMSolverMultistep : public Scheduler {
+class DPMSolverMultistep : public solver::SolverScheduler {
  public:
-  explicit DPMSolverMultistep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
+  explicit DPMSolverMultistep(const SchedulerConfig& c) : SolverScheduler(c, kWho) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1 && order_ <= 3, kWho, ": solver_order must be 1, 2 or 3, got ", order_);
     algorithm_ = schedule::extra_string(c, "algorithm_type", "dpmsolver++");
@@ -43,30 +43,19 @@ class DPMSolverMultistep : public Scheduler {
               ": dynamic thresholding (thresholding: true) is not supported");
     PIG_CHECK(!schedule::extra_has(c, "variance_type") || schedule::extra_string(c, "variance_type", "") == "", kWho,
               ": learned variance (variance_type) is not supported");
-    spacing_ = solver::sigma_spacing_from_config(kWho, c);
-    (void)solver::solver_timesteps(kWho, c.timestep_spacing, c.num_train_timesteps, c.num_train_timesteps, 1,
-                                   c.steps_offset);  // rejects an unknown spacing at construction
+    check_timestep_spacing();
   }
 
   void set_timesteps(int n) override {
     const int last = solver::clipped_last_timestep(train_, lambda_min_clipped_);
-    auto ts =
-        solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, last, n, cfg_.steps_offset);
-    auto table = solver::solver_table(train_, std::move(ts), n, spacing_, final_zero_);
-    timesteps_ = std::move(table.timesteps);
-    sigmas_ = std::move(table.sigmas);
+    build_table(n, cfg_.timestep_spacing, last, cfg_.steps_offset, final_zero_);
     outputs_.assign(order_, Tensor());
     lower_order_nums_ = 0;
-    step_index_ = -1;
   }
 
   Tensor step(const Tensor& model_output, double t, const Tensor& sample, Generator* gen) override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": step() called before set_timesteps()");
-    if (step_index_ < 0) step_index_ = solver::index_for_timestep(timesteps_, t);
+    begin_step(model_output, sample, t, timesteps_.size());
     const int n = int(timesteps_.size());
-    PIG_CHECK(step_index_ < n, kWho, ": step() called more often than the ", n, " timesteps of set_timesteps()");
-    PIG_CHECK(model_output.shape() == sample.shape(), kWho, ": model output shape ", shape_str(model_output.shape()),
-              " differs from the sample's ", shape_str(sample.shape()));
 
     // Lower orders at the end keep few-step sampling stable (diffusers' lower_order_final).
     const bool lower_final = step_index_ == n - 1 && (euler_at_final_ || (lower_order_final_ && n < 15) || final_zero_);
@@ -98,15 +87,9 @@ class DPMSolverMultistep : public Scheduler {
     return prev;
   }
 
-  Tensor add_noise(const Tensor& original, const Tensor& noise, double t) const override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": add_noise() called before set_timesteps()");
-    return solver::add_noise_vp(kWho, train_, timesteps_, sigmas_, original, noise, t);
-  }
-
  private:
   bool is_sde() const { return algorithm_ == "sde-dpmsolver++" || algorithm_ == "sde-dpmsolver"; }
   bool data_prediction() const { return algorithm_ == "dpmsolver++" || algorithm_ == "sde-dpmsolver++"; }
-  solver::VP at(int offset) const { return solver::vp(sigmas_[step_index_ + offset]); }
 
   Tensor first_order(const Tensor& x, const Tensor& noise) const {
     const solver::VP t = at(1), s = at(0);
@@ -176,16 +159,12 @@ class DPMSolverMultistep : public Scheduler {
                             {-t.sigma * ((e - h) / (h * h) - 0.5), d2}});
   }
 
-  SchedulerConfig cfg_;
-  schedule::TrainSchedule train_;
   int order_ = 2;
   std::string algorithm_, solver_type_;
   bool lower_order_final_ = true, euler_at_final_ = false, final_zero_ = false;
   double lambda_min_clipped_ = -INFINITY;
-  solver::SigmaSpacing spacing_ = solver::SigmaSpacing::interpolated;
   std::vector<Tensor> outputs_;  // the last `order_` converted model outputs, oldest first
   int lower_order_nums_ = 0;
-  int step_index_ = -1;  // -1 until the first step() finds its place in the schedule
 };
 
 std::unique_ptr<Scheduler> make_multistep(SchedulerConfig c, bool sde, bool karras) {

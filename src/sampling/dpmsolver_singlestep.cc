@@ -14,9 +14,9 @@ namespace {
 
 constexpr const char* kWho = "DPMSolverSinglestepScheduler";
 
-class DPMSolverSinglestep : public Scheduler {
+class DPMSolverSinglestep : public solver::SolverScheduler {
  public:
-  explicit DPMSolverSinglestep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
+  explicit DPMSolverSinglestep(const SchedulerConfig& c) : SolverScheduler(c, kWho) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1 && order_ <= 3, kWho, ": solver_order must be 1, 2 or 3, got ", order_);
     algorithm_ = schedule::extra_string(c, "algorithm_type", "dpmsolver++");
@@ -33,31 +33,21 @@ class DPMSolverSinglestep : public Scheduler {
               ": dynamic thresholding (thresholding: true) is not supported");
     PIG_CHECK(!schedule::extra_has(c, "variance_type") || schedule::extra_string(c, "variance_type", "") == "", kWho,
               ": learned variance (variance_type) is not supported");
-    spacing_ = solver::sigma_spacing_from_config(kWho, c);
   }
 
   void set_timesteps(int n) override {
     // The single-step solver always spaces its timesteps evenly (timestep_spacing is not read).
     const int last = solver::clipped_last_timestep(train_, lambda_min_clipped_);
-    auto ts = solver::solver_timesteps(kWho, "linspace", cfg_.num_train_timesteps, last, n, 0);
-    auto table = solver::solver_table(train_, std::move(ts), n, spacing_, false);
-    timesteps_ = std::move(table.timesteps);
-    sigmas_ = std::move(table.sigmas);
+    build_table(n, "linspace", last, 0, false);
     // An odd step count cannot end on a full-order step without lowering the order at the end.
     if (!lower_order_final_ && n % order_ != 0) lower_order_final_ = true;
     order_list_ = order_list(n);
     outputs_.assign(order_, Tensor());
     start_sample_ = Tensor();
-    step_index_ = -1;
   }
 
   Tensor step(const Tensor& model_output, double t, const Tensor& sample, Generator*) override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": step() called before set_timesteps()");
-    if (step_index_ < 0) step_index_ = solver::index_for_timestep(timesteps_, t);
-    PIG_CHECK(step_index_ < int(order_list_.size()), kWho, ": step() called more often than the ", order_list_.size(),
-              " timesteps of set_timesteps()");
-    PIG_CHECK(model_output.shape() == sample.shape(), kWho, ": model output shape ", shape_str(model_output.shape()),
-              " differs from the sample's ", shape_str(sample.shape()));
+    begin_step(model_output, sample, t, order_list_.size());
 
     const Tensor x = sample.as_f32();
     const solver::VP v = solver::vp(sigmas_[step_index_]);
@@ -75,11 +65,6 @@ class DPMSolverSinglestep : public Scheduler {
     Tensor prev = order == 1 ? first_order() : order == 2 ? second_order() : third_order();
     ++step_index_;
     return prev;
-  }
-
-  Tensor add_noise(const Tensor& original, const Tensor& noise, double t) const override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": add_noise() called before set_timesteps()");
-    return solver::add_noise_vp(kWho, train_, timesteps_, sigmas_, original, noise, t);
   }
 
  private:
@@ -107,7 +92,6 @@ class DPMSolverSinglestep : public Scheduler {
     return o;
   }
 
-  solver::VP at(int offset) const { return solver::vp(sigmas_[step_index_ + offset]); }
   bool plus() const { return algorithm_ == "dpmsolver++"; }
 
   Tensor first_order() const {
@@ -168,17 +152,13 @@ class DPMSolverSinglestep : public Scheduler {
                             {-t.sigma * ((e - h) / (h * h) - 0.5), d2}});
   }
 
-  SchedulerConfig cfg_;
-  schedule::TrainSchedule train_;
   int order_ = 2;
   std::string algorithm_, solver_type_;
   bool lower_order_final_ = true;
   double lambda_min_clipped_ = -INFINITY;
-  solver::SigmaSpacing spacing_ = solver::SigmaSpacing::interpolated;
   std::vector<int> order_list_;
   std::vector<Tensor> outputs_;  // the last `order_` converted model outputs, oldest first
   Tensor start_sample_;          // the sample where the current single-step chunk began
-  int step_index_ = -1;
 };
 
 RegisterScheduler reg({"DPMSolverSinglestepScheduler", "dpm_singlestep"},

@@ -9,12 +9,6 @@
 namespace pigment {
 namespace {
 
-// exp(lerp(log a, log b, 0.5)) in float32 as torch computes it (weight 0.5 takes the "from the end" branch).
-float log_midpoint(float a, float b) {
-  const float la = std::log(a), lb = std::log(b);
-  return std::exp(lb - (lb - la) * 0.5f);
-}
-
 class KDPM2Discrete : public SigmaScheduler {
  public:
   explicit KDPM2Discrete(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2DiscreteScheduler") {
@@ -29,7 +23,7 @@ class KDPM2Discrete : public SigmaScheduler {
     s.push_back(0.0f);
     // interpol[k] lies between σ_k and σ_{k-1} (k = 0 wraps to the final 0 and is never used).
     std::vector<float> interpol(s.size());
-    for (size_t k = 0; k < s.size(); ++k) interpol[k] = log_midpoint(s[k], s[(k + s.size() - 1) % s.size()]);
+    for (size_t k = 0; k < s.size(); ++k) interpol[k] = schedule::log_midpoint(s[k], s[(k + s.size() - 1) % s.size()]);
     sigmas_.assign(1, s[0]);
     sigmas_interpol_.assign(1, interpol[0]);
     for (size_t k = 1; k < s.size(); ++k) {

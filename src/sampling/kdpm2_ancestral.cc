@@ -9,11 +9,6 @@
 namespace pigment {
 namespace {
 
-float log_midpoint(float a, float b) {
-  const float la = std::log(a), lb = std::log(b);
-  return std::exp(lb - (lb - la) * 0.5f);
-}
-
 class KDPM2Ancestral : public SigmaScheduler {
  public:
   explicit KDPM2Ancestral(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2AncestralDiscreteScheduler") {
@@ -33,7 +28,7 @@ class KDPM2Ancestral : public SigmaScheduler {
       const float s2 = s[k] * s[k], n2 = next * next;
       up[k] = std::sqrt(n2 * (s2 - n2) / s2);
       down[k] = k + 1 < m ? std::sqrt(n2 - up[k] * up[k]) : 0.0f;
-      interpol[k] = log_midpoint(s[k], down[k]);
+      interpol[k] = schedule::log_midpoint(s[k], down[k]);
     }
     interpol[m - 1] = 0.0f;
     if (m >= 2) interpol[m - 2] = 0.0f;

@@ -407,4 +407,9 @@ Img2ImgTimesteps img2img_timesteps(const Scheduler& s, int num_inference_steps, 
   return r;
 }
 
+float log_midpoint(float a, float b) {
+  const float la = std::log(a), lb = std::log(b);
+  return std::exp(lb - (lb - la) * 0.5f);
+}
+
 }  // namespace pigment::schedule

@@ -54,6 +54,9 @@ std::vector<double> sigmas_to_t(const std::vector<double>& sigmas, const std::ve
 // The same in float32 arithmetic, as diffusers computes it when σ and the log-σ table are torch tensors (KDPM2's
 // interpolated timesteps).
 float sigma_to_t_f32(float sigma, const std::vector<float>& train_sigmas);
+// exp(lerp(log a, log b, 0.5)) in float32 as torch computes it (weight 0.5 takes the "from the end" branch): the
+// geometric-mean σ the DPM2 samplers evaluate their midpoint at.
+float log_midpoint(float a, float b);
 
 // Karras et al. 2022 schedule, n values from sigma_max down to sigma_min (rho 7). sigma_min > sigma_max or
 // non-positive sigmas throw.

@@ -150,4 +150,35 @@ SchedulerConfig with_default_extra(const SchedulerConfig& c, const std::string& 
   return out;
 }
 
+SolverScheduler::SolverScheduler(const SchedulerConfig& c, const char* who)
+    : who_(who), cfg_(c), train_(train_schedule(c)), spacing_(sigma_spacing_from_config(who, c)) {}
+
+void SolverScheduler::check_timestep_spacing() const {
+  (void)solver_timesteps(who_, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.num_train_timesteps, 1,
+                         cfg_.steps_offset);
+}
+
+void SolverScheduler::build_table(int n, const std::string& timestep_spacing, int last_timestep, int steps_offset,
+                                  bool final_zero) {
+  auto ts = solver_timesteps(who_, timestep_spacing, cfg_.num_train_timesteps, last_timestep, n, steps_offset);
+  auto table = solver_table(train_, std::move(ts), n, spacing_, final_zero);
+  timesteps_ = std::move(table.timesteps);
+  sigmas_ = std::move(table.sigmas);
+  step_index_ = -1;
+}
+
+void SolverScheduler::begin_step(const Tensor& model_output, const Tensor& sample, double t, size_t calls) {
+  PIG_CHECK(!timesteps_.empty(), who_, ": step() called before set_timesteps()");
+  if (step_index_ < 0) step_index_ = index_for_timestep(timesteps_, t);
+  PIG_CHECK(size_t(step_index_) < calls, who_, ": step() called more often than the ", calls,
+            " timesteps of set_timesteps()");
+  PIG_CHECK(model_output.shape() == sample.shape(), who_, ": model output shape ", shape_str(model_output.shape()),
+            " differs from the sample's ", shape_str(sample.shape()));
+}
+
+Tensor SolverScheduler::add_noise(const Tensor& original, const Tensor& noise, double t) const {
+  PIG_CHECK(!timesteps_.empty(), who_, ": add_noise() called before set_timesteps()");
+  return add_noise_vp(who_, train_, timesteps_, sigmas_, original, noise, t);
+}
+
 }  // namespace pigment::solver

@@ -78,4 +78,28 @@ Tensor add_noise_vp(const std::string& who, const schedule::TrainSchedule& train
 // sampler names preset options such as algorithm_type this way).
 SchedulerConfig with_default_extra(const SchedulerConfig& c, const std::string& key, const std::string& json_value);
 
+// What the solvers keep alike: the config and its training schedule, the σ spacing of the table, the position in
+// the schedule, the checks at the top of step() and the σ-based add_noise. Each solver adds its history and update.
+class SolverScheduler : public Scheduler {
+ public:
+  Tensor add_noise(const Tensor& original, const Tensor& noise, double t) const override;
+
+ protected:
+  SolverScheduler(const SchedulerConfig& c, const char* who);
+  // Refuses an unknown timestep_spacing at construction rather than at set_timesteps.
+  void check_timestep_spacing() const;
+  // timesteps_ / sigmas_ for n steps (solver_timesteps, then solver_table), and the position reset.
+  void build_table(int n, const std::string& timestep_spacing, int last_timestep, int steps_offset, bool final_zero);
+  // The checks of step(): set_timesteps was called, t's place found on the first call, at most `calls` calls, the
+  // model output shaped as the sample.
+  void begin_step(const Tensor& model_output, const Tensor& sample, double t, size_t calls);
+  VP at(int offset) const { return vp(sigmas_[step_index_ + offset]); }
+
+  const char* who_;
+  SchedulerConfig cfg_;
+  schedule::TrainSchedule train_;
+  SigmaSpacing spacing_;
+  int step_index_ = -1;  // -1 until the first step() finds its place in the schedule
+};
+
 }  // namespace pigment::solver

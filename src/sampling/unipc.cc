@@ -40,9 +40,9 @@ std::vector<double> solve(std::vector<std::vector<double>> a, std::vector<double
   return x;
 }
 
-class UniPCMultistep : public Scheduler {
+class UniPCMultistep : public solver::SolverScheduler {
  public:
-  explicit UniPCMultistep(const SchedulerConfig& c) : cfg_(c), train_(solver::train_schedule(c)) {
+  explicit UniPCMultistep(const SchedulerConfig& c) : SolverScheduler(c, kWho) {
     order_ = int(schedule::extra_number(c, "solver_order", 2));
     PIG_CHECK(order_ >= 1, kWho, ": solver_order must be at least 1, got ", order_);
     predict_x0_ = schedule::extra_bool(c, "predict_x0", true);
@@ -62,31 +62,20 @@ class UniPCMultistep : public Scheduler {
         disable_corrector_.push_back(v.get<int>());
       }
     }
-    spacing_ = solver::sigma_spacing_from_config(kWho, c);
-    (void)solver::solver_timesteps(kWho, c.timestep_spacing, c.num_train_timesteps, c.num_train_timesteps, 1,
-                                   c.steps_offset);  // rejects an unknown spacing at construction
+    check_timestep_spacing();
   }
 
   void set_timesteps(int n) override {
-    auto ts = solver::solver_timesteps(kWho, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.num_train_timesteps,
-                                       n, cfg_.steps_offset);
-    auto table = solver::solver_table(train_, std::move(ts), n, spacing_, false);
-    timesteps_ = std::move(table.timesteps);
-    sigmas_ = std::move(table.sigmas);
+    build_table(n, cfg_.timestep_spacing, cfg_.num_train_timesteps, cfg_.steps_offset, false);
     outputs_.assign(order_, Tensor());
     lower_order_nums_ = 0;
     last_sample_ = Tensor();
     this_order_ = 1;
-    step_index_ = -1;
   }
 
   Tensor step(const Tensor& model_output, double t, const Tensor& sample, Generator*) override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": step() called before set_timesteps()");
-    if (step_index_ < 0) step_index_ = solver::index_for_timestep(timesteps_, t);
+    begin_step(model_output, sample, t, timesteps_.size());
     const int n = int(timesteps_.size());
-    PIG_CHECK(step_index_ < n, kWho, ": step() called more often than the ", n, " timesteps of set_timesteps()");
-    PIG_CHECK(model_output.shape() == sample.shape(), kWho, ": model output shape ", shape_str(model_output.shape()),
-              " differs from the sample's ", shape_str(sample.shape()));
 
     Tensor x = sample.as_f32();
     const solver::VP v = solver::vp(sigmas_[step_index_]);
@@ -108,11 +97,6 @@ class UniPCMultistep : public Scheduler {
     lower_order_nums_ = std::min(lower_order_nums_ + 1, order_);
     ++step_index_;
     return prev;
-  }
-
-  Tensor add_noise(const Tensor& original, const Tensor& noise, double t) const override {
-    PIG_CHECK(!timesteps_.empty(), kWho, ": add_noise() called before set_timesteps()");
-    return solver::add_noise_vp(kWho, train_, timesteps_, sigmas_, original, noise, t);
   }
 
  private:
@@ -200,18 +184,14 @@ class UniPCMultistep : public Scheduler {
     return solver::lincomb(terms);
   }
 
-  SchedulerConfig cfg_;
-  schedule::TrainSchedule train_;
   int order_ = 2;
   bool predict_x0_ = true, lower_order_final_ = true;
   std::string solver_type_;
   std::vector<int> disable_corrector_;
-  solver::SigmaSpacing spacing_ = solver::SigmaSpacing::interpolated;
   std::vector<Tensor> outputs_;  // the last `order_` converted model outputs, oldest first
   int lower_order_nums_ = 0;
   Tensor last_sample_;  // the sample the last predictor started from (the corrector's x)
   int this_order_ = 1;  // the order of the last predictor step, reused by the next corrector
-  int step_index_ = -1;
 };
 
 RegisterScheduler reg({"UniPCMultistepScheduler", "unipc"},
