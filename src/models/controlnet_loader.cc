@@ -40,10 +40,15 @@ ControlNet load_controlnet(const std::string& path, const nlohmann::json& base_u
   if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.json")) return ControlNet::load(path);
   Checkpoint ck = load_checkpoint(path);
   auto map = std::make_shared<TensorMap>();
-  const std::string prefix = "control_model.";
+  // The original layout, with the control_model. prefix (lllyasviel's .pth) or without it (control_v11 files).
+  std::string prefix = "control_model.";
   bool original = false;
   for (const auto& [k, t] : ck.tensors)
     if (starts_with(k, prefix + "input_hint_block.")) original = true;
+  if (!original && ck.tensors.count("input_hint_block.0.weight")) {
+    original = true;
+    prefix.clear();
+  }
   if (original) {
     // The encoder half through the UNet table (up path and output layers dropped), the rest by name.
     Layout layout = unet_layout(base_unet_config, prefix);
@@ -79,6 +84,48 @@ ControlNet load_controlnet(const std::string& path, const nlohmann::json& base_u
     widths.push_back(get("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight").dim(0));
   cfg["conditioning_embedding_out_channels"] = widths;
   return ControlNet(ControlNetConfig::from_json(cfg.dump(), path), Weights(map, path));
+}
+
+Layout controlnet_layout(const nlohmann::json& base_unet_config, const std::string& prefix,
+                         int64_t conditioning_channels) {
+  Layout out;
+  for (const auto& e : unet_layout(base_unet_config, prefix, "controlnet"))
+    if (!starts_with(e.name, "up_blocks.") && !starts_with(e.name, "conv_norm_out.") &&
+        !starts_with(e.name, "conv_out."))
+      out.push_back(e);
+  UNetConfig cfg = UNetConfig::from_json(base_unet_config.dump(), "base UNet config");
+  auto add = [&](const std::string& name, const std::string& key, Shape shape) {
+    LayoutEntry e;
+    e.component = "controlnet";
+    e.name = name;
+    e.shape = e.file_shape = shape;
+    e.file_key = prefix + key;
+    out.push_back(e);
+  };
+  auto conv = [&](const std::string& name, const std::string& key, int64_t in, int64_t o, int64_t k) {
+    add(name + ".weight", key + ".weight", {o, in, k, k});
+    add(name + ".bias", key + ".bias", {o});
+  };
+  // input_hint_block: conv 3x3 at indices 0, 2, ..., 14 (silu between), stride 2 at 4, 8 and 12.
+  const int64_t widths[] = {16, 16, 32, 32, 96, 96, 256};
+  conv("controlnet_cond_embedding.conv_in", "input_hint_block.0", conditioning_channels, widths[0], 3);
+  for (int i = 1; i < 7; ++i)
+    conv("controlnet_cond_embedding.blocks." + std::to_string(i - 1), "input_hint_block." + std::to_string(2 * i),
+         widths[i - 1], widths[i], 3);
+  const auto& boc = cfg.block_out_channels;
+  conv("controlnet_cond_embedding.conv_out", "input_hint_block.14", widths[6], boc[0], 3);
+  int k = 0;
+  auto zero = [&](int64_t c) {
+    std::string n = std::to_string(k++);
+    conv("controlnet_down_blocks." + n, "zero_convs." + n + ".0", c, c, 1);
+  };
+  zero(boc[0]);
+  for (size_t i = 0; i < boc.size(); ++i) {
+    for (int l = 0; l < cfg.layers_per_block[i]; ++l) zero(boc[i]);
+    if (i + 1 < boc.size()) zero(boc[i]);
+  }
+  conv("controlnet_mid_block", "middle_block_out.0", boc.back(), boc.back(), 1);
+  return out;
 }
 
 }  // namespace pigment
