@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,12 +13,17 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace pigment {
 
-std::string sha256_file(const std::string& path) {
+std::string sha256_file(const std::string& path, uint64_t offset) {
   FILE* f = std::fopen(path.c_str(), "rb");
   PIG_CHECK(f, path, ": cannot open to hash");
+  if (offset > 0 && ::fseeko(f, off_t(offset), SEEK_SET) != 0) {
+    std::fclose(f);
+    fail(path, ": cannot seek to byte ", offset, " to hash");
+  }
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
   std::vector<unsigned char> buf(1 << 20);
@@ -36,6 +42,31 @@ std::string sha256_file(const std::string& path) {
     out += hex[md[i] & 15];
   }
   return out;
+}
+
+std::string addnet_hash(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  PIG_CHECK(f, path, ": cannot open to hash");
+  unsigned char len[8];
+  size_t got = std::fread(len, 1, 8, f);
+  std::fclose(f);
+  PIG_CHECK(got == 8, path, ": too short for a safetensors header");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+  std::error_code ec;
+  uint64_t size = std::filesystem::file_size(path, ec);
+  PIG_CHECK(!ec && n <= size - 8, path, ": safetensors header length ", n, " exceeds the file size ", size);
+  return sha256_file(path, 8 + n);
+}
+
+std::string lora_file_hash(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& c : ext) c = char(std::tolower((unsigned char)c));
+  if (ext != ".safetensors") return sha256_file(path);
+  auto meta = SafeTensors::open(path).metadata();
+  auto it = meta.find("sshs_model_hash");
+  if (it != meta.end() && !it->second.empty()) return it->second;
+  return addnet_hash(path);
 }
 
 std::string model_short_hash(const std::string& path) {
