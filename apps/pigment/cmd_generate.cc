@@ -8,10 +8,11 @@
 #include <random>
 
 #include "command.h"
+#include "control_options.h"
+#include "generate.h"
 #include "core/threading.h"
 #include "io/file_hash.h"
 #include "io/image.h"
-#include "models/controlnet_loader.h"
 #include "pipelines/infotext.h"
 #include "pipelines/stable_diffusion.h"
 #include "sampling/sampler_names.h"
@@ -31,20 +32,17 @@ struct Options {
   std::vector<std::string> model_configs;
   bool overwrite = false, quiet = false, no_a1111 = false;
   // adapters
-  std::vector<std::string> loras, control_nets, control_images;
-  std::vector<double> control_strengths;
+  std::vector<std::string> loras;
   std::string lora_dir, lora_apply = "merge", embedding_dir, hypernetwork_dir;
-  double control_start = 0.0, control_end = 1.0;
-  bool control_guess_mode = false;
-  CLI::App* app = nullptr;
+  const CLI::App* app = nullptr;
 };
 Options o;
 
 bool given(const char* name) { return o.app->count(name) > 0; }
 
-void setup(CLI::App& c) {
-  o.app = &c;
-  c.add_option("-m,--model", o.model, "model: single .safetensors/.ckpt file or diffusers folder")->required();
+void setup(CLI::App& c, bool model_required) {
+  auto* model = c.add_option("-m,--model", o.model, "model: single .safetensors/.ckpt file or diffusers folder");
+  if (model_required) model->required();
   c.add_option("-p,--prompt", o.prompt, "prompt (A1111 syntax: (word:1.2), [word], BREAK, [a:b:when], [a|b], AND)");
   c.add_option("-n,--negative-prompt", o.negative, "negative prompt");
   c.add_option("-W,--width", o.width, "image width in pixels, a multiple of 8")->capture_default_str();
@@ -85,14 +83,7 @@ void setup(CLI::App& c) {
       ->capture_default_str();
   c.add_option("--embedding-dir", o.embedding_dir, "folder of textual-inversion embeddings, used by file name");
   c.add_option("--hypernetwork-dir", o.hypernetwork_dir, "folder of A1111 hypernetworks for <hypernet:NAME:WEIGHT>");
-  c.add_option("--control-net", o.control_nets, "ControlNet file or diffusers folder (repeatable)");
-  c.add_option("--control-image", o.control_images, "prepared control map per --control-net (edges, depth, pose...)");
-  c.add_option("--control-strength", o.control_strengths,
-               "conditioning scale per --control-net (default 1.0, as diffusers; one value applies to all)");
-  c.add_option("--control-start", o.control_start, "fraction of the steps where ControlNet starts")
-      ->capture_default_str();
-  c.add_option("--control-end", o.control_end, "fraction of the steps where ControlNet stops")->capture_default_str();
-  c.add_flag("--control-guess-mode", o.control_guess_mode, "ControlNet guess mode (conditional half only)");
+  add_control_options(c);
 }
 
 // "FILE:WEIGHT" → (FILE, WEIGHT); a suffix that is no number belongs to the path.
@@ -224,7 +215,9 @@ std::pair<std::string, std::string> a1111_names(const SamplerChoice& c, const st
   return {label, sched};
 }
 
-int run() {
+int run(const CLI::App& app, const GenerateHooks& hooks) {
+  o.app = &app;
+  PIG_CHECK(!o.model.empty(), "--model is required");
   if (!o.from_png.empty()) apply_png(o.from_png);
   PIG_CHECK(o.batch_count >= 1 && o.batch_count <= 1000, "--batch-count must be between 1 and 1000");
   PIG_CHECK(o.threads >= 0, "--threads must be 0 (all cores) or positive");
@@ -268,12 +261,8 @@ int run() {
   ExtraNetworkPrompt tags = extract_extra_networks(o.prompt);
   r.prompt = tags.prompt;
   Adapters adapters = load_adapters(tags);
-  PIG_CHECK(o.control_images.size() == o.control_nets.size(), "--control-image: give one per --control-net (got ",
-            o.control_images.size(), " images for ", o.control_nets.size(), " ControlNets)");
-  PIG_CHECK(o.control_strengths.size() <= 1 || o.control_strengths.size() == o.control_nets.size(),
-            "--control-strength: give one value, or one per --control-net");
-  std::vector<Image> control_images;
-  for (const auto& img : o.control_images) control_images.push_back(read_image(img));
+  if (hooks.leading_control_images) control_options().leading_images = hooks.leading_control_images(o.width, o.height);
+  check_control_options();
   StableDiffusion sd = StableDiffusion::load(po);
   if (!adapters.loras.empty()) {
     auto unmatched = sd.set_loras(adapters.loras, o.lora_apply == "runtime" ? LoraApply::Runtime : LoraApply::Merge);
@@ -281,19 +270,8 @@ int run() {
   }
   if (!adapters.embeddings.empty()) sd.set_embeddings(adapters.embeddings);
   r.hypernetworks = adapters.hypernetworks;
-  if (!o.control_nets.empty()) {
-    const nlohmann::json& unet_config = sd.base_component("unet").config;
-    for (size_t i = 0; i < o.control_nets.size(); ++i) {
-      ControlUnit u;
-      u.net = std::make_shared<const ControlNet>(load_controlnet(o.control_nets[i], unet_config));
-      u.image = control_images[i];
-      if (!o.control_strengths.empty()) u.strength = o.control_strengths[o.control_strengths.size() == 1 ? 0 : i];
-      u.start = o.control_start;
-      u.end = o.control_end;
-      u.guess_mode = o.control_guess_mode;
-      r.control.push_back(u);
-    }
-  }
+  if (!control_options().nets.empty())
+    r.control = load_control_units(sd.base_component("unet").config, o.width, o.height);
   r.seed = 0;
   sd.check_request(r);  // sizes, steps, strength, mask: before any work
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -346,9 +324,11 @@ int run() {
     };
     if (!adapters.lora_hashes.empty()) info.set("Lora hashes", joined(adapters.lora_hashes));
     if (!adapters.ti_hashes.empty()) info.set("TI hashes", joined(adapters.ti_hashes));
+    add_control_infotext(info);
     info.set("Version", "pigment");
     std::string path = output_path(b);
     write_png(path, res.image, {{"parameters", format_infotext(info)}});
+    if (hooks.written) hooks.written(path);
     if (!o.quiet) {
       if (tty) std::fprintf(stderr, "\n");
       std::fprintf(stderr, "image %d/%d: seed %llu, %d steps in %.1f s -> %s\n", b + 1, o.batch_count,
@@ -358,7 +338,17 @@ int run() {
   return 0;
 }
 
-RegisterCommand reg("generate", "make images: txt2img, img2img (-i), inpainting (-i --mask)", setup, run);
+const CLI::App* generate_app = nullptr;
+RegisterCommand reg(
+    "generate", "make images: txt2img, img2img (-i), inpainting (-i --mask)",
+    [](CLI::App& c) {
+      generate_app = &c;
+      setup(c, true);
+    },
+    [] { return run(*generate_app, {}); });
 
 }  // namespace
+
+void add_generate_options(CLI::App& app, bool model_required) { setup(app, model_required); }
+int run_generate(const CLI::App& app, const GenerateHooks& hooks) { return run(app, hooks); }
 }  // namespace pigment::cli

@@ -1,12 +1,14 @@
 // pigment init --family sd15|sd21|sd21-v|sdxl [--dtype f32|f16|bf16] [--seed N] (--out FILE | --diffusers DIR):
 // a full-size random-weight checkpoint with the real key names and shapes, for tests and benchmarks without
-// downloading a model.
+// downloading a model. With --controlnet, a random ControlNet for that family instead (original control_model.*
+// layout, one file).
 #include <chrono>
 #include <cstdio>
 
 #include "command.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "models/controlnet_loader.h"
 #include "models/model_family.h"
 #include "models/random_init.h"
 
@@ -16,6 +18,7 @@ namespace {
 struct Args {
   std::string family, dtype = "f16", out, diffusers;
   uint64_t seed = 0;
+  bool controlnet = false;
 } g;
 
 DType parse_dtype(const std::string& s) {
@@ -33,9 +36,13 @@ int run_init() {
   o.seed = g.seed;
   const FamilyPreset& p = family_preset(g.family);  // fails early on an unknown name
   auto t0 = std::chrono::steady_clock::now();
-  InitReport r = g.out.empty() ? write_random_diffusers(g.diffusers, o) : write_random_single_file(g.out, o);
+  PIG_CHECK(!g.controlnet || !g.out.empty(), "init --controlnet: give --out FILE (a ControlNet is one file)");
+  InitReport r = g.controlnet         ? write_random_tensors(g.out, {controlnet_layout(p.unet)}, o, false)
+                 : g.out.empty()      ? write_random_diffusers(g.diffusers, o)
+                                      : write_random_single_file(g.out, o);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("wrote %s: %s, %s, seed %llu (%s)\n", (g.out.empty() ? g.diffusers : g.out).c_str(), p.name.c_str(),
+  std::printf("wrote %s: %s%s, %s, seed %llu (%s)\n", (g.out.empty() ? g.diffusers : g.out).c_str(), p.name.c_str(),
+              g.controlnet ? " ControlNet" : "",
               std::string(dtype_name(o.dtype)).c_str(), (unsigned long long)o.seed, p.description.c_str());
   for (const auto& [name, c] : r.components)
     std::printf("component %s: %lld tensors, %lld parameters\n", name.c_str(), (long long)c.tensors,
@@ -54,6 +61,7 @@ RegisterCommand reg(
       c.add_option("--seed", g.seed, "random seed (default 0)");
       c.add_option("--out", g.out, "write one .safetensors file in the original single-file layout");
       c.add_option("--diffusers", g.diffusers, "write a diffusers folder instead");
+      c.add_flag("--controlnet", g.controlnet, "write a random ControlNet for the family (original layout) instead");
     },
     run_init);
 
