@@ -5,13 +5,17 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/threading.h"
 #include "ops/ops.h"
+#include "ops/profile.h"
 #include "pipelines/stable_diffusion.h"
 
 using namespace pigment;
@@ -22,6 +26,28 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
+}
+double peak_rss_gb();
+double rss_gb() {  // current resident set (/proc/self/statm: pages)
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return double(resident) * 4096 / 1073741824.0;
+}
+// PIGMENT_MEMSTAT=1: where the memory is after each stage (stderr).
+void memstat(const char* stage) {
+  if (!std::getenv("PIGMENT_MEMSTAT")) return;
+  static double last_cpu = 0;
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  const double cpu = double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  std::fprintf(stderr, "cpu %7.2f s | ", cpu - last_cpu);
+  last_cpu = cpu;
+  std::fprintf(stderr, "mem after %-14s rss %.2f GB, peak %.2f GB, kept weights %.2f GB (%zu), free-block cache %.2f GB\n",
+               stage, rss_gb(), peak_rss_gb(), ops::default_weight_cache().bytes() / 1073741824.0,
+               ops::default_weight_cache().entries(), cached_memory_bytes() / 1073741824.0);
 }
 double peak_rss_gb() {
   rusage u{};
@@ -57,17 +83,30 @@ int main(int argc, char** argv) {
       t = Clock::now();
       sd.encode_prompt(r.prompt, r);
       enc.push_back(since(t));
+      memstat("text encoding");
       r.seed = uint64_t(i);
+      const bool last_run = i == runs - 1;
+      if (last_run) ops::profile::reset();  // PIGMENT_PROFILE=1: per-op tables of the last run's stages
       auto start = Clock::now(), last = start;
       GenerateResult res = sd.generate(r, [&](const StepProgress&) {
         step.push_back(since(last));
+        memstat("step");
         last = Clock::now();
       });
       total.push_back(since(start));
       Tensor latents = ops::scale(res.latents, 1.f / sd.vae().scaling_factor());
+      if (last_run && ops::profile::enabled()) {
+        std::fprintf(stderr, "== sampling (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
+        ops::profile::reset();
+      }
       t = Clock::now();
       sd.vae().decode(latents);
       dec.push_back(since(t));
+      memstat("VAE decode");
+      if (last_run && ops::profile::enabled()) {
+        std::fprintf(stderr, "== VAE decode (last run)\n%s", ops::profile::table().c_str());
+        ops::profile::reset();
+      }
     }
     std::printf("model %s (%s), %dx%d, %d steps, CFG 7, %d threads, %d runs\n", argv[1], family_name(sd.family()), size,
                 size, steps, num_threads(), runs);

@@ -12,14 +12,14 @@ ResnetBlock2D::ResnetBlock2D(const Weights& w, const Params& p) : p_(p) {
 }
 
 Tensor ResnetBlock2D::forward(const Tensor& x, const Tensor& temb, const UNetHooks& hooks) const {
-  Tensor h = conv1_(ops::silu(norm1_(x)), hooks);
+  Tensor h = conv1_(norm1_.silu(x), hooks);
   if (p_.temb_channels > 0) {
     Tensor t = time_emb_proj_(ops::silu(temb), hooks);  // [N, out]
     h = ops::add(h, t.reshape({t.dim(0), t.dim(1), 1, 1}));
   }
-  h = conv2_(ops::silu(norm2_(h)), hooks);  // dropout is the identity at inference
   Tensor shortcut = conv_shortcut_.defined() ? conv_shortcut_(x, hooks) : x;
-  Tensor out = ops::add(shortcut, h);
+  // dropout is the identity at inference; the shortcut is added inside conv2
+  Tensor out = conv2_(norm2_.silu(h), hooks, &shortcut);
   if (p_.output_scale_factor != 1.f) out = ops::scale(out, 1.f / p_.output_scale_factor);
   return out;
 }

@@ -16,7 +16,8 @@ Attention::Attention(const Weights& w, int64_t query_dim, int64_t context_dim, i
   to_out_ = Linear(w, "to_out.0", inner, query_dim);
 }
 
-Tensor Attention::forward(const Tensor& x, const Tensor* context, const UNetHooks& hooks) const {
+Tensor Attention::forward(const Tensor& x, const Tensor* context, const UNetHooks& hooks,
+                          const Tensor* residual) const {
   const Tensor& ctx = context ? *context : x;
   PIG_CHECK(ctx.ndim() == 3 && ctx.dim(0) == x.dim(0) && ctx.dim(2) == context_dim_, name_, ": context has shape ",
             shape_str(ctx.shape()), ", expected [", x.dim(0), ", tokens, ", context_dim_, "]");
@@ -26,7 +27,7 @@ Tensor Attention::forward(const Tensor& x, const Tensor* context, const UNetHook
   Tensor k = to_k_(kv.key, hooks);
   Tensor v = to_v_(kv.value, hooks);
   Tensor o = ops::attention(q, k, v, heads_, 1.f / std::sqrt(float(head_dim_)));
-  return to_out_(o, hooks);  // to_out.1 is dropout
+  return to_out_(o, hooks, ops::Activation::None, residual);  // to_out.1 is dropout
 }
 
 BasicTransformerBlock::BasicTransformerBlock(const Weights& w, int64_t dim, int heads, int64_t head_dim,
@@ -43,9 +44,10 @@ BasicTransformerBlock::BasicTransformerBlock(const Weights& w, int64_t dim, int 
 }
 
 Tensor BasicTransformerBlock::forward(const Tensor& x, const Tensor& context, const UNetHooks& hooks) const {
-  Tensor h = ops::add(attn1_.forward(norm1_(x), nullptr, hooks), x);
-  h = ops::add(attn2_.forward(norm2_(h), &context, hooks), h);
-  return ops::add(ff_out_(ops::geglu(ff_in_(norm3_(h), hooks)), hooks), h);
+  // Residual sums fused into the output projections.
+  Tensor h = attn1_.forward(norm1_(x), nullptr, hooks, &x);
+  h = attn2_.forward(norm2_(h), &context, hooks, &h);
+  return ff_out_(ops::geglu(ff_in_(norm3_(h), hooks)), hooks, ops::Activation::None, &h);
 }
 
 Transformer2D::Transformer2D(const Weights& w, const Params& p) : p_(p) {
@@ -78,7 +80,7 @@ Tensor Transformer2D::forward(const Tensor& x, const Tensor& context, const UNet
   if (p_.linear_projection) {
     h = ops::nlc_to_nchw(proj_out_linear_(h, hooks), H, W);
   } else {
-    h = proj_out_conv_(ops::nlc_to_nchw(h, H, W), hooks);
+    return proj_out_conv_(ops::nlc_to_nchw(h, H, W), hooks, &x);  // residual fused
   }
   return ops::add(h, x);
 }

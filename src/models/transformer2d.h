@@ -18,7 +18,8 @@ class Attention {
   // context_dim = query_dim for self-attention.
   Attention(const Weights& w, int64_t query_dim, int64_t context_dim, int heads, int64_t head_dim);
   // x [B, T, query_dim]; context [B, S, context_dim], or null for self-attention.
-  Tensor forward(const Tensor& x, const Tensor* context, const UNetHooks& hooks) const;
+  // residual (same shape as x) is added by the output projection.
+  Tensor forward(const Tensor& x, const Tensor* context, const UNetHooks& hooks, const Tensor* residual = nullptr) const;
 
  private:
   std::string name_;

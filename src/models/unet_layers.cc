@@ -14,6 +14,27 @@ Tensor Linear::operator()(const Tensor& x, const UNetHooks& hooks) const {
   return y;
 }
 
+Tensor Linear::operator()(const Tensor& x, const UNetHooks& hooks, ops::Activation act, const Tensor* residual) const {
+  if (hooks.layer_delta && act != ops::Activation::None) {  // the delta belongs before the activation
+    Tensor y = (*this)(x, hooks);
+    switch (act) {
+      case ops::Activation::Silu: y = ops::silu(y); break;
+      case ops::Activation::Gelu: y = ops::gelu(y); break;
+      case ops::Activation::GeluTanh: y = ops::gelu_tanh(y); break;
+      case ops::Activation::QuickGelu: y = ops::quick_gelu(y); break;
+      case ops::Activation::None: break;
+    }
+    if (residual) ops::add_inplace(y, *residual);
+    return y;
+  }
+  ops::LinearOptions o;
+  o.activation = act;
+  o.residual = residual;
+  Tensor y = ops::linear(x, weight_, bias_.defined() ? &bias_ : nullptr, o);
+  if (hooks.layer_delta) hooks.layer_delta(name_, x, y);
+  return y;
+}
+
 Conv2d::Conv2d(const Weights& w, const std::string& name, int64_t in, int64_t out, int kernel,
                ops::Conv2dParams params)
     : name_(w.prefix() + name), params_(params) {
@@ -31,6 +52,14 @@ Tensor Conv2d::operator()(const Tensor& x, const UNetHooks& hooks) const {
   return y;
 }
 
+Tensor Conv2d::operator()(const Tensor& x, const UNetHooks& hooks, const Tensor* residual) const {
+  ops::Conv2dOptions o;
+  o.residual = residual;
+  Tensor y = ops::conv2d(x, weight_, &bias_, params_, o);
+  if (hooks.layer_delta) hooks.layer_delta(name_, x, y);
+  return y;
+}
+
 GroupNorm::GroupNorm(const Weights& w, const std::string& name, int64_t channels, int groups, float eps)
     : groups_(groups), eps_(eps) {
   PIG_CHECK(groups > 0 && channels % groups == 0, w.source(), ": ", w.prefix() + name, ": ", channels,
@@ -40,6 +69,7 @@ GroupNorm::GroupNorm(const Weights& w, const std::string& name, int64_t channels
 }
 
 Tensor GroupNorm::operator()(const Tensor& x) const { return ops::group_norm(x, groups_, gamma_, beta_, eps_); }
+Tensor GroupNorm::silu(const Tensor& x) const { return ops::group_norm_silu(x, groups_, gamma_, beta_, eps_); }
 
 LayerNorm::LayerNorm(const Weights& w, const std::string& name, int64_t dim, float eps) : eps_(eps) {
   gamma_ = w.get(name + ".weight", {dim});

@@ -41,6 +41,8 @@ class Linear {
   Linear() = default;
   Linear(const Weights& w, const std::string& name, int64_t in, int64_t out, bool bias = true);
   Tensor operator()(const Tensor& x, const UNetHooks& hooks) const;
+  // act(x·wᵀ + b) + residual in one pass over the output (residual may be null).
+  Tensor operator()(const Tensor& x, const UNetHooks& hooks, ops::Activation act, const Tensor* residual) const;
   const std::string& name() const { return name_; }
 
  private:
@@ -57,6 +59,8 @@ class Conv2d {
   // The usual "same" convolution: padding (k-1)/2, stride 1.
   static Conv2d same(const Weights& w, const std::string& name, int64_t in, int64_t out, int kernel);
   Tensor operator()(const Tensor& x, const UNetHooks& hooks) const;
+  // conv(x) + b + residual, the sum fused into the convolution (residual [N, out, H', W'] or null).
+  Tensor operator()(const Tensor& x, const UNetHooks& hooks, const Tensor* residual) const;
   const std::string& name() const { return name_; }
   bool defined() const { return weight_.defined(); }
 
@@ -72,6 +76,8 @@ class GroupNorm {
   GroupNorm() = default;
   GroupNorm(const Weights& w, const std::string& name, int64_t channels, int groups, float eps);
   Tensor operator()(const Tensor& x) const;
+  // silu(norm(x)) in one pass over the output.
+  Tensor silu(const Tensor& x) const;
 
  private:
   Tensor gamma_, beta_;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
 
@@ -79,6 +80,12 @@ constexpr int64_t kQueryTile = 64;  // queries per task (four AVX-512 vectors)
 Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale, bool causal) {
   const AttnShape sh = check_attention(q, k, v, heads);
   const int64_t B = sh.B, Tq = sh.Tq, C = sh.C, Tk = sh.Tk, D = sh.D;
+  profile::Scope prof(
+      [&] {
+        return std::string(causal ? "attention causal" : "attention") + " " + std::to_string(Tq) + "x" +
+               std::to_string(Tk) + " " + std::to_string(heads) + "x" + std::to_string(D) + " B" + std::to_string(B);
+      },
+      4.0 * double(B * Tq) * double(Tk) * double(C));
   Tensor out = Tensor::zeros(q.shape());
   if (Tk == 0 || D == 0) return out;  // no keys: nothing to attend to (as the reference: zeros)
   Tensor qf = q.as_f32(), kf = k.as_f32(), vf = v.as_f32();

@@ -4,7 +4,9 @@
 #include <atomic>
 #include <cstring>
 
+#include "ops/fast_products.h"
 #include "ops/onednn.h"
+#include "ops/profile.h"
 #include "ops/reference.h"
 
 namespace pigment::ops {
@@ -174,6 +176,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
     if (opt.residual) add_inplace(y, *opt.residual);
     return y;
   }
+  if (Tensor fy; fast::conv2d(x, w, bias, p, opt, fy)) return fy;  // Precision::Fast (ops/precision.h)
   const ConvAlgorithm algo = opt.algorithm == ConvAlgorithm::Auto ? default_conv_algorithm() : opt.algorithm;
   const bool has_res = opt.residual != nullptr;
   std::shared_ptr<ConvPrimitive> prim;
@@ -183,6 +186,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
   const bool winograd = algo == ConvAlgorithm::Winograd ? winograd_applies(s, p)
                         : algo == ConvAlgorithm::Auto   ? winograd_auto(s, p)
                                                         : false;
+  profile::Scope prof(
+      [&] {
+        return "conv2d " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + (p.stride > 1 ? " s2" : "") +
+               (winograd ? " wino " : " ") + std::to_string(s.C) + "->" + std::to_string(s.O) + " @" +
+               std::to_string(s.Ho) + "x" + std::to_string(s.Wo) + " N" + std::to_string(s.N);
+      },
+      2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
   if (winograd) {
     run_shape.N = 1;
     prim = onednn::cached<ConvPrimitive>(conv_key(run_shape, p, bias, has_res, true),

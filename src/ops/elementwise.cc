@@ -3,6 +3,7 @@
 // [N, C, 1, 1] or [C] tensor runs at the speed of a same-shape add.
 #include <cmath>
 
+#include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
 
@@ -149,6 +150,7 @@ void for_chunks(int64_t n, F f) {
 }
 
 Tensor unary(const Tensor& x, simd::Unary op) {
+  profile::Scope prof([] { return std::string("unary activation"); });
   Tensor xf = x.as_f32();
   Tensor y = Tensor::empty(x.shape());
   const float* a = xf.f32();
@@ -158,6 +160,7 @@ Tensor unary(const Tensor& x, simd::Unary op) {
 }
 
 Tensor binary(const Tensor& a, const Tensor& b, simd::Binary op) {
+  profile::Scope prof([] { return std::string("add/sub/mul"); });
   Tensor af = a.as_f32(), bf = b.as_f32();
   const float *pa = af.f32(), *pb = bf.f32();
   if (a.shape() == b.shape()) {
@@ -224,6 +227,7 @@ Tensor gelu_tanh(const Tensor& x) { return unary(x, simd::Unary::GeluTanh); }
 Tensor quick_gelu(const Tensor& x) { return unary(x, simd::Unary::QuickGelu); }
 
 Tensor geglu(const Tensor& x) {
+  profile::Scope prof([] { return std::string("geglu"); });
   PIG_CHECK(x.ndim() >= 1, "geglu: input must have at least one dimension");
   const int64_t D2 = x.dim(-1);
   PIG_CHECK(D2 % 2 == 0, "geglu: last dimension ", D2, " is odd");
@@ -242,6 +246,7 @@ Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary:
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Mul); }
 
 Tensor scale(const Tensor& x, float s) {
+  profile::Scope prof([] { return std::string("scale"); });
   Tensor xf = x.as_f32();
   Tensor y = Tensor::empty(x.shape());
   const float* a = xf.f32();
@@ -251,6 +256,7 @@ Tensor scale(const Tensor& x, float s) {
 }
 
 Tensor add_scaled(const Tensor& a, const Tensor& b, float sb) {
+  profile::Scope prof([] { return std::string("add_scaled"); });
   PIG_CHECK(a.shape() == b.shape(), "add_scaled: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
   Tensor af = a.as_f32(), bf = b.as_f32();
   Tensor y = Tensor::empty(a.shape());
@@ -261,6 +267,7 @@ Tensor add_scaled(const Tensor& a, const Tensor& b, float sb) {
 }
 
 void add_inplace(Tensor& a, const Tensor& b) {
+  profile::Scope prof([] { return std::string("add_inplace"); });
   PIG_CHECK(a.shape() == b.shape(), "add_inplace: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
   Tensor bf = b.as_f32();
   float* p = a.f32();

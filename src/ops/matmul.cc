@@ -2,7 +2,9 @@
 // weights converted and packed once into a WeightCache, bias and activation/residual fused as post-ops.
 #include <cstring>
 
+#include "ops/fast_products.h"
 #include "ops/onednn.h"
+#include "ops/profile.h"
 #include "ops/reference.h"
 
 namespace pigment::ops {
@@ -111,6 +113,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Linear
             " features (weight ", shape_str(w.shape()), ")");
   if (bias) PIG_CHECK(bias->numel() == N, "linear: bias has ", bias->numel(), " elements, expected ", N);
   const int64_t M = leading_rows(x);
+  profile::Scope prof([&] { return "linear " + std::to_string(K) + "->" + std::to_string(N) + " M" + std::to_string(M); },
+                      2.0 * double(M) * double(N) * double(K));
   Shape os = x.shape();
   os.back() = N;
   if (opt.residual)
@@ -122,6 +126,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Linear
     if (opt.residual) add_inplace(z, *opt.residual);
     return z;
   }
+  if (Tensor fy; fast::linear(x, w, bias, opt, fy)) return fy;  // Precision::Fast (ops/precision.h)
   Tensor xf = x.as_f32();
   Tensor y = Tensor::empty(os);
   if (opt.residual) {
@@ -175,6 +180,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   const int64_t Kb = trans_b ? b.dim(-1) : b.dim(-2), N = trans_b ? b.dim(-2) : b.dim(-1);
   PIG_CHECK(K == Kb, "matmul: inner dimensions differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
   if (B == 0 || M == 0 || N == 0 || K == 0) return ref::matmul(a, b, trans_a, trans_b);
+  profile::Scope prof([&] { return "matmul"; }, 2.0 * double(B * M) * double(N) * double(K));
   Tensor af = a.as_f32(), bf = b.as_f32();
   Tensor c = Tensor::empty(a.ndim() == 3 ? Shape{B, M, N} : Shape{M, N});
   const bool shared_b = b.ndim() == 2 && B > 1;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
 
@@ -103,6 +104,7 @@ namespace {
 constexpr int64_t kChunk = 8192;  // elements per partial sum: fixed, so the result never depends on threads
 
 Tensor group_norm_fast(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu) {
+  profile::Scope prof([] { return std::string("group_norm"); });
   const GroupNormShape sh = check_group_norm(x, groups, gamma, beta);
   const int64_t N = sh.N, C = sh.C, S = sh.S, cg = sh.cg;
   Tensor xf = x.as_f32(), gf = gamma.as_f32(), bf = beta.as_f32();
@@ -162,6 +164,7 @@ Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const T
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  profile::Scope prof([] { return std::string("layer_norm"); });
   PIG_CHECK(x.ndim() >= 1, "layer_norm: input must have at least one dimension");
   const int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
   PIG_CHECK(gamma.numel() == D && beta.numel() == D, "layer_norm: gamma/beta must have ", D, " elements, got ",
@@ -175,6 +178,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 }
 
 Tensor softmax(const Tensor& x) {
+  profile::Scope prof([] { return std::string("softmax"); });
   PIG_CHECK(x.ndim() >= 1, "softmax: input must have at least one dimension");
   const int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
   Tensor xf = x.as_f32();

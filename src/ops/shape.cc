@@ -2,6 +2,7 @@
 // the 2x upsample, blocked transposes for NCHW ↔ NLC) and memcpy pieces of fixed size spread over threads.
 #include <cstring>
 
+#include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
 
@@ -186,6 +187,7 @@ Tensor batched_transpose(const Tensor& x, int64_t batch, int64_t rows, int64_t c
 }  // namespace
 
 Tensor upsample_nearest2x(const Tensor& x) {
+  profile::Scope prof([] { return std::string("upsample_nearest2x"); });
   PIG_CHECK(x.ndim() == 4, "upsample_nearest2x: expected [N,C,H,W], got ", shape_str(x.shape()));
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
   Tensor xf = x.as_f32();
@@ -204,6 +206,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
 Tensor avg_pool2x(const Tensor& x) { return ref::avg_pool2x(x); }
 
 Tensor concat(const std::vector<Tensor>& xs, int dim) {
+  profile::Scope prof([] { return std::string("concat"); });
   Shape s;
   const int64_t outer = concat_shape(xs, dim, s);
   int64_t inner = 1;
@@ -224,6 +227,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
 }
 
 Tensor slice(const Tensor& x, int dim, int64_t begin, int64_t end) {
+  profile::Scope prof([] { return std::string("slice"); });
   check_slice(x, dim, begin, end);
   Shape s = x.shape();
   s[dim] = end - begin;
@@ -248,6 +252,7 @@ std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim) {
 }
 
 Tensor permute(const Tensor& x, const std::vector<int>& perm) {
+  profile::Scope prof([] { return std::string("permute"); });
   const int nd = x.ndim();
   PIG_CHECK(int(perm.size()) == nd, "permute: ", perm.size(), " axes for a rank-", nd, " tensor");
   std::vector<bool> seen(nd, false);
@@ -287,12 +292,14 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
 }
 
 Tensor nchw_to_nlc(const Tensor& x) {
+  profile::Scope prof([] { return std::string("nchw_to_nlc"); });
   PIG_CHECK(x.ndim() == 4, "nchw_to_nlc: expected [N,C,H,W], got ", shape_str(x.shape()));
   const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
   return batched_transpose(x, N, C, HW, {N, HW, C});
 }
 
 Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
+  profile::Scope prof([] { return std::string("nlc_to_nchw"); });
   PIG_CHECK(x.ndim() == 3 && x.dim(1) == h * w, "nlc_to_nchw: ", shape_str(x.shape()), " is not [N, ", h * w,
             ", C]");
   const int64_t N = x.dim(0), C = x.dim(2);

@@ -1,0 +1,270 @@
+// Precision::Fast for linear() and conv2d(): oneDNN primitives with bfloat16 source and weights, float32
+// accumulation and float32 destination, taken only where oneDNN runs them on AMX (checked per primitive from its
+// implementation name); anywhere else the float32 path runs. Weights are converted once to bf16 in the primitive's
+// blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner).
+// Bias, activation and residual are fused as in the float32 path (bias f32, post-ops on the f32 accumulator).
+#include "ops/fast_products.h"
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "ops/onednn.h"
+#include "ops/precision.h"
+#include "ops/profile.h"
+
+namespace pigment::ops {
+
+namespace {
+std::atomic<int> g_precision{-1};  // -1: not decided yet ($PIGMENT_PRECISION, else Fp32)
+
+Precision initial_precision() {
+  const char* e = std::getenv("PIGMENT_PRECISION");
+  return e && *e ? parse_precision(e) : Precision::Fp32;
+}
+}  // namespace
+
+void set_precision(Precision p) { g_precision = int(p); }
+Precision precision() {
+  int v = g_precision.load();
+  if (v < 0) {
+    v = int(initial_precision());
+    g_precision = v;
+  }
+  return Precision(v);
+}
+bool fast_precision_available() {
+  static const bool amx = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_amx;
+  return amx;
+}
+const char* precision_name(Precision p) { return p == Precision::Fast ? "fast" : "fp32"; }
+Precision parse_precision(const char* name) {
+  const std::string s(name);
+  if (s == "fp32") return Precision::Fp32;
+  if (s == "fast") return Precision::Fast;
+  fail("unknown precision '", s, "' (expected fp32 or fast)");
+}
+
+namespace fast {
+namespace {
+using dnnl::memory;
+using tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
+constexpr auto bf16 = memory::data_type::bf16;
+
+bool is_amx(const char* impl) { return std::strstr(impl, "amx") != nullptr; }
+
+// ---- bf16 weights, prepared once ----
+struct WeightEntry {
+  std::weak_ptr<const void> owner;
+  Shape shape;
+  DType dtype;
+  memory::desc layout;
+  memory mem;
+};
+struct Bf16Weights {
+  std::mutex mu;
+  std::unordered_multimap<const void*, WeightEntry> map;
+  int inserts = 0;
+};
+Bf16Weights& bf16_weights() {
+  static Bf16Weights* w = new Bf16Weights;  // never destroyed: entries may be looked up during exit
+  return *w;
+}
+
+bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
+  return !a.owner_before(b) && !b.owner_before(a);
+}
+
+memory convert(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  auto& eng = onednn::engine();
+  auto& strm = onednn::stream();
+  Tensor wf = Tensor::empty(w.shape());
+  onednn::to_f32(w.dtype(), w.raw(), wf.f32(), size_t(w.numel()));
+  memory src(plain_f32, eng, wf.raw()), dst(want, eng);
+  dnnl::reorder(src, dst).execute(strm, src, dst);
+  strm.wait();
+  return dst;
+}
+
+memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  if (!w.owner()) return convert(w, plain_f32, want);
+  Bf16Weights& c = bf16_weights();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto range = c.map.equal_range(w.raw());
+    for (auto it = range.first; it != range.second; ++it) {
+      const WeightEntry& e = it->second;
+      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want && same_owner(e.owner, w.owner()) &&
+          !e.owner.expired())
+        return e.mem;
+    }
+  }
+  memory m = convert(w, plain_f32, want);
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (++c.inserts % 64 == 0)  // sweep entries of freed models
+    for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
+  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), want, m});
+  return m;
+}
+
+// f32 data of a small vector (bias) in its own buffer when it is not f32 already.
+Tensor f32_of(const Tensor& t) { return t.dtype() == DType::F32 ? t : t.as_f32(); }
+
+// Reorders plain f32 src (desc `from`) into `to` (bf16) in a per-call buffer.
+memory to_layout(const float* src, const memory::desc& from, const memory::desc& to) {
+  auto& eng = onednn::engine();
+  memory s(from, eng, const_cast<float*>(src)), d(to, eng);
+  dnnl::reorder(s, d).execute(onednn::stream(), s, d);
+  return d;
+}
+
+void append_activation(dnnl::post_ops& po, Activation a) {
+  switch (a) {
+    case Activation::None: return;
+    case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); return;
+    case Activation::QuickGelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.702f, 0.f); return;
+    case Activation::Gelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); return;
+    case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); return;
+  }
+}
+
+struct MatmulP {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul prim;
+};
+struct ConvP {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+};
+}  // namespace
+
+bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt, Tensor& y) {
+  if (precision() != Precision::Fast || !fast_precision_available()) return false;
+  const int64_t K = w.dim(1), N = w.dim(0), M = K ? x.numel() / K : 0;
+  if (M == 0 || N == 0 || K == 0) return false;
+  const memory::desc src_f32({M, K}, f32, tag::ab), src_md({M, K}, bf16, tag::ab), dst_md({M, N}, f32, tag::ab),
+      bias_md({1, N}, f32, tag::ab), w_plain({K, N}, f32, tag::ba);
+  const std::string key = "fast-linear|" + std::to_string(M) + "," + std::to_string(K) + "," + std::to_string(N) +
+                          "|" + std::to_string(bias != nullptr) + std::to_string(int(opt.activation)) +
+                          std::to_string(opt.residual != nullptr);
+  auto p = onednn::cached<MatmulP>(key, [&]() -> std::shared_ptr<MatmulP> {
+    dnnl::post_ops po;
+    append_activation(po, opt.activation);
+    if (opt.residual) po.append_sum(1.f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const memory::desc w_any({K, N}, bf16, tag::any);
+    auto d = bias ? dnnl::matmul::desc(src_md, w_any, bias_md, dst_md) : dnnl::matmul::desc(src_md, w_any, dst_md);
+    try {
+      dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
+      if (!is_amx(pd.impl_info_str())) return nullptr;
+      return std::make_shared<MatmulP>(MatmulP{pd, dnnl::matmul(pd)});
+    } catch (const dnnl::error&) {
+      return nullptr;
+    }
+  });
+  if (!p) return false;
+  profile::Scope prof(
+      [&] { return "fast linear " + std::to_string(K) + "->" + std::to_string(N) + " M" + std::to_string(M); },
+      2.0 * double(M) * double(N) * double(K));
+  Shape os = x.shape();
+  os.back() = N;
+  y = Tensor::empty(os);
+  if (opt.residual) {
+    Tensor r = opt.residual->as_f32();
+    std::memcpy(y.raw(), r.raw(), y.nbytes());
+  }
+  Tensor xf = x.as_f32();
+  memory src = to_layout(xf.f32(), src_f32, src_md);
+  memory wm = prepared_bf16(w, w_plain, p->pd.weights_desc());
+  memory dst(dst_md, onednn::engine(), y.raw());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
+  Tensor bf;
+  if (bias) {
+    bf = f32_of(*bias);
+    args[DNNL_ARG_BIAS] = memory(bias_md, onednn::engine(), const_cast<void*>(bf.raw()));
+  }
+  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(p->pd.scratchpad_desc());
+  p->prim.execute(onednn::stream(), args);
+  onednn::stream().wait();
+  return true;
+}
+
+bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,
+            Tensor& y) {
+  if (precision() != Precision::Fast || !fast_precision_available()) return false;
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), O = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+  const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
+  const int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
+  if (N == 0 || C == 0 || O == 0 || Ho <= 0 || Wo <= 0) return false;
+  const memory::dims strides{p.stride, p.stride}, pad_l{p.pad_top, p.pad_left}, pad_r{p.pad_bottom, p.pad_right};
+  std::string key = "fast-conv|";
+  for (int64_t v : {N, C, H, W, O, kh, kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
+                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
+    key += std::to_string(v) + ",";
+  key += std::to_string(bias != nullptr) + std::to_string(opt.residual != nullptr);
+  auto prim = onednn::cached<ConvP>(key, [&]() -> std::shared_ptr<ConvP> {
+    // Activations channels-last (what the AMX kernels want); weights blocked as the kernel asks.
+    const memory::desc x_md({N, C, H, W}, bf16, tag::nhwc), w_any({O, C, kh, kw}, bf16, tag::any),
+        y_md({N, O, Ho, Wo}, f32, tag::nhwc), b_md({O}, f32, tag::x);
+    const auto prop = dnnl::prop_kind::forward_inference;
+    const auto alg = dnnl::algorithm::convolution_direct;
+    auto d = bias ? dnnl::convolution_forward::desc(prop, alg, x_md, w_any, b_md, y_md, strides, pad_l, pad_r)
+                  : dnnl::convolution_forward::desc(prop, alg, x_md, w_any, y_md, strides, pad_l, pad_r);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (opt.residual) {
+      dnnl::post_ops po;
+      po.append_sum(1.f);
+      attr.set_post_ops(po);
+    }
+    try {
+      dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
+      if (!is_amx(pd.impl_info_str())) return nullptr;
+      return std::make_shared<ConvP>(ConvP{pd, dnnl::convolution_forward(pd)});
+    } catch (const dnnl::error&) {
+      return nullptr;
+    }
+  });
+  if (!prim) return false;
+  profile::Scope prof(
+      [&] {
+        return "fast conv2d " + std::to_string(kh) + "x" + std::to_string(kw) + (p.stride > 1 ? " s2 " : " ") +
+               std::to_string(C) + "->" + std::to_string(O) + " @" + std::to_string(Ho) + "x" + std::to_string(Wo) +
+               " N" + std::to_string(N);
+      },
+      2.0 * double(N * O * Ho * Wo) * double(C * kh * kw));
+  auto& eng = onednn::engine();
+  auto& strm = onednn::stream();
+  const memory::desc x_plain({N, C, H, W}, f32, tag::nchw), y_plain({N, O, Ho, Wo}, f32, tag::nchw),
+      w_plain({O, C, kh, kw}, f32, tag::oihw), b_md({O}, f32, tag::x);
+  Tensor xf = x.as_f32();
+  memory x_mem = to_layout(xf.f32(), x_plain, prim->pd.src_desc());
+  memory y_mem(prim->pd.dst_desc(), eng);
+  y = Tensor::empty({N, O, Ho, Wo});
+  memory y_user(y_plain, eng, y.raw());
+  Tensor rf;
+  if (opt.residual) {  // the sum post-op adds to what dst holds
+    rf = opt.residual->as_f32();
+    memory r_user(y_plain, eng, const_cast<void*>(rf.raw()));
+    dnnl::reorder(r_user, y_mem).execute(strm, r_user, y_mem);
+  }
+  memory wm = prepared_bf16(w, w_plain, prim->pd.weights_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, y_mem}};
+  Tensor bf;
+  if (bias) {
+    bf = f32_of(*bias);
+    args[DNNL_ARG_BIAS] = memory(b_md, eng, const_cast<void*>(bf.raw()));
+  }
+  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(prim->pd.scratchpad_desc());
+  prim->prim.execute(strm, args);
+  dnnl::reorder(y_mem, y_user).execute(strm, y_mem, y_user);
+  strm.wait();
+  return true;
+}
+
+}  // namespace fast
+}  // namespace pigment::ops
