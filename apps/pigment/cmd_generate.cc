@@ -112,11 +112,17 @@ std::string find_named_file(const std::string& dir, const std::string& name, con
 
 // Everything the adapter flags and prompt tags ask for, loaded before any sampling.
 struct Adapters {
-  std::vector<std::pair<LoraFile, float>> loras;
+  std::vector<LoraChoice> loras;
   std::vector<Embedding> embeddings;
   std::vector<HypernetworkUse> hypernetworks;
   std::vector<std::string> lora_hashes, ti_hashes;
 };
+
+// A1111's "NAME: hash12" item of Lora hashes / TI hashes: ':' and ',' are dropped from the name.
+std::string hash_item(std::string name, const std::string& hash) {
+  std::erase_if(name, [](char c) { return c == ':' || c == ','; });
+  return name + ": " + hash.substr(0, 12);
+}
 
 Adapters load_adapters(const ExtraNetworkPrompt& tags) {
   Adapters a;
@@ -124,13 +130,16 @@ Adapters load_adapters(const ExtraNetworkPrompt& tags) {
     auto [file, weight] = file_and_weight(arg);
     PIG_CHECK(fs::exists(file), "--lora: file not found: ", file);
     a.loras.emplace_back(LoraFile::load(file), weight);
-    a.lora_hashes.push_back(fs::path(file).stem().string() + ": " + sha256_file(file).substr(0, 12));
+    a.lora_hashes.push_back(hash_item(fs::path(file).stem().string(), lora_file_hash(file)));
   }
   for (const auto& t : tags.tags) {
     if (t.kind == "lora" || t.kind == "lyco") {
       std::string file = find_named_file(o.lora_dir, t.name, "--lora-dir", t.tag);
-      a.loras.emplace_back(LoraFile::load(file), float(t.unet_weight));
-      a.lora_hashes.push_back(t.name + ": " + sha256_file(file).substr(0, 12));
+      if (t.dyn_dim != 0)
+        std::fprintf(stderr, "warning: %s: dyn=%d (rank limit) is ignored; the whole LoRA is applied\n", t.tag.c_str(),
+                     t.dyn_dim);
+      a.loras.emplace_back(LoraFile::load(file), float(t.te_weight), float(t.unet_weight));
+      a.lora_hashes.push_back(hash_item(t.name, lora_file_hash(file)));
     } else if (t.kind == "hypernet") {
       std::string file = find_named_file(o.hypernetwork_dir, t.name, "--hypernetwork-dir", t.tag);
       a.hypernetworks.push_back({std::make_shared<const Hypernetwork>(Hypernetwork::load(file, t.name)),
@@ -145,7 +154,7 @@ Adapters load_adapters(const ExtraNetworkPrompt& tags) {
       std::string name = fs::path(file).stem().string();
       if (o.prompt.find(name) == std::string::npos && o.negative.find(name) == std::string::npos) continue;
       a.embeddings.push_back(load_embedding(file));
-      a.ti_hashes.push_back(name + ": " + sha256_file(file).substr(0, 12));
+      a.ti_hashes.push_back(hash_item(name, sha256_file(file)));
     }
   }
   return a;
@@ -260,6 +269,13 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   }
   ExtraNetworkPrompt tags = extract_extra_networks(o.prompt);
   r.prompt = tags.prompt;
+  // A1111 activates extra networks from the positive prompt only; tags in the negative prompt are dropped (A1111
+  // would encode their text) with a warning.
+  ExtraNetworkPrompt negative_tags = extract_extra_networks(o.negative);
+  r.negative_prompt = negative_tags.prompt;
+  for (const auto& t : negative_tags.tags)
+    std::fprintf(stderr, "warning: %s in the negative prompt is ignored (extra networks apply from the prompt only)\n",
+                 t.tag.c_str());
   Adapters adapters = load_adapters(tags);
   if (hooks.leading_control_images) control_options().leading_images = hooks.leading_control_images(o.width, o.height);
   check_control_options();

@@ -206,21 +206,21 @@ void StableDiffusion::set_embeddings(const std::vector<Embedding>& embeddings) {
   embeddings_ = set;
 }
 
-std::vector<std::string> StableDiffusion::set_loras(const std::vector<std::pair<LoraFile, float>>& loras,
-                                                    LoraApply mode) {
+std::vector<std::string> StableDiffusion::set_loras(const std::vector<LoraChoice>& loras, LoraApply mode) {
   PIG_CHECK(base_, "set_loras: the pipeline holds no base weights");
   std::map<std::string, const TensorMap*> maps;
   for (const auto& [name, c] : *base_) maps[name] = c.tensors.get();
-  std::vector<LoraUse> uses;
+  std::vector<LoraUse> uses, te_uses;  // A1111: text-encoder layers take the TE multiplier, the UNet its own
   std::vector<std::string> unmatched;
-  for (const auto& [file, weight] : loras) {
-    auto r = std::make_shared<const ResolvedLora>(resolve_lora(file, maps));
-    for (const auto& u : r->unmatched) unmatched.push_back(file.path + ": " + u);
-    uses.push_back({r, weight});
+  for (const LoraChoice& l : loras) {
+    auto r = std::make_shared<const ResolvedLora>(resolve_lora(l.file, maps));
+    for (const auto& u : r->unmatched) unmatched.push_back(l.file.path + ": " + u);
+    uses.push_back({r, l.unet_weight});
+    te_uses.push_back({r, l.te_weight});
   }
   auto rebuild_clip = [&](const std::string& name, ClipTextModel& model) {
     const ModelComponent& c = base_->at(name);
-    model = ClipTextModel::load(c.model_config(), Weights(merge_loras(*c.tensors, name, uses), c.source));
+    model = ClipTextModel::load(c.model_config(), Weights(merge_loras(*c.tensors, name, te_uses), c.source));
   };
   rebuild_clip("text_encoder", text_encoder_);
   if (has_text_encoder_2_) rebuild_clip("text_encoder_2", text_encoder_2_);

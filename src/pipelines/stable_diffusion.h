@@ -119,8 +119,7 @@ class StableDiffusion {
 
   // Replaces the active LoRAs (empty: none); resolves each against this model's components. Returns the LoRA
   // modules that matched no layer ("file: component:key"), for the caller to report.
-  std::vector<std::string> set_loras(const std::vector<std::pair<LoraFile, float>>& loras,
-                                     LoraApply mode = LoraApply::Merge);
+  std::vector<std::string> set_loras(const std::vector<LoraChoice>& loras, LoraApply mode = LoraApply::Merge);
 
   // Replaces the textual-inversion embeddings (empty: none). Their names then work in prompts and negative prompts.
   void set_embeddings(const std::vector<Embedding>& embeddings);

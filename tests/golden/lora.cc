@@ -82,11 +82,20 @@ void run_lora(Case& c) {
     c.compare("pipe.final_latents", out.latents);
     c.compare("pipe.image", ops::permute(out.pixels, {0, 2, 3, 1}));
   }
-  // Switching back to no LoRA reuses the loaded base weights: no reload, and they were never written to.
-  sd.set_loras({});
   std::string probe;
   for (const auto& m : resolved.modules)
     if (m.component == "unet") probe = m.module + ".weight";
+  // A1111's <lora:NAME:TE:UNET>: the text-encoder weight reaches only text-encoder layers, the UNet weight only
+  // UNet layers (embeddings as diffusers' at 0.6 or without the LoRA; UNet weights the base views or patched copies).
+  for (auto [te_w, unet_w] : {std::pair{0.6f, 0.f}, std::pair{0.f, 0.6f}}) {
+    sd.set_loras({LoraChoice(lora, te_w, unet_w)});
+    const std::string label = te_w != 0 ? "te=0.6:unet=0 " : "te=0:unet=0.6 ";
+    c.compare(te_w != 0 ? "te_embeds.scale0p6" : "te_embeds.base", sd.encode_prompt(spec["prompt"], r).context);
+    bool unet_is_base = sd.unet().weights().all().at(probe).raw() == un.tensors->at(probe).raw();
+    if (unet_is_base != (unet_w == 0)) c.failure(label + "unet", unet_is_base ? "the UNet was not patched" : "the UNet was patched");
+  }
+  // Switching back to no LoRA reuses the loaded base weights: no reload, and they were never written to.
+  sd.set_loras({});
   if (sd.unet().weights().all().at(probe).raw() != un.tensors->at(probe).raw())
     c.failure("switch", "the UNet does not use the base weights after set_loras({})");
   Tensor reread = SafeTensors::open((c.models_dir() / "unet_sd1" / "diffusion_pytorch_model.safetensors").string())
