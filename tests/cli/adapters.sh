@@ -57,7 +57,10 @@ fi
 gen -p "a photo of my-concept" -n "(other-style:1.2)" --embedding-dir "$G/ti/embeddings" -o "$T/ti.png"
 check "embeddings by name in prompt and negative prompt" '[ -s "$T/ti.png" ]'
 info=$("$BIN/pigment" png-info --fields "$T/ti.png")
-check "infotext has TI hashes" 'grep -q "^TI hashes: \"my-concept: [0-9a-f]\{12\}, other-style: [0-9a-f]\{12\}\"$" <<<"$info"'
+# A1111 hashes embeddings as whole files (no header skipping, .safetensors included).
+h1=$(sha256sum "$G/ti/embeddings/my-concept.pt" | cut -c1-12)
+h2=$(sha256sum "$G/ti/embeddings/other-style.safetensors" | cut -c1-12)
+check "infotext has TI hashes (whole-file SHA-256)" 'grep -qx "TI hashes: \"my-concept: $h1, other-style: $h2\"" <<<"$info"'
 
 gen -p "a cat <hypernet:tiny_hypernet:0.8>" --hypernetwork-dir "$G/hypernetwork/a1111" -o "$T/hn.png"
 check "a hypernetwork changes the image" '[ -s "$T/hn.png" ] && ! cmp -s "$T/base.png" "$T/hn.png"'
