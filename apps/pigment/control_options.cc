@@ -123,7 +123,7 @@ void add_control_infotext(Infotext& info) {
       v += ", Threshold A: " + format_number(o.canny_low) + ", Threshold B: " + format_number(o.canny_high);
     v += ", Guidance Start: " + format_number(per_unit(o.starts, i, 0.0)) +
          ", Guidance End: " + format_number(per_unit(o.ends, i, 1.0)) +
-         ", Pixel Perfect: True, Control Mode: " + (o.guess_mode ? "My prompt is more important" : "Balanced");
+         ", Pixel Perfect: True, Control Mode: " + (o.guess_mode ? "ControlNet is more important" : "Balanced");
     info.set("ControlNet " + std::to_string(i), v);  // format_infotext quotes it
   }
 }

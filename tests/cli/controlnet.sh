@@ -2,7 +2,8 @@
 # ControlNet on the command line with the tiny golden SD1 model and ControlNet: the canny preprocessor (--canny is
 # the same as --control-preprocess canny), resize modes, several ControlNets each with its own image, strength and
 # start/end (a unit at strength 0, or whose window holds no step, changes nothing), the A1111 infotext, and
-# pigment qr (code rendering that scans back, an honest scan report on a random-weight generation, --check).
+# pigment qr (code rendering that scans back, an honest scan report on a random-weight generation, --check), and
+# pigment init --controlnet.
 # Bad input is a one-line error with exit 1 and no output file.
 set -u
 BIN=${PIGMENT_BIN_DIR:-build/bin}
@@ -82,6 +83,15 @@ check "qr generates and reports a scan line" '[ $rc -eq 0 ] && [ -s "$T/qr.png" 
 check "the report is honest" 'if "$BIN/pigment" qr --check "$T/qr.png" hello >/dev/null; then grep -q "scans: yes" <<<"$out"; else grep -q "scans: no" <<<"$out"; fi'
 info=$("$BIN/pigment" png-info --fields "$T/qr.png")
 check "qr output carries the recipe" 'grep -q "^ControlNet 0: Module: none, Model: controlnet," <<<"$info"'
+
+# pigment init --controlnet: a full-size random ControlNet in the original layout (SD1.5: 340 tensors, 361M
+# parameters as lllyasviel's files; loading it is tested in controlnet_families_test).
+"$BIN/pigment" init --family sd15 --controlnet --seed 3 --out "$T/cn15.safetensors" >"$T/init.out"
+check "init --controlnet writes the SD1.5 ControlNet key set" \
+  'grep -qx "component controlnet: 340 tensors, 361279120 parameters" "$T/init.out" && [ -s "$T/cn15.safetensors" ]'
+rm -f "$T/cn15.safetensors"
+out=$("$BIN/pigment" init --family sd15 --controlnet --diffusers "$T/cnd" 2>&1); rc=$?
+check "init --controlnet wants one file" '[ $rc -eq 1 ] && [ "$out" = "error: init --controlnet: give --out FILE (a ControlNet is one file)" ] && [ ! -e "$T/cnd" ]'
 
 err() {  # expect exit 1, one "error:" line on stderr, no output file
   local name=$1; shift
