@@ -1,5 +1,7 @@
 #include "pipelines/stable_diffusion.h"
 
+#include "pipelines/memory_mode.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,7 +10,9 @@
 #include "io/checkpoint.h"
 #include "models/checkpoint_layout.h"
 #include "ops/ops.h"
+#include "pipelines/a1111_geometry.h"
 #include "pipelines/prompt_schedule.h"
+#include "pipelines/resample.h"
 #include "sampling/sampler_names.h"
 #include "text/prompt_chunks.h"
 #include "sampling/noise_schedule.h"
@@ -65,33 +69,34 @@ std::string step_name(size_t i) {
   return buf;
 }
 
-// Mask image → [1, 1, H, W] of 0/1 (white = repaint), after an optional blur, binarized at 0.5 (diffusers).
+// Mask image → A1111's binary mask (gray > 128 → 255, mask_round) blurred by `blur` (σ, as A1111's mask blur).
+Image blurred_mask(const Image& mask, int blur) {
+  Image m = to_gray(mask);
+  for (auto& v : m.pixels) v = v > 128 ? 255 : 0;
+  return gaussian_blur_a1111(m, blur, blur);
+}
+
+// Mask image → [1, 1, H, W] of 0/1 (white = repaint): blurred at its own size, resized, binarized at 0.5.
 Tensor mask_to_tensor(const Image& mask, int width, int height, int blur) {
-  Image m = resize_bilinear(to_gray(mask), width, height);
+  Image m = resize_bilinear(blur > 0 ? blurred_mask(mask, blur) : to_gray(mask), width, height);
   Tensor t = Tensor::empty({1, 1, height, width});
-  std::vector<float> v(m.pixels.size());
-  for (size_t i = 0; i < v.size(); ++i) v[i] = m.pixels[i] / 255.f;
-  if (blur > 0) {  // separable Gaussian, sigma = blur / 2 (kernel radius = blur)
-    std::vector<float> k(2 * blur + 1);
-    double sigma = std::max(0.5, blur / 2.0), sum = 0;
-    for (int i = -blur; i <= blur; ++i) sum += k[i + blur] = float(std::exp(-0.5 * i * i / (sigma * sigma)));
-    for (auto& w : k) w = float(w / sum);
-    std::vector<float> tmp(v.size());
-    for (int y = 0; y < height; ++y)
-      for (int x = 0; x < width; ++x) {
-        double a = 0;
-        for (int i = -blur; i <= blur; ++i) a += k[i + blur] * v[size_t(y) * width + std::clamp(x + i, 0, width - 1)];
-        tmp[size_t(y) * width + x] = float(a);
-      }
-    for (int y = 0; y < height; ++y)
-      for (int x = 0; x < width; ++x) {
-        double a = 0;
-        for (int i = -blur; i <= blur; ++i) a += k[i + blur] * tmp[size_t(std::clamp(y + i, 0, height - 1)) * width + x];
-        v[size_t(y) * width + x] = float(a);
-      }
-  }
-  for (size_t i = 0; i < v.size(); ++i) t.f32()[i] = v[i] >= 0.5f ? 1.f : 0.f;
+  for (size_t i = 0; i < m.pixels.size(); ++i) t.f32()[i] = m.pixels[i] / 255.f >= 0.5f ? 1.f : 0.f;
   return t;
+}
+
+// [1, 3, H, W] in [0, 1] from an 8-bit image.
+Tensor image_to_pixels01(const Image& img) {
+  return ops::scale(ops::add(image_to_tensor(img), Tensor::full({1}, 1.f)), 0.5f);
+}
+
+// x[:, :, top:top+h, left:left+w]
+Tensor crop_latents(const Tensor& x, int64_t top, int64_t left, int64_t h, int64_t w) {
+  const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
+  Tensor y = Tensor::empty({x.dim(0), x.dim(1), h, w});
+  for (int64_t c = 0; c < NC; ++c)
+    for (int64_t i = 0; i < h; ++i)
+      for (int64_t j = 0; j < w; ++j) y.f32()[(c * h + i) * w + j] = x.f32()[(c * H + top + i) * W + left + j];
+  return y;
 }
 
 // torch.nn.functional.interpolate(mode="nearest") to (h, w).
@@ -130,6 +135,7 @@ Image tensor_to_image(const Tensor& pixels01, int index) {
 }
 
 StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
+  ops::set_precision(options.precision);
   LoadedModel model = load_model(options.model, options.load);
   if (!options.vae.empty()) model.components["vae"] = load_external_vae(options.vae, model.component("vae").config);
   // A diffusers folder's own tokenizer files carry their pad token; anywhere else the family decides it.
@@ -145,7 +151,10 @@ StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
     tok2 = ClipTokenizer::load(where);
     if (!own_files) tok2->set_pad_token(ClipTokenizer::kSd2PadToken);
   }
-  return create(model, std::move(tok), std::move(tok2));
+  if (options.low_memory) use_low_memory_settings();
+  StableDiffusion sd = create(model, std::move(tok), std::move(tok2));
+  sd.low_memory_ = options.low_memory;
+  return sd;
 }
 
 StableDiffusion StableDiffusion::create(const LoadedModel& model, ClipTokenizer tokenizer,
@@ -274,6 +283,34 @@ void StableDiffusion::check_request(const GenerateRequest& r) const {
   if (r.latents.defined())
     PIG_CHECK(r.latents.shape() == (Shape{1, latent_channels(), r.height / f, r.width / f}), "initial latents ",
               shape_str(r.latents.shape()), " do not match the image size");
+  PIG_CHECK(r.mask_blur >= 0 && r.mask_blur <= 256, "mask blur must be between 0 and 256 pixels (got ", r.mask_blur,
+            ")");
+  if (r.inpaint_only_masked) {
+    PIG_CHECK(r.mask.has_value(), "inpaint area 'only masked' needs a mask");
+    PIG_CHECK(r.inpaint_padding >= 0 && r.inpaint_padding <= 4096,
+              "inpaint padding must be between 0 and 4096 pixels (got ", r.inpaint_padding, ")");
+  }
+  if (r.hires) {
+    const GenerateRequest::HiresFix& hr = *r.hires;
+    PIG_CHECK(!r.init_image, "the hires fix is for txt2img only (A1111 has none for img2img or inpainting)");
+    PIG_CHECK(std::isfinite(hr.scale) && hr.scale >= 1 && hr.scale <= 8, "hires scale must be between 1 and 8 (got ",
+              hr.scale, ")");
+    PIG_CHECK(hr.resize_x >= 0 && hr.resize_y >= 0 && hr.resize_x <= 16384 && hr.resize_y <= 16384,
+              "hires resize width/height must be between 0 (unset) and 16384 (got ", hr.resize_x, "x", hr.resize_y,
+              ")");
+    PIG_CHECK(hr.denoising_strength > 0 && hr.denoising_strength <= 1,
+              "hires denoising strength must be in (0, 1] (got ", hr.denoising_strength, ")");
+    PIG_CHECK(hr.steps >= 0 && hr.steps <= 1000, "hires steps must be between 0 (= steps) and 1000 (got ", hr.steps,
+              ")");
+    find_hires_upscaler(hr.upscaler);
+    if (!hr.sampler.empty() || !hr.schedule.empty())
+      make_sampler(hr.sampler.empty() ? r.sampler : hr.sampler, scheduler_config(r),
+                   hr.schedule.empty() ? r.schedule : hr.schedule);
+    HiresGeometry g = hires_geometry(r.width, r.height, hr.scale, hr.resize_x, hr.resize_y, int(f));
+    PIG_CHECK(g.width >= f && g.height >= f, "hires size ", g.width, "x", g.height, " is empty");
+    PIG_CHECK(int64_t(g.upscale_to_x) * g.upscale_to_y <= 4096ll * 4096, "hires size ", g.upscale_to_x, "x",
+              g.upscale_to_y, " is too large: at most 16.8 megapixels (4096x4096)");
+  }
 }
 
 PromptEmbeds StableDiffusion::encode_prompt(const std::string& text, const GenerateRequest& r) const {
@@ -340,8 +377,17 @@ PromptEmbeds StableDiffusion::encode_prompt(const std::string& text, const Gener
 GenerateResult StableDiffusion::generate(const GenerateRequest& r, const ProgressCallback& progress,
                                          const PipelineProbe& probe) const {
   check_request(r);
+  if (r.hires) return generate_hires(r, progress, probe);
+  if (r.inpaint_only_masked && r.mask) return generate_only_masked(r, progress, probe);
+  return run_pass(r, nullptr, 1, 1, true, progress, probe);
+}
+
+GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor* hires_init, int pass, int passes,
+                                         bool decode, const ProgressCallback& progress,
+                                         const PipelineProbe& probe) const {
+  check_request(r);
   auto see = [&](const std::string& name, const Tensor& t) {
-    if (probe) probe(name, t);
+    if (probe) probe(pass > 1 ? "hires." + name : name, t);
   };
   std::unique_ptr<Scheduler> sched = make_sampler(r.sampler, scheduler_config(r), r.schedule);
   std::unique_ptr<Generator> gen = make_generator(r.rng, r.seed);
@@ -361,11 +407,28 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     timesteps = ts.timesteps;
     start_t = ts.start_timestep;
   }
+  if (hires_init) {
+    // A1111's setup_img2img_steps with requested steps: the schedule is longer and only its tail runs, so that the
+    // pass takes exactly r.steps steps whatever the strength.
+    PIG_CHECK(hires_init->shape() == latent_shape, "hires latents ", shape_str(hires_init->shape()),
+              " do not match the second pass's size");
+    const int total = int(r.steps / std::min(r.strength, 0.999));
+    sched->set_timesteps(total);
+    const std::vector<double>& all = sched->timesteps();
+    const size_t from = std::min(all.size(), size_t(total - r.steps) * size_t(sched->order()));
+    timesteps.assign(all.begin() + int64_t(from), all.end());
+    start_t = timesteps.empty() ? 0 : timesteps.front();
+  }
 
   // Initial latents, drawing from the generator in diffusers' order.
   Tensor latents, noise, image_latents, mask_latents, masked_image_latents;
   const bool unet_inpaint = unet_->config().in_channels == 2 * C + 1;
-  if (img2img) {
+  if (hires_init) {
+    // sample_hr_pass: a new ImageRNG on the same seed at the larger latent shape; its first draw is the noise.
+    noise = gen->randn(latent_shape);
+    see("noise", noise);
+    latents = timesteps.empty() ? *hires_init : sched->add_noise(*hires_init, noise, start_t);
+  } else if (img2img) {
     Tensor image = image_to_tensor(resize_bilinear(*r.init_image, r.width, r.height));
     image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
     see("init_latents", image_latents);
@@ -373,22 +436,40 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     see("noise", noise);
     latents = timesteps.empty() ? image_latents : sched->add_noise(image_latents, noise, start_t);
   } else if (inpaint) {
-    Tensor image = image_to_tensor(resize_bilinear(*r.init_image, r.width, r.height));
+    Image init_rgb = resize_bilinear(*r.init_image, r.width, r.height);
     Tensor mask = mask_to_tensor(*r.mask, r.width, r.height, r.mask_blur);
-    if (!unet_inpaint || (!r.latents.defined() && !strength_max))
+    mask_latents = resize_nearest(mask, h, w);
+    using MC = GenerateRequest::MaskedContent;
+    if (r.masked_content != MC::Original) {  // A1111 paints the masked area from its surroundings first
+      Image m{r.width, r.height, 1, std::vector<uint8_t>(size_t(r.width) * r.height)};
+      for (size_t i = 0; i < m.pixels.size(); ++i) m.pixels[i] = mask.f32()[i] > 0.5f ? 255 : 0;
+      init_rgb = fill_masked_area(init_rgb, m);
+    }
+    Tensor image = image_to_tensor(init_rgb);
+    if (!unet_inpaint || (!r.latents.defined() && !strength_max)) {
       image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+      if (r.masked_content == MC::LatentNoise || r.masked_content == MC::LatentNothing) {
+        // A1111: init_latent·(1 − m) + m·(noise from the seed, or nothing), m the latent mask.
+        Tensor inv = ops::sub(Tensor::full(mask_latents.shape(), 1.f), mask_latents);
+        Tensor kept = ops::mul(image_latents, inv);
+        image_latents = r.masked_content == MC::LatentNothing
+                            ? kept
+                            : ops::add(kept, ops::mul(make_generator(r.rng, r.seed)->randn(latent_shape), mask_latents));
+      }
+      see("image_latents", image_latents);
+    }
     if (r.latents.defined()) {
       noise = r.latents;
       latents = ops::scale(noise, float(sched->init_noise_sigma()));
     } else {
       noise = gen->randn(latent_shape);
-      latents = strength_max ? ops::scale(noise, float(sched->init_noise_sigma()))
-                             : sched->add_noise(image_latents, noise, start_t);
+      latents = strength_max       ? ops::scale(noise, float(sched->init_noise_sigma()))
+                : timesteps.empty() ? image_latents  // strength · steps < 1: nothing to denoise
+                                    : sched->add_noise(image_latents, noise, start_t);
     }
     // masked_image = image · (mask < 0.5): the part to keep, with the repainted area at 0 (grey).
     Tensor keep = Tensor::empty(mask.shape());
     for (int64_t i = 0; i < mask.numel(); ++i) keep.f32()[i] = mask.f32()[i] < 0.5f ? 1.f : 0.f;
-    mask_latents = resize_nearest(mask, h, w);
     if (unet_inpaint) {
       masked_image_latents = ops::scale(vae_.encode(ops::mul(image, keep)).sample(*gen), sf);
       see("masked_image_latents", masked_image_latents);
@@ -451,6 +532,7 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
     control_maps.push_back(ops::scale(ops::add(image_to_tensor(img), Tensor::full({1}, 1.f)), 0.5f));
   }
 
+  memory_phase_boundary();  // the text encoders' prepared weights are not needed while sampling
   // The denoising loop.
   for (size_t i = 0; i < timesteps.size(); ++i) {
     const double t = timesteps[i];
@@ -547,16 +629,74 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
       latents = ops::add(ops::mul(inv, proper), ops::mul(mask_latents, latents));
     }
     see(step_name(i), latents);
-    if (progress) progress({int(i + 1), int(timesteps.size()), t});
+    if (progress) progress({int(i + 1), int(timesteps.size()), t, pass, passes});
   }
   see("final_latents", latents);
 
   GenerateResult out;
   out.latents = latents;
-  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf));
+  if (!decode) return out;
+  memory_phase_boundary();  // nor the UNet's while decoding
+  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf), decode_tiling(low_memory_));
   out.pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
   out.image = tensor_to_image(out.pixels);
   return out;
+}
+
+GenerateResult StableDiffusion::generate_hires(const GenerateRequest& r, const ProgressCallback& progress,
+                                               const PipelineProbe& probe) const {
+  const GenerateRequest::HiresFix& hr = *r.hires;
+  const HiresUpscaler up = find_hires_upscaler(hr.upscaler);
+  const int f = int(downscale());
+  const HiresGeometry g = hires_geometry(r.width, r.height, hr.scale, hr.resize_x, hr.resize_y, f);
+  GenerateRequest first = r;
+  first.hires.reset();
+  GenerateResult base = run_pass(first, nullptr, 1, 2, !up.latent, progress, probe);
+
+  // The upscale: the latent itself (torch interpolate), or the decoded image resized and encoded again (the
+  // posterior mean, so that the second pass's random draws stay those of its own generator).
+  Tensor lat;
+  if (up.latent) {
+    lat = interpolate(base.latents, g.latent_h, g.latent_w, up.mode, up.antialias);
+  } else {
+    Image img = upscale_image(base.image, g.latent_w * f, g.latent_h * f, up);
+    lat = ops::scale(vae_.encode(image_to_tensor(img)).mode(), vae_.scaling_factor());
+  }
+  if (g.truncate_x || g.truncate_y)
+    lat = crop_latents(lat, g.truncate_y / 2, g.truncate_x / 2, g.latent_h - g.truncate_y, g.latent_w - g.truncate_x);
+  if (probe) probe("hires.upscaled_latents", lat);
+
+  GenerateRequest second = r;
+  second.hires.reset();
+  second.width = g.width;
+  second.height = g.height;
+  second.steps = hr.steps > 0 ? hr.steps : r.steps;
+  second.strength = hr.denoising_strength;
+  if (!hr.prompt.empty()) second.prompt = hr.prompt;
+  if (!hr.negative_prompt.empty()) second.negative_prompt = hr.negative_prompt;
+  if (!hr.sampler.empty()) second.sampler = hr.sampler;
+  if (!hr.schedule.empty()) second.schedule = hr.schedule;
+  second.latents = Tensor();
+  return run_pass(second, &lat, 2, 2, true, progress, probe);
+}
+
+GenerateResult StableDiffusion::generate_only_masked(const GenerateRequest& r, const ProgressCallback& progress,
+                                                     const PipelineProbe& probe) const {
+  // A1111's inpaint_full_res: the crop is found on the blurred mask, and that mask is the paste's alpha.
+  const Image init = to_rgb(*r.init_image);
+  const Image mask = blurred_mask(*r.mask, r.mask_blur);
+  std::optional<CropRegion> region = mask_crop_region(mask, r.inpaint_padding);
+  PIG_CHECK(region.has_value(), "inpaint area 'only masked': the mask is all black (nothing to repaint)");
+  const CropRegion c = expand_crop_region(*region, r.width, r.height, mask.width, mask.height);
+  GenerateRequest inner = r;
+  inner.inpaint_only_masked = false;
+  inner.mask_blur = 0;
+  inner.init_image = resize_fill(crop_image(init, c), r.width, r.height);
+  inner.mask = resize_fill(crop_image(mask, c), r.width, r.height);
+  GenerateResult res = run_pass(inner, nullptr, 1, 1, true, progress, probe);
+  res.image = paste_with_alpha(init, resize_crop(res.image, c.width(), c.height()), c, mask);
+  res.pixels = image_to_pixels01(res.image);
+  return res;
 }
 
 }  // namespace pigment

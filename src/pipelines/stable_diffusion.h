@@ -21,6 +21,7 @@
 #include "models/model_loader.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "ops/precision.h"
 #include "sampling/scheduler.h"
 #include "text/clip_tokenizer.h"
 
@@ -32,13 +33,15 @@ struct PromptEmbeds {
 };
 
 // Sees intermediate values by name: "prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
-// "negative_pooled_prompt_embeds", "init_latents", "noise", "masked_image_latents", "latents.stepNN",
-// "final_latents".
+// "negative_pooled_prompt_embeds", "init_latents", "noise", "image_latents" (inpainting, after the masked-content
+// rule), "masked_image_latents", "latents.stepNN", "final_latents"; the hires fix adds "hires.upscaled_latents" and
+// the second pass's values as "hires.<name>".
 using PipelineProbe = std::function<void(const std::string& name, const Tensor& value)>;
 
 struct StepProgress {
   int step = 0, total = 0;  // step counts from 1
   double timestep = 0;
+  int pass = 1, passes = 1;  // the hires fix runs two passes, each counting its own steps
 };
 using ProgressCallback = std::function<void(const StepProgress&)>;
 
@@ -78,7 +81,27 @@ struct GenerateRequest {
   std::optional<Image> init_image;
   double strength = 0.75;
   std::optional<Image> mask;  // white = repaint
-  int mask_blur = 0;          // pixels (A1111's mask_blur, a Gaussian of that radius)
+  int mask_blur = 0;          // pixels (A1111's mask_blur: a Gaussian with σ = mask_blur)
+  // A1111 "Inpaint area: Only masked" (inpaint_full_res): the mask's bounding box grown by `inpaint_padding`
+  // pixels and then to the aspect ratio of width × height is cut out, resized to width × height, inpainted, resized
+  // back and pasted into the init image with the blurred mask as alpha. The output has the init image's size.
+  bool inpaint_only_masked = false;
+  int inpaint_padding = 32;
+  // A1111 "Masked content": what the masked area starts from (Original = the init image).
+  enum class MaskedContent { Fill, Original, LatentNoise, LatentNothing };
+  MaskedContent masked_content = MaskedContent::Original;
+  // A1111's hires fix (txt2img only): the first pass at width × height, its latent (or decoded image) upscaled, then
+  // an img2img pass at the larger size. See pipelines/a1111_geometry.h for the size rules.
+  struct HiresFix {
+    double scale = 2.0;               // used when resize_x = resize_y = 0
+    int resize_x = 0, resize_y = 0;   // target size (0 = from the other one / from scale)
+    std::string upscaler = "Latent";  // A1111 name: Latent, Latent (antialiased), ..., None, Lanczos, Nearest
+    int steps = 0;                    // second-pass steps actually run (0 = steps); A1111 counting
+    double denoising_strength = 0.7;  // in (0, 1]
+    std::string prompt, negative_prompt;  // "" = the first pass's
+    std::string sampler, schedule;        // "" = the first pass's
+  };
+  std::optional<HiresFix> hires;
   // SDXL micro-conditioning; 0 = the output size / (0, 0).
   int original_width = 0, original_height = 0, crop_top = 0, crop_left = 0, target_width = 0, target_height = 0;
   std::vector<ControlUnit> control;
@@ -102,6 +125,12 @@ struct PipelineOptions {
   std::string tokenizer;  // optional: folder or vocab.json / merges.txt (see text/tokenizer_files.h)
   std::string vae;        // optional: an external VAE file
   LoadOptions load;
+  // Arithmetic of the products, set process-wide by load() (see ops/precision.h).
+  ops::Precision precision = ops::Precision::Fp32;
+  // Memory (see pipelines/memory_mode.h). Default: prepared weights kept within a budget, the rest converted per
+  // call. Low-memory (process-wide, set by load()): nothing kept, the checkpoint's pages handed back after every
+  // use, direct convolutions, the VAE decoded in tiles.
+  bool low_memory = false;
 };
 
 class StableDiffusion {
@@ -140,7 +169,17 @@ class StableDiffusion {
   void check_request(const GenerateRequest& r) const;
 
  private:
+  // One sampling pass. With `hires_init` (clean latents of r's size), an img2img pass in A1111's step counting: the
+  // schedule has int(steps / min(strength, 0.999)) steps and its last `steps` run, from noise of a fresh generator.
+  GenerateResult run_pass(const GenerateRequest& r, const Tensor* hires_init, int pass, int passes, bool decode,
+                          const ProgressCallback& progress, const PipelineProbe& probe) const;
+  GenerateResult generate_hires(const GenerateRequest& r, const ProgressCallback& progress,
+                                const PipelineProbe& probe) const;
+  GenerateResult generate_only_masked(const GenerateRequest& r, const ProgressCallback& progress,
+                                      const PipelineProbe& probe) const;
+
   Family family_ = Family::SD1;
+  bool low_memory_ = false;
   std::string prediction_type_ = "epsilon";
   nlohmann::json scheduler_json_;
   std::shared_ptr<const ClipTokenizer> tokenizer_, tokenizer_2_;
