@@ -34,6 +34,7 @@ struct Options {
   // adapters
   std::vector<std::string> loras;
   std::string lora_dir, lora_apply = "merge", embedding_dir, hypernetwork_dir;
+  std::string precision = "fp32";
   const CLI::App* app = nullptr;
 };
 Options o;
@@ -66,6 +67,10 @@ void setup(CLI::App& c, bool model_required) {
   c.add_option("--mask-blur", o.mask_blur, "mask blur radius in pixels (ordinary models)")->capture_default_str();
   c.add_option("--tokenizer", o.tokenizer, "folder or vocab.json/merges.txt of the CLIP tokenizer");
   c.add_option("--vae", o.vae, "external VAE file");
+  c.add_option("--precision", o.precision,
+               "fp32 (default) or fast: bf16 products on AMX where the CPU has it (docs/performance.md has its error)")
+      ->check(CLI::IsMember({"fp32", "fast"}))
+      ->capture_default_str();
   c.add_option("--prediction", o.prediction, "eps or v (default: inferred from the model)");
   c.add_option("--model-config", o.model_configs,
                "COMPONENT=PATH: a diffusers config.json for unet, vae, text_encoder or text_encoder_2 (a single file "
@@ -261,6 +266,7 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   po.model = o.model;
   po.tokenizer = o.tokenizer;
   po.vae = o.vae;
+  po.precision = ops::parse_precision(o.precision.c_str());
   po.load.prediction = o.prediction;
   for (const auto& mc : o.model_configs) {
     size_t eq = mc.find('=');

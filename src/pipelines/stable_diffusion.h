@@ -21,6 +21,7 @@
 #include "models/model_loader.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "ops/precision.h"
 #include "sampling/scheduler.h"
 #include "text/clip_tokenizer.h"
 
@@ -124,6 +125,12 @@ struct PipelineOptions {
   std::string tokenizer;  // optional: folder or vocab.json / merges.txt (see text/tokenizer_files.h)
   std::string vae;        // optional: an external VAE file
   LoadOptions load;
+  // Arithmetic of the products, set process-wide by load() (see ops/precision.h).
+  ops::Precision precision = ops::Precision::Fp32;
+  // Memory (see pipelines/memory_mode.h). Default: prepared weights kept within a budget, the rest converted per
+  // call. Low-memory (process-wide, set by load()): nothing kept, the checkpoint's pages handed back after every
+  // use, direct convolutions, the VAE decoded in tiles.
+  bool low_memory = false;
 };
 
 class StableDiffusion {
@@ -172,6 +179,7 @@ class StableDiffusion {
                                       const PipelineProbe& probe) const;
 
   Family family_ = Family::SD1;
+  bool low_memory_ = false;
   std::string prediction_type_ = "epsilon";
   nlohmann::json scheduler_json_;
   std::shared_ptr<const ClipTokenizer> tokenizer_, tokenizer_2_;
