@@ -125,8 +125,9 @@ struct PipelineOptions {
   std::string tokenizer;  // optional: folder or vocab.json / merges.txt (see text/tokenizer_files.h)
   std::string vae;        // optional: an external VAE file
   LoadOptions load;
-  // Arithmetic of the products, set process-wide by load() (see ops/precision.h).
-  ops::Precision precision = ops::Precision::Fp32;
+  // Arithmetic of the products, set process-wide by load() (see ops/precision.h). Default: the current setting
+  // (Fp32 unless $PIGMENT_PRECISION says fast).
+  ops::Precision precision = ops::precision();
 };
 
 class StableDiffusion {
