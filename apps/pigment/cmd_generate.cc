@@ -8,6 +8,7 @@
 #include <random>
 
 #include "command.h"
+#include "generate_a1111_options.h"
 #include "control_options.h"
 #include "generate.h"
 #include "core/threading.h"
@@ -89,6 +90,7 @@ void setup(CLI::App& c, bool model_required) {
   c.add_option("--embedding-dir", o.embedding_dir, "folder of textual-inversion embeddings, used by file name");
   c.add_option("--hypernetwork-dir", o.hypernetwork_dir, "folder of A1111 hypernetworks for <hypernet:NAME:WEIGHT>");
   add_control_options(c);
+  add_a1111_options(c);
 }
 
 // "FILE:WEIGHT" → (FILE, WEIGHT); a suffix that is no number belongs to the path.
@@ -197,6 +199,7 @@ void apply_png(const std::string& path) {
     o.width = std::stoi(v->substr(0, x));
     o.height = std::stoi(v->substr(x + 1));
   }
+  apply_a1111_infotext(info, *o.app, path, o.mask_blur);
 }
 
 // "out.png" → itself when free (or --overwrite), else "out-1.png", "out-2.png", ...
@@ -260,6 +263,8 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   r.mask_blur = o.mask_blur;
   if (!o.init_img.empty()) r.init_image = read_image(o.init_img);
   if (!o.mask.empty()) r.mask = read_image(o.mask);
+  fill_a1111_request(r, *o.app, o.strength);  // hires fix, inpaint area, masked content, SDXL sizes
+  r.strength = o.strength;
 
   auto t0 = std::chrono::steady_clock::now();
   PipelineOptions po;
@@ -295,6 +300,7 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   if (!control_options().nets.empty())
     r.control = load_control_units(sd.base_component("unet").config, o.width, o.height);
   r.seed = 0;
+  check_a1111_family(sd.family());
   sd.check_request(r);  // sizes, steps, strength, mask: before any work
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!o.quiet) std::fprintf(stderr, "loaded %s (%s) in %.1f s\n", o.model.c_str(), family_name(sd.family()), load_s);
@@ -309,14 +315,19 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     r.seed = seed + uint64_t(b);
     auto start = std::chrono::steady_clock::now();
     ProgressCallback progress;
+    auto pass_start = start;
     if (!o.quiet && tty)
       progress = [&](const StepProgress& p) {
-        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        // Rate and ETA per pass: the hires pass's steps are slower than the first pass's.
+        auto now = std::chrono::steady_clock::now();
+        double el = std::chrono::duration<double>(now - pass_start).count();
         double rate = p.step / std::max(el, 1e-9);
         int width = 30, fill = p.total ? p.step * width / p.total : width;
-        std::fprintf(stderr, "\r[%.*s%*s] %d/%d  %.2f it/s  ETA %.0f s ", fill,
+        if (p.step == p.total) pass_start = now;
+        std::fprintf(stderr, "\r%s[%.*s%*s] %d/%d  %.2f it/s  ETA %.0f s ", p.pass > 1 ? "hires " : "", fill,
                      "==============================", width - fill, "", p.step, p.total, rate,
                      (p.total - p.step) / std::max(rate, 1e-9));
+        if (p.step == p.total && p.pass < p.passes) std::fprintf(stderr, "\n");
         std::fflush(stderr);
       };
     GenerateResult res = sd.generate(r, progress);
@@ -335,6 +346,7 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     info.set("Model", fs::path(o.model).filename().replace_extension().string());
     if (!o.vae.empty()) info.set("VAE", fs::path(o.vae).filename().string());
     if (r.init_image) info.set("Denoising strength", format_number(o.strength));
+    else if (r.hires) info.set("Denoising strength", format_number(r.hires->denoising_strength));
     if (r.mask) info.set("Mask blur", std::to_string(o.mask_blur));
     if (o.clip_skip > 1) info.set("Clip skip", std::to_string(o.clip_skip));
     if (o.guidance_rescale > 0) info.set("CFG Rescale phi", format_number(o.guidance_rescale));
@@ -344,6 +356,7 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
       for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
       return "\"" + s + "\"";
     };
+    add_a1111_infotext(info, r);
     if (!adapters.lora_hashes.empty()) info.set("Lora hashes", joined(adapters.lora_hashes));
     if (!adapters.ti_hashes.empty()) info.set("TI hashes", joined(adapters.ti_hashes));
     add_control_infotext(info);
@@ -353,8 +366,10 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     if (hooks.written) hooks.written(path);
     if (!o.quiet) {
       if (tty) std::fprintf(stderr, "\n");
-      std::fprintf(stderr, "image %d/%d: seed %llu, %d steps in %.1f s -> %s\n", b + 1, o.batch_count,
-                   (unsigned long long)r.seed, o.steps, secs, path.c_str());
+      std::string steps = std::to_string(o.steps);
+      if (r.hires) steps += "+" + std::to_string(r.hires->steps > 0 ? r.hires->steps : o.steps) + " hires";
+      std::fprintf(stderr, "image %d/%d: seed %llu, %dx%d, %s steps in %.1f s -> %s\n", b + 1, o.batch_count,
+                   (unsigned long long)r.seed, res.image.width, res.image.height, steps.c_str(), secs, path.c_str());
     }
   }
   return 0;
