@@ -65,7 +65,10 @@ void setup(CLI::App& c, bool model_required) {
   c.add_option("-i,--init-img", o.init_img, "init image for img2img / inpainting (PNG, JPEG, WebP)");
   c.add_option("--strength", o.strength, "img2img denoising strength in [0, 1]")->capture_default_str();
   c.add_option("--mask", o.mask, "inpainting mask (white = repaint), same size as the init image");
-  c.add_option("--mask-blur", o.mask_blur, "mask blur radius in pixels (ordinary models)")->capture_default_str();
+  c.add_option("--mask-blur", o.mask_blur,
+               "mask blur in pixels (A1111's: a Gaussian with this sigma; with --inpaint-area masked also the paste's "
+               "soft edge)")
+      ->capture_default_str();
   c.add_option("--tokenizer", o.tokenizer, "folder or vocab.json/merges.txt of the CLIP tokenizer");
   c.add_option("--vae", o.vae, "external VAE file");
   c.add_option("--precision", o.precision,
