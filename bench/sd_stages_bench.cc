@@ -1,6 +1,6 @@
 // Stage timings of a whole model, from the public pipeline API: load, text encoding (one 77-token prompt),
 // sampling steps (each is one UNet evaluation on the [uncond, cond] batch), VAE decode, and the process's peak RSS.
-//   sd_stages_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3]
+//   sd_stages_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory]
 // Prints one table; figures are medians over RUNS (steps: over every step of every run).
 #include <sys/resource.h>
 
@@ -9,6 +9,7 @@
 #include <chrono>
 #include <ctime>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "core/threading.h"
 #include "ops/ops.h"
 #include "ops/profile.h"
+#include "pipelines/memory_mode.h"
 #include "pipelines/stable_diffusion.h"
 
 using namespace pigment;
@@ -58,7 +60,7 @@ double peak_rss_gb() {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory]\n", argv[0]);
     return 2;
   }
   try {
@@ -68,6 +70,9 @@ int main(int argc, char** argv) {
     PipelineOptions po;
     po.model = argv[1];
     po.tokenizer = argv[2];
+    const std::string mode = argc > 6 ? argv[6] : "default";
+    if (mode != "default" && mode != "low-memory") throw std::runtime_error("mode must be default or low-memory");
+    po.low_memory = mode == "low-memory";
     StableDiffusion sd = StableDiffusion::load(po);
     double load_s = since(t);
 
@@ -95,12 +100,13 @@ int main(int argc, char** argv) {
       });
       total.push_back(since(start));
       Tensor latents = ops::scale(res.latents, 1.f / sd.vae().scaling_factor());
+      memory_phase_boundary();
       if (last_run && ops::profile::enabled()) {
         std::fprintf(stderr, "== sampling (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
         ops::profile::reset();
       }
       t = Clock::now();
-      sd.vae().decode(latents);
+      sd.vae().decode(latents, decode_tiling(po.low_memory));
       dec.push_back(since(t));
       memstat("VAE decode");
       if (last_run && ops::profile::enabled()) {
@@ -108,8 +114,8 @@ int main(int argc, char** argv) {
         ops::profile::reset();
       }
     }
-    std::printf("model %s (%s), %dx%d, %d steps, CFG 7, %d threads, %d runs\n", argv[1], family_name(sd.family()), size,
-                size, steps, num_threads(), runs);
+    std::printf("model %s (%s), %dx%d, %d steps, CFG 7, %d threads, %d runs, %s mode\n", argv[1],
+                family_name(sd.family()), size, size, steps, num_threads(), runs, mode.c_str());
     std::printf("| stage | median s |\n|---|---|\n");
     std::printf("| load | %.2f |\n| text encoding (1 prompt) | %.3f |\n| sampling step (UNet x2 batch) | %.2f |\n",
                 load_s, median(enc), median(step));

@@ -32,6 +32,7 @@ struct Options {
   double cfg_scale = 7.0, strength = 0.75, guidance_rescale = 0.0;
   std::vector<std::string> model_configs;
   bool overwrite = false, quiet = false, no_a1111 = false;
+  bool low_memory = false;
   // adapters
   std::vector<std::string> loras;
   std::string lora_dir, lora_apply = "merge", embedding_dir, hypernetwork_dir;
@@ -85,6 +86,9 @@ void setup(CLI::App& c, bool model_required) {
   c.add_flag("--overwrite", o.overwrite, "replace existing files instead of numbering new ones");
   c.add_flag("--literal-prompt", o.no_a1111, "tokenize the prompt literally (no A1111 syntax), as diffusers does");
   c.add_flag("-q,--quiet", o.quiet, "no progress output");
+  c.add_flag("--low-memory", o.low_memory,
+             "least memory: weights streamed from the checkpoint, none kept prepared, VAE decoded in tiles (slower; "
+             "docs/performance.md has the figures)");
   c.add_option("--lora", o.loras, "FILE[:WEIGHT]: apply a LoRA (repeatable; weight 1 by default)");
   c.add_option("--lora-dir", o.lora_dir, "folder of LoRA files for <lora:NAME:WEIGHT> tags in the prompt");
   c.add_option("--lora-apply", o.lora_apply, "merge (into copies of the weights) or runtime (layer hooks)")
@@ -274,6 +278,7 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   po.model = o.model;
   po.tokenizer = o.tokenizer;
   po.vae = o.vae;
+  po.low_memory = o.low_memory;
   po.precision = ops::parse_precision(o.precision.c_str());
   po.load.prediction = o.prediction;
   for (const auto& mc : o.model_configs) {
@@ -354,10 +359,11 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     if (o.clip_skip > 1) info.set("Clip skip", std::to_string(o.clip_skip));
     if (o.guidance_rescale > 0) info.set("CFG Rescale phi", format_number(o.guidance_rescale));
     if (o.rng == "cpu") info.set("RNG", "CPU");
+    // format_infotext quotes the joined list (it holds ':' and ','), as A1111 writes it.
     auto joined = [](const std::vector<std::string>& v) {
       std::string s;
       for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-      return "\"" + s + "\"";
+      return s;
     };
     add_a1111_infotext(info, r);
     if (!adapters.lora_hashes.empty()) info.set("Lora hashes", joined(adapters.lora_hashes));

@@ -20,7 +20,7 @@ struct LargeCache {
   size_t bytes = 0;
   size_t limit = 0;
   LargeCache() {
-    limit = size_t(1024) << 20;
+    limit = size_t(256) << 20;
     if (const char* e = std::getenv("PIGMENT_ALLOC_CACHE_MB")) {
       char* end = nullptr;
       unsigned long long mb = std::strtoull(e, &end, 10);

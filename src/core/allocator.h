@@ -2,7 +2,7 @@
 // so each would be a fresh mapping costing a page fault per 4 KiB: ~25 ms per 42 MiB here) are mapped directly,
 // backed by transparent huge pages where the kernel allows it, and when freed they are kept in a bounded cache for
 // reuse: a sampler repeats the same shapes every step. The cache holds at most $PIGMENT_ALLOC_CACHE_MB megabytes
-// (default 1024) and can be emptied.
+// (default 256: enough for a UNet step's repeated shapes; more only raises peak RSS) and can be emptied.
 #pragma once
 #include <cstddef>
 #include <memory>

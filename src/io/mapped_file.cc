@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/file_pages.h"
 
 namespace pigment {
 
@@ -36,13 +37,17 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
       fail(path, ": cannot map into memory: ", std::strerror(e));
     }
     m->data_ = static_cast<const uint8_t*>(p);
+    register_file_mapping(p, m->size_);
   }
   ::close(fd);
   return m;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_) {
+    unregister_file_mapping(data_);
+    munmap(const_cast<uint8_t*>(data_), size_);
+  }
 }
 
 }  // namespace pigment

@@ -210,11 +210,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
                                          [&] { return make_conv(s, p, bias != nullptr, has_res, false); });
   }
   const memory::desc w_plain({s.O, s.C, s.kh, s.kw}, f32, tag::oihw), b_md({s.O}, f32, tag::x);
-  const memory w_mem = onednn::prepared(opt.cache, w, w_plain, prim->pd.weights_desc());
-  memory b_mem;
+  const onednn::PreparedWeight w_prep = onednn::prepared(opt.cache, w, w_plain, prim->pd.weights_desc());
+  const memory& w_mem = w_prep.mem;
+  onednn::PreparedWeight b_prep;
   if (bias)
-    b_mem = bias->dtype() == DType::F32 ? memory(b_md, onednn::engine(), const_cast<void*>(bias->raw()))
-                                        : onednn::prepared(opt.cache, *bias, b_md, b_md);
+    b_prep = bias->dtype() == DType::F32
+                 ? onednn::PreparedWeight{memory(b_md, onednn::engine(), const_cast<void*>(bias->raw())), nullptr}
+                 : onednn::prepared(opt.cache, *bias, b_md, b_md);
+  const memory& b_mem = b_prep.mem;
   Tensor xf = x.as_f32();
   Tensor rf = has_res ? opt.residual->as_f32() : Tensor();
   Tensor y = Tensor::empty(out_shape);

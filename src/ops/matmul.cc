@@ -100,8 +100,8 @@ struct LinearPrimitive {
 };
 
 // Float32 bias data: the tensor itself, or a converted copy held by the cache.
-memory bias_memory(const Tensor& bias, const memory::desc& md, WeightCache* cache) {
-  if (bias.dtype() == DType::F32) return memory(md, onednn::engine(), const_cast<void*>(bias.raw()));
+onednn::PreparedWeight bias_memory(const Tensor& bias, const memory::desc& md, WeightCache* cache) {
+  if (bias.dtype() == DType::F32) return {memory(md, onednn::engine(), const_cast<void*>(bias.raw())), nullptr};
   return onednn::prepared(cache, bias, md, md);
 }
 }  // namespace
@@ -150,11 +150,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Linear
     dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
     return std::make_shared<LinearPrimitive>(LinearPrimitive{pd, dnnl::matmul(pd)});
   });
-  memory wm = onednn::prepared(opt.cache, w, w_plain, p->pd.weights_desc());
+  const onednn::PreparedWeight wp = onednn::prepared(opt.cache, w, w_plain, p->pd.weights_desc());
+  const memory& wm = wp.mem;
+  onednn::PreparedWeight bp;
+  if (bias) bp = bias_memory(*bias, bias_md, opt.cache);
   memory src(src_md, onednn::engine(), const_cast<void*>(xf.raw()));
   memory dst(dst_md, onednn::engine(), y.raw());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
-  if (bias) args[DNNL_ARG_BIAS] = bias_memory(*bias, bias_md, opt.cache);
+  if (bias) args[DNNL_ARG_BIAS] = bp.mem;
   args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(p->pd.scratchpad_desc());
   p->prim.execute(onednn::stream(), args);
   onednn::stream().wait();

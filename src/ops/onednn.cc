@@ -2,7 +2,11 @@
 #include "ops/onednn.h"
 
 #include <omp.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/allocator.h"
+#include "core/file_pages.h"
 #include "ops/simd_kernels.h"
 
 namespace pigment::ops {
@@ -27,9 +33,14 @@ dnnl::stream& stream() {
   return s;
 }
 
+namespace {
+thread_local std::unique_ptr<char, decltype(&std::free)> t_scratchpad(nullptr, &std::free);
+thread_local size_t t_scratchpad_size = 0;
+}  // namespace
+
 dnnl::memory scratchpad(const dnnl::memory::desc& md) {
-  thread_local std::unique_ptr<char, decltype(&std::free)> buf(nullptr, &std::free);
-  thread_local size_t size = 0;
+  auto& buf = t_scratchpad;
+  size_t& size = t_scratchpad_size;
   size_t need = md.get_size();
   if (need > size) {
     size_t bytes = (need + 4095) / 4096 * 4096;
@@ -102,7 +113,9 @@ void to_f32(DType from, const void* src, float* dst, size_t n) {
 
 namespace {
 // Evenly spaced sample of the weight's bytes: cheap, and changes when the weight is rewritten in place.
+// Weights in a read-only file mapping cannot change and are not sampled (that would map their pages back in).
 uint64_t fingerprint(const Tensor& w) {
+  if (in_file_mapping(w.raw(), w.nbytes())) return 0;
   const auto* p = static_cast<const unsigned char*>(w.raw());
   size_t es = dtype_size(w.dtype()), n = size_t(w.numel());
   uint64_t h = 1469598103934665603ull;
@@ -114,7 +127,11 @@ uint64_t fingerprint(const Tensor& w) {
   return h;
 }
 
-dnnl::memory prepare_now(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
+// Converts and reorders into `out` (its own memory or scratch), by convert_to_blocked where it applies, else by
+// converting to plain float32 and running oneDNN's reorder.
+void prepare_into(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
+                  dnnl::memory out) {
+  if (convert_to_blocked(w, plain, want, out.get_data_handle())) return;
   Tensor f;
   const void* src = w.raw();
   if (w.dtype() != DType::F32) {
@@ -122,16 +139,57 @@ dnnl::memory prepare_now(const Tensor& w, const dnnl::memory::desc& plain, const
     to_f32(w.dtype(), w.raw(), f.f32(), size_t(w.numel()));
     src = f.raw();
   }
-  dnnl::memory out(want, engine());
-  dnnl::memory in(plain, engine(), const_cast<void*>(src));
-  if (plain == want) {
+  dnnl::memory::desc plain32 = plain;
+  plain32.data.data_type = dnnl_f32;
+  dnnl::memory in(plain32, engine(), const_cast<void*>(src));
+  if (plain32 == want) {
     std::memcpy(out.get_data_handle(), src, want.get_size());
   } else {
     dnnl::reorder(in, out).execute(stream(), in, out);
     stream().wait();
   }
-  return out;
 }
+
+// Weights converted per call go to a per-thread buffer that only grows (mapped with huge pages: a fresh buffer per
+// call would cost a page fault per 4 KiB every time). A second preparation while the buffer is still held (two
+// weights for one primitive) gets memory of its own.
+struct Scratch {
+  void* data = nullptr;
+  size_t capacity = 0;
+  bool busy = false;
+  ~Scratch() {
+    if (data) munmap(data, capacity);
+  }
+};
+thread_local Scratch t_weight_scratch;
+std::shared_ptr<void> lease_scratch(size_t bytes, void** out) {
+  Scratch& s = t_weight_scratch;
+  if (s.busy) {
+    std::shared_ptr<void> own = allocate(bytes);
+    *out = own.get();
+    return own;
+  }
+  if (bytes > s.capacity) {
+    if (s.data) munmap(s.data, s.capacity);
+    s.data = nullptr;
+    s.capacity = 0;
+    const size_t huge = size_t(2) << 20, cap = (bytes + huge - 1) / huge * huge;
+    void* p = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    PIG_CHECK(p != MAP_FAILED, "out of memory allocating ", cap, " bytes of weight scratch");
+    madvise(p, cap, MADV_HUGEPAGE);
+    s.data = p;
+    s.capacity = cap;
+  }
+  s.busy = true;
+  *out = s.data;
+  Scratch* sp = &s;
+  return std::shared_ptr<void>(s.data, [sp](void*) { sp->busy = false; });
+}
+
+std::atomic<bool> g_release_pages{false};
+
+// What the default cache may hold (see ops.h).
+constexpr size_t kDefaultWeightCacheBudget = size_t(1280) << 20;
 
 size_t default_budget() {
   if (const char* e = std::getenv("PIGMENT_WEIGHT_CACHE_MB")) {
@@ -141,9 +199,7 @@ size_t default_budget() {
               "'");
     return size_t(mb) << 20;
   }
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page <= 0) return size_t(4) << 30;
-  return size_t(pages) * size_t(page) / 2;
+  return kDefaultWeightCacheBudget;
 }
 }  // namespace
 
@@ -157,42 +213,48 @@ struct WeightCache::Impl {
     std::weak_ptr<const void> owner;
     uint64_t fingerprint;
     dnnl::memory::desc layout;
-    dnnl::memory mem;
-    size_t bytes;
-    uint64_t last_use;
+    dnnl::memory mem;    // empty while the weight is converted per call (only its use count is kept)
+    size_t bytes;        // of the prepared form
+    bool streamable;     // cheap to convert per call (a blocked layout convert_to_blocked handles, not tiny)
+    uint64_t uses = 0;
+    uint64_t last_use = 0;
   };
   mutable std::mutex mu;
   std::unordered_multimap<const void*, Entry> map;
   size_t budget = 0;
-  size_t bytes = 0;
+  size_t bytes = 0;   // held by entries with memory
+  size_t count = 0;   // entries with memory
   uint64_t clock = 0;
 
   static bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
     return !a.owner_before(b) && !b.owner_before(a);
   }
-  void erase(std::unordered_multimap<const void*, Entry>::iterator it) {
-    bytes -= it->second.bytes;
-    map.erase(it);
+  void drop_memory(Entry& e) {
+    if (!e.mem) return;
+    bytes -= e.bytes;
+    --count;
+    e.mem = dnnl::memory();
+  }
+  std::unordered_multimap<const void*, Entry>::iterator erase(std::unordered_multimap<const void*, Entry>::iterator it) {
+    drop_memory(it->second);
+    return map.erase(it);
   }
   void sweep_dead() {
-    for (auto it = map.begin(); it != map.end();) {
-      if (it->second.owner.expired()) {
-        bytes -= it->second.bytes;
-        it = map.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    for (auto it = map.begin(); it != map.end();) it = it->second.owner.expired() ? erase(it) : std::next(it);
   }
-  void evict_to_budget(const void* keep_data, const dnnl::memory::desc* keep_layout) {
-    while (bytes > budget && !map.empty()) {
-      auto victim = map.end();
-      for (auto it = map.begin(); it != map.end(); ++it) {
-        if (it->first == keep_data && keep_layout && it->second.layout == *keep_layout) continue;
-        if (victim == map.end() || it->second.last_use < victim->second.last_use) victim = it;
+  // Frees memory until the budget holds: weights that are cheap to convert per call first (they go back to being
+  // converted per call), then the least recently used of the others. `keep` is never chosen.
+  void evict_to_budget(const Entry* keep) {
+    while (bytes > budget) {
+      Entry* victim = nullptr;
+      for (auto& [k, e] : map) {
+        if (!e.mem || &e == keep) continue;
+        if (!victim || (e.streamable && !victim->streamable) ||
+            (e.streamable == victim->streamable && e.last_use < victim->last_use))
+          victim = &e;
       }
-      if (victim == map.end()) break;
-      erase(victim);
+      if (!victim) break;
+      drop_memory(*victim);
     }
   }
 };
@@ -206,23 +268,26 @@ void WeightCache::clear() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->map.clear();
   impl_->bytes = 0;
+  impl_->count = 0;
 }
 
 void WeightCache::forget(const Tensor& w) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto range = impl_->map.equal_range(w.raw());
-  for (auto it = range.first; it != range.second;) {
-    auto next = std::next(it);
-    impl_->erase(it);
-    it = next;
-  }
+  for (auto it = range.first; it != range.second;) it = impl_->erase(it);
 }
 
 void WeightCache::set_budget(size_t bytes) {
   PIG_CHECK(bytes > 0, "WeightCache::set_budget: the budget must be positive");
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->budget = bytes;
-  impl_->evict_to_budget(nullptr, nullptr);
+  impl_->evict_to_budget(nullptr);
+}
+
+void WeightCache::release_streamable() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  for (auto& [k, e] : impl_->map)
+    if (e.streamable) impl_->drop_memory(e);
 }
 
 size_t WeightCache::budget() const {
@@ -235,7 +300,7 @@ size_t WeightCache::bytes() const {
 }
 size_t WeightCache::entries() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->map.size();
+  return impl_->count;
 }
 
 WeightCache& default_weight_cache() {
@@ -243,42 +308,316 @@ WeightCache& default_weight_cache() {
   return *c;
 }
 
+void release_work_memory() {
+  onednn::t_scratchpad.reset();
+  onednn::t_scratchpad_size = 0;
+  onednn::Scratch& s = onednn::t_weight_scratch;
+  if (!s.busy && s.data) {
+    munmap(s.data, s.capacity);
+    s.data = nullptr;
+    s.capacity = 0;
+  }
+}
+
+void set_release_weight_pages(bool on) { onednn::g_release_pages = on; }
+bool release_weight_pages() { return onednn::g_release_pages.load(); }
+
 namespace onednn {
 
-dnnl::memory prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
-                      const dnnl::memory::desc& want) {
-  if (!w.owner()) return prepare_now(w, plain, want);
+namespace {
+// Below this a prepared weight is always kept (converting it per call would cost more in overhead than it saves).
+constexpr size_t kStreamMin = size_t(1) << 20;
+
+bool is_blocked_f32(const dnnl::memory::desc& md) {
+  if (md.data.data_type != dnnl_f32) return false;
+  if (md.data.format_kind == dnnl_format_kind_wino)
+    return md.data.format_desc.wino_desc.wino_format == dnnl_wino_wei_OBaaIBOIio ||
+           md.data.format_desc.wino_desc.wino_format == dnnl_wino_wei_aaOBiOo;
+  return md.data.format_kind == dnnl_blocked && md.data.extra.flags == 0;
+}
+
+PreparedWeight prepare_owned(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
+  dnnl::memory out(want, engine());
+  prepare_into(w, plain, want, out);
+  return {out, nullptr};
+}
+
+PreparedWeight prepare_scratch(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
+  void* p = nullptr;
+  std::shared_ptr<void> hold = lease_scratch(want.get_size(), &p);
+  dnnl::memory out(want, engine(), p);
+  prepare_into(w, plain, want, out);
+  return {out, hold};
+}
+
+void after_use(const Tensor& w, bool kept) {
+  // A kept weight's file pages are not read again; a weight converted per call is read again next time, so its
+  // pages go only when asked (low-memory mode).
+  if (kept || g_release_pages.load()) drop_file_pages(w.raw(), w.nbytes());
+}
+}  // namespace
+
+PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
+                        const dnnl::memory::desc& want) {
+  const size_t bytes = want.get_size();
+  if (!w.owner()) return prepare_owned(w, plain, want);
   WeightCache::Impl& c = (cache ? *cache : default_weight_cache()).impl();
-  uint64_t fp = fingerprint(w);
+  const uint64_t fp = fingerprint(w);
+  const bool streamable = bytes >= kStreamMin && is_blocked_f32(want);
+  bool pin = !streamable;
   {
     std::lock_guard<std::mutex> lock(c.mu);
     auto range = c.map.equal_range(w.raw());
+    WeightCache::Impl::Entry* found = nullptr;
     for (auto it = range.first; it != range.second;) {
-      auto next = std::next(it);
       WeightCache::Impl::Entry& e = it->second;
       if (e.owner.expired() || !WeightCache::Impl::same_owner(e.owner, w.owner())) {
-        c.erase(it);  // memory of a freed weight, now reused
-      } else if (e.shape == w.shape() && e.dtype == w.dtype()) {
-        if (e.fingerprint != fp) {
-          c.erase(it);  // rewritten in place
-        } else if (e.layout == want) {
-          e.last_use = ++c.clock;
-          return e.mem;
-        }
+        it = c.erase(it);  // memory of a freed weight, now reused
+        continue;
       }
-      it = next;
+      if (e.shape == w.shape() && e.dtype == w.dtype()) {
+        if (e.fingerprint != fp) {
+          it = c.erase(it);  // rewritten in place
+          continue;
+        }
+        if (e.layout == want) found = &e;
+      }
+      ++it;
+    }
+    if (found) {
+      found->last_use = ++c.clock;
+      ++found->uses;
+      if (found->mem) return {found->mem, nullptr};
+      // Used again: keep it from now on if the budget has room (never evicting others for it, so that a model
+      // that visits its weights in a cycle does not thrash).
+      pin = c.bytes + bytes <= c.budget;
+      if (!pin) {
+        PreparedWeight p = prepare_scratch(w, plain, want);
+        after_use(w, false);
+        return p;
+      }
+    } else if (streamable) {
+      c.sweep_dead();
+      c.map.emplace(w.raw(), WeightCache::Impl::Entry{w.raw(), w.shape(), w.dtype(), w.owner(), fp, want,
+                                                      dnnl::memory(), bytes, true, 1, ++c.clock});
+      PreparedWeight p = prepare_scratch(w, plain, want);
+      after_use(w, false);
+      return p;
     }
   }
-  dnnl::memory mem = prepare_now(w, plain, want);
+  PreparedWeight p = prepare_owned(w, plain, want);
+  after_use(w, true);
   std::lock_guard<std::mutex> lock(c.mu);
   c.sweep_dead();
-  size_t bytes = want.get_size();
-  c.map.emplace(w.raw(), WeightCache::Impl::Entry{w.raw(), w.shape(), w.dtype(), w.owner(), fp, want, mem, bytes,
-                                                 ++c.clock});
+  WeightCache::Impl::Entry* e = nullptr;
+  auto range = c.map.equal_range(w.raw());
+  for (auto it = range.first; it != range.second; ++it)
+    if (WeightCache::Impl::same_owner(it->second.owner, w.owner()) && it->second.shape == w.shape() &&
+        it->second.dtype == w.dtype() && it->second.layout == want)
+      e = &it->second;
+  if (!e)
+    e = &c.map.emplace(w.raw(), WeightCache::Impl::Entry{w.raw(), w.shape(), w.dtype(), w.owner(), fp, want,
+                                                         dnnl::memory(), bytes, streamable, 1, ++c.clock})
+             ->second;
+  if (e->mem) return {e->mem, nullptr};  // another thread prepared it meanwhile
+  e->mem = p.mem;
+  e->fingerprint = fp;
   c.bytes += bytes;
-  c.evict_to_budget(w.raw(), &want);
-  if (c.bytes > c.budget) c.evict_to_budget(nullptr, nullptr);  // the new one alone is over budget
-  return mem;
+  ++c.count;
+  c.evict_to_budget(e);
+  if (c.bytes > c.budget) c.drop_memory(*e);  // alone over budget: used this once (p keeps it alive for the call)
+  return p;
+}
+
+namespace {
+// oneDNN's Winograd weight layouts for float32 3x3 kernels: F(4,3) (OBaaIBOIio, alpha 6) and F(2,3) (aaOBiOo, alpha
+// 4). The transform is U = G·g·Gᵀ per (output, input) channel pair, with oneDNN's own (scaled) G matrices, so the
+// kernels see exactly the weights they expect; the destination offsets follow the layouts' definitions. oneDNN's
+// reorder does the same work with scalar loops (seconds for a 1280x1280 kernel); here it is one pass over the weight,
+// 16 output channels at a time in vector lanes.
+bool convert_to_winograd(const Tensor& w, const dnnl_memory_desc_t& P, const dnnl_memory_desc_t& D, void* dst) {
+  const dnnl_wino_desc_t& wd = D.format_desc.wino_desc;
+  static const float G4[6][3] = {{1.13777777777778f, 0.f, 0.f},
+                                 {-0.688403361344538f, -0.430252100840336f, -0.26890756302521f},
+                                 {-0.688403361344538f, 0.430252100840336f, -0.26890756302521f},
+                                 {0.119514472455649f, 0.179271708683473f, 0.26890756302521f},
+                                 {0.119514472455649f, -0.179271708683473f, 0.26890756302521f},
+                                 {0.f, 0.f, 1.f}};
+  static const float G2[4][3] = {{1.f, 0.f, 0.f}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0.f, 0.f, 1.f}};
+  const bool f43 = wd.wino_format == dnnl_wino_wei_OBaaIBOIio;
+  if (!(f43 || wd.wino_format == dnnl_wino_wei_aaOBiOo) || D.data_type != dnnl_f32 || P.ndims != 4 || wd.r != 3 ||
+      wd.alpha != (f43 ? 6 : 4) || P.dims[2] != 3 || P.dims[3] != 3)
+    return false;
+  if (w.dtype() != DType::F32 && w.dtype() != DType::F16 && w.dtype() != DType::BF16) return false;
+  const int64_t O = P.dims[0], C = P.dims[1];
+  const auto& st = P.format_desc.blocking.strides;  // must be dense OIhw
+  if (P.format_desc.blocking.inner_nblks != 0 || st[3] != 1 || st[2] != 3 || st[1] != 9 || st[0] != 9 * C) return false;
+  const int A = wd.alpha, ocb = wd.oc_block, icb = wd.ic_block, oc2 = wd.oc2_block, ic2 = f43 ? wd.ic2_block : 1;
+  const int64_t OC = wd.oc, IC = wd.ic;
+  if (ocb <= 0 || ocb > 64 || icb <= 0 || OC < O || IC < C || OC % (ocb * oc2) || IC % (icb * ic2)) return false;
+  const int64_t nb_oc = OC / ocb, nb_ic = IC / icb, oc_chunks = nb_oc / oc2, ic_chunks = nb_ic / ic2;
+  if (size_t(A * A) * size_t(OC * IC) * sizeof(float) > wd.size) return false;
+  const float(*G)[3] = f43 ? G4 : reinterpret_cast<const float(*)[3]>(G2);
+  float* out = static_cast<float*>(dst);
+  // Offset of the run of ocb output channels of block `ob` (absolute) for input channel c at (uh, uw).
+  auto offset = [&](int64_t ob, int64_t c, int uh, int uw) -> int64_t {
+    const int64_t occ = ob / oc2, o2 = ob % oc2, ib_all = c / icb, i = c % icb;
+    if (f43) {
+      const int64_t icc = ib_all / ic2, ib = ib_all % ic2;
+      return ((((((occ * A + uh) * A + uw) * ic_chunks + icc) * oc2 + o2) * ic2 + ib) * icb + i) * ocb;
+    }
+    return (((int64_t(uh) * A + uw) * oc_chunks + occ) * nb_ic + ib_all) * (int64_t(oc2) * icb * ocb) +
+           (i * oc2 + o2) * ocb;
+  };
+  const DType dt = w.dtype();
+  const char* src = static_cast<const char*>(w.raw());
+  const size_t es = dtype_size(dt), row = size_t(C) * 9;
+#pragma omp parallel
+  {
+    std::vector<float> rows(size_t(ocb) * row);
+#pragma omp for schedule(static)
+    for (int64_t ob = 0; ob < nb_oc; ++ob) {
+      // The block's output channels as float32 rows (zeros past O).
+      for (int o = 0; o < ocb; ++o) {
+        const int64_t oc = ob * ocb + o;
+        float* r = rows.data() + size_t(o) * row;
+        if (oc >= O) {
+          std::fill(r, r + row, 0.f);
+          continue;
+        }
+        const void* s = src + size_t(oc) * row * es;
+        if (dt == DType::F16) simd::f16_to_f32(static_cast<const uint16_t*>(s), r, row);
+        else if (dt == DType::BF16) simd::bf16_to_f32(static_cast<const uint16_t*>(s), r, row);
+        else std::memcpy(r, s, row * sizeof(float));
+      }
+      for (int64_t c = 0; c < IC; ++c) {
+        float k[9][64], t[3][6][64], u[64];
+        for (int o = 0; o < ocb; ++o)
+          for (int e = 0; e < 9; ++e) k[e][o] = c < C ? rows[size_t(o) * row + size_t(c) * 9 + e] : 0.f;
+        for (int kh = 0; kh < 3; ++kh)  // t = g·Gᵀ along the kernel's width
+          for (int j = 0; j < A; ++j)
+            for (int o = 0; o < ocb; ++o)
+              t[kh][j][o] = k[kh * 3][o] * G[j][0] + k[kh * 3 + 1][o] * G[j][1] + k[kh * 3 + 2][o] * G[j][2];
+        for (int i = 0; i < A; ++i)  // U = G·t along its height
+          for (int j = 0; j < A; ++j) {
+            for (int o = 0; o < ocb; ++o) u[o] = G[i][0] * t[0][j][o] + G[i][1] * t[1][j][o] + G[i][2] * t[2][j][o];
+            std::memcpy(out + offset(ob, c, i, j), u, size_t(ocb) * sizeof(float));
+          }
+      }
+    }
+  }
+  return true;
+}
+}  // namespace
+
+bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst) {
+  const dnnl_memory_desc_t& P = plain.data;
+  const dnnl_memory_desc_t& D = want.data;
+  if (D.format_kind == dnnl_format_kind_wino && P.format_kind == dnnl_blocked)
+    return P.ndims == 4 && w.numel() == P.dims[0] * P.dims[1] * P.dims[2] * P.dims[3] &&
+           convert_to_winograd(w, P, D, dst);
+  if (D.format_kind != dnnl_blocked || P.format_kind != dnnl_blocked || D.data_type != dnnl_f32 ||
+      D.extra.flags != 0 || P.format_desc.blocking.inner_nblks != 0)
+    return false;
+  if (w.dtype() != DType::F32 && w.dtype() != DType::F16 && w.dtype() != DType::BF16) return false;
+  const int nd = D.ndims;
+  if (nd < 1 || nd != P.ndims || nd > 6) return false;
+  int64_t numel = 1;
+  for (int d = 0; d < nd; ++d) {
+    if (D.dims[d] != P.dims[d] || D.padded_offsets[d] != 0 || D.dims[d] <= 0) return false;
+    numel *= D.dims[d];
+  }
+  if (numel != w.numel()) return false;
+  // Source: a dense array; its dims from the largest stride down. The outermost one (rows) is split over threads.
+  int order[6];
+  for (int d = 0; d < nd; ++d) order[d] = d;
+  std::stable_sort(order, order + nd, [&](int a, int b) {
+    return P.format_desc.blocking.strides[a] > P.format_desc.blocking.strides[b];
+  });
+  int64_t expect = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    const int d = order[i];
+    if (D.dims[d] > 1 && P.format_desc.blocking.strides[d] != expect) return false;
+    expect *= D.dims[d];
+  }
+  // Destination offset of index i along dim d; a blocked layout's offset is a sum of one such term per dim.
+  const dnnl_blocking_desc_t& B = D.format_desc.blocking;
+  auto table = [&](int d) {
+    int64_t blk = 1;
+    for (int k = 0; k < B.inner_nblks; ++k)
+      if (B.inner_idxs[k] == d) blk *= B.inner_blks[k];
+    std::vector<int64_t> t(size_t(D.dims[d]));
+    for (int64_t i = 0; i < D.dims[d]; ++i) {
+      int64_t off = (i / blk) * B.strides[d], rem = i % blk;
+      for (int k = 0; k < B.inner_nblks; ++k) {
+        if (B.inner_idxs[k] != d) continue;
+        int64_t later_same = 1, inner_stride = 1;
+        for (int j = k + 1; j < B.inner_nblks; ++j) {
+          inner_stride *= B.inner_blks[j];
+          if (B.inner_idxs[j] == d) later_same *= B.inner_blks[j];
+        }
+        off += ((rem / later_same) % B.inner_blks[k]) * inner_stride;
+      }
+      t[size_t(i)] = off;
+    }
+    return t;
+  };
+  const int outer = order[0];
+  const int64_t rows = D.dims[outer], row_len = numel / rows;
+  const std::vector<int64_t> row_off = table(outer);
+  // Offsets of one source row's elements (the other dims, in source order), flattened.
+  std::vector<int64_t> in_row(size_t(row_len), 0);
+  for (int64_t run = 1, i = nd - 1; i >= 1; --i) {
+    const int d = order[i];
+    const std::vector<int64_t> t = table(d);
+    for (int64_t r = 0; r < row_len; ++r) in_row[size_t(r)] += t[size_t((r / run) % D.dims[d])];
+    run *= D.dims[d];
+  }
+  bool padded = false;
+  for (int d = 0; d < nd; ++d) padded |= D.padded_dims[d] != D.dims[d];
+  float* out = static_cast<float*>(dst) + D.offset0;
+  if (padded) std::memset(dst, 0, want.get_size());
+  const DType dt = w.dtype();
+  const char* src = static_cast<const char*>(w.raw());
+  const size_t es = dtype_size(dt);
+  const int64_t* off = in_row.data();
+  // Rows go in groups of the outer dim's block: in the blocked layout a group's values for one position of the
+  // other dims usually sit side by side, so the stores run along cache lines while the loads jump between the
+  // group's rows (converted to float32 in a buffer that stays in L2).
+  int64_t group = 1;
+  for (int k = 0; k < B.inner_nblks; ++k)
+    if (B.inner_idxs[k] == outer) group *= B.inner_blks[k];
+  while (group > 1 && group * row_len * int64_t(sizeof(float)) > (int64_t(1) << 21)) group /= 2;
+  const int64_t groups = (rows + group - 1) / group;
+#pragma omp parallel if (numel > (1 << 16))
+  {
+    std::vector<float> buf(size_t(group * row_len));
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t r0 = g * group, n = std::min(group, rows - r0);
+      const void* first = src + size_t(r0 * row_len) * es;
+      const size_t count = size_t(n * row_len);
+      if (dt == DType::F16) simd::f16_to_f32(static_cast<const uint16_t*>(first), buf.data(), count);
+      else if (dt == DType::BF16) simd::bf16_to_f32(static_cast<const uint16_t*>(first), buf.data(), count);
+      else std::memcpy(buf.data(), first, count * sizeof(float));
+      const float* f = buf.data();
+      bool contiguous = true;
+      for (int64_t r = 1; r < n; ++r) contiguous &= row_off[size_t(r0 + r)] == row_off[size_t(r0)] + r;
+      if (contiguous) {
+        float* o = out + row_off[size_t(r0)];
+        for (int64_t j = 0; j < row_len; ++j) {
+          float* d = o + off[j];
+          for (int64_t r = 0; r < n; ++r) d[r] = f[r * row_len + j];
+        }
+      } else {
+        for (int64_t r = 0; r < n; ++r) {
+          float* o = out + row_off[size_t(r0 + r)];
+          for (int64_t j = 0; j < row_len; ++j) o[off[j]] = f[r * row_len + j];
+        }
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace onednn

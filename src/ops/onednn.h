@@ -24,10 +24,24 @@ std::shared_ptr<T> cached(const std::string& key, const std::function<std::share
 }
 size_t cached_primitive_count();
 
+// A weight ready for a primitive: its memory, and what keeps that memory valid until the primitive has run (a
+// cached entry, or a per-thread scratch buffer that the next preparation may reuse once `hold` is released).
+struct PreparedWeight {
+  dnnl::memory mem;
+  std::shared_ptr<void> hold;
+};
+
 // `w` converted to float32 and laid out as `want`; `plain` describes w's own logical layout (dims as the primitive
-// sees them, strides of w's row-major memory). Taken from / added to `cache` (nullptr: default_weight_cache()).
-dnnl::memory prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
-                      const dnnl::memory::desc& want);
+// sees them, strides of w's row-major memory). Taken from / added to `cache` (nullptr: default_weight_cache()), or
+// converted into scratch for this call only (see WeightCache in ops.h). Keep the result alive until the primitive
+// has run.
+PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
+                        const dnnl::memory::desc& want);
+
+// Converts w (f32, f16 or bf16, its memory laid out as `plain` describes) into the float32 blocked layout `want`
+// at dst (want.get_size() bytes), in one pass. Returns false, touching nothing, for layouts it does not handle
+// (non-blocked formats such as Winograd's, padded offsets, extra flags); oneDNN's reorder does those.
+bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst);
 
 // Scratch memory for one primitive execution (primitives are made with scratchpad_mode::user, so concurrent calls
 // from several threads never share one): a per-thread buffer that grows as needed.

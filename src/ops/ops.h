@@ -15,17 +15,27 @@
 namespace pigment::ops {
 
 // ---- prepared weights ----
-// linear() and conv2d() convert their weight to float32 and reorder it into the blocked layout the kernel wants once,
-// and keep the result in a WeightCache, keyed by the weight's data pointer, shape and dtype (and the layout asked
-// for). An entry holds only a weak reference to the weight's memory: when the model that owns the weight is freed,
-// its entries die with it (they are swept on the next insertion, or by clear()), and a reused address never finds a
-// stale entry. A weight changed in place (an optimizer step, a LoRA merged into it) must be dropped with forget() or
-// clear(); a sampled fingerprint of the weight catches most such changes, but it is a safety net, not a guarantee.
-// Weights whose memory has no owner (views without one) are prepared on every call and never cached.
-// Beyond the byte budget, the least recently used entries are evicted. Thread-safe.
+// linear() and conv2d() need their weight in float32, reordered into the blocked layout the kernel wants. A
+// WeightCache decides where that prepared form lives:
+// - Weights whose layout is a plain blocking of the weight (direct convolutions, matmul packing) and that are not
+//   tiny are converted per call, in one pass (f16/bf16 → f32 → blocked, ≈ memory speed), into a per-thread scratch
+//   buffer. Only a use count is remembered. From their second use on, such a weight is kept if the budget has room;
+//   room is never made for it by evicting another, so a model that visits its weights in a cycle (a UNet, step
+//   after step) keeps a fixed subset instead of thrashing.
+// - Other layouts (Winograd's transformed weights, whose transform costs ~100x the conversion) and tiny weights are
+//   always kept; beyond the budget the cheap-to-convert kept ones are dropped first, then the least recently used.
+// Either way the bits are the same. Entries are keyed by the weight's data pointer, shape, dtype and layout, with a
+// weak reference to the weight's memory: when the model that owns the weight is freed, its entries die with it
+// (they are swept on the next insertion, or by clear()), and a reused address never finds a stale entry. A weight
+// changed in place (an optimizer step, a LoRA merged into it) must be dropped with forget() or clear(); a sampled
+// fingerprint of the weight catches most such changes, but it is a safety net, not a guarantee. Weights whose
+// memory has no owner (views without one) are prepared on every call and never cached. Thread-safe.
+// Weights read from a memory-mapped checkpoint give their file pages back (core/file_pages.h) once kept in prepared
+// form, and after every use when set_release_weight_pages(true) (low-memory mode): the resident set then holds no
+// copy of the file.
 class WeightCache {
  public:
-  // budget_bytes 0: half of the physical memory (or $PIGMENT_WEIGHT_CACHE_MB megabytes when set).
+  // budget_bytes 0: 1.25 GiB (or $PIGMENT_WEIGHT_CACHE_MB megabytes when set).
   explicit WeightCache(size_t budget_bytes = 0);
   ~WeightCache();
   WeightCache(const WeightCache&) = delete;
@@ -35,8 +45,11 @@ class WeightCache {
   // Drops every entry prepared from w's memory.
   void forget(const Tensor& w);
   void set_budget(size_t bytes);
+  // Drops the kept weights that are cheap to prepare again (those converted per call when not kept); they are kept
+  // again from their next second use. For phase changes: a pipeline's text encoders, then its UNet.
+  void release_streamable();
   size_t budget() const;
-  // Bytes held by prepared weights, and how many there are.
+  // Bytes held by kept prepared weights, and how many there are.
   size_t bytes() const;
   size_t entries() const;
 
@@ -49,6 +62,12 @@ class WeightCache {
 // The cache used when a call names none. A model may own its own WeightCache instead (and pass it in the options
 // below) so that its prepared weights are accounted for and freed with it.
 WeightCache& default_weight_cache();
+// Process-wide: drop the file pages of a memory-mapped weight after every use, not only once it is kept.
+void set_release_weight_pages(bool on);
+bool release_weight_pages();
+// Frees the calling thread's work buffers (oneDNN scratchpad, weight conversion scratch): they only grow, to the
+// largest call seen (a Winograd convolution at 512x512 needs hundreds of MB), so phases of a pipeline end with this.
+void release_work_memory();
 
 // Activations that the products can apply to their result before it is stored (no extra pass over memory).
 enum class Activation { None, Silu, Gelu, GeluTanh, QuickGelu };

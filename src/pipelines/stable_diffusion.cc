@@ -1,5 +1,7 @@
 #include "pipelines/stable_diffusion.h"
 
+#include "pipelines/memory_mode.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -149,7 +151,11 @@ StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
     tok2 = ClipTokenizer::load(where);
     if (!own_files) tok2->set_pad_token(ClipTokenizer::kSd2PadToken);
   }
-  return create(model, std::move(tok), std::move(tok2));
+  if (options.low_memory) use_low_memory_settings();
+  else use_default_memory_settings();
+  StableDiffusion sd = create(model, std::move(tok), std::move(tok2));
+  sd.low_memory_ = options.low_memory;
+  return sd;
 }
 
 StableDiffusion StableDiffusion::create(const LoadedModel& model, ClipTokenizer tokenizer,
@@ -527,6 +533,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     control_maps.push_back(ops::scale(ops::add(image_to_tensor(img), Tensor::full({1}, 1.f)), 0.5f));
   }
 
+  memory_phase_boundary();  // the text encoders' prepared weights are not needed while sampling
   // The denoising loop.
   for (size_t i = 0; i < timesteps.size(); ++i) {
     const double t = timesteps[i];
@@ -630,7 +637,8 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   GenerateResult out;
   out.latents = latents;
   if (!decode) return out;
-  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf));
+  memory_phase_boundary();  // nor the UNet's while decoding
+  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf), decode_tiling(low_memory_));
   out.pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
   out.image = tensor_to_image(out.pixels);
   return out;

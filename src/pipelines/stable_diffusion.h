@@ -128,6 +128,10 @@ struct PipelineOptions {
   // Arithmetic of the products, set process-wide by load() (see ops/precision.h). Default: the current setting
   // (Fp32 unless $PIGMENT_PRECISION says fast).
   ops::Precision precision = ops::precision();
+  // Memory (see pipelines/memory_mode.h). Default: prepared weights kept within a budget, the rest converted per
+  // call. Low-memory (process-wide, set by load()): nothing kept, the checkpoint's pages handed back after every
+  // use, direct convolutions, the VAE decoded in tiles.
+  bool low_memory = false;
 };
 
 class StableDiffusion {
@@ -176,6 +180,7 @@ class StableDiffusion {
                                       const PipelineProbe& probe) const;
 
   Family family_ = Family::SD1;
+  bool low_memory_ = false;
   std::string prediction_type_ = "epsilon";
   nlohmann::json scheduler_json_;
   std::shared_ptr<const ClipTokenizer> tokenizer_, tokenizer_2_;

@@ -1,0 +1,232 @@
+// Weight preparation: the one-pass converter into oneDNN's blocked layouts against oneDNN's own reorder (bit for
+// bit), the per-call (streamed) path against the kept one, the budget policy, and file pages given back.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "core/file_pages.h"
+#include "io/safetensors.h"
+#include "ops/onednn.h"
+#include "ops/ops_test_util.h"
+
+namespace pigment::ops {
+namespace {
+using dnnl::memory;
+using tag = memory::format_tag;
+using testing::randn;
+
+// What oneDNN's reorder makes of w (converted to f32 first) in layout `want`.
+std::vector<char> onednn_reorder(const Tensor& w, const memory::desc& plain, const memory::desc& want) {
+  Tensor f = w.as_f32();
+  memory in(plain, onednn::engine(), const_cast<void*>(f.raw()));
+  std::vector<char> out(want.get_size());
+  memory o(want, onednn::engine(), out.data());
+  dnnl::reorder(in, o).execute(onednn::stream(), in, o);
+  onednn::stream().wait();
+  return out;
+}
+
+void expect_same_layout(const Tensor& w, const memory::desc& plain, const memory::desc& want) {
+  std::vector<char> expect = onednn_reorder(w, plain, want);
+  std::vector<char> got(want.get_size(), char(0x5a));
+  ASSERT_TRUE(onednn::convert_to_blocked(w, plain, want, got.data())) << shape_str(w.shape());
+  EXPECT_EQ(0, std::memcmp(expect.data(), got.data(), got.size())) << shape_str(w.shape());
+}
+
+TEST(WeightPrep, ConvertsToMatmulLayoutsLikeOneDnn) {
+  uint32_t seed = 1;
+  for (auto [K, N] : std::vector<std::pair<int64_t, int64_t>>{{320, 320}, {768, 320}, {1280, 5120}, {5120, 1280},
+                                                               {13, 7}, {31, 100}, {64, 2560}}) {
+    const memory::desc src({512, K}, memory::data_type::f32, tag::ab), dst({512, N}, memory::data_type::f32, tag::ab);
+    const memory::desc w_any({K, N}, memory::data_type::f32, tag::any);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, w_any, dst), onednn::engine());
+    const memory::desc plain({K, N}, memory::data_type::f32, tag::ba);
+    for (DType dt : {DType::F32, DType::F16, DType::BF16})
+      expect_same_layout(randn({N, K}, seed++).to(dt), plain, pd.weights_desc());
+  }
+}
+
+TEST(WeightPrep, ConvertsToConvLayoutsLikeOneDnn) {
+  struct C {
+    int64_t in, out, k, hw;
+  };
+  uint32_t seed = 100;
+  for (C c : {C{320, 320, 3, 16}, C{4, 320, 3, 16}, C{320, 4, 3, 16}, C{640, 320, 1, 8}, C{2560, 1280, 3, 8},
+              C{3, 5, 3, 9}}) {
+    const auto f32 = memory::data_type::f32;
+    const memory::desc x({2, c.in, c.hw, c.hw}, f32, tag::any), w({c.out, c.in, c.k, c.k}, f32, tag::any),
+        y({2, c.out, c.hw, c.hw}, f32, tag::any);
+    const int64_t p = (c.k - 1) / 2;
+    dnnl::convolution_forward::primitive_desc pd(
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x,
+                                        w, y, {1, 1}, {p, p}, {p, p}),
+        onednn::engine());
+    const memory::desc plain({c.out, c.in, c.k, c.k}, f32, tag::oihw);
+    for (DType dt : {DType::F32, DType::F16})
+      expect_same_layout(randn({c.out, c.in, c.k, c.k}, seed++).to(dt), plain, pd.weights_desc());
+  }
+}
+
+// The Winograd transform: the same weights as oneDNN's reorder up to rounding (the sums are ordered differently),
+// and convolutions with streamed Winograd weights match the reference.
+TEST(WeightPrep, ConvertsToWinogradLayoutsLikeOneDnn) {
+  const auto f32 = memory::data_type::f32;
+  struct C {
+    int64_t in, out, hw, n;
+  };
+  uint32_t seed = 200;
+  int converted = 0;
+  for (C c : {C{64, 64, 32, 1}, C{320, 320, 64, 1}, C{48, 80, 16, 1}, C{20, 36, 32, 1}, C{256, 256, 8, 2},
+              C{1280, 1280, 8, 1}}) {
+    const memory::desc x({c.n, c.in, c.hw, c.hw}, f32, tag::any), w({c.out, c.in, 3, 3}, f32, tag::any),
+        y({c.n, c.out, c.hw, c.hw}, f32, tag::any);
+    std::unique_ptr<dnnl::convolution_forward::primitive_desc> pd;
+    try {
+      pd = std::make_unique<dnnl::convolution_forward::primitive_desc>(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd,
+                                          x, w, y, {1, 1}, {1, 1}, {1, 1}),
+          onednn::engine());
+    } catch (const dnnl::error&) {
+      continue;  // no Winograd kernel for this shape
+    }
+    const memory::desc plain({c.out, c.in, 3, 3}, f32, tag::oihw), want = pd->weights_desc();
+    Tensor wt = randn({c.out, c.in, 3, 3}, seed++).to(DType::F16);
+    std::vector<char> expect = onednn_reorder(wt, plain, want);
+    std::vector<char> got(want.get_size(), 0);
+    if (!onednn::convert_to_blocked(wt, plain, want, got.data())) continue;  // a layout left to oneDNN
+    ++converted;
+    const float* e = reinterpret_cast<const float*>(expect.data());
+    const float* g = reinterpret_cast<const float*>(got.data());
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < want.get_size() / 4; ++i) {
+      worst = std::max(worst, double(std::fabs(e[i] - g[i])));
+      scale = std::max(scale, double(std::fabs(e[i])));
+    }
+    EXPECT_LE(worst, 1e-6 * scale) << c.in << "->" << c.out << " @" << c.hw;
+  }
+  EXPECT_GT(converted, 0);
+}
+
+TEST(WeightPrep, StreamedWinogradConvolutionsMatchTheReference) {
+  WeightCache streamed(1);
+  Conv2dOptions o;
+  o.cache = &streamed;
+  o.algorithm = ConvAlgorithm::Winograd;
+  for (auto [cin, cout, hw] : std::vector<std::array<int64_t, 3>>{{64, 96, 32}, {320, 320, 16}, {32, 32, 8}}) {
+    Tensor x = randn({2, cin, hw, hw}, 300), w = randn({cout, cin, 3, 3}, 301, 0.05f).to(DType::F16);
+    Tensor b = randn({cout}, 302);
+    const auto p = Conv2dParams::same(1);
+    Tensor y = conv2d(x, w, &b, p, o);
+    EXPECT_TRUE(testing::close(y, ref::conv2d(x, w, &b, p), 1e-4f, 1e-4f)) << cin << "->" << cout << " @" << hw;
+    EXPECT_TRUE(testing::deterministic([&] { return conv2d(x, w, &b, p, o); }));
+  }
+  EXPECT_EQ(streamed.bytes(), 0u);
+}
+
+// Large enough to be converted per call (≥ 1 MiB prepared).
+TEST(WeightPrep, StreamedWeightsGiveTheSameBitsAndAreKeptOnlyWithinBudget) {
+  WeightCache cache(1);  // nothing large fits
+  LinearOptions o;
+  o.cache = &cache;
+  Tensor x = randn({3, 640}, 1);
+  Tensor w1 = randn({640, 640}, 2, 0.04f).to(DType::F16), w2 = randn({1280, 640}, 3, 0.04f).to(DType::F16);
+  Tensor b1 = randn({640}, 4);
+  Tensor y1 = linear(x, w1, &b1, o), y2 = linear(x, w2, nullptr, o);
+  EXPECT_EQ(cache.bytes(), 0u);  // streamed, not kept
+  EXPECT_TRUE(testing::close(y1, ref::linear(x, w1, &b1), 1e-5f, 1e-5f));
+  EXPECT_TRUE(testing::close(y2, ref::linear(x, w2), 1e-5f, 1e-5f));
+  // A roomy budget keeps them from their second use on, with the same bits.
+  cache.set_budget(size_t(64) << 20);
+  EXPECT_TRUE(testing::same_bits(linear(x, w1, &b1, o), y1));
+  EXPECT_GE(cache.bytes(), size_t(640 * 640 * 4));
+  EXPECT_TRUE(testing::same_bits(linear(x, w1, &b1, o), y1));
+  EXPECT_TRUE(testing::same_bits(linear(x, w2, nullptr, o), y2));
+  EXPECT_GE(cache.bytes(), size_t(640 * 640 * 4 + 1280 * 640 * 4));
+  // A budget for one: the other is not let in by evicting (no thrashing), both still compute the same.
+  cache.clear();
+  cache.set_budget(size_t(1280 * 640 * 4 + (1 << 20)));
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_TRUE(testing::same_bits(linear(x, w1, &b1, o), y1));
+    EXPECT_TRUE(testing::same_bits(linear(x, w2, nullptr, o), y2));
+  }
+  EXPECT_LE(cache.bytes(), cache.budget());
+  EXPECT_GE(cache.bytes(), size_t(640 * 640 * 4));
+}
+
+TEST(WeightPrep, StreamedConvolutionsMatchKeptOnes) {
+  WeightCache streamed(1), kept(size_t(1) << 30);
+  Conv2dOptions so, ko;
+  so.cache = &streamed;
+  ko.cache = &kept;
+  so.algorithm = ko.algorithm = ConvAlgorithm::Direct;
+  Tensor x = randn({2, 160, 8, 8}, 10), w = randn({320, 160, 3, 3}, 11, 0.05f).to(DType::F16), b = randn({320}, 12);
+  const auto p = Conv2dParams::same(1);
+  Tensor a = conv2d(x, w, &b, p, so), k1 = conv2d(x, w, &b, p, ko), k2 = conv2d(x, w, &b, p, ko);
+  EXPECT_TRUE(testing::same_bits(a, k1));
+  EXPECT_TRUE(testing::same_bits(a, k2));
+  EXPECT_EQ(streamed.bytes(), 0u);
+  EXPECT_GT(kept.bytes(), 0u);
+  EXPECT_TRUE(testing::close(a, ref::conv2d(x, w, &b, p), 1e-4f, 1e-4f));
+}
+
+TEST(WeightPrep, StreamedWeightsAreDeterministic) {
+  WeightCache cache(1);
+  LinearOptions o;
+  o.cache = &cache;
+  Tensor x = randn({100, 512}, 20), w = randn({1024, 512}, 21).to(DType::F16);
+  EXPECT_TRUE(testing::deterministic([&] { return linear(x, w, nullptr, o); }));
+}
+
+TEST(FilePages, DropsOnlyPagesOfRegisteredFileMappings) {
+  std::string path = ::testing::TempDir() + "file_pages_test.safetensors";
+  write_safetensors(path, {{"w", randn({1024, 256}, 30)}});
+  {
+    SafeTensors st = SafeTensors::open(path);
+    Tensor w = st.get("w");
+    std::vector<float> before = w.to_vector();
+    const size_t dropped = dropped_file_page_bytes();
+    EXPECT_TRUE(drop_file_pages(w.raw(), w.nbytes()));
+    EXPECT_GT(dropped_file_page_bytes(), dropped);
+    EXPECT_EQ(before, w.to_vector());  // mapped again on access, same contents
+    Tensor anon = randn({1024, 256}, 31);
+    std::vector<float> a = anon.to_vector();
+    EXPECT_FALSE(drop_file_pages(anon.raw(), anon.nbytes()));
+    EXPECT_EQ(a, anon.to_vector());
+  }
+  std::remove(path.c_str());
+}
+
+TEST(FilePages, KeptAndStreamedWeightsGiveTheirPagesBack) {
+  std::string path = ::testing::TempDir() + "file_pages_test2.safetensors";
+  write_safetensors(path, {{"w", randn({1024, 512}, 40).to(DType::F16)}});
+  {
+    SafeTensors st = SafeTensors::open(path);
+    Tensor w = st.get("w"), x = randn({4, 512}, 41);
+    WeightCache cache(1);
+    LinearOptions o;
+    o.cache = &cache;
+    set_release_weight_pages(true);
+    size_t dropped = dropped_file_page_bytes();
+    Tensor y = linear(x, w, nullptr, o);
+    set_release_weight_pages(false);
+    EXPECT_GT(dropped_file_page_bytes(), dropped);
+    EXPECT_TRUE(testing::close(y, ref::linear(x, w), 1e-5f, 1e-5f));
+    dropped = dropped_file_page_bytes();
+    Tensor y2 = linear(x, w, nullptr, o);  // streamed, release off: pages stay
+    EXPECT_EQ(dropped_file_page_bytes(), dropped);
+    EXPECT_TRUE(testing::same_bits(y, y2));
+    cache.set_budget(size_t(64) << 20);
+    Tensor y3 = linear(x, w, nullptr, o);  // now kept: its pages go
+    EXPECT_GT(dropped_file_page_bytes(), dropped);
+    EXPECT_TRUE(testing::same_bits(y, y3));
+  }
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace pigment::ops

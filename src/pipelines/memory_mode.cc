@@ -1,0 +1,32 @@
+#include "pipelines/memory_mode.h"
+
+#include "core/allocator.h"
+#include "ops/ops.h"
+
+namespace pigment {
+
+void use_low_memory_settings() {
+  ops::set_release_weight_pages(true);
+  ops::default_weight_cache().set_budget(1);  // keeps nothing
+  ops::set_default_conv_algorithm(ops::ConvAlgorithm::Direct);
+  set_allocation_cache_limit(0);
+}
+
+void use_default_memory_settings() { ops::set_release_weight_pages(true); }
+
+void memory_phase_boundary() {
+  ops::default_weight_cache().release_streamable();
+  ops::release_work_memory();
+  release_cached_memory();
+}
+
+VaeTiling decode_tiling(bool low_memory) {
+  VaeTiling t;
+  if (low_memory) {
+    t.enabled = true;
+    t.tile_sample_size = 256;
+  }
+  return t;
+}
+
+}  // namespace pigment

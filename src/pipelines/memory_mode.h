@@ -1,0 +1,23 @@
+// How a pipeline run spends memory (docs/performance.md has the figures).
+// Default: the weights the UNet reuses every step are kept prepared (float32, blocked or Winograd-transformed)
+// within the default WeightCache's budget, the others are converted per call into a scratch buffer; the
+// checkpoint's pages are handed back after each use (they stay in the page cache, so reading them again costs
+// minor page faults only). Between phases (text encoding → sampling → VAE decode) the
+// previous phase's kept weights that are cheap to redo are dropped and the allocator's free blocks returned.
+// Low-memory: nothing is kept (the weights stream from the mapped file), convolutions are direct (Winograd's transformed weights and work space are 4x and more the
+// plain size), the allocator keeps no free blocks, and the VAE decodes in tiles.
+#pragma once
+
+#include "models/vae.h"
+
+namespace pigment {
+
+// Process-wide: the default and the low-memory settings above.
+void use_default_memory_settings();
+void use_low_memory_settings();
+// Drops kept prepared weights that are cheap to prepare again, and returns free memory blocks to the system.
+void memory_phase_boundary();
+// How the VAE decodes in the given mode (tiles of 256 pixels in low-memory mode; untiled otherwise).
+VaeTiling decode_tiling(bool low_memory);
+
+}  // namespace pigment
