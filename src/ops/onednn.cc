@@ -287,7 +287,10 @@ void WeightCache::set_budget(size_t bytes) {
 void WeightCache::release_streamable() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   for (auto& [k, e] : impl_->map)
-    if (e.streamable) impl_->drop_memory(e);
+    if (e.streamable) {
+      impl_->drop_memory(e);
+      e.uses = 0;  // the next use counts as a first one: a phase that uses its weights once keeps none
+    }
 }
 
 size_t WeightCache::budget() const {
@@ -390,7 +393,7 @@ PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory:
       if (found->mem) return {found->mem, nullptr};
       // Used again: keep it from now on if the budget has room (never evicting others for it, so that a model
       // that visits its weights in a cycle does not thrash).
-      pin = c.bytes + bytes <= c.budget;
+      pin = found->uses >= 2 && c.bytes + bytes <= c.budget;
       if (!pin) {
         PreparedWeight p = prepare_scratch(w, plain, want);
         after_use(w, false);

@@ -46,7 +46,7 @@ class WeightCache {
   void forget(const Tensor& w);
   void set_budget(size_t bytes);
   // Drops the kept weights that are cheap to prepare again (those converted per call when not kept); they are kept
-  // again from their next second use. For phase changes: a pipeline's text encoders, then its UNet.
+  // again from their second use after this call. For phase changes: a pipeline's text encoders, then its UNet.
   void release_streamable();
   size_t budget() const;
   // Bytes held by kept prepared weights, and how many there are.

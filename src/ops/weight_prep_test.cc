@@ -158,6 +158,23 @@ TEST(WeightPrep, StreamedWeightsGiveTheSameBitsAndAreKeptOnlyWithinBudget) {
   EXPECT_GE(cache.bytes(), size_t(640 * 640 * 4));
 }
 
+TEST(WeightPrep, ReleaseStreamableDropsKeptWeightsAndStartsCountingAgain) {
+  WeightCache cache(size_t(64) << 20);
+  LinearOptions o;
+  o.cache = &cache;
+  Tensor x = randn({3, 640}, 5), w = randn({640, 640}, 6, 0.04f).to(DType::F16);
+  Tensor y = linear(x, w, nullptr, o);
+  EXPECT_EQ(cache.bytes(), 0u);  // first use: converted per call
+  EXPECT_TRUE(testing::same_bits(linear(x, w, nullptr, o), y));
+  EXPECT_GT(cache.bytes(), 0u);  // second use: kept
+  cache.release_streamable();
+  EXPECT_EQ(cache.bytes(), 0u);
+  EXPECT_TRUE(testing::same_bits(linear(x, w, nullptr, o), y));
+  EXPECT_EQ(cache.bytes(), 0u);  // a phase that uses a weight once keeps nothing
+  EXPECT_TRUE(testing::same_bits(linear(x, w, nullptr, o), y));
+  EXPECT_GT(cache.bytes(), 0u);
+}
+
 TEST(WeightPrep, StreamedConvolutionsMatchKeptOnes) {
   WeightCache streamed(1), kept(size_t(1) << 30);
   Conv2dOptions so, ko;
