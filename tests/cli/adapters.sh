@@ -28,7 +28,9 @@ info=$("$BIN/pigment" png-info --fields "$T/flag.png")
 # A1111's LoRA hash of a .safetensors file: SHA-256 of the bytes after the 8-byte length and the JSON header.
 n=$(od -An -t u8 -N8 "$LORA" | tr -d ' ')
 want=$(tail -c +$((n + 9)) "$LORA" | sha256sum | cut -c1-12)
-check "infotext has Lora hashes (data after the header)" 'grep -qx "Lora hashes: \"lora_kohya: $want\"" <<<"$info"'
+check "infotext has Lora hashes (data after the header)" 'grep -qx "Lora hashes: lora_kohya: $want" <<<"$info"'
+raw=$("$BIN/pigment" png-info "$T/flag.png")
+check "the PNG text quotes the list once, as A1111" 'grep -q "Lora hashes: \"lora_kohya: $want\"" <<<"$raw" && ! grep -qF "\\\"" <<<"$raw"'
 # <lora:NAME:TE:UNET>: separate weights; zero for both is the base image, each half alone changes it.
 idat() { python3 -c 'import struct,sys
 b=open(sys.argv[1],"rb").read(); i=8; out=b""
@@ -60,7 +62,7 @@ info=$("$BIN/pigment" png-info --fields "$T/ti.png")
 # A1111 hashes embeddings as whole files (no header skipping, .safetensors included).
 h1=$(sha256sum "$G/ti/embeddings/my-concept.pt" | cut -c1-12)
 h2=$(sha256sum "$G/ti/embeddings/other-style.safetensors" | cut -c1-12)
-check "infotext has TI hashes (whole-file SHA-256)" 'grep -qx "TI hashes: \"my-concept: $h1, other-style: $h2\"" <<<"$info"'
+check "infotext has TI hashes (whole-file SHA-256)" 'grep -qx "TI hashes: my-concept: $h1, other-style: $h2" <<<"$info"'
 
 gen -p "a cat <hypernet:tiny_hypernet:0.8>" --hypernetwork-dir "$G/hypernetwork/a1111" -o "$T/hn.png"
 check "a hypernetwork changes the image" '[ -s "$T/hn.png" ] && ! cmp -s "$T/base.png" "$T/hn.png"'
