@@ -3,16 +3,8 @@
 # run time), textual-inversion embeddings by name, <hypernet:> tags, a ControlNet; bad adapter input is a one-line
 # error with exit 1, and LoRA keys that match nothing are a warning.
 set -u
-BIN=${PIGMENT_BIN_DIR:-build/bin}
-SHARED=${PIGMENT_SHARED_DIR:-../shared}
-G=$SHARED/golden
-M=$G/models
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
-gen() { "$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
-  --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 -q \
+source "$(dirname "$0")/lib/common.bash"
+gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q \
   -W 64 -H 32 --steps 3 -s 5 --sampler Euler "$@"; }
 LORA=$G/lora/kohya/lora_kohya.safetensors
 mkdir -p "$T/loras" && cp "$LORA" "$T/loras/tiny.safetensors"

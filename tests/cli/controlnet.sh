@@ -6,15 +6,8 @@
 # pigment init --controlnet.
 # Bad input is a one-line error with exit 1 and no output file.
 set -u
-BIN=${PIGMENT_BIN_DIR:-build/bin}
-SHARED=${PIGMENT_SHARED_DIR:-../shared}
-M=$SHARED/golden/models
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
-MODEL=(-m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" --model-config unet=$M/unet_sd1
-       --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1)
+source "$(dirname "$0")/lib/common.bash"
+MODEL=("${TINY_SD1[@]}")
 gen() { "$BIN/pigment" generate "${MODEL[@]}" -q -W 64 -H 32 --steps 3 -s 5 --sampler Euler -p "a cat" "$@"; }
 CN=(--control-net "$M/controlnet")
 # Same pixels (the PNGs' recipes differ): the decompressed IDAT streams are equal.

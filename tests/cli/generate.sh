@@ -2,15 +2,8 @@
 # pigment generate end to end on the tiny golden SD1 single file: PNG recipe round trip, --from-png reproduces the
 # pixels, 1 and 2 threads give the same image, files are never overwritten, and bad input is a one-line error.
 set -u
-BIN=${PIGMENT_BIN_DIR:-build/bin}
-SHARED=${PIGMENT_SHARED_DIR:-../shared}
-M=$SHARED/golden/models
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
-gen() { "$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
-  --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 -q "$@"; }
+source "$(dirname "$0")/lib/common.bash"
+gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q "$@"; }
 
 gen -p "a (red:1.2) cat [in|on] a [box:bag:0.5]" -n "blurry" -W 64 -H 32 --steps 4 -s 42 --sampler "DPM++ 2M" \
   --schedule Karras --cfg-scale 7.5 -o "$T/a.png"

@@ -4,15 +4,8 @@
 # flags, progress output, and a one-line error for each bad value. Pixel-level checks are in
 # src/pipelines/stable_diffusion_test.cc.
 set -u
-BIN=${PIGMENT_BIN_DIR:-build/bin}
-SHARED=${PIGMENT_SHARED_DIR:-../shared}
-M=$SHARED/golden/models
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
-gen() { "$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
-  --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 -q "$@"; }
+source "$(dirname "$0")/lib/common.bash"
+gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q "$@"; }
 genxl() { "$BIN/pigment" generate -m "$M/sdxl_single_file_fp16.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
   --model-config unet=$M/unet_sdxl --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 \
   --model-config text_encoder_2=$M/clip_proj -q "$@"; }

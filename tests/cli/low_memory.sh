@@ -2,15 +2,8 @@
 # pigment generate --low-memory on the tiny golden SD1 single file: it writes the image, the same bytes at 1 and 2
 # threads, and the flag is listed in --help.
 set -u
-BIN=${PIGMENT_BIN_DIR:-build/bin}
-SHARED=${PIGMENT_SHARED_DIR:-../shared}
-M=$SHARED/golden/models
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
-gen() { "$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
-  --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 -q "$@"; }
+source "$(dirname "$0")/lib/common.bash"
+gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q "$@"; }
 
 gen --low-memory -p "a cat" -n "blurry" -W 64 -H 64 --steps 3 -s 7 -t 1 -o "$T/l1.png"
 check "--low-memory writes a PNG" '[ -s "$T/l1.png" ]'

@@ -2,15 +2,8 @@
 # pigment generate --precision: fast writes an image (the bf16 path where the CPU has AMX, else the fp32 one),
 # the same bytes at 1 and 2 threads, and an unknown precision is a one-line error.
 set -u
-BIN=${PIGMENT_BIN_DIR:-build/bin}
-SHARED=${PIGMENT_SHARED_DIR:-../shared}
-M=$SHARED/golden/models
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails+1)); fi; }
-gen() { "$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
-  --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 -q \
+source "$(dirname "$0")/lib/common.bash"
+gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q \
   -p "a cat" -W 32 -H 32 --steps 3 -s 7 "$@"; }
 
 gen --precision fp32 -o "$T/fp32.png"
