@@ -120,16 +120,6 @@ memory to_layout(const float* src, const memory::desc& from, const memory::desc&
   return d;
 }
 
-void append_activation(dnnl::post_ops& po, Activation a) {
-  switch (a) {
-    case Activation::None: return;
-    case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); return;
-    case Activation::QuickGelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.702f, 0.f); return;
-    case Activation::Gelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); return;
-    case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); return;
-  }
-}
-
 struct MatmulP {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
@@ -151,7 +141,7 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
                           std::to_string(opt.residual != nullptr);
   auto p = onednn::cached<MatmulP>(key, [&]() -> std::shared_ptr<MatmulP> {
     dnnl::post_ops po;
-    append_activation(po, opt.activation);
+    onednn::append_activation(po, opt.activation);
     if (opt.residual) po.append_sum(1.f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);

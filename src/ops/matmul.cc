@@ -84,16 +84,6 @@ using dnnl::memory;
 using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 
-void append_activation(dnnl::post_ops& po, Activation a) {
-  switch (a) {
-    case Activation::None: return;
-    case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); return;
-    case Activation::QuickGelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.702f, 0.f); return;
-    case Activation::Gelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); return;
-    case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); return;
-  }
-}
-
 struct LinearPrimitive {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
@@ -140,7 +130,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Linear
                     std::to_string(opt.residual != nullptr);
   auto p = onednn::cached<LinearPrimitive>(key, [&] {
     dnnl::post_ops po;
-    append_activation(po, opt.activation);
+    onednn::append_activation(po, opt.activation);
     if (opt.residual) po.append_sum(1.f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(po);

@@ -623,5 +623,15 @@ bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const 
   return true;
 }
 
+void append_activation(dnnl::post_ops& po, Activation a) {
+  switch (a) {
+    case Activation::None: return;
+    case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); return;
+    case Activation::QuickGelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.702f, 0.f); return;
+    case Activation::Gelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); return;
+    case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); return;
+  }
+}
+
 }  // namespace onednn
 }  // namespace pigment::ops

@@ -50,4 +50,7 @@ dnnl::memory scratchpad(const dnnl::memory::desc& md);
 // Converts n elements of a float dtype to float32 (vectorised for f16/bf16).
 void to_f32(DType from, const void* src, float* dst, size_t n);
 
+// Appends the eltwise post-op that applies `a` to a product's result (nothing for Activation::None).
+void append_activation(dnnl::post_ops& po, Activation a);
+
 }  // namespace pigment::ops::onednn
