@@ -39,17 +39,10 @@ const StableDiffusion& tiny_sd1() {
 }
 
 ModelComponent component(const fs::path& dir, const std::string& name) {
-  ModelComponent c;
+  // A folder with one config.json is a single-component diffusers folder to the model loader.
+  LoadedModel m = load_model(dir.string());
+  ModelComponent c = m.components.begin()->second;
   c.name = name;
-  c.source = dir.string();
-  std::ifstream f(dir / "config.json");
-  c.config = nlohmann::json::parse(f);
-  fs::path weights = fs::exists(dir / "model.safetensors") ? dir / "model.safetensors"
-                                                           : dir / "diffusion_pytorch_model.safetensors";
-  SafeTensors st = SafeTensors::open(weights.string());
-  auto map = std::make_shared<TensorMap>();
-  for (const auto& e : st.entries()) (*map)[e.name] = st.get(e.name);
-  c.tensors = map;
   return c;
 }
 

@@ -22,16 +22,10 @@ nlohmann::json read_json(const fs::path& p) {
 
 // One component folder of the golden models (config.json + weights), as the model loader would give it.
 ModelComponent component(const fs::path& dir, const std::string& name) {
-  ModelComponent c;
+  // A folder with one config.json is a single-component diffusers folder to the model loader.
+  LoadedModel m = load_model(dir.string());
+  ModelComponent c = m.components.begin()->second;
   c.name = name;
-  c.source = dir.string();
-  c.config = read_json(dir / "config.json");
-  fs::path weights = fs::exists(dir / "model.safetensors") ? dir / "model.safetensors"
-                                                           : dir / "diffusion_pytorch_model.safetensors";
-  SafeTensors st = SafeTensors::open(weights.string());
-  auto map = std::make_shared<TensorMap>();
-  for (const auto& e : st.entries()) (*map)[e.name] = st.get(e.name);
-  c.tensors = map;
   return c;
 }
 
