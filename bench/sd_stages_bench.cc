@@ -1,21 +1,28 @@
-// Stage timings of a whole model, from the public pipeline API: load, text encoding (one 77-token prompt),
-// sampling steps (each is one UNet evaluation on the [uncond, cond] batch), VAE decode, and the process's peak RSS.
-//   sd_stages_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory]
-// Prints one table; figures are medians over RUNS (steps: over every step of every run).
+// Stage benchmark of a whole model through the public pipeline API: text encoding (one 77-token prompt), sampling
+// steps (each one UNet evaluation on the [uncond, cond] batch of CFG), VAE decode, the whole txt2img, and the peak
+// RSS. Every figure is the median over the runs; beside it the work done (GFLOP, counted by the ops from their shapes,
+// 2 per multiply-add of the direct algorithm, so Winograd's rate is an effective one), the achieved rate, and that
+// rate as a share of the fp32 FMA peak measured by this process at start-up.
+//   sd_stages_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory|fast] [--reference]
+// --reference: also runs each stage once on pigment's plain reference path (ops/precision.h Precision::Reference, the
+// scalar twins of every op) and prints the speed-up of the chosen mode over it. Slow: minutes at 256².
+// PIGMENT_PROFILE=1 prints per-op tables of the last run's stages; PIGMENT_MEMSTAT=1 memory after each stage.
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core/allocator.h"
 #include "core/threading.h"
+#include "fma_peak.h"
 #include "ops/ops.h"
+#include "ops/precision.h"
 #include "ops/profile.h"
 #include "pipelines/memory_mode.h"
 #include "pipelines/stable_diffusion.h"
@@ -29,7 +36,11 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
 }
-double peak_rss_gb();
+double peak_rss_gb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0 / 1024.0;
+}
 double rss_gb() {  // current resident set (/proc/self/statm: pages)
   long pages = 0, resident = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
@@ -42,39 +53,73 @@ double rss_gb() {  // current resident set (/proc/self/statm: pages)
 void memstat(const char* stage) {
   if (!std::getenv("PIGMENT_MEMSTAT")) return;
   static double last_cpu = 0;
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  const double cpu = double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  const double cpu = ops::profile::process_cpu_seconds();
   std::fprintf(stderr, "cpu %7.2f s | ", cpu - last_cpu);
   last_cpu = cpu;
   std::fprintf(stderr, "mem after %-14s rss %.2f GB, peak %.2f GB, kept weights %.2f GB (%zu), free-block cache %.2f GB\n",
                stage, rss_gb(), peak_rss_gb(), ops::default_weight_cache().bytes() / 1073741824.0,
                ops::default_weight_cache().entries(), cached_memory_bytes() / 1073741824.0);
 }
-double peak_rss_gb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0 / 1024.0;
+
+// Seconds and FLOPs of one stage, over runs.
+struct Stage {
+  std::vector<double> seconds, flops;
+  double reference_s = 0;  // 0: not measured
+  void add(double s, double f) { seconds.push_back(s), flops.push_back(f); }
+};
+
+// Times fn() and counts the FLOPs the ops did meanwhile.
+template <class F>
+void measure(Stage& st, F&& fn) {
+  const double f0 = ops::profile::flops_counted();
+  const auto t = Clock::now();
+  fn();
+  st.add(since(t), ops::profile::flops_counted() - f0);
+}
+
+void print_row(const char* name, const Stage& st, double peak) {
+  const double s = median(st.seconds), gflop = median(st.flops) * 1e-9;
+  std::printf("| %s | %.3f | %.1f | %.0f | %.0f %% |", name, s, gflop, s > 0 ? gflop / s : 0.0,
+              s > 0 && peak > 0 ? 100.0 * gflop / s / (peak * 1e-9) : 0.0);
+  if (st.reference_s > 0)
+    std::printf(" %.1f | %.1fx |\n", st.reference_s, st.reference_s / s);
+  else
+    std::printf(" — | — |\n");
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory]\n", argv[0]);
+  std::vector<std::string> args;
+  bool reference = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--reference")
+      reference = true;
+    else
+      args.push_back(argv[i]);
+  }
+  if (args.size() < 2) {
+    std::fprintf(stderr,
+                 "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory|fast] [--reference]\n",
+                 argv[0]);
     return 2;
   }
   try {
-    int size = argc > 3 ? std::stoi(argv[3]) : 512, steps = argc > 4 ? std::stoi(argv[4]) : 4;
-    int runs = argc > 5 ? std::stoi(argv[5]) : 3;
-    auto t = Clock::now();
+    const int size = args.size() > 2 ? std::stoi(args[2]) : 512, steps = args.size() > 3 ? std::stoi(args[3]) : 4;
+    const int runs = args.size() > 4 ? std::stoi(args[4]) : 3;
+    const std::string mode = args.size() > 5 ? args[5] : "default";
+    if (mode != "default" && mode != "low-memory" && mode != "fast")
+      throw std::runtime_error("mode must be default, low-memory or fast");
+    if (steps < 1 || runs < 1) throw std::runtime_error("STEPS and RUNS must be at least 1");
+    const bench::FmaPeak peak = bench::measure_fma_peak();
+
     PipelineOptions po;
-    po.model = argv[1];
-    po.tokenizer = argv[2];
-    const std::string mode = argc > 6 ? argv[6] : "default";
-    if (mode != "default" && mode != "low-memory") throw std::runtime_error("mode must be default or low-memory");
+    po.model = args[0];
+    po.tokenizer = args[1];
     po.low_memory = mode == "low-memory";
+    if (mode == "fast") ops::set_precision(ops::Precision::Fast);
+    auto t = Clock::now();
     StableDiffusion sd = StableDiffusion::load(po);
-    double load_s = since(t);
+    const double load_s = since(t);
 
     GenerateRequest r;
     r.prompt = "a photograph of an astronaut riding a horse on the moon, highly detailed, 8k";
@@ -83,45 +128,70 @@ int main(int argc, char** argv) {
     r.steps = steps;
     r.cfg_scale = 7.0;
     r.sampler = "Euler";
-    std::vector<double> enc, step, dec, total;
+    Stage enc, first_step, step, dec, whole;
     for (int i = 0; i < runs; ++i) {
-      t = Clock::now();
-      sd.encode_prompt(r.prompt, r);
-      enc.push_back(since(t));
+      measure(enc, [&] { sd.encode_prompt(r.prompt, r); });
       memstat("text encoding");
       r.seed = uint64_t(i);
       const bool last_run = i == runs - 1;
       if (last_run) ops::profile::reset();  // PIGMENT_PROFILE=1: per-op tables of the last run's stages
-      auto start = Clock::now(), last = start;
-      GenerateResult res = sd.generate(r, [&](const StepProgress&) {
-        step.push_back(since(last));
-        memstat("step");
-        last = Clock::now();
+      auto last = Clock::now();
+      double last_flops = ops::profile::flops_counted();
+      GenerateResult res;
+      measure(whole, [&] {
+        res = sd.generate(r, [&](const StepProgress& p) {
+          const double f = ops::profile::flops_counted();
+          // The first step of the first run also prepares the weights (and includes the prompts' encoding).
+          (i == 0 && p.step == 1 ? first_step : step).add(since(last), f - last_flops);
+          memstat("step");
+          last = Clock::now();
+          last_flops = f;
+        });
       });
-      total.push_back(since(start));
       Tensor latents = ops::scale(res.latents, 1.f / sd.vae().scaling_factor());
       memory_phase_boundary();
       if (last_run && ops::profile::enabled()) {
-        std::fprintf(stderr, "== sampling (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
+        std::fprintf(stderr, "== sampling and decode (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
         ops::profile::reset();
       }
-      t = Clock::now();
-      sd.vae().decode(latents, decode_tiling(po.low_memory));
-      dec.push_back(since(t));
+      measure(dec, [&] { sd.vae().decode(latents, decode_tiling(po.low_memory)); });
       memstat("VAE decode");
       if (last_run && ops::profile::enabled()) {
         std::fprintf(stderr, "== VAE decode (last run)\n%s", ops::profile::table().c_str());
         ops::profile::reset();
       }
     }
-    std::printf("model %s (%s), %dx%d, %d steps, CFG 7, %d threads, %d runs, %s mode\n", argv[1],
+    const double peak_rss = peak_rss_gb();
+    if (step.seconds.empty()) step = first_step;  // one step, one run: nothing else to show
+
+    if (reference) {  // each stage once on the scalar twins of the ops
+      ops::ScopedPrecision plain(ops::Precision::Reference);
+      Stage e;
+      measure(e, [&] { sd.encode_prompt(r.prompt, r); });
+      GenerateRequest one = r;
+      one.steps = 1;
+      const auto t0 = Clock::now();
+      double to_step = 0;
+      sd.generate(one, [&](const StepProgress&) { to_step = since(t0); });
+      const double to_end = since(t0);
+      enc.reference_s = median(e.seconds);
+      step.reference_s = to_step - 2 * enc.reference_s;  // generate encodes the prompt and the negative prompt first
+      dec.reference_s = to_end - to_step;                 // and decodes after the last step
+    }
+
+    std::printf("fp32 FMA peak, measured now: %.1f GFLOP/s (%s, %d threads)\n", peak.flops_per_s * 1e-9, peak.isa,
+                peak.threads);
+    std::printf("model %s (%s), %dx%d, %d steps, CFG 7, Euler, %d threads, %d runs, %s mode\n", args[0].c_str(),
                 family_name(sd.family()), size, size, steps, num_threads(), runs, mode.c_str());
-    std::printf("| stage | median s |\n|---|---|\n");
-    std::printf("| load | %.2f |\n| text encoding (1 prompt) | %.3f |\n| sampling step (UNet x2 batch) | %.2f |\n",
-                load_s, median(enc), median(step));
-    std::printf("| VAE decode | %.2f |\n| whole txt2img (%d steps, decode included) | %.2f |\n", median(dec), steps,
-                median(total));
-    std::printf("| peak RSS | %.2f GB |\n", peak_rss_gb());
+    std::printf("| stage | median s | GFLOP | GFLOP/s | %% of peak | reference s | speed-up |\n|---|---|---|---|---|---|---|\n");
+    std::printf("| load | %.2f | | | | | |\n", load_s);
+    print_row("text encoding (1 prompt)", enc, peak.flops_per_s);
+    print_row("first sampling step (prepares weights)", first_step, peak.flops_per_s);
+    print_row("sampling step (UNet on the CFG batch of 2)", step, peak.flops_per_s);
+    print_row("VAE decode", dec, peak.flops_per_s);
+    const std::string whole_name = "whole txt2img (" + std::to_string(steps) + " steps, decode included)";
+    print_row(whole_name.c_str(), whole, peak.flops_per_s);
+    std::printf("| peak RSS | %.2f GB | | | | | |\n", peak_rss);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

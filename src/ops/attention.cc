@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
@@ -106,9 +107,11 @@ Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int hea
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+  if (precision() == Precision::Reference) return ref::attention(q, k, v, heads, scale);
   return attention_fast(q, k, v, heads, scale, false);
 }
 Tensor attention_causal(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+  if (precision() == Precision::Reference) return ref::attention_causal(q, k, v, heads, scale);
   return attention_fast(q, k, v, heads, scale, true);
 }
 

@@ -3,6 +3,7 @@
 // [N, C, 1, 1] or [C] tensor runs at the speed of a same-shape add.
 #include <cmath>
 
+#include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
@@ -227,6 +228,7 @@ Tensor gelu_tanh(const Tensor& x) { return unary(x, simd::Unary::GeluTanh); }
 Tensor quick_gelu(const Tensor& x) { return unary(x, simd::Unary::QuickGelu); }
 
 Tensor geglu(const Tensor& x) {
+  if (precision() == Precision::Reference) return ref::geglu(x);
   profile::Scope prof([] { return std::string("geglu"); });
   PIG_CHECK(x.ndim() >= 1, "geglu: input must have at least one dimension");
   const int64_t D2 = x.dim(-1);

@@ -3,6 +3,7 @@
 // implementation name); anywhere else the float32 path runs. Weights are converted once to bf16 in the primitive's
 // blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner).
 // Bias, activation and residual are fused as in the float32 path (bias f32, post-ops on the f32 accumulator).
+// Precision::Reference takes the same hooks to run the scalar twins (ops/reference.h).
 #include "ops/fast_products.h"
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "ops/onednn.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
+#include "ops/reference.h"
 
 namespace pigment::ops {
 
@@ -38,12 +40,15 @@ bool fast_precision_available() {
   static const bool amx = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_amx;
   return amx;
 }
-const char* precision_name(Precision p) { return p == Precision::Fast ? "fast" : "fp32"; }
+const char* precision_name(Precision p) {
+  return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : "fp32";
+}
 Precision parse_precision(const char* name) {
   const std::string s(name);
   if (s == "fp32") return Precision::Fp32;
   if (s == "fast") return Precision::Fast;
-  fail("unknown precision '", s, "' (expected fp32 or fast)");
+  if (s == "reference") return Precision::Reference;
+  fail("unknown precision '", s, "' (expected fp32, fast or reference)");
 }
 
 namespace fast {
@@ -131,6 +136,11 @@ struct ConvP {
 }  // namespace
 
 bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt, Tensor& y) {
+  if (precision() == Precision::Reference) {
+    y = ref::activation(ref::linear(x, w, bias), opt.activation);
+    if (opt.residual) y = ref::add(y, *opt.residual);
+    return true;
+  }
   if (precision() != Precision::Fast || !fast_precision_available()) return false;
   const int64_t K = w.dim(1), N = w.dim(0), M = K ? x.numel() / K : 0;
   if (M == 0 || N == 0 || K == 0) return false;
@@ -185,6 +195,11 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
 
 bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,
             Tensor& y) {
+  if (precision() == Precision::Reference) {
+    y = ref::conv2d(x, w, bias, p);
+    if (opt.residual) y = ref::add(y, *opt.residual);
+    return true;
+  }
   if (precision() != Precision::Fast || !fast_precision_available()) return false;
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), O = w.dim(0), kh = w.dim(2), kw = w.dim(3);
   const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;

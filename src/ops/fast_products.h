@@ -1,4 +1,5 @@
-// Precision::Fast versions of linear() and conv2d() (see ops/precision.h). Each returns false, leaving y alone,
+// Precision::Fast versions of linear() and conv2d() (see ops/precision.h); under Precision::Reference they run the
+// scalar twins instead. Each returns false, leaving y alone,
 // when the fast path does not apply (precision is Fp32, no AMX, no AMX kernel for the shape); the caller then runs
 // its float32 path. Arguments are already checked by the caller.
 #pragma once

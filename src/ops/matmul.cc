@@ -1,6 +1,7 @@
 // Matrix products. ref::: plain loops. Fast: oneDNN matmul (brgemm kernels), primitives cached by shape, linear
 // weights converted and packed once into a WeightCache, bias and activation/residual fused as post-ops.
 #include <cstring>
+#include <vector>
 
 #include "ops/fast_products.h"
 #include "ops/onednn.h"
@@ -22,6 +23,14 @@ namespace ref {
 namespace {
 // C[M,N] = A[M,K] · B[K,N] with row strides; A may be transposed (read A[k*lda + m]) and B too (B[n*ldb + k]).
 void gemm_ref(int64_t M, int64_t N, int64_t K, const float* A, bool ta, const float* B, bool tb, float* C) {
+  std::vector<float> bt;  // Bᵀ read as B[N, K]: transposed once so that the inner loop runs along memory
+  if (tb) {
+    bt.resize(size_t(K * N));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) bt[size_t(k * N + n)] = B[n * K + k];
+    B = bt.data();
+    tb = false;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     float* c = C + m * N;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
@@ -157,13 +158,16 @@ Tensor group_norm_fast(const Tensor& x, int groups, const Tensor& gamma, const T
 }  // namespace
 
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  if (precision() == Precision::Reference) return ref::group_norm(x, groups, gamma, beta, eps);
   return group_norm_fast(x, groups, gamma, beta, eps, false);
 }
 Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  if (precision() == Precision::Reference) return ref::group_norm_silu(x, groups, gamma, beta, eps);
   return group_norm_fast(x, groups, gamma, beta, eps, true);
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  if (precision() == Precision::Reference) return ref::layer_norm(x, gamma, beta, eps);
   profile::Scope prof([] { return std::string("layer_norm"); });
   PIG_CHECK(x.ndim() >= 1, "layer_norm: input must have at least one dimension");
   const int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;
@@ -178,6 +182,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 }
 
 Tensor softmax(const Tensor& x) {
+  if (precision() == Precision::Reference) return ref::softmax(x);
   profile::Scope prof([] { return std::string("softmax"); });
   PIG_CHECK(x.ndim() >= 1, "softmax: input must have at least one dimension");
   const int64_t D = x.dim(-1), rows = D ? x.numel() / D : 0;

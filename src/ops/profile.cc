@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -43,6 +44,12 @@ double process_cpu_seconds() {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
 }
+
+namespace {
+std::atomic<double> g_flops{0};
+}  // namespace
+double flops_counted() { return g_flops.load(std::memory_order_relaxed); }
+void count_flops(double flops) { g_flops.fetch_add(flops, std::memory_order_relaxed); }
 
 void add(const std::string& row, double seconds, double cpu_seconds, double flops) {
   Table& t = the_table();

@@ -1,7 +1,8 @@
 // Per-op timing for finding where a model's time goes: with PIGMENT_PROFILE=1 in the environment, each fast op
 // adds its wall time (and, where it knows it, its FLOP count) to a row named after the op and its shape class, and
 // the table is printed to stderr when the process exits (sorted by total time). Without the variable the cost is
-// one well-predicted branch per op call. Nested ops are counted in both rows.
+// one well-predicted branch per op call (and
+// one atomic add for the FLOP count). Nested ops are counted in both rows.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -14,6 +15,10 @@ bool enabled();
 // better measure of an op's cost at 1 thread).
 void add(const std::string& row, double seconds, double cpu_seconds, double flops);
 double process_cpu_seconds();
+// Floating-point operations of the ops run so far in this process (2 per multiply-add of the direct algorithm, from
+// the ops' shapes: products, convolutions, attention), counted whether or not profiling is on.
+double flops_counted();
+void count_flops(double flops);
 // Rows printed so far, as text (the same table the exit hook prints); for tests and benchmarks.
 std::string table();
 void reset();
@@ -23,6 +28,7 @@ class Scope {
  public:
   template <class F>
   explicit Scope(F&& name_fn, double flops = 0) {
+    if (flops > 0) count_flops(flops);
     if (enabled()) {
       row_ = name_fn();
       flops_ = flops;

@@ -1,0 +1,18 @@
+// The fp32 FMA peak of this machine, measured in the running process so that every benchmark can state its figures
+// as a share of what the cores can do at that moment.
+#pragma once
+
+namespace pigment::bench {
+
+struct FmaPeak {
+  double flops_per_s = 0;  // all threads together; 0 if the CPU has neither AVX-512 nor AVX2+FMA
+  const char* isa = "";    // "avx512f" / "avx2+fma" / "none"
+  int threads = 0;
+};
+
+// The best of `runs` timings of independent register-resident FMA chains on every OpenMP thread (a peak: other
+// processes can only lower a run's figure); each thread's rate is taken on its own CPU clock, so time it spends
+// preempted on a busy machine does not count.
+FmaPeak measure_fma_peak(int runs = 7);
+
+}  // namespace pigment::bench
