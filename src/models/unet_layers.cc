@@ -60,6 +60,15 @@ Tensor Conv2d::operator()(const Tensor& x, const UNetHooks& hooks, const Tensor*
   return y;
 }
 
+Tensor Conv2d::pointwise(const Tensor& x, const Tensor* residual) const {
+  PIG_CHECK(weight_.dim(2) == 1 && weight_.dim(3) == 1 && params_.stride == 1 && params_.pad_top == 0 &&
+                params_.pad_left == 0 && params_.pad_bottom == 0 && params_.pad_right == 0,
+            name_, ": not a 1x1 convolution");
+  ops::LinearOptions o;
+  o.residual = residual;
+  return ops::linear(x, weight_.reshape({weight_.dim(0), weight_.dim(1)}), &bias_, o);
+}
+
 GroupNorm::GroupNorm(const Weights& w, const std::string& name, int64_t channels, int groups, float eps)
     : groups_(groups), eps_(eps) {
   PIG_CHECK(groups > 0 && channels % groups == 0, w.source(), ": ", w.prefix() + name, ": ", channels,

@@ -61,6 +61,10 @@ class Conv2d {
   Tensor operator()(const Tensor& x, const UNetHooks& hooks) const;
   // conv(x) + b + residual, the sum fused into the convolution (residual [N, out, H', W'] or null).
   Tensor operator()(const Tensor& x, const UNetHooks& hooks, const Tensor* residual) const;
+  // A 1x1 convolution (stride 1, no padding) applied as the linear map over channels that it is, on channels-last
+  // rows x [N, L, in] → [N, L, out] (+ residual [N, L, out]): no layout reorders around the product. Run-time layer
+  // deltas (UNetHooks::layer_delta) expect NCHW tensors, so callers use this only when there are none.
+  Tensor pointwise(const Tensor& x, const Tensor* residual = nullptr) const;
   const std::string& name() const { return name_; }
   bool defined() const { return weight_.defined(); }
 
