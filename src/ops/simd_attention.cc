@@ -7,6 +7,7 @@
 #define HWY_TARGET_INCLUDE "ops/simd_attention.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <cmath>
@@ -22,31 +23,44 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// exp(x) for x <= 0: 2^t with t = x·log2(e) split into n + f, 2^f by its Taylor series (degree 6, relative error
-// ~1e-7 on |f| <= 1/2) and 2^n built in the exponent bits. Adding 1.5·2^23 rounds t to an integer held in the low
-// mantissa bits, which become the exponent after a shift. Results below 2^-126 (x < -87) are 0. The rounding of t
-// adds |t|·2^-24 relative error, tiny where it matters: the largest weights have t near 0.
-HWY_INLINE VF ExpNonPositive(DF d, VF x) {
-  const hn::RebindToSigned<DF> di;
+// 2^t for t <= 0 (the softmax's exp, with log2 e folded into the argument), as 2^n · 2^f with a degree-5 minimax
+// polynomial for 2^f (relative error 7.5e-8 on its unit interval). AVX-512: f = t - floor(t) by vreduceps and the
+// product by vscalefps, which takes floor(t) itself and underflows to 0 (8 instructions). Other targets: n = round(t)
+// by adding 1.5·2^23, |f| <= 1/2, and 2^n built in the exponent bits after clamping t at -127 (which gives +0).
+// kClamp: t may be -inf (masked scores, an empty running max); without it t must be finite.
+template <bool kClamp>
+HWY_INLINE VF Exp2NonPositive(DF d, VF t) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if (kClamp) t = hn::Max(t, hn::Set(d, -200.f));
+  const VF f = VF{_mm512_reduce_ps(t.raw, 0x09)};  // t - floor(t)
+  VF p = hn::Set(d, 1.877576673e-03f);
+  p = hn::MulAdd(p, f, hn::Set(d, 8.989340095e-03f));
+  p = hn::MulAdd(p, f, hn::Set(d, 5.582631805e-02f));
+  p = hn::MulAdd(p, f, hn::Set(d, 2.401536170e-01f));
+  p = hn::MulAdd(p, f, hn::Set(d, 6.931530732e-01f));
+  p = hn::MulAdd(p, f, hn::Set(d, 9.999999251e-01f));
+  return VF{_mm512_scalef_ps(p.raw, t.raw)};
+#else
   const VF magic = hn::Set(d, 12582912.f);
-  const VF t = hn::Max(hn::Mul(x, hn::Set(d, 1.44269504088896341f)), hn::Set(d, -126.f));
+  t = hn::Max(t, hn::Set(d, -127.f));
   const VF r = hn::Add(t, magic);
-  const VF f = hn::Mul(hn::Sub(t, hn::Sub(r, magic)), hn::Set(d, 0.693147180559945309f));  // ∈ [-0.35, 0.35]
-  VF p = hn::Set(d, 1.f / 720.f);
-  p = hn::MulAdd(p, f, hn::Set(d, 1.f / 120.f));
-  p = hn::MulAdd(p, f, hn::Set(d, 1.f / 24.f));
-  p = hn::MulAdd(p, f, hn::Set(d, 1.f / 6.f));
-  p = hn::MulAdd(p, f, hn::Set(d, 0.5f));
-  p = hn::MulAdd(p, f, hn::Set(d, 1.f));
-  p = hn::MulAdd(p, f, hn::Set(d, 1.f));
-  const VF scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, r), hn::Set(di, 127))));
-  return hn::IfThenElseZero(hn::Ge(x, hn::Set(d, -87.f)), hn::Mul(p, scale));
+  const VF n = hn::Sub(r, magic);
+  const VF f = hn::Sub(t, n);
+  VF p = hn::Set(d, 1.327647198e-03f);
+  p = hn::MulAdd(p, f, hn::Set(d, 9.675541334e-03f));
+  p = hn::MulAdd(p, f, hn::Set(d, 5.550713274e-02f));
+  p = hn::MulAdd(p, f, hn::Set(d, 2.402211972e-01f));
+  p = hn::MulAdd(p, f, hn::Set(d, 6.931469671e-01f));
+  p = hn::MulAdd(p, f, hn::Set(d, 1.000000072e+00f));
+  const hn::RebindToSigned<DF> di;
+  return hn::Mul(p, hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, r), hn::Set(di, 127)))));
+#endif
 }
 
-// s[r][c·N ..] = Σ_e k[r][e] · qt[e][c·N ..] for R keys (row stride ldk) and C query vectors.
+// s[r][c·N ..] = Σ_e k[r][e] · qt[e][c·N ..] for R keys (row stride ldk) and C query vectors; mx[c] takes the max.
 template <int R, int C>
 HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ldq, size_t depth, float* s,
-                          size_t lds) {
+                          size_t lds, VF* mx) {
   const DF d;
   const size_t N = hn::Lanes(d);
   VF acc[R][C];
@@ -62,6 +76,11 @@ HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ld
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) hn::StoreU(acc[r][c], d, s + r * lds + c * N);
+  for (int c = 0; c < C; ++c) {
+    VF m = acc[0][c];
+    for (int r = 1; r < R; ++r) m = hn::Max(m, acc[r][c]);
+    mx[c] = hn::Max(mx[c], m);
+  }
 }
 
 // ot[r][c·N ..] += Σ_j v[j][r] · p[j][c·N ..] for R head dimensions and C query vectors, over n keys.
@@ -86,13 +105,13 @@ HWY_INLINE void ValueTile(const float* v, size_t ldv, size_t n, const float* p, 
 
 template <int C>
 HWY_INLINE void Scores(const float* k, size_t ldk, size_t nb, const float* qt, size_t ldq, size_t depth, float* s,
-                       size_t lds) {
+                       size_t lds, VF* mx) {
   size_t j = 0;
-  for (; j + 4 <= nb; j += 4) ScoreTile<4, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds);
+  for (; j + 4 <= nb; j += 4) ScoreTile<4, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx);
   switch (nb - j) {
-    case 3: ScoreTile<3, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds); break;
-    case 2: ScoreTile<2, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds); break;
-    case 1: ScoreTile<1, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds); break;
+    case 3: ScoreTile<3, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx); break;
+    case 2: ScoreTile<2, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx); break;
+    case 1: ScoreTile<1, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx); break;
     default: break;
   }
 }
@@ -100,7 +119,9 @@ HWY_INLINE void Scores(const float* k, size_t ldk, size_t nb, const float* qt, s
 template <int C>
 HWY_INLINE void Values(const float* v, size_t ldv, size_t nb, const float* p, size_t ldp, size_t depth, float* ot,
                        size_t ldo) {
+  constexpr int VR = 5;
   size_t r = 0;
+  for (; r + VR <= depth; r += VR) ValueTile<VR, C>(v + r, ldv, nb, p, ldp, ot + r * ldo, ldo);
   for (; r + 4 <= depth; r += 4) ValueTile<4, C>(v + r, ldv, nb, p, ldp, ot + r * ldo, ldo);
   switch (depth - r) {
     case 3: ValueTile<3, C>(v + r, ldv, nb, p, ldp, ot + r * ldo, ldo); break;
@@ -110,93 +131,140 @@ HWY_INLINE void Values(const float* v, size_t ldv, size_t nb, const float* p, si
   }
 }
 
+// One chunk of C query vectors against one block of nb keys: scores (and their max per query, in registers), the
+// online-softmax update, weights, then Oᵀ += V·Pᵀ. pf: npf rows (of depth_pf floats) to prefetch during the exp
+// pass, whose loads leave the load ports mostly idle.
+template <int C>
+HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t nb, size_t kb, size_t depth,
+                      bool causal, size_t first, const float* qt, float* ot, size_t nqp, float* s, size_t G, float* m,
+                      float* l, const float* pf, size_t npf, size_t depth_pf) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF ninf = hn::Set(d, -INFINITY);
+  VF mb[C];
+  for (int c = 0; c < C; ++c) mb[c] = ninf;
+  Scores<C>(kblk, ldkv, nb, qt, nqp, depth, s, G, mb);
+  // Keys after a query's position are masked (-inf) and the block max recomputed without them.
+  const bool masked = causal && kb + nb - 1 > first;
+  if (masked) {
+    for (int c = 0; c < C; ++c) {
+      const size_t fc = first + c * N;  // position of this vector's first query
+      mb[c] = ninf;
+      for (size_t j = 0; j < nb; ++j) {
+        VF x = hn::LoadU(d, s + j * G + c * N);
+        if (kb + j > fc) {
+          x = hn::IfThenElse(hn::FirstN(d, std::min(N, kb + j - fc)), ninf, x);
+          hn::StoreU(x, d, s + j * G + c * N);
+        }
+        mb[c] = hn::Max(mb[c], x);
+      }
+    }
+  }
+  // Weights 2^(s·log2 e - m·log2 e): the product m·log2 e is rounded the same way in every block (so that its error
+  // cancels between the sums and the outputs), and s·log2 e is exact inside the fused multiply-add.
+  const VF l2e = hn::Set(d, 1.44269504088896341f);
+  VF mnew[C], mneg[C], sum[C];
+  for (int c = 0; c < C; ++c) {
+    const VF mold = hn::LoadU(d, m + c * N);
+    mnew[c] = hn::Max(mold, mb[c]);
+    if (causal) mnew[c] = hn::IfThenElse(hn::Eq(mnew[c], ninf), hn::Zero(d), mnew[c]);  // nothing visible yet
+    const VF lold = hn::LoadU(d, l + c * N);
+    if (!hn::AllTrue(d, hn::Eq(mold, mnew[c]))) {  // the max grew: rescale what was accumulated under the old one
+      const VF alpha = Exp2NonPositive<true>(d, hn::Sub(hn::Mul(mold, l2e), hn::Mul(mnew[c], l2e)));
+      hn::StoreU(hn::Mul(lold, alpha), d, l + c * N);
+      for (size_t e = 0; e < depth; ++e) {
+        float* o = ot + e * nqp + c * N;
+        hn::StoreU(hn::Mul(hn::LoadU(d, o), alpha), d, o);
+      }
+    }
+    hn::StoreU(mnew[c], d, m + c * N);
+    mneg[c] = hn::Neg(hn::Mul(mnew[c], l2e));
+    sum[c] = hn::Zero(d);
+  }
+  if (masked) {
+    for (size_t j = 0; j < nb; ++j)
+      for (int c = 0; c < C; ++c) {
+        const VF p = Exp2NonPositive<true>(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
+        hn::StoreU(p, d, s + j * G + c * N);
+        sum[c] = hn::Add(sum[c], p);
+      }
+  } else {
+    for (size_t j = 0; j < nb; ++j) {
+      if (j < npf) {
+        const float* row = pf + j * ldkv;
+        for (size_t e = 0; e < depth_pf; e += 16) hwy::Prefetch(row + e);
+        hwy::Prefetch(row + depth_pf - 1);
+      }
+      for (int c = 0; c < C; ++c) {
+        const VF p = Exp2NonPositive<false>(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
+        hn::StoreU(p, d, s + j * G + c * N);
+        sum[c] = hn::Add(sum[c], p);
+      }
+    }
+  }
+  for (int c = 0; c < C; ++c) hn::StoreU(hn::Add(hn::LoadU(d, l + c * N), sum[c]), d, l + c * N);
+  Values<C>(vblk, ldkv, nb, s, G, depth, ot, nqp);
+}
+
 void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, const float* v, size_t ldkv, size_t nk,
                        size_t depth, float scale, bool causal, size_t q_pos, float* out, size_t ldo) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  // Queries per register tile: 4 vectors, or 2 for large heads so that their slice of Qᵀ stays in L1.
-  const size_t G = (depth <= 64 ? 4 : 2) * N;
-  const size_t B = 64;                     // keys per block
+  const size_t G = 4 * N;  // queries per chunk (one register tile wide)
+  const size_t B = 64;                      // keys per block
   const size_t nqp = (nq + N - 1) / N * N;  // queries padded to whole vectors
+  const size_t chunks = (nqp + G - 1) / G;
   thread_local std::vector<float> scratch;
-  const size_t need = 2 * depth * nqp + B * G + 2 * nqp;
+  const size_t need = 2 * depth * chunks * G + B * G + 2 * nqp;
   if (scratch.size() < need) scratch.resize(need);
-  float* qt = scratch.data();   // [depth][nqp] queries, transposed and scaled
-  float* ot = qt + depth * nqp;  // [depth][nqp] running output, transposed
-  float* s = ot + depth * nqp;   // [B][G] scores, then weights, of one register tile
-  float* m = s + B * G;          // running max per query
-  float* l = m + nqp;            // running sum per query
-  for (size_t e = 0; e < depth; ++e) {
-    float* row = qt + e * nqp;
-    for (size_t i = 0; i < nq; ++i) row[i] = q[i * ldq + e] * scale;
-    for (size_t i = nq; i < nqp; ++i) row[i] = 0.f;
+  // Per chunk of G queries, contiguous [depth][G] slices (a long row stride would map them onto few L1 sets).
+  float* qt = scratch.data();             // queries, transposed and scaled
+  float* ot = qt + depth * chunks * G;    // running output, transposed
+  float* s = ot + depth * chunks * G;     // [B][G] scores, then weights, of one chunk
+  float* m = s + B * G;                   // running max per query
+  float* l = m + nqp;                     // running sum per query
+  for (size_t i0 = 0; i0 < nqp; i0 += G) {
+    const size_t w = std::min(G, nqp - i0);
+    float* qc = qt + i0 * depth;
+    for (size_t e = 0; e < depth; ++e) {
+      float* row = qc + e * G;
+      for (size_t i = 0; i < w; ++i) row[i] = i0 + i < nq ? q[(i0 + i) * ldq + e] * scale : 0.f;
+    }
   }
-  std::memset(ot, 0, depth * nqp * sizeof(float));
+  std::memset(ot, 0, depth * chunks * G * sizeof(float));
   for (size_t i = 0; i < nqp; ++i) m[i] = -INFINITY, l[i] = 0.f;
   const size_t kend = causal ? std::min(nk, q_pos + nq) : nk;  // later keys are masked for every query
-  const VF ninf = hn::Set(d, -INFINITY);
 
   for (size_t kb = 0; kb < kend; kb += B) {
     const size_t nb = std::min(B, kend - kb);
     const float* kblk = k + kb * ldkv;
     const float* vblk = v + kb * ldkv;
+    const size_t nnext = kb + B < kend ? std::min(B, kend - kb - B) : 0;
     for (size_t i0 = 0; i0 < nqp; i0 += G) {
       const size_t vecs = std::min(G, nqp - i0) / N;
+      const size_t first = q_pos + i0;
+      // Prefetch: this block's values at the first query chunk, the next block's keys at the last.
+      const float* pf = nullptr;
+      size_t npf = 0;
+      if (i0 + G >= nqp) pf = kblk + B * ldkv, npf = nnext;
+      else if (i0 == 0) pf = vblk, npf = nb;
+      float* const qc = qt + i0 * depth;
+      float* const oc = ot + i0 * depth;
       switch (vecs) {
-        case 4: Scores<4>(kblk, ldkv, nb, qt + i0, nqp, depth, s, G); break;
-        case 3: Scores<3>(kblk, ldkv, nb, qt + i0, nqp, depth, s, G); break;
-        case 2: Scores<2>(kblk, ldkv, nb, qt + i0, nqp, depth, s, G); break;
-        default: Scores<1>(kblk, ldkv, nb, qt + i0, nqp, depth, s, G); break;
-      }
-      // Online softmax down the columns of Sᵀ, one query vector at a time.
-      for (size_t c = 0; c < vecs; ++c) {
-        const size_t first = q_pos + i0 + c * N;  // position of this vector's first query
-        VF mb = ninf;
-        for (size_t j = 0; j < nb; ++j) {
-          VF x = hn::LoadU(d, s + j * G + c * N);
-          if (causal && kb + j > first) {  // lanes before the key's position cannot see it
-            x = hn::IfThenElse(hn::FirstN(d, std::min(N, kb + j - first)), ninf, x);
-            hn::StoreU(x, d, s + j * G + c * N);
-          }
-          mb = hn::Max(mb, x);
-        }
-        const VF mold = hn::LoadU(d, m + i0 + c * N);
-        VF mnew = hn::Max(mold, mb);
-        mnew = hn::IfThenElse(hn::Eq(mnew, ninf), hn::Zero(d), mnew);  // nothing visible yet: weights stay 0
-        VF sum = hn::Zero(d);
-        for (size_t j = 0; j < nb; ++j) {
-          const VF p = ExpNonPositive(d, hn::Sub(hn::LoadU(d, s + j * G + c * N), mnew));
-          hn::StoreU(p, d, s + j * G + c * N);
-          sum = hn::Add(sum, p);
-        }
-        const VF lold = hn::LoadU(d, l + i0 + c * N);
-        if (hn::AllTrue(d, hn::Eq(mold, mnew))) {
-          hn::StoreU(hn::Add(lold, sum), d, l + i0 + c * N);
-        } else {  // the max grew: rescale what was accumulated under the old one
-          const VF alpha = ExpNonPositive(d, hn::Sub(mold, mnew));
-          hn::StoreU(hn::MulAdd(lold, alpha, sum), d, l + i0 + c * N);
-          for (size_t e = 0; e < depth; ++e) {
-            float* o = ot + e * nqp + i0 + c * N;
-            hn::StoreU(hn::Mul(hn::LoadU(d, o), alpha), d, o);
-          }
-        }
-        hn::StoreU(mnew, d, m + i0 + c * N);
-      }
-      switch (vecs) {
-        case 4: Values<4>(vblk, ldkv, nb, s, G, depth, ot + i0, nqp); break;
-        case 3: Values<3>(vblk, ldkv, nb, s, G, depth, ot + i0, nqp); break;
-        case 2: Values<2>(vblk, ldkv, nb, s, G, depth, ot + i0, nqp); break;
-        default: Values<1>(vblk, ldkv, nb, s, G, depth, ot + i0, nqp); break;
+        case 4: Block<4>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
+        case 3: Block<3>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
+        case 2: Block<2>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
+        default: Block<1>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
       }
     }
   }
   for (size_t i = 0; i < nq; ++i) {
     const float inv = 1.f / l[i];
+    const float* oc = ot + (i / G) * G * depth + i % G;
     float* dst = out + i * ldo;
-    for (size_t e = 0; e < depth; ++e) dst[e] = ot[e * nqp + i] * inv;
+    for (size_t e = 0; e < depth; ++e) dst[e] = oc[e * G] * inv;
   }
 }
-
 }  // namespace HWY_NAMESPACE
 }  // namespace pigment::ops::simd
 HWY_AFTER_NAMESPACE();
