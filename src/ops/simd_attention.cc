@@ -24,22 +24,22 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 // 2^t for t <= 0 (the softmax's exp, with log2 e folded into the argument), as 2^n · 2^f with a degree-5 minimax
-// polynomial for 2^f (relative error 7.5e-8 on its unit interval). AVX-512: f = t - floor(t) by vreduceps and the
-// product by vscalefps, which takes floor(t) itself and underflows to 0 (8 instructions). Other targets: n = round(t)
-// by adding 1.5·2^23, |f| <= 1/2, and 2^n built in the exponent bits after clamping t at -127 (which gives +0).
-// kClamp: t may be -inf (masked scores, an empty running max); without it t must be finite.
-template <bool kClamp>
+// polynomial for 2^f (relative error 7.5e-8 on its unit interval). Results below 2^-125 or so are exactly 0, never
+// subnormal (subnormal weights would cost microcode assists in the value products). t may be -inf.
+// AVX-512: f = t - floor(t) by vreduceps, the product by vscalefps (which takes floor(t) itself), zero-masked by one
+// compare: 9 instructions. Other targets: n = round(t) by adding 1.5·2^23 after clamping t at -127, |f| <= 1/2, and
+// 2^n built in the exponent bits.
 HWY_INLINE VF Exp2NonPositive(DF d, VF t) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  if (kClamp) t = hn::Max(t, hn::Set(d, -200.f));
-  const VF f = VF{_mm512_reduce_ps(t.raw, 0x09)};  // t - floor(t)
+  const VF f = VF{_mm512_reduce_ps(t.raw, 0x09)};  // t - floor(t) in [0, 1) (NaN for -inf, masked below)
   VF p = hn::Set(d, 1.877576673e-03f);
   p = hn::MulAdd(p, f, hn::Set(d, 8.989340095e-03f));
   p = hn::MulAdd(p, f, hn::Set(d, 5.582631805e-02f));
   p = hn::MulAdd(p, f, hn::Set(d, 2.401536170e-01f));
   p = hn::MulAdd(p, f, hn::Set(d, 6.931530732e-01f));
   p = hn::MulAdd(p, f, hn::Set(d, 9.999999251e-01f));
-  return VF{_mm512_scalef_ps(p.raw, t.raw)};
+  const __mmask16 normal = _mm512_cmp_ps_mask(t.raw, _mm512_set1_ps(-126.f), _CMP_GE_OQ);
+  return VF{_mm512_maskz_scalef_ps(normal, p.raw, t.raw)};
 #else
   const VF magic = hn::Set(d, 12582912.f);
   t = hn::Max(t, hn::Set(d, -127.f));
@@ -53,7 +53,8 @@ HWY_INLINE VF Exp2NonPositive(DF d, VF t) {
   p = hn::MulAdd(p, f, hn::Set(d, 6.931469671e-01f));
   p = hn::MulAdd(p, f, hn::Set(d, 1.000000072e+00f));
   const hn::RebindToSigned<DF> di;
-  return hn::Mul(p, hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, r), hn::Set(di, 127)))));
+  const VF scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::BitCast(di, r), hn::Set(di, 127))));
+  return hn::IfThenElseZero(hn::Ge(t, hn::Set(d, -125.f)), hn::Mul(p, scale));
 #endif
 }
 
@@ -136,14 +137,14 @@ HWY_INLINE void Values(const float* v, size_t ldv, size_t nb, const float* p, si
 // pass, whose loads leave the load ports mostly idle.
 template <int C>
 HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t nb, size_t kb, size_t depth,
-                      bool causal, size_t first, const float* qt, float* ot, size_t nqp, float* s, size_t G, float* m,
+                      bool causal, size_t first, const float* qt, float* ot, size_t ldt, float* s, size_t G, float* m,
                       float* l, const float* pf, size_t npf, size_t depth_pf) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF ninf = hn::Set(d, -INFINITY);
   VF mb[C];
   for (int c = 0; c < C; ++c) mb[c] = ninf;
-  Scores<C>(kblk, ldkv, nb, qt, nqp, depth, s, G, mb);
+  Scores<C>(kblk, ldkv, nb, qt, ldt, depth, s, G, mb);
   // Keys after a query's position are masked (-inf) and the block max recomputed without them.
   const bool masked = causal && kb + nb - 1 > first;
   if (masked) {
@@ -170,10 +171,10 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
     if (causal) mnew[c] = hn::IfThenElse(hn::Eq(mnew[c], ninf), hn::Zero(d), mnew[c]);  // nothing visible yet
     const VF lold = hn::LoadU(d, l + c * N);
     if (!hn::AllTrue(d, hn::Eq(mold, mnew[c]))) {  // the max grew: rescale what was accumulated under the old one
-      const VF alpha = Exp2NonPositive<true>(d, hn::Sub(hn::Mul(mold, l2e), hn::Mul(mnew[c], l2e)));
+      const VF alpha = Exp2NonPositive(d, hn::Sub(hn::Mul(mold, l2e), hn::Mul(mnew[c], l2e)));
       hn::StoreU(hn::Mul(lold, alpha), d, l + c * N);
       for (size_t e = 0; e < depth; ++e) {
-        float* o = ot + e * nqp + c * N;
+        float* o = ot + e * ldt + c * N;
         hn::StoreU(hn::Mul(hn::LoadU(d, o), alpha), d, o);
       }
     }
@@ -181,29 +182,20 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
     mneg[c] = hn::Neg(hn::Mul(mnew[c], l2e));
     sum[c] = hn::Zero(d);
   }
-  if (masked) {
-    for (size_t j = 0; j < nb; ++j)
-      for (int c = 0; c < C; ++c) {
-        const VF p = Exp2NonPositive<true>(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
-        hn::StoreU(p, d, s + j * G + c * N);
-        sum[c] = hn::Add(sum[c], p);
-      }
-  } else {
-    for (size_t j = 0; j < nb; ++j) {
-      if (j < npf) {
-        const float* row = pf + j * ldkv;
-        for (size_t e = 0; e < depth_pf; e += 16) hwy::Prefetch(row + e);
-        hwy::Prefetch(row + depth_pf - 1);
-      }
-      for (int c = 0; c < C; ++c) {
-        const VF p = Exp2NonPositive<false>(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
-        hn::StoreU(p, d, s + j * G + c * N);
-        sum[c] = hn::Add(sum[c], p);
-      }
+  for (size_t j = 0; j < nb; ++j) {
+    if (j < npf) {
+      const float* row = pf + j * ldkv;
+      for (size_t e = 0; e < depth_pf; e += 16) hwy::Prefetch(row + e);  // every 64-byte line of the row
+      hwy::Prefetch(row + depth_pf - 1);
+    }
+    for (int c = 0; c < C; ++c) {
+      const VF p = Exp2NonPositive(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
+      hn::StoreU(p, d, s + j * G + c * N);
+      sum[c] = hn::Add(sum[c], p);
     }
   }
   for (int c = 0; c < C; ++c) hn::StoreU(hn::Add(hn::LoadU(d, l + c * N), sum[c]), d, l + c * N);
-  Values<C>(vblk, ldkv, nb, s, G, depth, ot, nqp);
+  Values<C>(vblk, ldkv, nb, s, G, depth, ot, ldt);
 }
 
 void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, const float* v, size_t ldkv, size_t nk,
