@@ -198,6 +198,38 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
   Values<C>(vblk, ldkv, nb, s, G, depth, ot, ldt);
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// Transposes the 16×16 block r[0..15] (rows) in place: 2 × 16 unpacks, then 2 × 16 128-bit lane shuffles.
+HWY_INLINE void Transpose16x16(__m512* r) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // u[i + c], lane k: rows i..i+3 of column 4k + c
+    const auto lo = [](__m512 a, __m512 b) {
+      return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    const auto hi = [](__m512 a, __m512 b) {
+      return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    u[i] = lo(t[i], t[i + 2]);
+    u[i + 1] = hi(t[i], t[i + 2]);
+    u[i + 2] = lo(t[i + 1], t[i + 3]);
+    u[i + 3] = hi(t[i + 1], t[i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+#endif
+
 void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, const float* v, size_t ldkv, size_t nk,
                        size_t depth, float scale, bool causal, size_t q_pos, float* out, size_t ldo) {
   const DF d;
@@ -215,6 +247,22 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
   float* s = ot + depth * chunks * G;     // [B][G] scores, then weights, of one chunk
   float* m = s + B * G;                   // running max per query
   float* l = m + nqp;                     // running sum per query
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // 16 queries × 16 dimensions at a time: contiguous (masked) row loads, a register transpose, whole-vector stores.
+  for (size_t i = 0; i < nqp; i += 16) {
+    float* qc = qt + (i / G) * G * depth + i % G;
+    for (size_t e0 = 0; e0 < depth; e0 += 16) {
+      const size_t ne = std::min<size_t>(16, depth - e0);
+      const __mmask16 me = static_cast<__mmask16>((1u << ne) - 1);
+      __m512 r[16];
+      for (size_t j = 0; j < 16; ++j)
+        r[j] = i + j < nq ? _mm512_mul_ps(_mm512_maskz_loadu_ps(me, q + (i + j) * ldq + e0), _mm512_set1_ps(scale))
+                          : _mm512_setzero_ps();
+      Transpose16x16(r);
+      for (size_t c = 0; c < ne; ++c) _mm512_storeu_ps(qc + (e0 + c) * G, r[c]);
+    }
+  }
+#else
   for (size_t i0 = 0; i0 < nqp; i0 += G) {
     const size_t w = std::min(G, nqp - i0);
     float* qc = qt + i0 * depth;
@@ -223,6 +271,7 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
       for (size_t i = 0; i < w; ++i) row[i] = i0 + i < nq ? q[(i0 + i) * ldq + e] * scale : 0.f;
     }
   }
+#endif
   std::memset(ot, 0, depth * chunks * G * sizeof(float));
   for (size_t i = 0; i < nqp; ++i) m[i] = -INFINITY, l[i] = 0.f;
   const size_t kend = causal ? std::min(nk, q_pos + nq) : nk;  // later keys are masked for every query
@@ -250,12 +299,27 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
       }
     }
   }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  for (size_t i = 0; i < nq; i += 16) {
+    const float* oc = ot + (i / G) * G * depth + i % G;
+    const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_loadu_ps(l + i));
+    for (size_t e0 = 0; e0 < depth; e0 += 16) {
+      const size_t ne = std::min<size_t>(16, depth - e0);
+      const __mmask16 me = static_cast<__mmask16>((1u << ne) - 1);
+      __m512 r[16];
+      for (size_t c = 0; c < 16; ++c) r[c] = c < ne ? _mm512_mul_ps(_mm512_loadu_ps(oc + (e0 + c) * G), inv) : inv;
+      Transpose16x16(r);
+      for (size_t j = 0; j < 16 && i + j < nq; ++j) _mm512_mask_storeu_ps(out + (i + j) * ldo + e0, me, r[j]);
+    }
+  }
+#else
   for (size_t i = 0; i < nq; ++i) {
     const float inv = 1.f / l[i];
     const float* oc = ot + (i / G) * G * depth + i % G;
     float* dst = out + i * ldo;
     for (size_t e = 0; e < depth; ++e) dst[e] = oc[e * G] * inv;
   }
+#endif
 }
 }  // namespace HWY_NAMESPACE
 }  // namespace pigment::ops::simd
