@@ -19,6 +19,10 @@
 #include "core/file_pages.h"
 #include "ops/simd_kernels.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace pigment::ops {
 
 namespace onednn {
@@ -433,6 +437,146 @@ PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory:
 }
 
 namespace {
+// The group scatter of convert_to_blocked on AVX-512: 16x16 tiles of the group's rows (read straight from the
+// source, f16/bf16 widened on load: exact) transposed in registers, each of a tile's columns stored as one 64-byte
+// run at its destination. Values are moved, never computed, so the result is the scalar loop's bit for bit.
+// Compiled for AVX-512 by target attribute (the build has no -march); used only where the CPU has it.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PIG_HAVE_AVX512_SCATTER 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (their _mm512_undefined_*)
+std::atomic<bool> g_simd_weight_prep{true};
+bool cpu_has_avx512f() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has && g_simd_weight_prep.load(std::memory_order_relaxed);
+}
+
+template <DType dt>
+__attribute__((target("avx512f"))) inline __m512 load16(const char* p) {
+  if constexpr (dt == DType::F16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  } else if constexpr (dt == DType::BF16) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  } else {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(p));
+  }
+}
+
+__attribute__((target("avx512f"))) inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(u[h + i], u[h + 4 + i], 0x88);
+      t[h + 4 + i] = _mm512_shuffle_f32x4(u[h + i], u[h + 4 + i], 0xdd);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+  }
+}
+
+// Rows [0, n16) (n16 a multiple of 16) and source elements [0, j16) (a multiple of 16) of a group whose rows sit
+// side by side at the destination: out[off[j] + r] = src[r·row_len + j].
+template <DType dt>
+__attribute__((target("avx512f"))) void scatter_tiles(const char* src, int64_t row_len, int64_t n16, int64_t j16,
+                                                      float* out, const int64_t* off) {
+  constexpr size_t es = dt == DType::F32 ? 4 : 2;
+  for (int64_t j = 0; j < j16; j += 16)
+    for (int64_t r0 = 0; r0 < n16; r0 += 16) {
+      __m512 v[16];
+      for (int t = 0; t < 16; ++t) v[t] = load16<dt>(src + size_t((r0 + t) * row_len + j) * es);
+      transpose16(v);
+      for (int t = 0; t < 16; ++t) _mm512_storeu_ps(out + off[j + t] + r0, v[t]);
+    }
+}
+
+// As much of the group as whole tiles cover; returns false (nothing done) when there is no AVX-512.
+bool scatter_group_avx512(DType dt, const char* src, int64_t row_len, int64_t n, float* out, const int64_t* off,
+                          int64_t* n16, int64_t* j16) {
+  if (!cpu_has_avx512f()) return false;
+  *n16 = n / 16 * 16;
+  *j16 = row_len / 16 * 16;
+  if (*n16 == 0 || *j16 == 0) return false;
+  if (dt == DType::F16) scatter_tiles<DType::F16>(src, row_len, *n16, *j16, out, off);
+  else if (dt == DType::BF16) scatter_tiles<DType::BF16>(src, row_len, *n16, *j16, out, off);
+  else scatter_tiles<DType::F32>(src, row_len, *n16, *j16, out, off);
+  return true;
+}
+// The Winograd transform of one block of 16 output channels (convert_to_winograd's loop over input channels): rows
+// holds the block's 16 weights rows as float32 (row floats each, zeros past the output channels), c < C real input
+// channels, up to IC with zeros. Each input channel's 9 taps of the 16 channels come out of 16x16 transposes, and
+// the same products and sums as the scalar loop run in the 16 lanes, in the same order, each rounded on its own
+// (the _round_ forms are never contracted into FMAs), so every value is the scalar loop's bit for bit.
+template <typename Offset>
+__attribute__((target("avx512f"))) void winograd_block16(const float* rows, size_t row, int64_t C, int64_t IC,
+                                                         const float (*G)[3], int A, float* out,
+                                                         const Offset& offset) {
+  constexpr int R = _MM_FROUND_CUR_DIRECTION;
+  alignas(64) float pad[16][144];
+  __m512 kv[144];
+  for (int64_t c0 = 0; c0 < IC; c0 += 16) {
+    const int64_t nc = std::min<int64_t>(16, IC - c0);
+    const float* base = rows + c0 * 9;
+    size_t ld = row;
+    if (c0 + 16 > C) {  // the last input channels, and zeros past them
+      for (int o = 0; o < 16; ++o)
+        for (int q = 0; q < 144; ++q) pad[o][q] = c0 + q / 9 < C ? rows[size_t(o) * row + size_t(c0 * 9 + q)] : 0.f;
+      base = &pad[0][0];
+      ld = 144;
+    }
+    for (int q = 0; q < 9; ++q) {
+      __m512 v[16];
+      for (int o = 0; o < 16; ++o) v[o] = _mm512_loadu_ps(base + size_t(o) * ld + size_t(q) * 16);
+      transpose16(v);
+      for (int t = 0; t < 16; ++t) kv[q * 16 + t] = v[t];
+    }
+    for (int64_t cl = 0; cl < nc; ++cl) {
+      const __m512* k = kv + cl * 9;
+      __m512 t[3][6];
+      for (int kh = 0; kh < 3; ++kh)  // t = g·Gᵀ along the kernel's width
+        for (int j = 0; j < A; ++j) {
+          const __m512 a = _mm512_mul_round_ps(k[kh * 3], _mm512_set1_ps(G[j][0]), R);
+          const __m512 b = _mm512_mul_round_ps(k[kh * 3 + 1], _mm512_set1_ps(G[j][1]), R);
+          const __m512 c = _mm512_mul_round_ps(k[kh * 3 + 2], _mm512_set1_ps(G[j][2]), R);
+          t[kh][j] = _mm512_add_round_ps(_mm512_add_round_ps(a, b, R), c, R);
+        }
+      for (int i = 0; i < A; ++i)  // U = G·t along its height
+        for (int j = 0; j < A; ++j) {
+          const __m512 a = _mm512_mul_round_ps(_mm512_set1_ps(G[i][0]), t[0][j], R);
+          const __m512 b = _mm512_mul_round_ps(_mm512_set1_ps(G[i][1]), t[1][j], R);
+          const __m512 c = _mm512_mul_round_ps(_mm512_set1_ps(G[i][2]), t[2][j], R);
+          _mm512_storeu_ps(out + offset(c0 + cl, i, j), _mm512_add_round_ps(_mm512_add_round_ps(a, b, R), c, R));
+        }
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+float element_f32(DType dt, const char* p) {
+  uint16_t h;
+  if (dt == DType::F32) {
+    float f;
+    std::memcpy(&f, p, sizeof f);
+    return f;
+  }
+  std::memcpy(&h, p, sizeof h);
+  return dt == DType::F16 ? half_to_float(h) : bf16_to_float(h);
+}
+}  // namespace
+
+namespace {
 // oneDNN's Winograd weight layouts for float32 3x3 kernels: F(4,3) (OBaaIBOIio, alpha 6) and F(2,3) (aaOBiOo, alpha
 // 4). The transform is U = G·g·Gᵀ per (output, input) channel pair, with oneDNN's own (scaled) G matrices, so the
 // kernels see exactly the weights they expect; the destination offsets follow the layouts' definitions. oneDNN's
@@ -493,6 +637,13 @@ bool convert_to_winograd(const Tensor& w, const dnnl_memory_desc_t& P, const dnn
         else if (dt == DType::BF16) simd::bf16_to_f32(static_cast<const uint16_t*>(s), r, row);
         else std::memcpy(r, s, row * sizeof(float));
       }
+#ifdef PIG_HAVE_AVX512_SCATTER
+      if (ocb == 16 && cpu_has_avx512f()) {
+        winograd_block16(rows.data(), row, C, IC, G, A, out,
+                         [&](int64_t c, int uh, int uw) { return offset(ob, c, uh, uw); });
+        continue;
+      }
+#endif
       for (int64_t c = 0; c < IC; ++c) {
         float k[9][64], t[3][6][64], u[64];
         for (int o = 0; o < ocb; ++o)
@@ -512,6 +663,15 @@ bool convert_to_winograd(const Tensor& w, const dnnl_memory_desc_t& P, const dnn
   return true;
 }
 }  // namespace
+
+bool set_simd_weight_prep(bool on) {
+#ifdef PIG_HAVE_AVX512_SCATTER
+  g_simd_weight_prep = on;
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
 
 bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst) {
   const dnnl_memory_desc_t& P = plain.data;
@@ -594,12 +754,28 @@ bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const 
   const int64_t groups = (rows + group - 1) / group;
 #pragma omp parallel if (numel > (1 << 16))
   {
-    std::vector<float> buf(size_t(group * row_len));
+    std::vector<float> buf;  // only for groups the AVX-512 scatter does not take
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t r0 = g * group, n = std::min(group, rows - r0);
       const void* first = src + size_t(r0 * row_len) * es;
       const size_t count = size_t(n * row_len);
+#ifdef PIG_HAVE_AVX512_SCATTER
+      bool contiguous_rows = true;
+      for (int64_t r = 1; r < n; ++r) contiguous_rows &= row_off[size_t(r0 + r)] == row_off[size_t(r0)] + r;
+      int64_t n16 = 0, j16 = 0;
+      if (contiguous_rows && scatter_group_avx512(dt, static_cast<const char*>(first), row_len, n,
+                                                  out + row_off[size_t(r0)], off, &n16, &j16)) {
+        // What whole tiles left: the last columns of every row, then the last rows.
+        float* o = out + row_off[size_t(r0)];
+        const char* s0 = static_cast<const char*>(first);
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t j = r < n16 ? j16 : 0; j < row_len; ++j)
+            o[off[j] + r] = element_f32(dt, s0 + size_t(r * row_len + j) * es);
+        continue;
+      }
+#endif
+      buf.resize(size_t(group * row_len));
       if (dt == DType::F16) simd::f16_to_f32(static_cast<const uint16_t*>(first), buf.data(), count);
       else if (dt == DType::BF16) simd::bf16_to_f32(static_cast<const uint16_t*>(first), buf.data(), count);
       else std::memcpy(buf.data(), first, count * sizeof(float));

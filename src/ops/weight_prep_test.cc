@@ -112,6 +112,63 @@ TEST(WeightPrep, ConvertsToWinogradLayoutsLikeOneDnn) {
   EXPECT_GT(converted, 0);
 }
 
+// The AVX-512 kernels of convert_to_blocked (tile transposes, the Winograd transform in vector lanes) against its
+// portable loops, bit for bit: matmul, direct and Winograd convolution layouts, odd sizes (tails) included.
+TEST(WeightPrep, SimdConversionGivesThePortableBits) {
+  const auto f32 = memory::data_type::f32;
+  std::vector<std::pair<memory::desc, memory::desc>> layouts;  // (plain, wanted)
+  for (auto [K, N] : std::vector<std::pair<int64_t, int64_t>>{{640, 640}, {768, 320}, {13, 7}, {31, 100}, {40, 72}}) {
+    const memory::desc src({154, K}, f32, tag::ab), dst({154, N}, f32, tag::ab), w_any({K, N}, f32, tag::any);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, w_any, dst), onednn::engine());
+    layouts.push_back({memory::desc({K, N}, f32, tag::ba), pd.weights_desc()});
+  }
+  struct C {
+    int64_t in, out, k, hw;
+    bool wino;
+  };
+  for (C c : {C{320, 320, 3, 16, false}, C{20, 36, 3, 9, false}, C{640, 320, 1, 8, false}, C{640, 320, 3, 8, false},
+              C{320, 320, 3, 64, true}, C{64, 64, 3, 32, true}, C{20, 36, 3, 32, true}, C{48, 80, 3, 16, true},
+              C{256, 256, 3, 8, true}}) {
+    const memory::desc x({1, c.in, c.hw, c.hw}, f32, tag::any), w({c.out, c.in, c.k, c.k}, f32, tag::any),
+        y({1, c.out, c.hw, c.hw}, f32, tag::any);
+    const int64_t p = (c.k - 1) / 2;
+    try {
+      dnnl::convolution_forward::primitive_desc pd(
+          dnnl::convolution_forward::desc(
+              dnnl::prop_kind::forward_inference,
+              c.wino ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct, x, w, y, {1, 1},
+              {p, p}, {p, p}),
+          onednn::engine());
+      layouts.push_back({memory::desc({c.out, c.in, c.k, c.k}, f32, tag::oihw), pd.weights_desc()});
+    } catch (const dnnl::error&) {
+      // no kernel for this shape
+    }
+  }
+  if (!onednn::set_simd_weight_prep(true)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  uint32_t seed = 400;
+  int wino = 0;
+  for (const auto& [plain, want] : layouts) {
+    const memory::dims dims = plain.dims();
+    Shape shape(dims.begin(), dims.end());
+    if (shape.size() == 2) std::swap(shape[0], shape[1]);  // the linear weight is [N, K]
+    wino += want.data.format_kind == dnnl_format_kind_wino;
+    for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+      const Tensor wt = randn(shape, seed++).to(dt);
+      std::vector<char> simd(want.get_size(), char(0x5a)), portable(want.get_size(), char(0x5a));
+      onednn::set_simd_weight_prep(true);
+      const bool ok = onednn::convert_to_blocked(wt, plain, want, simd.data());
+      onednn::set_simd_weight_prep(false);
+      const bool ok_portable = onednn::convert_to_blocked(wt, plain, want, portable.data());
+      onednn::set_simd_weight_prep(true);
+      ASSERT_EQ(ok, ok_portable) << shape_str(shape);
+      if (ok) {
+        EXPECT_EQ(0, std::memcmp(simd.data(), portable.data(), simd.size())) << shape_str(shape);
+      }
+    }
+  }
+  EXPECT_GT(wino, 0);
+}
+
 TEST(WeightPrep, StreamedWinogradConvolutionsMatchTheReference) {
   WeightCache streamed(1);
   Conv2dOptions o;
