@@ -11,6 +11,7 @@
 #include <hwy/highway.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -240,9 +241,10 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
   const size_t chunks = (nqp + G - 1) / G;
   thread_local std::vector<float> scratch;
   const size_t need = 2 * depth * chunks * G + B * G + 2 * nqp;
-  if (scratch.size() < need) scratch.resize(need);
+  if (scratch.size() < need + 16) scratch.resize(need + 16);
   // Per chunk of G queries, contiguous [depth][G] slices (a long row stride would map them onto few L1 sets).
-  float* qt = scratch.data();             // queries, transposed and scaled
+  // 64-byte aligned: every vector load and store of the scratch stays within one cache line.
+  float* qt = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / sizeof(float) % 16) % 16;
   float* ot = qt + depth * chunks * G;    // running output, transposed
   float* s = ot + depth * chunks * G;     // [B][G] scores, then weights, of one chunk
   float* m = s + B * G;                   // running max per query
