@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/conv2d_bands.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -10,8 +11,12 @@ namespace pigment {
 namespace {
 constexpr float kEps = 1e-6f;  // every GroupNorm of AutoencoderKL
 
-Tensor conv3x3(const Tensor& x, const Tensor& w, const Tensor& b) {
-  return ops::conv2d(x, w, &b, ops::Conv2dParams::same(1));
+// The 3x3 convolutions run in row bands where the image is large (ops/conv2d_bands.h): the same bits as one
+// convolution, with a bounded Winograd work space (a 256-channel 512x512 convolution would take 1.2 GB).
+Tensor conv3x3(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor* residual = nullptr) {
+  ops::BandOptions o;
+  o.residual = residual;
+  return ops::conv3x3_banded(x, w, &b, o);
 }
 Tensor conv1x1(const Tensor& x, const Tensor& w, const Tensor& b) {
   return ops::conv2d(x, w, &b, ops::Conv2dParams::same(0));
@@ -212,14 +217,15 @@ Tensor Vae::norm_silu(const Tensor& x, const Tensor& w, const Tensor& b) const {
   return ops::group_norm_silu(x, int(config_.norm_num_groups), w, b, kEps);
 }
 
-Tensor Vae::resnet(const Resnet& r, const Tensor& x) const {
-  Tensor h = conv3x3(norm_silu(x, r.norm1_w, r.norm1_b), r.conv1_w, r.conv1_b);
-  h = norm_silu(h, r.norm2_w, r.norm2_b);
-  // The shortcut (x, or its 1x1 projection when the channel count changes) is added by conv2 as it stores.
+Tensor Vae::resnet(const Resnet& r, Tensor x) const {
+  // The shortcut (x, or its 1x1 projection when the channel count changes) is added by conv2 as it stores. With a
+  // projection, x is dropped as soon as both of its uses are done (the caller moves it in), before conv1 runs.
   Tensor shortcut = r.shortcut_w.defined() ? conv1x1(x, r.shortcut_w, r.shortcut_b) : x;
-  ops::Conv2dOptions add;
-  add.residual = &shortcut;
-  return ops::conv2d(h, r.conv2_w, &r.conv2_b, ops::Conv2dParams::same(1), add);
+  Tensor h = norm_silu(x, r.norm1_w, r.norm1_b);
+  x = Tensor();
+  h = conv3x3(h, r.conv1_w, r.conv1_b);
+  h = norm_silu(h, r.norm2_w, r.norm2_b);
+  return conv3x3(h, r.conv2_w, r.conv2_b, &shortcut);
 }
 
 Tensor Vae::attention(const Attention& a, const Tensor& x) const {
@@ -242,11 +248,11 @@ Tensor Vae::norm_out(const Tensor& x, const Tower& t, const std::string& name, c
   return ops::silu(h);
 }
 
-Tensor Vae::mid(const Mid& m, const Tensor& x) const {
-  Tensor h = resnet(m.first, x);
+Tensor Vae::mid(const Mid& m, Tensor x) const {
+  Tensor h = resnet(m.first, std::move(x));
   for (size_t i = 0; i < m.rest.size(); ++i) {
     if (i < m.attentions.size()) h = attention(m.attentions[i], h);
-    h = resnet(m.rest[i], h);
+    h = resnet(m.rest[i], std::move(h));
   }
   return h;
 }
@@ -261,7 +267,7 @@ Tensor Vae::encode_moments(const Tensor& image, const VaeProbe& probe) const {
   see("encoder.conv_in", h);
   for (size_t i = 0; i < encoder_.levels.size(); ++i) {
     const Level& lv = encoder_.levels[i];
-    for (const auto& r : lv.resnets) h = resnet(r, h);
+    for (const auto& r : lv.resnets) h = resnet(r, std::move(h));
     if (lv.resample_w.defined()) {
       // diffusers' Downsample2D with padding 0: pad right and bottom by one, then a stride-2 3x3 conv.
       ops::Conv2dParams p;
@@ -271,7 +277,7 @@ Tensor Vae::encode_moments(const Tensor& image, const VaeProbe& probe) const {
     }
     see("encoder.down_blocks." + std::to_string(i), h);
   }
-  h = mid(encoder_.mid, h);
+  h = mid(encoder_.mid, std::move(h));
   see("encoder.mid_block", h);
   h = norm_out(h, encoder_, "encoder.conv_norm_out", probe);
   h = conv3x3(h, encoder_.conv_out_w, encoder_.conv_out_b);
@@ -296,12 +302,15 @@ Tensor Vae::decode_untiled(const Tensor& latents, const VaeProbe& probe) const {
   }
   h = conv3x3(h, decoder_.conv_in_w, decoder_.conv_in_b);
   see("decoder.conv_in", h);
-  h = mid(decoder_.mid, h);
+  h = mid(decoder_.mid, std::move(h));
   see("decoder.mid_block", h);
   for (size_t i = 0; i < decoder_.levels.size(); ++i) {
     const Level& lv = decoder_.levels[i];
-    for (const auto& r : lv.resnets) h = resnet(r, h);
-    if (lv.resample_w.defined()) h = conv3x3(ops::upsample_nearest2x(h), lv.resample_w, lv.resample_b);
+    for (const auto& r : lv.resnets) h = resnet(r, std::move(h));
+    if (lv.resample_w.defined()) {
+      // Upsample2D (nearest 2x, then a 3x3 conv): the upsampled image, 4x the size of h, is made band by band.
+      h = ops::upsample2x_conv3x3_banded(h, lv.resample_w, &lv.resample_b);
+    }
     see("decoder.up_blocks." + std::to_string(i), h);
   }
   h = norm_out(h, decoder_, "decoder.conv_norm_out", probe);

@@ -123,9 +123,10 @@ class Vae {
   static Attention load_attention(const Weights& w, int64_t channels);
   static Mid load_mid(const Weights& w, int64_t channels, bool attention);
 
-  Tensor resnet(const Resnet& r, const Tensor& x) const;
+  // x by value: a caller that moves its activation in lets it be freed inside, once no longer needed.
+  Tensor resnet(const Resnet& r, Tensor x) const;
   Tensor attention(const Attention& a, const Tensor& x) const;
-  Tensor mid(const Mid& m, const Tensor& x) const;
+  Tensor mid(const Mid& m, Tensor x) const;
   Tensor norm(const Tensor& x, const Tensor& w, const Tensor& b) const;
   Tensor norm_silu(const Tensor& x, const Tensor& w, const Tensor& b) const;
   // conv_norm_out + silu of a tower.

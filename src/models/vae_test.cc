@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "ops/conv2d_bands.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -189,6 +191,32 @@ TEST(Vae, TilingWithLargeTileIsExact) {
   EXPECT_EQ(max_diff(vae.decode(z, t), vae.decode(z)), 0.f);
   t.tile_sample_size = 2;  // below one latent
   EXPECT_THROW(vae.decode(filled({1, 4, 8, 8}, 1), t), Error);
+}
+
+TEST(Vae, BandedConvolutionsKeepEncodeAndDecodeBitForBit) {
+  // 256 channels at 32x32 and 64x64: oneDNN's F(4,3) Winograd, which the large SD VAE layers get. Bands of at most
+  // 8 rows here (the default, 256 MiB, bands only much larger images); the reference is the unbanded run.
+  VaeConfig c;
+  c.block_out_channels = {256, 256};
+  c.layers_per_block = 1;
+  c.norm_num_groups = 32;
+  c.sample_size = 64;
+  Vae vae = Vae::load(c, Weights(tiny_weights(c), "banded"));
+  Tensor z = filled({1, 4, 32, 32}, 11, 0.f, 1.f);
+  Tensor image = filled({1, 3, 64, 64}, 12, 0.f, 1.f);
+  const size_t before = ops::default_band_bytes();
+  ops::set_default_band_bytes(0);  // never band
+  Tensor whole_decoded = vae.decode(z), whole_moments = vae.encode(image).mean();
+  ops::set_default_band_bytes(size_t(4) * 64 * (2.25 * 512 + 512) * 8);
+  // The decoder's resnet and upsampler convolutions do run in bands at this setting.
+  Tensor w = filled({256, 256, 3, 3}, 13, 0.f, 0.02f), b = filled({256}, 14);
+  EXPECT_GT(ops::conv3x3_band_rows(filled({1, 256, 64, 64}, 15), w, &b), 0);
+  EXPECT_GT(ops::conv3x3_band_rows(filled({1, 256, 32, 32}, 16), w, &b, {}, true), 0);
+  Tensor banded_decoded = vae.decode(z), banded_moments = vae.encode(image).mean();
+  ops::set_default_band_bytes(before);
+  ASSERT_EQ(banded_decoded.shape(), whole_decoded.shape());
+  EXPECT_EQ(std::memcmp(banded_decoded.raw(), whole_decoded.raw(), whole_decoded.nbytes()), 0);
+  EXPECT_EQ(std::memcmp(banded_moments.raw(), whole_moments.raw(), whole_moments.nbytes()), 0);
 }
 
 TEST(Vae, TiledDecodeStaysCloseToUntiled) {

@@ -1,5 +1,9 @@
 #include "pipelines/memory_mode.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "core/allocator.h"
 #include "ops/ops.h"
 
@@ -18,6 +22,11 @@ void memory_phase_boundary() {
   ops::default_weight_cache().release_streamable();
   ops::release_work_memory();
   release_cached_memory();
+#if defined(__GLIBC__)
+  // Blocks under malloc's mmap threshold that a phase freed stay in its heaps and count in the resident set (≈ 0.4 GB
+  // after the UNet at 512x512); this hands their whole free pages back. A few milliseconds.
+  malloc_trim(0);
+#endif
 }
 
 VaeTiling decode_tiling(bool low_memory) {

@@ -15,7 +15,8 @@ namespace pigment {
 // Process-wide: the default and the low-memory settings above.
 void use_default_memory_settings();
 void use_low_memory_settings();
-// Drops kept prepared weights that are cheap to prepare again, and returns free memory blocks to the system.
+// Drops kept prepared weights that are cheap to prepare again, and returns free memory blocks to the system (the
+// allocator's cache of large blocks and malloc's free heap pages).
 void memory_phase_boundary();
 // How the VAE decodes in the given mode (tiles of 256 pixels in low-memory mode; untiled otherwise).
 VaeTiling decode_tiling(bool low_memory);
