@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "ops/ops_test_util.h"
 
 namespace pigment::ops {
@@ -45,6 +47,16 @@ TEST(Attention, VerySharpSoftmaxWeightsUnderflowToZero) {
   Tensor q = randn({1, 50, 32}, 13, 12.f), k = randn({1, 150, 32}, 14, 12.f), v = randn({1, 150, 32}, 15);
   EXPECT_LT(rel_err(attention(q, k, v, 1, 1.f), ref::attention(q, k, v, 1, 1.f)), 1e-5);
   EXPECT_LT(rel_err(attention_causal(q, k, v, 1, 1.f), ref::attention_causal(q, k, v, 1, 1.f)), 1e-5);
+}
+
+TEST(Attention, MaxJumpsInALaterKeyBlock) {
+  // A few keys far above the others after the first blocks: their blocks must raise the running max and rescale.
+  Tensor q = randn({1, 70, 48}, 16), k = randn({1, 400, 48}, 17), v = randn({1, 400, 48}, 18);
+  for (int64_t key : {150, 260, 399})
+    for (int64_t e = 0; e < 48; ++e) k.f32()[key * 48 + e] *= float(key);
+  Tensor y = attention(q, k, v, 2, 0.2f);
+  for (int64_t i = 0; i < y.numel(); ++i) ASSERT_TRUE(std::isfinite(y.f32()[i])) << i;  // rel_err skips NaNs
+  EXPECT_LT(rel_err(y, ref::attention(q, k, v, 2, 0.2f)), 1e-5);
 }
 
 TEST(Attention, CausalWithMoreKeysThanQueries) {

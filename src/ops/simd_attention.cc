@@ -2,7 +2,9 @@
 // Qᵀ[e][query] and Oᵀ[e][query] += Σ_key v[key][e] · Pᵀ[key][query]. Keys and values are read in place as broadcasts
 // (no packing), the head size needs no padding, and the softmax over keys is a vertical max / sum across rows of Sᵀ
 // (no horizontal reductions). Keys are visited in blocks with an online softmax, so memory per call is
-// O(queries × (block + head size)), never queries × keys.
+// O(queries × (block + head size)), never queries × keys. A call takes any number of queries (attention.cc gives 256)
+// in chunks of 64 (four vectors, one register tile wide), each chunk's Qᵀ and Oᵀ contiguous; every block of 64 keys
+// is scored against all chunks in turn, so keys and values are read from memory once per call, not once per chunk.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/simd_attention.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -24,13 +26,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// 2^t for t <= 0 (the softmax's exp, with log2 e folded into the argument), as 2^n · 2^f with a degree-5 minimax
+// 2^t for t <= 48 (the softmax's exp, with log2 e folded into the argument), as 2^n · 2^f with a degree-5 minimax
 // polynomial for 2^f (relative error 7.5e-8 on its unit interval). Results below 2^-125 or so are exactly 0, never
 // subnormal (subnormal weights would cost microcode assists in the value products). t may be -inf.
 // AVX-512: f = t - floor(t) by vreduceps, the product by vscalefps (which takes floor(t) itself), zero-masked by one
 // compare: 9 instructions. Other targets: n = round(t) by adding 1.5·2^23 after clamping t at -127, |f| <= 1/2, and
 // 2^n built in the exponent bits.
-HWY_INLINE VF Exp2NonPositive(DF d, VF t) {
+HWY_INLINE VF Exp2(DF d, VF t) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   const VF f = VF{_mm512_reduce_ps(t.raw, 0x09)};  // t - floor(t) in [0, 1) (NaN for -inf, masked below)
   VF p = hn::Set(d, 1.877576673e-03f);
@@ -60,9 +62,10 @@ HWY_INLINE VF Exp2NonPositive(DF d, VF t) {
 }
 
 // s[r][c·N ..] = Σ_e k[r][e] · qt[e][c·N ..] for R keys (row stride ldk) and C query vectors; mx[c] takes the max.
-template <int R, int C>
+// kExp: s gets the weights 2^(score·log2 e + mneg[c]) instead, summed into sum[c].
+template <int R, int C, bool kExp>
 HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ldq, size_t depth, float* s,
-                          size_t lds, VF* mx) {
+                          size_t lds, VF* mx, const VF* mneg, VF* sum) {
   const DF d;
   const size_t N = hn::Lanes(d);
   VF acc[R][C];
@@ -76,12 +79,22 @@ HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ld
       for (int c = 0; c < C; ++c) acc[r][c] = hn::MulAdd(kb, qv[c], acc[r][c]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) hn::StoreU(acc[r][c], d, s + r * lds + c * N);
   for (int c = 0; c < C; ++c) {
     VF m = acc[0][c];
     for (int r = 1; r < R; ++r) m = hn::Max(m, acc[r][c]);
     mx[c] = hn::Max(mx[c], m);
+  }
+  if (kExp) {
+    const VF l2e = hn::Set(d, 1.44269504088896341f);
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) {
+        const VF p = Exp2(d, hn::MulAdd(acc[r][c], l2e, mneg[c]));
+        hn::StoreU(p, d, s + r * lds + c * N);
+        sum[c] = hn::Add(sum[c], p);
+      }
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) hn::StoreU(acc[r][c], d, s + r * lds + c * N);
   }
 }
 
@@ -105,15 +118,22 @@ HWY_INLINE void ValueTile(const float* v, size_t ldv, size_t n, const float* p, 
     for (int c = 0; c < C; ++c) hn::StoreU(acc[r][c], d, ot + r * ldo + c * N);
 }
 
-template <int C>
+template <int C, bool kExp>
 HWY_INLINE void Scores(const float* k, size_t ldk, size_t nb, const float* qt, size_t ldq, size_t depth, float* s,
-                       size_t lds, VF* mx) {
+                       size_t lds, VF* mx, const VF* mneg, VF* sum, const float* pf, size_t npf, size_t depth_pf) {
   size_t j = 0;
-  for (; j + 4 <= nb; j += 4) ScoreTile<4, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx);
+  for (; j + 4 <= nb; j += 4) {
+    ScoreTile<4, C, kExp>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx, mneg, sum);
+    for (size_t i = j; i < j + 4 && i < npf; ++i) {
+      const float* row = pf + i * ldk;
+      for (size_t e = 0; e < depth_pf; e += 16) hwy::Prefetch(row + e);  // every 64-byte line of the row
+      hwy::Prefetch(row + depth_pf - 1);
+    }
+  }
   switch (nb - j) {
-    case 3: ScoreTile<3, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx); break;
-    case 2: ScoreTile<2, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx); break;
-    case 1: ScoreTile<1, C>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx); break;
+    case 3: ScoreTile<3, C, kExp>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx, mneg, sum); break;
+    case 2: ScoreTile<2, C, kExp>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx, mneg, sum); break;
+    case 1: ScoreTile<1, C, kExp>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx, mneg, sum); break;
     default: break;
   }
 }
@@ -133,9 +153,9 @@ HWY_INLINE void Values(const float* v, size_t ldv, size_t nb, const float* p, si
   }
 }
 
-// One chunk of C query vectors against one block of nb keys: scores (and their max per query, in registers), the
-// online-softmax update, weights, then Oᵀ += V·Pᵀ. pf: npf rows (of depth_pf floats) to prefetch during the exp
-// pass, whose loads leave the load ports mostly idle.
+// One chunk of C query vectors against one block of nb keys: scores and weights, then Oᵀ += V·Pᵀ. The first block
+// and causal ones take two passes (scores with their max per query, the online-softmax update and rescale, then the
+// weights); later blocks one (see below). pf: npf rows (of depth_pf floats) prefetched while scoring.
 template <int C>
 HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t nb, size_t kb, size_t depth,
                       bool causal, size_t first, const float* qt, float* ot, size_t ldt, float* s, size_t G, float* m,
@@ -143,9 +163,31 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF ninf = hn::Set(d, -INFINITY);
-  VF mb[C];
+  const VF l2e = hn::Set(d, 1.44269504088896341f);
+  VF mb[C], mneg[C], sum[C];
+  if (!causal && kb > 0) {
+    // One pass: the weights under the running max as it stands (not raised for this block), taken while the scores
+    // are in registers. Weights up to 2^kSlack are fine (sums overflow only past 2^79 keys × |value|); a score
+    // further above the max is rare (the max settles within the first blocks) and sends the block through the two
+    // passes below.
+    constexpr float kSlack = 48.f;
+    for (int c = 0; c < C; ++c) {
+      mb[c] = ninf;
+      mneg[c] = hn::Neg(hn::Mul(hn::LoadU(d, m + c * N), l2e));
+      sum[c] = hn::Zero(d);
+    }
+    Scores<C, true>(kblk, ldkv, nb, qt, ldt, depth, s, G, mb, mneg, sum, pf, npf, depth_pf);
+    bool ok = true;
+    for (int c = 0; c < C; ++c) ok &= hn::AllTrue(d, hn::Le(hn::MulAdd(mb[c], l2e, mneg[c]), hn::Set(d, kSlack)));
+    if (HWY_LIKELY(ok)) {
+      for (int c = 0; c < C; ++c) hn::StoreU(hn::Add(hn::LoadU(d, l + c * N), sum[c]), d, l + c * N);
+      Values<C>(vblk, ldkv, nb, s, G, depth, ot, ldt);
+      return;
+    }
+    pf = nullptr, npf = 0;
+  }
   for (int c = 0; c < C; ++c) mb[c] = ninf;
-  Scores<C>(kblk, ldkv, nb, qt, ldt, depth, s, G, mb);
+  Scores<C, false>(kblk, ldkv, nb, qt, ldt, depth, s, G, mb, mneg, sum, pf, npf, depth_pf);
   // Keys after a query's position are masked (-inf) and the block max recomputed without them.
   const bool masked = causal && kb + nb - 1 > first;
   if (masked) {
@@ -164,15 +206,14 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
   }
   // Weights 2^(s·log2 e - m·log2 e): the product m·log2 e is rounded the same way in every block (so that its error
   // cancels between the sums and the outputs), and s·log2 e is exact inside the fused multiply-add.
-  const VF l2e = hn::Set(d, 1.44269504088896341f);
-  VF mnew[C], mneg[C], sum[C];
+  VF mnew[C];
   for (int c = 0; c < C; ++c) {
     const VF mold = hn::LoadU(d, m + c * N);
     mnew[c] = hn::Max(mold, mb[c]);
     if (causal) mnew[c] = hn::IfThenElse(hn::Eq(mnew[c], ninf), hn::Zero(d), mnew[c]);  // nothing visible yet
     const VF lold = hn::LoadU(d, l + c * N);
     if (!hn::AllTrue(d, hn::Eq(mold, mnew[c]))) {  // the max grew: rescale what was accumulated under the old one
-      const VF alpha = Exp2NonPositive(d, hn::Sub(hn::Mul(mold, l2e), hn::Mul(mnew[c], l2e)));
+      const VF alpha = Exp2(d, hn::Sub(hn::Mul(mold, l2e), hn::Mul(mnew[c], l2e)));
       hn::StoreU(hn::Mul(lold, alpha), d, l + c * N);
       for (size_t e = 0; e < depth; ++e) {
         float* o = ot + e * ldt + c * N;
@@ -184,13 +225,8 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
     sum[c] = hn::Zero(d);
   }
   for (size_t j = 0; j < nb; ++j) {
-    if (j < npf) {
-      const float* row = pf + j * ldkv;
-      for (size_t e = 0; e < depth_pf; e += 16) hwy::Prefetch(row + e);  // every 64-byte line of the row
-      hwy::Prefetch(row + depth_pf - 1);
-    }
     for (int c = 0; c < C; ++c) {
-      const VF p = Exp2NonPositive(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
+      const VF p = Exp2(d, hn::MulAdd(hn::LoadU(d, s + j * G + c * N), l2e, mneg[c]));
       hn::StoreU(p, d, s + j * G + c * N);
       sum[c] = hn::Add(sum[c], p);
     }
