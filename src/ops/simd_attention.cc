@@ -122,14 +122,14 @@ HWY_INLINE void ValueTile(const float* v, size_t ldv, size_t n, const float* p, 
 
 template <int C, bool kExp>
 HWY_INLINE void Scores(const float* k, size_t ldk, size_t nb, const float* qt, size_t ldq, size_t depth, float* s,
-                       size_t lds, VF* mx, const VF* mneg, VF* sum, const float* pf, size_t npf, size_t depth_pf) {
+                       size_t lds, VF* mx, const VF* mneg, VF* sum, const float* pf, size_t npf) {
   size_t j = 0;
   for (; j + 4 <= nb; j += 4) {
     ScoreTile<4, C, kExp>(k + j * ldk, ldk, qt, ldq, depth, s + j * lds, lds, mx, mneg, sum);
     for (size_t i = j; i < j + 4 && i < npf; ++i) {
       const float* row = pf + i * ldk;
-      for (size_t e = 0; e < depth_pf; e += 16) hwy::Prefetch(row + e);  // every 64-byte line of the row
-      hwy::Prefetch(row + depth_pf - 1);
+      for (size_t e = 0; e < depth; e += 16) hwy::Prefetch(row + e);  // every 64-byte line of the row
+      hwy::Prefetch(row + depth - 1);
     }
   }
   switch (nb - j) {
@@ -157,11 +157,12 @@ HWY_INLINE void Values(const float* v, size_t ldv, size_t nb, const float* p, si
 
 // One chunk of C query vectors against one block of nb keys: scores and weights, then Oᵀ += V·Pᵀ. The first block
 // and causal ones take two passes (scores with their max per query, the online-softmax update and rescale, then the
-// weights); later blocks one (see below). pf: npf rows (of depth_pf floats) prefetched while scoring.
+// weights); later blocks one (see below). Qᵀ and Oᵀ rows are G apart. pf: npf rows (of depth floats) prefetched while
+// scoring.
 template <int C>
 HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t nb, size_t kb, size_t depth,
-                      bool causal, size_t first, const float* qt, float* ot, size_t ldt, float* s, size_t G, float* m,
-                      float* l, const float* pf, size_t npf, size_t depth_pf) {
+                      bool causal, size_t first, const float* qt, float* ot, float* s, size_t G, float* m, float* l,
+                      const float* pf, size_t npf) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF ninf = hn::Set(d, -INFINITY);
@@ -178,18 +179,18 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
       mneg[c] = hn::Neg(hn::Mul(hn::LoadU(d, m + c * N), l2e));
       sum[c] = hn::Zero(d);
     }
-    Scores<C, true>(kblk, ldkv, nb, qt, ldt, depth, s, G, mb, mneg, sum, pf, npf, depth_pf);
+    Scores<C, true>(kblk, ldkv, nb, qt, G, depth, s, G, mb, mneg, sum, pf, npf);
     bool ok = true;
     for (int c = 0; c < C; ++c) ok &= hn::AllTrue(d, hn::Le(hn::MulAdd(mb[c], l2e, mneg[c]), hn::Set(d, kSlack)));
     if (HWY_LIKELY(ok)) {
       for (int c = 0; c < C; ++c) hn::StoreU(hn::Add(hn::LoadU(d, l + c * N), sum[c]), d, l + c * N);
-      Values<C>(vblk, ldkv, nb, s, G, depth, ot, ldt);
+      Values<C>(vblk, ldkv, nb, s, G, depth, ot, G);
       return;
     }
     pf = nullptr, npf = 0;
   }
   for (int c = 0; c < C; ++c) mb[c] = ninf;
-  Scores<C, false>(kblk, ldkv, nb, qt, ldt, depth, s, G, mb, mneg, sum, pf, npf, depth_pf);
+  Scores<C, false>(kblk, ldkv, nb, qt, G, depth, s, G, mb, mneg, sum, pf, npf);
   // Keys after a query's position are masked (-inf) and the block max recomputed without them.
   const bool masked = causal && kb + nb - 1 > first;
   if (masked) {
@@ -218,7 +219,7 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
       const VF alpha = Exp2(d, hn::Sub(hn::Mul(mold, l2e), hn::Mul(mnew[c], l2e)));
       hn::StoreU(hn::Mul(lold, alpha), d, l + c * N);
       for (size_t e = 0; e < depth; ++e) {
-        float* o = ot + e * ldt + c * N;
+        float* o = ot + e * G + c * N;
         hn::StoreU(hn::Mul(hn::LoadU(d, o), alpha), d, o);
       }
     }
@@ -234,7 +235,7 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
     }
   }
   for (int c = 0; c < C; ++c) hn::StoreU(hn::Add(hn::LoadU(d, l + c * N), sum[c]), d, l + c * N);
-  Values<C>(vblk, ldkv, nb, s, G, depth, ot, ldt);
+  Values<C>(vblk, ldkv, nb, s, G, depth, ot, G);
 }
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
@@ -273,7 +274,7 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
                        size_t depth, float scale, bool causal, size_t q_pos, float* out, size_t ldo) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  const size_t G = 4 * N;  // queries per chunk (one register tile wide)
+  const size_t G = 4 * N;                   // queries per chunk (one register tile wide)
   const size_t B = 64;                      // keys per block
   const size_t nqp = (nq + N - 1) / N * N;  // queries padded to whole vectors
   const size_t chunks = (nqp + G - 1) / G;
@@ -332,10 +333,10 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
       float* const qc = qt + i0 * depth;
       float* const oc = ot + i0 * depth;
       switch (vecs) {
-        case 4: Block<4>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
-        case 3: Block<3>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
-        case 2: Block<2>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
-        default: Block<1>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, G, s, G, m + i0, l + i0, pf, npf, depth); break;
+        case 4: Block<4>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, s, G, m + i0, l + i0, pf, npf); break;
+        case 3: Block<3>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, s, G, m + i0, l + i0, pf, npf); break;
+        case 2: Block<2>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, s, G, m + i0, l + i0, pf, npf); break;
+        default: Block<1>(kblk, vblk, ldkv, nb, kb, depth, causal, first, qc, oc, s, G, m + i0, l + i0, pf, npf); break;
       }
     }
   }
