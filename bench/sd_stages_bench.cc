@@ -137,24 +137,22 @@ int main(int argc, char** argv) {
       if (last_run) ops::profile::reset();  // PIGMENT_PROFILE=1: per-op tables of the last run's stages
       auto last = Clock::now();
       double last_flops = ops::profile::flops_counted();
-      GenerateResult res;
       measure(whole, [&] {
-        res = sd.generate(r, [&](const StepProgress& p) {
+        sd.generate(r, [&](const StepProgress& p) {
           const double f = ops::profile::flops_counted();
           // The first step of the first run also prepares the weights (and includes the prompts' encoding).
           (i == 0 && p.step == 1 ? first_step : step).add(since(last), f - last_flops);
           memstat("step");
+          if (last_run && p.step == p.total && ops::profile::enabled()) {
+            std::fprintf(stderr, "== sampling (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
+            ops::profile::reset();
+          }
           last = Clock::now();
-          last_flops = f;
+          last_flops = ops::profile::flops_counted();
         });
       });
-      Tensor latents = ops::scale(res.latents, 1.f / sd.vae().scaling_factor());
-      memory_phase_boundary();
-      if (last_run && ops::profile::enabled()) {
-        std::fprintf(stderr, "== sampling and decode (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
-        ops::profile::reset();
-      }
-      measure(dec, [&] { sd.vae().decode(latents, decode_tiling(po.low_memory)); });
+      // After the last step, generate() decodes the latents (and makes the 8-bit image, a negligible pass).
+      dec.add(since(last), ops::profile::flops_counted() - last_flops);
       memstat("VAE decode");
       if (last_run && ops::profile::enabled()) {
         std::fprintf(stderr, "== VAE decode (last run)\n%s", ops::profile::table().c_str());
