@@ -17,6 +17,7 @@
 
 #include "core/allocator.h"
 #include "core/file_pages.h"
+#include "ops/profile.h"
 #include "ops/simd_kernels.h"
 
 #if defined(__x86_64__)
@@ -343,13 +344,22 @@ bool is_blocked_f32(const dnnl::memory::desc& md) {
   return md.data.format_kind == dnnl_blocked && md.data.extra.flags == 0;
 }
 
+// PIGMENT_PROFILE rows for weight preparation (also counted inside the product's own row): what the kept set
+// saves, per layout kind.
+std::string prep_row(const char* when, const dnnl::memory::desc& want) {
+  return std::string("weight prep ") + when +
+         (want.data.format_kind == dnnl_format_kind_wino ? ", winograd" : ", blocked");
+}
+
 PreparedWeight prepare_owned(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
+  profile::Scope prof([&] { return prep_row("to keep", want); });
   dnnl::memory out(want, engine());
   prepare_into(w, plain, want, out);
   return {out, nullptr};
 }
 
 PreparedWeight prepare_scratch(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
+  profile::Scope prof([&] { return prep_row("per call", want); });
   void* p = nullptr;
   std::shared_ptr<void> hold = lease_scratch(want.get_size(), &p);
   dnnl::memory out(want, engine(), p);
@@ -445,7 +455,8 @@ namespace {
 #define PIG_HAVE_AVX512_SCATTER 1
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (their _mm512_undefined_*)
-std::atomic<bool> g_simd_weight_prep{true};
+// PIGMENT_PORTABLE_WEIGHT_PREP=1 starts with the portable loops (for A/B measurements; the bits are the same).
+std::atomic<bool> g_simd_weight_prep{std::getenv("PIGMENT_PORTABLE_WEIGHT_PREP") == nullptr};
 bool cpu_has_avx512f() {
   static const bool has = __builtin_cpu_supports("avx512f");
   return has && g_simd_weight_prep.load(std::memory_order_relaxed);

@@ -42,8 +42,8 @@ PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory:
 // at dst (want.get_size() bytes), in one pass. Returns false, touching nothing, for layouts it does not handle
 // (non-blocked formats such as Winograd's, padded offsets, extra flags); oneDNN's reorder does those.
 bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst);
-// Whether convert_to_blocked may use its AVX-512 kernels (default on; they give the portable loops' bits, which
-// tests check by turning them off). Returns whether the CPU has them at all.
+// Whether convert_to_blocked may use its AVX-512 kernels (default on unless $PIGMENT_PORTABLE_WEIGHT_PREP is set;
+// they give the portable loops' bits, which tests check by turning them off). Returns whether the CPU has them.
 bool set_simd_weight_prep(bool on);
 
 // Scratch memory for one primitive execution (primitives are made with scratchpad_mode::user, so concurrent calls
