@@ -3,17 +3,16 @@
 // Run through bench/ops.sh for a table; GFLOP/s counts 2 per multiply-add (Winograd: the direct algorithm's work).
 // --cpu_time times by process CPU time (see main).
 #include <benchmark/benchmark.h>
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "fma_peak.h"
 #include "ops/ops.h"
 
 namespace {
@@ -22,72 +21,6 @@ using namespace pigment;
 double g_peak = 0;        // flop/s, all threads
 bool g_cpu_time = false;  // --cpu_time: rates per process CPU second instead of per wall-clock second
 
-// Independent FMA chains per thread (more than latency × ports), each in its own register: written out, since a
-// loop over an array of accumulators may be kept in memory by the compiler.
-#define PIG_FMA12(F, a, b) \
-  x0 = F(x0, a, b); x1 = F(x1, a, b); x2 = F(x2, a, b); x3 = F(x3, a, b); x4 = F(x4, a, b); x5 = F(x5, a, b); \
-  x6 = F(x6, a, b); x7 = F(x7, a, b); x8 = F(x8, a, b); x9 = F(x9, a, b); x10 = F(x10, a, b); x11 = F(x11, a, b)
-
-__attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
-  __m512 x0 = _mm512_set1_ps(0.f), x1 = _mm512_set1_ps(0.1f), x2 = _mm512_set1_ps(0.2f), x3 = _mm512_set1_ps(0.3f),
-         x4 = _mm512_set1_ps(0.4f), x5 = _mm512_set1_ps(0.5f), x6 = _mm512_set1_ps(0.6f), x7 = _mm512_set1_ps(0.7f),
-         x8 = _mm512_set1_ps(0.8f), x9 = _mm512_set1_ps(0.9f), x10 = _mm512_set1_ps(1.f), x11 = _mm512_set1_ps(1.1f);
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-    PIG_FMA12(_mm512_fmadd_ps, a, b);
-    __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));  // keep every chain
-  }
-  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)),
-                           _mm512_add_ps(_mm512_add_ps(x4, x5), _mm512_add_ps(x6, x7)));
-  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(x8, x9), _mm512_add_ps(x10, x11)));
-  benchmark::DoNotOptimize(s);
-  return double(iters) * 12 * 16 * 2;
-}
-
-__attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters) {
-  __m256 x0 = _mm256_set1_ps(0.f), x1 = _mm256_set1_ps(0.1f), x2 = _mm256_set1_ps(0.2f), x3 = _mm256_set1_ps(0.3f),
-         x4 = _mm256_set1_ps(0.4f), x5 = _mm256_set1_ps(0.5f), x6 = _mm256_set1_ps(0.6f), x7 = _mm256_set1_ps(0.7f),
-         x8 = _mm256_set1_ps(0.8f), x9 = _mm256_set1_ps(0.9f), x10 = _mm256_set1_ps(1.f), x11 = _mm256_set1_ps(1.1f);
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-    PIG_FMA12(_mm256_fmadd_ps, a, b);
-    __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(x5));
-  }
-  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
-                           _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
-  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
-  benchmark::DoNotOptimize(s);
-  return double(iters) * 12 * 8 * 2;
-}
-#undef PIG_FMA12
-
-double thread_cpu_seconds() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-// Median of 5 runs of the FMA loop on every thread; each thread's rate is measured on its own CPU clock, so time
-// the thread spends preempted on a busy machine does not count.
-double measure_peak(const char** isa) {
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  *isa = avx512 ? "AVX-512" : avx2 ? "AVX2" : "none";
-  if (!avx512 && !avx2) return 0;
-  std::vector<double> runs;
-  for (int r = 0; r < 5; ++r) {
-    double rate = 0;
-#pragma omp parallel reduction(+ : rate)
-    {
-      const double t0 = thread_cpu_seconds();
-      const double flops = avx512 ? fma_loop_avx512(8000000) : fma_loop_avx2(8000000);
-      rate += flops / (thread_cpu_seconds() - t0);
-    }
-    runs.push_back(rate);
-  }
-  std::sort(runs.begin(), runs.end());
-  return runs[runs.size() / 2];
-}
 
 Tensor randn(Shape s, uint32_t seed, float stddev = 1.f) {
   std::mt19937 g(seed);
@@ -245,9 +178,10 @@ int main(int argc, char** argv) {
       --argc;
       break;
     }
-  const char* isa = "";
-  g_peak = measure_peak(&isa);
-  std::printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d threads)\n", g_peak * 1e-9, isa, omp_get_max_threads());
+  const bench::FmaPeak peak = bench::measure_fma_peak();
+  g_peak = peak.flops_per_s;
+  const char* isa = peak.isa;
+  std::printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d threads)\n", g_peak * 1e-9, isa, peak.threads);
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
