@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole-model stage table of docs/performance.md (issue 7), every row from bench/sd.sh on random-weight full-size
-# f16 checkpoints: SD1.5 at 512² and 256² in the default and low-memory modes, 256² on one thread (the 1 → 2 thread
+# f16 checkpoints: SD1.5 at 512² and 256² in the default, low-memory and fast (bf16 on AMX) modes, 256² on one thread (the 1 → 2 thread
 # scaling), 256² against the scalar reference path, and SDXL at 1024² (one step) in both modes. Takes about 20
 # minutes on a quiet 2-core machine; run nothing else meanwhile. Output: out/bench/stage_table.md
 set -euo pipefail
@@ -12,6 +12,7 @@ mkdir -p out/bench
   run() { echo; echo "## $*"; bench/sd.sh "$@"; echo "(load after: $(cut -d' ' -f1-3 /proc/loadavg))"; }
   run sd15 512 5 2 default
   run sd15 512 5 1 low-memory
+  run sd15 512 5 1 fast
   run sd15 256 5 3 default --reference
   run sd15 256 5 2 low-memory
   echo; echo "## one thread"; OMP_NUM_THREADS=1 bench/sd.sh sd15 256 5 2 default
