@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole-model stage table of docs/performance.md (issue 7), every row from bench/sd.sh on random-weight full-size
-# f16 checkpoints: SD1.5 at 512² and 256² in the default, low-memory and fast (bf16 on AMX) modes, 256² on one thread (the 1 → 2 thread
-# scaling), 256² against the scalar reference path, and SDXL at 1024² (one step) in both modes. Takes about 20
-# minutes on a quiet 2-core machine; run nothing else meanwhile. Output: out/bench/stage_table.md
+# f16 checkpoints: SD1.5 at 512² in the default, low-memory and fast (bf16 on AMX) modes, at 256² in the default and
+# low-memory modes, on one thread (the 1 → 2 thread scaling) and against the scalar reference path, and SDXL at
+# 1024² (one step) in both modes. About 20 minutes on a quiet 2-core machine; run nothing else meanwhile.
+# Output: out/bench/stage_table.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=out/bench/stage_table.md
