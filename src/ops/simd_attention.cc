@@ -26,12 +26,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// 2^t for t <= 48 (the softmax's exp, with log2 e folded into the argument), as 2^n · 2^f with a degree-5 minimax
-// polynomial for 2^f (relative error 7.5e-8 on its unit interval). Results below 2^-125 or so are exactly 0, never
-// subnormal (subnormal weights would cost microcode assists in the value products). t may be -inf.
+// 2^t (the softmax's exp, with log2 e folded into the argument) as 2^n · 2^f with a degree-5 minimax polynomial for
+// 2^f (relative error 7.5e-8 on its unit interval). Results below 2^-125 or so are exactly 0, never subnormal
+// (subnormal weights would cost microcode assists in the value products); t may be -inf. Large t gives inf
+// (AVX-512) or at least 2^127 (other targets), never a wrong finite value.
 // AVX-512: f = t - floor(t) by vreduceps, the product by vscalefps (which takes floor(t) itself), zero-masked by one
-// compare: 9 instructions. Other targets: n = round(t) by adding 1.5·2^23 after clamping t at -127, |f| <= 1/2, and
-// 2^n built in the exponent bits.
+// compare: 9 instructions. Other targets: n = round(t) by adding 1.5·2^23 after clamping t to [-127, 127],
+// |f| <= 1/2, and 2^n built in the exponent bits.
 HWY_INLINE VF Exp2(DF d, VF t) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   const VF f = VF{_mm512_reduce_ps(t.raw, 0x09)};  // t - floor(t) in [0, 1) (NaN for -inf, masked below)
@@ -45,7 +46,7 @@ HWY_INLINE VF Exp2(DF d, VF t) {
   return VF{_mm512_maskz_scalef_ps(normal, p.raw, t.raw)};
 #else
   const VF magic = hn::Set(d, 12582912.f);
-  t = hn::Max(t, hn::Set(d, -127.f));
+  t = hn::Min(hn::Max(t, hn::Set(d, -127.f)), hn::Set(d, 127.f));
   const VF r = hn::Add(t, magic);
   const VF n = hn::Sub(r, magic);
   const VF f = hn::Sub(t, n);
@@ -62,7 +63,7 @@ HWY_INLINE VF Exp2(DF d, VF t) {
 }
 
 // s[r][c·N ..] = Σ_e k[r][e] · qt[e][c·N ..] for R keys (row stride ldk) and C query vectors; mx[c] takes the max.
-// kExp: s gets the weights 2^(score·log2 e + mneg[c]) instead, summed into sum[c].
+// kExp: s gets the weights 2^(score·log2 e + mneg[c]) instead, summed into sum[c] (mx is left alone).
 template <int R, int C, bool kExp>
 HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ldq, size_t depth, float* s,
                           size_t lds, VF* mx, const VF* mneg, VF* sum) {
@@ -80,11 +81,6 @@ HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ld
       for (int c = 0; c < C; ++c) acc[r][c] = hn::MulAdd(kb, qv[c], acc[r][c]);
     }
   }
-  for (int c = 0; c < C; ++c) {
-    VF m = acc[0][c];
-    for (int r = 1; r < R; ++r) m = hn::Max(m, acc[r][c]);
-    mx[c] = hn::Max(mx[c], m);
-  }
   if (kExp) {
     const VF l2e = hn::Set(d, 1.44269504088896341f);
     for (int r = 0; r < R; ++r)
@@ -94,6 +90,11 @@ HWY_INLINE void ScoreTile(const float* k, size_t ldk, const float* qt, size_t ld
         sum[c] = hn::Add(sum[c], p);
       }
   } else {
+    for (int c = 0; c < C; ++c) {
+      VF m = acc[0][c];
+      for (int r = 1; r < R; ++r) m = hn::Max(m, acc[r][c]);
+      mx[c] = hn::Max(mx[c], m);
+    }
     for (int r = 0; r < R; ++r)
       for (int c = 0; c < C; ++c) hn::StoreU(acc[r][c], d, s + r * lds + c * N);
   }
@@ -170,18 +171,17 @@ HWY_INLINE void Block(const float* kblk, const float* vblk, size_t ldkv, size_t 
   VF mb[C], mneg[C], sum[C];
   if (!causal && kb > 0) {
     // One pass: the weights under the running max as it stands (not raised for this block), taken while the scores
-    // are in registers. Weights up to 2^kSlack are fine (sums overflow only past 2^79 keys × |value|); a score
-    // further above the max is rare (the max settles within the first blocks) and sends the block through the two
-    // passes below.
-    constexpr float kSlack = 48.f;
+    // are in registers. Fine while the block's weights sum to at most 2^48 per query (so no weight overflows, and
+    // the outputs only past 2^79 keys × |value|); a score that far above the max is rare (the max settles within
+    // the first blocks) and sends the block through the two passes below.
+    constexpr float kSlack = 281474976710656.f;  // 2^48
     for (int c = 0; c < C; ++c) {
-      mb[c] = ninf;
       mneg[c] = hn::Neg(hn::Mul(hn::LoadU(d, m + c * N), l2e));
       sum[c] = hn::Zero(d);
     }
     Scores<C, true>(kblk, ldkv, nb, qt, G, depth, s, G, mb, mneg, sum, pf, npf);
     bool ok = true;
-    for (int c = 0; c < C; ++c) ok &= hn::AllTrue(d, hn::Le(hn::MulAdd(mb[c], l2e, mneg[c]), hn::Set(d, kSlack)));
+    for (int c = 0; c < C; ++c) ok &= hn::AllTrue(d, hn::Le(sum[c], hn::Set(d, kSlack)));  // false for inf
     if (HWY_LIKELY(ok)) {
       for (int c = 0; c < C; ++c) hn::StoreU(hn::Add(hn::LoadU(d, l + c * N), sum[c]), d, l + c * N);
       Values<C>(vblk, ldkv, nb, s, G, depth, ot, G);
