@@ -641,6 +641,8 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf), decode_tiling(low_memory_));
   out.pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
   out.image = tensor_to_image(out.pixels);
+  decoded = Tensor();
+  memory_phase_boundary();  // a long-lived process (the server, batches) gets the decoder's work memory back
   return out;
 }
 
