@@ -40,13 +40,19 @@ inline ::testing::AssertionResult close(const Tensor& actual, const Tensor& expe
                                        << " (" << worst << "x the tolerance atol " << atol << " rtol " << rtol << ")";
 }
 
-// Max |a - b| relative to max |b| (the output scale).
+// Max |a - b| relative to max |b| (the output scale); infinite where one side is NaN or infinite and the other is
+// not the same (std::max would skip a NaN difference silently).
 inline double rel_err(const Tensor& actual, const Tensor& expected) {
   Tensor a = actual.as_f32(), e = expected.as_f32();
   double m = 0, s = 0;
   for (int64_t i = 0; i < a.numel(); ++i) {
-    m = std::max(m, double(std::fabs(a.f32()[i] - e.f32()[i])));
-    s = std::max(s, double(std::fabs(e.f32()[i])));
+    const float x = a.f32()[i], y = e.f32()[i];
+    if (!std::isfinite(x) || !std::isfinite(y)) {  // equal infinities and NaN against NaN agree; nothing else does
+      if (x == y || (std::isnan(x) && std::isnan(y))) continue;
+      return INFINITY;
+    }
+    m = std::max(m, std::fabs(double(x) - double(y)));
+    if (std::isfinite(e.f32()[i])) s = std::max(s, double(std::fabs(e.f32()[i])));
   }
   return s > 0 ? m / s : m;
 }
