@@ -11,12 +11,12 @@ mkdir -p out/bench
 {
   echo "# stage table, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   run() { echo; echo "## $*"; bench/sd.sh "$@"; echo "(load after: $(cut -d' ' -f1-3 /proc/loadavg))"; }
-  run sd15 512 5 2 default
-  run sd15 512 5 1 low-memory
-  run sd15 512 5 1 fast
-  run sd15 256 5 3 default --reference
-  run sd15 256 5 2 low-memory
-  echo; echo "## one thread"; OMP_NUM_THREADS=1 bench/sd.sh sd15 256 5 2 default
+  run sd15 512 6 2 default
+  run sd15 512 4 1 low-memory
+  run sd15 512 4 1 fast
+  run sd15 256 5 2 default --reference
+  run sd15 256 4 1 low-memory
+  echo; echo "## one thread"; OMP_NUM_THREADS=1 bench/sd.sh sd15 256 4 1 default
   run sdxl 1024 1 1 default
   run sdxl 1024 1 1 low-memory
 } 2>&1 | tee "$out"
