@@ -28,7 +28,8 @@ class Scope {
  public:
   template <class F>
   explicit Scope(F&& name_fn, double flops = 0) {
-    if (flops > 0) count_flops(flops);
+    if (flops > 0 && depth() == 0) count_flops(flops);  // an op inside an op counts once, in the outer one
+    ++depth();
     if (enabled()) {
       row_ = name_fn();
       flops_ = flops;
@@ -38,6 +39,7 @@ class Scope {
     }
   }
   ~Scope() {
+    --depth();
     if (on_)
       add(row_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(),
           process_cpu_seconds() - cpu_start_, flops_);
@@ -46,6 +48,10 @@ class Scope {
   Scope& operator=(const Scope&) = delete;
 
  private:
+  static int& depth() {
+    static thread_local int d = 0;
+    return d;
+  }
   bool on_ = false;
   double flops_ = 0, cpu_start_ = 0;
   std::string row_;
