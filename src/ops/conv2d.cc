@@ -106,23 +106,9 @@ std::shared_ptr<ConvPrimitive> make_conv(const ConvShape& s, const Conv2dParams&
   const auto prop = dnnl::prop_kind::forward_inference;
   auto desc = bias ? dnnl::convolution_forward::desc(prop, alg, x_any, w_any, b_md, y_any, strides, pad_l, pad_r)
                    : dnnl::convolution_forward::desc(prop, alg, x_any, w_any, y_any, strides, pad_l, pad_r);
-  // Prefer the residual fused as a sum post-op; some kernels refuse it, then it is added afterwards.
-  for (bool fuse : {residual, false}) {
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (fuse) {
-      dnnl::post_ops po;
-      po.append_sum(1.f);
-      attr.set_post_ops(po);
-    }
-    try {
-      dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn::engine());
-      return std::make_shared<ConvPrimitive>(ConvPrimitive{pd, dnnl::convolution_forward(pd), fuse});
-    } catch (const dnnl::error&) {
-      if (!fuse) throw;
-    }
-  }
-  return nullptr;
+  bool fused = false;
+  const auto pd = onednn::conv_primitive_desc(desc, residual, &fused);
+  return std::make_shared<ConvPrimitive>(ConvPrimitive{pd, dnnl::convolution_forward(pd), fused});
 }
 }  // namespace
 

@@ -57,25 +57,12 @@ std::shared_ptr<BandPrim> make_band(int64_t C, int64_t Hin, int64_t W, int64_t O
   try {
     auto desc = bias ? dnnl::convolution_forward::desc(prop, alg, x_any, w_any, b_md, y_any, strides, pad_l, pad_r)
                      : dnnl::convolution_forward::desc(prop, alg, x_any, w_any, y_any, strides, pad_l, pad_r);
-    for (bool fuse : {residual, false}) {
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      if (fuse) {
-        dnnl::post_ops po;
-        po.append_sum(1.f);
-        attr.set_post_ops(po);
-      }
-      try {
-        dnnl::convolution_forward::primitive_desc pd(desc, attr, onednn::engine());
-        auto p = std::make_shared<BandPrim>();
-        p->pd = pd;
-        if (make_prim) p->prim = dnnl::convolution_forward(pd);
-        p->fused_residual = fuse;
-        return p;
-      } catch (const dnnl::error&) {
-        if (!fuse) throw;
-      }
-    }
+    bool fused = false;
+    auto p = std::make_shared<BandPrim>();
+    p->pd = onednn::conv_primitive_desc(desc, residual, &fused);
+    if (make_prim) p->prim = dnnl::convolution_forward(p->pd);
+    p->fused_residual = fused;
+    return p;
   } catch (const dnnl::error&) {
   }
   return nullptr;

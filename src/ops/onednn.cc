@@ -810,6 +810,27 @@ bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const 
   return true;
 }
 
+dnnl::convolution_forward::primitive_desc conv_primitive_desc(const dnnl::convolution_forward::desc& desc,
+                                                              bool residual, bool* fused) {
+  for (bool fuse : {residual, false}) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (fuse) {
+      dnnl::post_ops po;
+      po.append_sum(1.f);
+      attr.set_post_ops(po);
+    }
+    try {
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
+      *fused = fuse;
+      return pd;
+    } catch (const dnnl::error&) {
+      if (!fuse) throw;
+    }
+  }
+  throw dnnl::error(dnnl_unimplemented, "convolution");  // not reached: the unfused try rethrows
+}
+
 void append_activation(dnnl::post_ops& po, Activation a) {
   switch (a) {
     case Activation::None: return;

@@ -56,4 +56,10 @@ void to_f32(DType from, const void* src, float* dst, size_t n);
 // Appends the eltwise post-op that applies `a` to a product's result (nothing for Activation::None).
 void append_activation(dnnl::post_ops& po, Activation a);
 
+// The primitive descriptor of a convolution (user scratchpad), with a residual fused as a sum post-op where the kernel
+// accepts one (*fused says whether it was; some kernels refuse it and the caller then adds the residual itself).
+// Throws dnnl::error where oneDNN has no kernel for `desc`.
+dnnl::convolution_forward::primitive_desc conv_primitive_desc(const dnnl::convolution_forward::desc& desc,
+                                                              bool residual, bool* fused);
+
 }  // namespace pigment::ops::onednn
