@@ -160,6 +160,7 @@ void register_all() {
     add(name, [=](benchmark::State& st) { fn(st, a, b); }, benchmark::kMicrosecond);
   };
   mem("mem/group_norm_silu_320_64", BM_GroupNormSilu, 320, 64);
+  mem("mem/group_norm_silu_128_512", BM_GroupNormSilu, 128, 512);
   mem("mem/add_bcast_320_64", BM_AddBroadcast, 320, 64);
   mem("mem/geglu_4096x1280", BM_Geglu, 4096, 1280);
   mem("mem/layer_norm_4096x320", BM_LayerNorm, 4096, 320);

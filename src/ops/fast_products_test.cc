@@ -66,7 +66,9 @@ TEST(FastPrecision, ConvIsCloseToFloat32WithResidual) {
     ScopedPrecision p(Precision::Fast);
     const Tensor got = conv2d(x, w, &b, params, oo);
     EXPECT_LT(rel_err(got, want), kBf16Tolerance) << params.stride;
-    if (fast_precision_available()) EXPECT_GT(rel_err(got, want), 0) << "the bf16 path did not run";
+    if (fast_precision_available()) {
+      EXPECT_GT(rel_err(got, want), 0) << "the bf16 path did not run";
+    }
   }
   const Tensor w1 = randn({16, 32, 1, 1}, 12, 0.2f);
   const Tensor want = conv2d(x, w1, nullptr, Conv2dParams{});

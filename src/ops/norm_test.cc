@@ -17,7 +17,9 @@ TEST(GroupNorm, MatchesReference) {
   const Case cases[] = {{{1, 1, 1, 1}, 1, 0.f},      {{2, 6, 7, 5}, 3, 0.f},    {{1, 32, 16, 16}, 8, 0.f},
                         {{2, 320, 9, 9}, 32, 0.f},    {{1, 4, 33}, 2, 0.f},      {{1, 3, 100, 100}, 1, 0.f},
                         {{1, 8, 13, 11}, 4, 100.f},  // large mean: statistics must not cancel
-                        {{1, 64, 40, 40}, 32, 0.f}};
+                        {{1, 64, 40, 40}, 32, 0.f},
+                        // statistics combined from several 8192-element chunks, the last one partial, large mean
+                        {{1, 2, 100, 100}, 1, 100.f}, {{2, 4, 128, 128}, 2, -50.f}};
   uint32_t seed = 1;
   for (const auto& c : cases) {
     Tensor x = randn(c.x, seed++, 1.f, c.mean);
