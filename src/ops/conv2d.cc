@@ -133,12 +133,13 @@ void run_conv(const ConvPrimitive& prim, const ConvShape& s, const float* x, flo
   const memory::desc x_plain({s.N, s.C, s.H, s.W}, f32, tag::nchw), y_plain({s.N, s.O, s.Ho, s.Wo}, f32, tag::nchw);
   memory x_user(x_plain, eng, const_cast<float*>(x)), y_user(y_plain, eng, y);
   memory x_mem = x_user, y_mem = y_user;
+  std::shared_ptr<void> x_buf, y_buf;
   if (pd.src_desc() != x_plain) {
-    x_mem = memory(pd.src_desc(), eng);
+    x_mem = onednn::work_memory(pd.src_desc(), x_buf);
     dnnl::reorder(x_user, x_mem).execute(strm, x_user, x_mem);
   }
   const bool blocked_out = pd.dst_desc() != y_plain;
-  if (blocked_out) y_mem = memory(pd.dst_desc(), eng);
+  if (blocked_out) y_mem = onednn::work_memory(pd.dst_desc(), y_buf);
   if (residual && prim.fused_residual) {  // the sum post-op adds to what dst holds
     memory r_user(y_plain, eng, const_cast<float*>(residual));
     dnnl::reorder(r_user, y_mem).execute(strm, r_user, y_mem);

@@ -117,10 +117,9 @@ memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memor
 // f32 data of a small vector (bias) in its own buffer when it is not f32 already.
 Tensor f32_of(const Tensor& t) { return t.dtype() == DType::F32 ? t : t.as_f32(); }
 
-// Reorders plain f32 src (desc `from`) into `to` (bf16) in a per-call buffer.
-memory to_layout(const float* src, const memory::desc& from, const memory::desc& to) {
-  auto& eng = onednn::engine();
-  memory s(from, eng, const_cast<float*>(src)), d(to, eng);
+// Reorders plain f32 src (desc `from`) into `to` (bf16) in a per-call buffer (kept alive by `holder`).
+memory to_layout(const float* src, const memory::desc& from, const memory::desc& to, std::shared_ptr<void>& holder) {
+  memory s(from, onednn::engine(), const_cast<float*>(src)), d = onednn::work_memory(to, holder);
   dnnl::reorder(s, d).execute(onednn::stream(), s, d);
   return d;
 }
@@ -178,7 +177,8 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
     std::memcpy(y.raw(), r.raw(), y.nbytes());
   }
   Tensor xf = x.as_f32();
-  memory src = to_layout(xf.f32(), src_f32, src_md);
+  std::shared_ptr<void> src_buf;
+  memory src = to_layout(xf.f32(), src_f32, src_md, src_buf);
   memory wm = prepared_bf16(w, w_plain, p->pd.weights_desc());
   memory dst(dst_md, onednn::engine(), y.raw());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
@@ -247,8 +247,9 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
   const memory::desc x_plain({N, C, H, W}, f32, tag::nchw), y_plain({N, O, Ho, Wo}, f32, tag::nchw),
       w_plain({O, C, kh, kw}, f32, tag::oihw), b_md({O}, f32, tag::x);
   Tensor xf = x.as_f32();
-  memory x_mem = to_layout(xf.f32(), x_plain, prim->pd.src_desc());
-  memory y_mem(prim->pd.dst_desc(), eng);
+  std::shared_ptr<void> x_buf, y_buf;
+  memory x_mem = to_layout(xf.f32(), x_plain, prim->pd.src_desc(), x_buf);
+  memory y_mem = onednn::work_memory(prim->pd.dst_desc(), y_buf);
   y = Tensor::empty({N, O, Ho, Wo});
   memory y_user(y_plain, eng, y.raw());
   Tensor rf;

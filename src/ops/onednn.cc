@@ -831,6 +831,11 @@ dnnl::convolution_forward::primitive_desc conv_primitive_desc(const dnnl::convol
   throw dnnl::error(dnnl_unimplemented, "convolution");  // not reached: the unfused try rethrows
 }
 
+dnnl::memory work_memory(const dnnl::memory::desc& md, std::shared_ptr<void>& holder) {
+  holder = allocate(md.get_size());
+  return dnnl::memory(md, engine(), holder.get());
+}
+
 void append_activation(dnnl::post_ops& po, Activation a) {
   switch (a) {
     case Activation::None: return;
