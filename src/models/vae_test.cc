@@ -195,7 +195,7 @@ TEST(Vae, TilingWithLargeTileIsExact) {
 
 TEST(Vae, BandedConvolutionsKeepEncodeAndDecodeBitForBit) {
   // 256 channels at 32x32 and 64x64: oneDNN's F(4,3) Winograd, which the large SD VAE layers get. Bands of at most
-  // 8 rows here (the default, 256 MiB, bands only much larger images); the reference is the unbanded run.
+  // 8 rows here (the default, 64 MiB, bands only much larger images); the reference is the unbanded run.
   VaeConfig c;
   c.block_out_channels = {256, 256};
   c.layers_per_block = 1;

@@ -32,9 +32,10 @@ size_t initial_band_bytes() {
     PIG_CHECK(end && end != e && *end == 0, "PIGMENT_CONV_BAND_MB: expected a number of megabytes, got '", e, "'");
     return mb == 0 ? SIZE_MAX : size_t(mb) << 20;
   }
-  // Bands much smaller than this cost time (each one reads the whole transformed weight again: 16 bands of a
-  // 512-channel layer were 25 % slower); at this size the SD VAE's 512x512 decode runs as fast as unbanded.
-  return size_t(256) << 20;
+  // Measured on the SD VAE decode (docs/performance.md): 64 MiB bands are faster than larger ones (the band's work
+  // stays in the last-level cache: 1024² decode 29.1 -> 19.3 s against 256 MiB, 512² ~9 % less CPU time) and than
+  // smaller ones (32 MiB: each band re-reads the whole transformed weight; 1024² 27.7 s).
+  return size_t(64) << 20;
 }
 std::atomic<size_t> g_band_bytes{initial_band_bytes()};
 

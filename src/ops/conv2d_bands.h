@@ -25,7 +25,7 @@ struct BandOptions {
   // default below; SIZE_MAX: one band, i.e. the whole convolution.
   size_t band_bytes = 0;
 };
-// The process-wide band size: 256 MiB, or $PIGMENT_CONV_BAND_MB megabytes; 0 (in either): never band. For benchmarks.
+// The process-wide band size: 64 MiB, or $PIGMENT_CONV_BAND_MB megabytes; 0 (in either): never band. For benchmarks.
 void set_default_band_bytes(size_t bytes);
 size_t default_band_bytes();
 
