@@ -140,6 +140,7 @@ void register_all() {
   conv("conv/unet_shortcut_1x1_640-320_32", 640, 320, 32, 1, 1, false);
   conv("conv/vae_512_64", 512, 512, 64, 3, 1, true);
   conv("conv/vae_256_256", 256, 256, 256, 3, 1, true);
+  conv("conv/vae_128_512", 128, 128, 512, 3, 1, true);
   auto lin = [&](const std::string& name, int64_t M, int64_t K, int64_t N) {
     add(name, [=](benchmark::State& st) { BM_Linear(st, M, K, N); }, benchmark::kMillisecond);
   };

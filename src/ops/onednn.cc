@@ -823,6 +823,19 @@ dnnl::convolution_forward::primitive_desc conv_primitive_desc(const dnnl::convol
     try {
       dnnl::convolution_forward::primitive_desc pd(desc, attr, engine());
       *fused = fuse;
+      // oneDNN lists its F(2,3) Winograd kernel first and takes it for many shapes (all of 64 and 128 channels up to
+      // 512x512 here) although its F(4,3) kernel does fewer multiplies per output: 128->128 at 512x512 250 -> 190 ms
+      // (docs/performance.md). Take F(4,3) where oneDNN has it for the shape and the output has at least 32x32
+      // pixels (at 8x8, 1280 channels, F(4,3) is 2.7x slower than F(2,3)); an image and its bands (conv2d_bands.h)
+      // then get the same kernel, which oneDNN's own choice often did not give them.
+      const dnnl::memory::dims out = pd.dst_desc().dims();
+      if (out.size() == 4 && out[2] * out[3] >= 32 * 32 &&
+          std::string(pd.impl_info_str()).find("wino_2x3") != std::string::npos) {
+        dnnl::convolution_forward::primitive_desc alt(desc, attr, engine());
+        while (std::string(alt.impl_info_str()).find("wino_4x3") == std::string::npos)
+          if (!alt.next_impl()) break;
+        if (std::string(alt.impl_info_str()).find("wino_4x3") != std::string::npos) return alt;
+      }
       return pd;
     } catch (const dnnl::error&) {
       if (!fuse) throw;
