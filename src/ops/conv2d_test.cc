@@ -93,6 +93,15 @@ TEST(Conv2d, SameBitsAtOneAndTwoThreads) {
     EXPECT_TRUE(deterministic([&] { return conv2d(x, w, &b, Conv2dParams::same(1), o); })) << int(a);
     EXPECT_TRUE(deterministic([&] { return conv2d(x, w, &b, Conv2dParams::same(1, 2), o); })) << int(a);
   }
+  // 64 channels at 40x40: oneDNN's F(4,3) kernel, which conv2d prefers to its F(2,3) from 32x32 outputs up.
+  Tensor x64 = randn({2, 64, 40, 40}, 54);
+  Tensor w64 = conv_weight(64, 64, 3, 3, 55);
+  Conv2dOptions wino;
+  wino.algorithm = ConvAlgorithm::Winograd;
+  Tensor b64 = randn({64}, 56);
+  EXPECT_TRUE(deterministic([&] { return conv2d(x64, w64, &b64, Conv2dParams::same(1), wino); }));
+  EXPECT_TRUE(close(conv2d(x64, w64, &b64, Conv2dParams::same(1), wino),
+                    ref::conv2d(x64, w64, &b64, Conv2dParams::same(1)), 1e-4f, 1e-4f));
   Tensor w1 = conv_weight(40, 32, 1, 1, 53);
   EXPECT_TRUE(deterministic([&] { return conv2d(x, w1, nullptr, {}); }));
 }
