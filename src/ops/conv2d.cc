@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "ops/conv2d_narrow.h"
 #include "ops/conv2d_pointwise.h"
 #include "ops/fast_products.h"
 #include "ops/onednn.h"
@@ -166,6 +167,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
   }
   if (Tensor fy; fast::conv2d(x, w, bias, p, opt, fy)) return fy;  // Precision::Fast (ops/precision.h)
   if (Tensor py; conv2d_pointwise(x, w, bias, p, opt, py)) return py;  // 1x1: a matrix product (conv2d_pointwise.h)
+  if (Tensor ny; conv2d_narrow(x, w, bias, p, opt, ny)) return ny;  // 3x3 to at most 4 channels (conv2d_narrow.h)
   const ConvAlgorithm algo = opt.algorithm == ConvAlgorithm::Auto ? default_conv_algorithm() : opt.algorithm;
   const bool has_res = opt.residual != nullptr;
   std::shared_ptr<ConvPrimitive> prim;

@@ -33,6 +33,13 @@ void normalize(const float* x, float* y, size_t n, float mean, float mul, float 
 void layer_norm_row(const float* x, float* y, size_t d, const float* gamma, const float* beta, float eps);
 void softmax_row(const float* x, float* y, size_t d);
 
+// ---- convolution ----
+// Output row `row` of a 3x3, stride-1, padding-1 convolution with O <= 4 output channels: x [C, H, W] (W a multiple
+// of 16), wt [C][3][3][O] (f32), bias [O] or null; writes y[o, row, :] of y [O, H, W]. Sums run over c, then the
+// kernel row, then the kernel column, one multiply-add each.
+void conv3x3_narrow_row(const float* x, int64_t C, int64_t H, int64_t W, const float* wt, const float* bias, int O,
+                        int64_t row, float* y);
+
 // ---- attention ----
 // One tile of flash attention for one head: queries rows [0, nq) at q (row stride ldq), keys/values rows [0, nk) at
 // k/v (row stride ldkv), head size d; writes nq rows of d values at out (row stride ldo). With `causal`, query row i
