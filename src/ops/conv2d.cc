@@ -91,11 +91,8 @@ bool winograd_applies(const ConvShape& s, const Conv2dParams& p) {
          p.pad_right == 1;
 }
 
-// Auto's choice, from measurements on SD shapes (docs/performance.md): Winograd is 2.2x faster from 32x32 outputs up
-// and only ~1.25x at 16x16 and 8x8, where its weights (4x, resp. 1.8x, the plain ones) would cost gigabytes for the
-// 1280-channel layers; with fewer than 16 channels (conv_in) it is slower.
 bool winograd_auto(const ConvShape& s, const Conv2dParams& p) {
-  return winograd_applies(s, p) && s.C >= 16 && s.O >= 16 && s.Ho * s.Wo >= 32 * 32;
+  return winograd_applies(s, p) && onednn::auto_picks_winograd(s.C, s.O, s.Ho * s.Wo);
 }
 
 std::shared_ptr<ConvPrimitive> make_conv(const ConvShape& s, const Conv2dParams& p, bool bias, bool residual,
@@ -112,6 +109,13 @@ std::shared_ptr<ConvPrimitive> make_conv(const ConvShape& s, const Conv2dParams&
   return std::make_shared<ConvPrimitive>(ConvPrimitive{pd, dnnl::convolution_forward(pd), fused});
 }
 }  // namespace
+
+// Auto's choice, from measurements on SD shapes (docs/performance.md): Winograd is 2.2x faster from 32x32 outputs up
+// and only ~1.25x at 16x16 and 8x8, where its weights (4x, resp. 1.8x, the plain ones) would cost gigabytes for the
+// 1280-channel layers; with fewer than 16 channels (conv_in) it is slower.
+bool onednn::auto_picks_winograd(int64_t in_channels, int64_t out_channels, int64_t out_pixels) {
+  return in_channels >= 16 && out_channels >= 16 && out_pixels >= 32 * 32;
+}
 
 void set_default_conv_algorithm(ConvAlgorithm a) { g_default_algorithm = int(a); }
 ConvAlgorithm default_conv_algorithm() { return ConvAlgorithm(g_default_algorithm.load()); }

@@ -94,7 +94,7 @@ bool whole_is_winograd(int64_t C, int64_t H, int64_t W, int64_t O) {
     case ConvAlgorithm::Winograd:
       return true;
     case ConvAlgorithm::Auto:
-      return C >= 16 && O >= 16 && H * W >= 32 * 32;
+      return onednn::auto_picks_winograd(C, O, H * W);
   }
   return false;
 }

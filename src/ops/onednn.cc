@@ -828,13 +828,15 @@ dnnl::convolution_forward::primitive_desc conv_primitive_desc(const dnnl::convol
       // (docs/performance.md). Take F(4,3) where oneDNN has it for the shape and the output has at least 32x32
       // pixels (at 8x8, 1280 channels, F(4,3) is 2.7x slower than F(2,3)); an image and its bands (conv2d_bands.h)
       // then get the same kernel, which oneDNN's own choice often did not give them.
+      auto is = [](const dnnl::convolution_forward::primitive_desc& d, const char* kernel) {
+        return std::string(d.impl_info_str()).find(kernel) != std::string::npos;
+      };
       const dnnl::memory::dims out = pd.dst_desc().dims();
-      if (out.size() == 4 && out[2] * out[3] >= 32 * 32 &&
-          std::string(pd.impl_info_str()).find("wino_2x3") != std::string::npos) {
-        dnnl::convolution_forward::primitive_desc alt(desc, attr, engine());
-        while (std::string(alt.impl_info_str()).find("wino_4x3") == std::string::npos)
-          if (!alt.next_impl()) break;
-        if (std::string(alt.impl_info_str()).find("wino_4x3") != std::string::npos) return alt;
+      if (out.size() == 4 && out[2] * out[3] >= 32 * 32 && is(pd, "wino_2x3")) {
+        dnnl::convolution_forward::primitive_desc alt(desc, attr, engine());  // a second walk of the same list
+        while (!is(alt, "wino_4x3") && alt.next_impl()) {
+        }
+        if (is(alt, "wino_4x3")) return alt;
       }
       return pd;
     } catch (const dnnl::error&) {

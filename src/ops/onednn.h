@@ -60,6 +60,9 @@ void append_activation(dnnl::post_ops& po, Activation a);
 // per 4 KiB (half of a 42 ms reorder of a 128x512x512 input). `holder` keeps the block alive.
 dnnl::memory work_memory(const dnnl::memory::desc& md, std::shared_ptr<void>& holder);
 
+// ConvAlgorithm::Auto's rule for a 3x3, stride-1, padding-1 convolution (conv2d.cc): whether it runs as Winograd.
+bool auto_picks_winograd(int64_t in_channels, int64_t out_channels, int64_t out_pixels);
+
 // The primitive descriptor of a convolution (user scratchpad), with a residual fused as a sum post-op where the kernel
 // accepts one (*fused says whether it was; some kernels refuse it and the caller then adds the residual itself).
 // Throws dnnl::error where oneDNN has no kernel for `desc`.
