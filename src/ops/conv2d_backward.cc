@@ -1,0 +1,295 @@
+// Backward of conv2d. ref::: direct loops, sums in double. Fast:
+// - input gradient: oneDNN's convolution backward-data primitive (direct algorithm) on blocked activations,
+//   reordered in and out per call like the forward, its weights prepared once into the WeightCache (f16/bf16
+//   converted there);
+// - weight gradient: im2col of each image, then dw[O, C·kh·kw] = Σ_n dy_n[O, H'W'] · col_nᵀ by tiled_product
+//   (ops/tiled_product.h), whose fixed tiles give the same bits at any thread count (oneDNN's backward-weights
+//   primitive splits the sum over images and rows across threads, so its rounding follows the thread count);
+// - bias gradient: per-channel sums of fixed chunks combined in double.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "ops/backward.h"
+#include "ops/onednn.h"
+#include "ops/precision.h"
+#include "ops/profile.h"
+#include "ops/reference.h"
+#include "ops/simd_kernels.h"
+#include "ops/tiled_product.h"
+
+namespace pigment::ops {
+
+namespace {
+struct ConvShape {
+  int64_t N, C, H, W, O, kh, kw, Ho, Wo;
+};
+
+ConvShape check_conv_backward(const char* what, const Tensor& dy, const Shape& x_shape, const Shape& w_shape,
+                              const Conv2dParams& p) {
+  PIG_CHECK(x_shape.size() == 4 && w_shape.size() == 4 && dy.ndim() == 4, what,
+            ": expected x [N,C,H,W], w [O,C,kh,kw] and dy [N,O,H',W'], got ", shape_str(x_shape), ", ",
+            shape_str(w_shape), " and ", shape_str(dy.shape()));
+  ConvShape s{x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[2], w_shape[3], 0, 0};
+  PIG_CHECK(w_shape[1] == s.C, what, ": input has ", s.C, " channels, weight ", shape_str(w_shape), " expects ",
+            w_shape[1]);
+  PIG_CHECK(p.stride >= 1, what, ": stride must be positive, got ", p.stride);
+  PIG_CHECK(p.pad_top >= 0 && p.pad_left >= 0 && p.pad_bottom >= 0 && p.pad_right >= 0, what,
+            ": padding must not be negative");
+  PIG_CHECK(s.H + p.pad_top + p.pad_bottom >= s.kh && s.W + p.pad_left + p.pad_right >= s.kw, what,
+            ": kernel ", shape_str(w_shape), " is larger than the padded input ", shape_str(x_shape));
+  s.Ho = (s.H + p.pad_top + p.pad_bottom - s.kh) / p.stride + 1;
+  s.Wo = (s.W + p.pad_left + p.pad_right - s.kw) / p.stride + 1;
+  const Shape want{s.N, s.O, s.Ho, s.Wo};
+  PIG_CHECK(dy.shape() == want, what, ": gradient ", shape_str(dy.shape()), " is not the convolution's output ",
+            shape_str(want), " (x ", shape_str(x_shape), ", w ", shape_str(w_shape), ")");
+  return s;
+}
+
+bool degenerate(const ConvShape& s) { return s.N == 0 || s.C == 0 || s.O == 0 || s.H == 0 || s.W == 0; }
+}  // namespace
+
+namespace ref {
+Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape, Conv2dParams p) {
+  const ConvShape s = check_conv_backward("conv2d_backward_input", dy, x_shape, w.shape(), p);
+  Tensor g = dy.as_f32(), wf = w.as_f32();
+  Tensor dx = Tensor::empty(x_shape);
+  const float *G = g.f32(), *Wt = wf.f32();
+#pragma omp parallel
+  {
+    std::vector<double> acc(size_t(s.H * s.W));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t n = 0; n < s.N; ++n)
+      for (int64_t c = 0; c < s.C; ++c) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t o = 0; o < s.O; ++o) {
+          const float* go = G + (n * s.O + o) * s.Ho * s.Wo;
+          for (int64_t ky = 0; ky < s.kh; ++ky)
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+              const double wv = Wt[((o * s.C + c) * s.kh + ky) * s.kw + kx];
+              for (int64_t oy = 0; oy < s.Ho; ++oy) {
+                const int64_t iy = oy * p.stride + ky - p.pad_top;
+                if (iy < 0 || iy >= s.H) continue;
+                for (int64_t ox = 0; ox < s.Wo; ++ox) {
+                  const int64_t ix = ox * p.stride + kx - p.pad_left;
+                  if (ix < 0 || ix >= s.W) continue;
+                  acc[size_t(iy * s.W + ix)] += wv * go[oy * s.Wo + ox];
+                }
+              }
+            }
+        }
+        float* d = dx.f32() + (n * s.C + c) * s.H * s.W;
+        for (int64_t i = 0; i < s.H * s.W; ++i) d[i] = float(acc[size_t(i)]);
+      }
+  }
+  return dx;
+}
+
+Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, Conv2dParams p) {
+  const ConvShape s = check_conv_backward("conv2d_backward_weight", dy, x.shape(), w_shape, p);
+  Tensor g = dy.as_f32(), xf = x.as_f32();
+  Tensor dw = Tensor::empty(w_shape);
+  const float *G = g.f32(), *X = xf.f32();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t o = 0; o < s.O; ++o)
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t ky = 0; ky < s.kh; ++ky)
+        for (int64_t kx = 0; kx < s.kw; ++kx) {
+          double acc = 0;
+          for (int64_t n = 0; n < s.N; ++n) {
+            const float* go = G + (n * s.O + o) * s.Ho * s.Wo;
+            const float* xc = X + (n * s.C + c) * s.H * s.W;
+            for (int64_t oy = 0; oy < s.Ho; ++oy) {
+              const int64_t iy = oy * p.stride + ky - p.pad_top;
+              if (iy < 0 || iy >= s.H) continue;
+              for (int64_t ox = 0; ox < s.Wo; ++ox) {
+                const int64_t ix = ox * p.stride + kx - p.pad_left;
+                if (ix < 0 || ix >= s.W) continue;
+                acc += double(go[oy * s.Wo + ox]) * xc[iy * s.W + ix];
+              }
+            }
+          }
+          dw.f32()[((o * s.C + c) * s.kh + ky) * s.kw + kx] = float(acc);
+        }
+  return dw;
+}
+
+Tensor sum_to_channels(const Tensor& dy) {
+  PIG_CHECK(dy.ndim() >= 2, "sum_to_channels: expected [N, C, ...], got ", shape_str(dy.shape()));
+  const int64_t N = dy.dim(0), C = dy.dim(1), S = N * C ? dy.numel() / (N * C) : 0;
+  Tensor g = dy.as_f32();
+  Tensor out = Tensor::empty({C});
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < S; ++i) acc += g.f32()[(n * C + c) * S + i];
+    out.f32()[c] = float(acc);
+  }
+  return out;
+}
+}  // namespace ref
+
+namespace {
+using dnnl::memory;
+using tag = memory::format_tag;
+constexpr auto f32 = memory::data_type::f32;
+
+struct ConvBackwardDataPrimitive {
+  dnnl::convolution_backward_data::primitive_desc pd;
+  dnnl::convolution_backward_data prim;
+};
+
+std::string shape_key(const char* kind, const ConvShape& s, const Conv2dParams& p) {
+  std::string k = kind;
+  for (int64_t v : {s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
+                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
+    k += "," + std::to_string(v);
+  return k;
+}
+
+std::shared_ptr<ConvBackwardDataPrimitive> make_backward_data(const ConvShape& s, const Conv2dParams& p) {
+  const memory::desc x_any({s.N, s.C, s.H, s.W}, f32, tag::any), w_any({s.O, s.C, s.kh, s.kw}, f32, tag::any),
+      y_any({s.N, s.O, s.Ho, s.Wo}, f32, tag::any);
+  const memory::dims strides{p.stride, p.stride}, pad_l{p.pad_top, p.pad_left}, pad_r{p.pad_bottom, p.pad_right};
+  const auto alg = dnnl::algorithm::convolution_direct;
+  // oneDNN asks for the forward's primitive descriptor as a hint for the layouts.
+  dnnl::convolution_forward::primitive_desc hint(
+      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, x_any, w_any, y_any, strides, pad_l,
+                                      pad_r),
+      onednn::engine());
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::convolution_backward_data::primitive_desc pd(
+      dnnl::convolution_backward_data::desc(alg, x_any, w_any, y_any, strides, pad_l, pad_r), attr, onednn::engine(),
+      hint);
+  return std::make_shared<ConvBackwardDataPrimitive>(
+      ConvBackwardDataPrimitive{pd, dnnl::convolution_backward_data(pd)});
+}
+
+// Rows (c, ky, kx) × columns (oy, ox) of one image: the input pixel each kernel tap meets at each output pixel
+// (zero in the padding).
+void im2col(const float* x, const ConvShape& s, const Conv2dParams& p, float* col) {
+  const int64_t P = s.Ho * s.Wo, taps = s.kh * s.kw;
+#pragma omp parallel for schedule(static) if (s.C * taps * P > 65536)
+  for (int64_t row = 0; row < s.C * taps; ++row) {
+    const int64_t c = row / taps, ky = row % taps / s.kw, kx = row % s.kw;
+    const float* xc = x + c * s.H * s.W;
+    float* out = col + row * P;
+    for (int64_t oy = 0; oy < s.Ho; ++oy) {
+      const int64_t iy = oy * p.stride + ky - p.pad_top;
+      float* o = out + oy * s.Wo;
+      if (iy < 0 || iy >= s.H) {
+        std::memset(o, 0, size_t(s.Wo) * sizeof(float));
+        continue;
+      }
+      const float* xr = xc + iy * s.W;
+      if (p.stride == 1) {
+        // Columns whose input column ix = ox + kx - pad_left lies inside the row; zeros around them.
+        const int64_t lo = std::clamp<int64_t>(p.pad_left - kx, 0, s.Wo),
+                      hi = std::clamp<int64_t>(s.W + p.pad_left - kx, lo, s.Wo);
+        std::memset(o, 0, size_t(lo) * sizeof(float));
+        std::memcpy(o + lo, xr + lo + kx - p.pad_left, size_t(hi - lo) * sizeof(float));
+        std::memset(o + hi, 0, size_t(s.Wo - hi) * sizeof(float));
+      } else {
+        for (int64_t ox = 0; ox < s.Wo; ++ox) {
+          const int64_t ix = ox * p.stride + kx - p.pad_left;
+          o[ox] = ix >= 0 && ix < s.W ? xr[ix] : 0.f;
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
+Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape, Conv2dParams p) {
+  if (precision() == Precision::Reference) return ref::conv2d_backward_input(dy, w, x_shape, p);
+  const ConvShape s = check_conv_backward("conv2d_backward_input", dy, x_shape, w.shape(), p);
+  if (degenerate(s)) return ref::conv2d_backward_input(dy, w, x_shape, p);
+  profile::Scope prof(
+      [&] {
+        return "conv2d_backward_input " + std::to_string(s.kh) + "x" + std::to_string(s.kw) +
+               (p.stride > 1 ? " s2 " : " ") + std::to_string(s.C) + "->" + std::to_string(s.O) + " @" +
+               std::to_string(s.Ho) + "x" + std::to_string(s.Wo) + " N" + std::to_string(s.N);
+      },
+      2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
+  auto prim = onednn::cached<ConvBackwardDataPrimitive>(shape_key("conv_bwd_data", s, p),
+                                                        [&] { return make_backward_data(s, p); });
+  const auto& pd = prim->pd;
+  auto& eng = onednn::engine();
+  auto& strm = onednn::stream();
+  const memory::desc w_plain({s.O, s.C, s.kh, s.kw}, f32, tag::oihw);
+  const onednn::PreparedWeight wp = onednn::prepared(nullptr, w, w_plain, pd.weights_desc());
+  Tensor g = dy.as_f32();
+  Tensor dx = Tensor::empty(x_shape);
+  const memory::desc x_plain({s.N, s.C, s.H, s.W}, f32, tag::nchw), y_plain({s.N, s.O, s.Ho, s.Wo}, f32, tag::nchw);
+  memory dy_user(y_plain, eng, const_cast<float*>(g.f32())), dx_user(x_plain, eng, dx.f32());
+  memory dy_mem = dy_user, dx_mem = dx_user;
+  std::shared_ptr<void> dy_buf, dx_buf;
+  if (pd.diff_dst_desc() != y_plain) {
+    dy_mem = onednn::work_memory(pd.diff_dst_desc(), dy_buf);
+    dnnl::reorder(dy_user, dy_mem).execute(strm, dy_user, dy_mem);
+  }
+  const bool blocked_out = pd.diff_src_desc() != x_plain;
+  if (blocked_out) dx_mem = onednn::work_memory(pd.diff_src_desc(), dx_buf);
+  prim->prim.execute(strm, {{DNNL_ARG_DIFF_DST, dy_mem},
+                            {DNNL_ARG_WEIGHTS, wp.mem},
+                            {DNNL_ARG_DIFF_SRC, dx_mem},
+                            {DNNL_ARG_SCRATCHPAD, onednn::scratchpad(pd.scratchpad_desc())}});
+  if (blocked_out) dnnl::reorder(dx_mem, dx_user).execute(strm, dx_mem, dx_user);
+  strm.wait();
+  return dx;
+}
+
+Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, Conv2dParams p) {
+  if (precision() == Precision::Reference) return ref::conv2d_backward_weight(dy, x, w_shape, p);
+  const ConvShape s = check_conv_backward("conv2d_backward_weight", dy, x.shape(), w_shape, p);
+  if (degenerate(s)) return ref::conv2d_backward_weight(dy, x, w_shape, p);
+  profile::Scope prof(
+      [&] {
+        return "conv2d_backward_weight " + std::to_string(s.kh) + "x" + std::to_string(s.kw) +
+               (p.stride > 1 ? " s2 " : " ") + std::to_string(s.C) + "->" + std::to_string(s.O) + " @" +
+               std::to_string(s.Ho) + "x" + std::to_string(s.Wo) + " N" + std::to_string(s.N);
+      },
+      2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
+  Tensor g = dy.as_f32(), xf = x.as_f32();
+  Tensor dw = Tensor::empty(w_shape);
+  const int64_t P = s.Ho * s.Wo, CKK = s.C * s.kh * s.kw;
+  const bool pointwise = s.kh == 1 && s.kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+                         p.pad_bottom == 0 && p.pad_right == 0;
+  std::vector<float> col(pointwise ? 0 : size_t(CKK * P));
+  for (int64_t n = 0; n < s.N; ++n) {  // images added in order, each tile of dw by one thread
+    const float* cn = xf.f32() + n * s.C * s.H * s.W;  // 1x1: the image is its own im2col
+    if (!pointwise) {
+      im2col(cn, s, p, col.data());
+      cn = col.data();
+    }
+    // dw[O, CKK] (+)= dy_n[O, P] · col_nᵀ[P, CKK]
+    tiled_product(1, s.O, CKK, P, {g.f32() + n * s.O * P, P, 1}, {cn, 1, P}, dw.f32(), CKK, 0, n > 0);
+  }
+  return dw;
+}
+
+Tensor sum_to_channels(const Tensor& dy) {
+  if (precision() == Precision::Reference) return ref::sum_to_channels(dy);
+  PIG_CHECK(dy.ndim() >= 2, "sum_to_channels: expected [N, C, ...], got ", shape_str(dy.shape()));
+  const int64_t N = dy.dim(0), C = dy.dim(1), S = N * C ? dy.numel() / (N * C) : 0;
+  Tensor g = dy.as_f32();
+  // Per (image, channel): float sums of fixed chunks, added in double; then the images in order.
+  constexpr int64_t kChunk = 8192;
+  std::vector<double> rows(size_t(N * C));
+#pragma omp parallel for schedule(static) if (dy.numel() > 65536)
+  for (int64_t nc = 0; nc < N * C; ++nc) {
+    double acc = 0;
+    for (int64_t i = 0; i < S; i += kChunk) acc += simd::sum(g.f32() + nc * S + i, size_t(std::min(kChunk, S - i)));
+    rows[size_t(nc)] = acc;
+  }
+  Tensor out = Tensor::empty({C});
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n) acc += rows[size_t(n * C + c)];
+    out.f32()[c] = float(acc);
+  }
+  return out;
+}
+
+}  // namespace pigment::ops
