@@ -1,0 +1,206 @@
+// PyTorch's optimizers, element by element. Each scalar is rounded to float32 where PyTorch hands a Python float
+// to a float32 kernel, and the float operations come in PyTorch's order, so the results agree with torch's to
+// about an ulp (PyTorch's AVX2 kernels fuse some multiply-adds; we do not, to stay identical on every machine).
+#include "training/optimizer.h"
+
+#include <cmath>
+
+namespace pigment::training {
+namespace {
+
+// Element-wise loops are split in fixed chunks: every element is computed the same way on any thread count.
+template <typename F>
+void for_each_index(int64_t n, F&& f) {
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+void check_param(const Param& p) {
+  PIG_CHECK(p.value.defined() && p.value.dtype() == DType::F32, "optimizer: parameter '", p.name,
+            "' must be a float32 tensor");
+  PIG_CHECK(p.grad.dtype() == DType::F32 && p.grad.shape() == p.value.shape(), "optimizer: gradient of '", p.name,
+            "' has shape ", shape_str(p.grad.shape()), " (", dtype_name(p.grad.dtype()), "), expected ",
+            shape_str(p.value.shape()), " (F32)");
+}
+
+void check_state(const Tensor& t, const Param& p, const char* what) {
+  PIG_CHECK(t.dtype() == DType::F32 && t.shape() == p.value.shape(), "optimizer state '", p.name, ".", what,
+            "' has shape ", shape_str(t.shape()), ", expected ", shape_str(p.value.shape()));
+}
+
+Tensor step_tensor(int64_t step) {
+  Tensor t = Tensor::empty({1}, DType::I64);
+  *t.data<int64_t>() = step;
+  return t;
+}
+
+int64_t step_value(const std::string& key, const Tensor& t) {
+  PIG_CHECK(t.numel() == 1, "optimizer state '", key, "': expected one value, got shape ", shape_str(t.shape()));
+  if (t.dtype() == DType::I64) return *t.data<int64_t>();
+  return int64_t(std::llround(t.to_vector()[0]));  // PyTorch itself keeps the step as a float tensor
+}
+
+// Splits "conv_in.weight.exp_avg" into ("conv_in.weight", "exp_avg") for one of the known state names.
+bool split_key(const std::string& key, std::initializer_list<const char*> names, std::string& param,
+               std::string& what) {
+  for (const char* n : names) {
+    std::string suffix = std::string(".") + n;
+    if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      param = key.substr(0, key.size() - suffix.size());
+      what = n;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+AdamW::AdamW(AdamWOptions options) : options_(options) {
+  PIG_CHECK(options.lr >= 0 && options.eps >= 0 && options.weight_decay >= 0, "AdamW: lr, eps and weight decay must be >= 0");
+  PIG_CHECK(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
+            "AdamW: betas must be in [0, 1), got (", options.beta1, ", ", options.beta2, ")");
+}
+
+void AdamW::step(std::span<Param> params) {
+  const AdamWOptions& o = options_;
+  for (Param& p : params) {
+    if (!p.grad.defined()) continue;
+    check_param(p);
+    Slot& s = slots_[p.name];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = Tensor::zeros(p.value.shape());
+      s.exp_avg_sq = Tensor::zeros(p.value.shape());
+    }
+    check_state(s.exp_avg, p, "exp_avg");
+    check_state(s.exp_avg_sq, p, "exp_avg_sq");
+    const int64_t k = ++s.step;
+    // Python-side scalars in double, as torch/optim/adamw.py computes them; float32 inside the kernels.
+    const double bias_correction1 = 1 - std::pow(o.beta1, double(k));
+    const double bias_correction2 = 1 - std::pow(o.beta2, double(k));
+    const float decay = float(1 - o.lr * o.weight_decay);
+    const float b1 = float(o.beta1), one_minus_b1 = float(1 - o.beta1);
+    const float b2 = float(o.beta2), one_minus_b2 = float(1 - o.beta2);
+    const float bc2_sqrt = float(std::sqrt(bias_correction2));
+    const float eps = float(o.eps);
+    const float neg_step_size = float(-(o.lr / bias_correction1));
+    float* w = p.value.f32();
+    const float* g = p.grad.f32();
+    float* m = s.exp_avg.f32();
+    float* v = s.exp_avg_sq.f32();
+    for_each_index(p.value.numel(), [&](int64_t i) {
+      w[i] = w[i] * decay;                                   // param.mul_(1 - lr*wd)
+      m[i] = m[i] * b1 + one_minus_b1 * g[i];                // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+      v[i] = v[i] * b2 + one_minus_b2 * g[i] * g[i];         // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+      const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;  // (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+      w[i] = w[i] + neg_step_size * m[i] / denom;            // param.addcdiv_(exp_avg, denom, value=-step_size)
+    });
+  }
+}
+
+StateDict AdamW::state() const {
+  StateDict out;
+  for (const auto& [name, s] : slots_) {
+    out[name + ".exp_avg"] = s.exp_avg.clone();
+    out[name + ".exp_avg_sq"] = s.exp_avg_sq.clone();
+    out[name + ".step"] = step_tensor(s.step);
+  }
+  return out;
+}
+
+void AdamW::load_state(const StateDict& state) {
+  std::map<std::string, Slot> slots;
+  for (const auto& [key, t] : state) {
+    std::string name, what;
+    PIG_CHECK(split_key(key, {"exp_avg_sq", "exp_avg", "step"}, name, what), "AdamW state: unknown entry '", key,
+              "' (expected <param>.exp_avg, .exp_avg_sq or .step)");
+    Slot& s = slots[name];
+    if (what == "step") s.step = step_value(key, t);
+    else (what == "exp_avg" ? s.exp_avg : s.exp_avg_sq) = t.as_f32().clone();
+  }
+  for (const auto& [name, s] : slots)
+    PIG_CHECK(s.exp_avg.defined() && s.exp_avg_sq.defined() && s.exp_avg.shape() == s.exp_avg_sq.shape(),
+              "AdamW state of '", name, "': needs exp_avg and exp_avg_sq of the same shape");
+  slots_ = std::move(slots);
+}
+
+SGD::SGD(SGDOptions options) : options_(options) {
+  PIG_CHECK(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0,
+            "SGD: lr, momentum and weight decay must be >= 0");
+  PIG_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0),
+            "SGD: nesterov momentum requires a momentum and zero dampening");
+}
+
+void SGD::step(std::span<Param> params) {
+  const SGDOptions& o = options_;
+  const float wd = float(o.weight_decay), mom = float(o.momentum), one_minus_damp = float(1 - o.dampening);
+  const float neg_lr = float(-o.lr);
+  for (Param& p : params) {
+    if (!p.grad.defined()) continue;
+    check_param(p);
+    Slot& s = slots_[p.name];
+    const bool first = !s.momentum_buffer.defined();
+    if (o.momentum != 0 && first) s.momentum_buffer = Tensor::empty(p.value.shape());
+    if (o.momentum != 0) check_state(s.momentum_buffer, p, "momentum_buffer");
+    ++s.step;
+    float* w = p.value.f32();
+    const float* g = p.grad.f32();
+    float* buf = o.momentum != 0 ? s.momentum_buffer.f32() : nullptr;
+    for_each_index(p.value.numel(), [&](int64_t i) {
+      float d = o.weight_decay != 0 ? g[i] + wd * w[i] : g[i];  // d_p = grad.add(param, alpha=wd)
+      if (buf) {
+        buf[i] = first ? d : buf[i] * mom + one_minus_damp * d;  // clone on the first step, then mul_.add_
+        d = o.nesterov ? d + mom * buf[i] : buf[i];
+      }
+      w[i] = w[i] + neg_lr * d;  // param.add_(d_p, alpha=-lr)
+    });
+  }
+}
+
+StateDict SGD::state() const {
+  StateDict out;
+  for (const auto& [name, s] : slots_) {
+    if (s.momentum_buffer.defined()) out[name + ".momentum_buffer"] = s.momentum_buffer.clone();
+    out[name + ".step"] = step_tensor(s.step);
+  }
+  return out;
+}
+
+void SGD::load_state(const StateDict& state) {
+  std::map<std::string, Slot> slots;
+  for (const auto& [key, t] : state) {
+    std::string name, what;
+    PIG_CHECK(split_key(key, {"momentum_buffer", "step"}, name, what), "SGD state: unknown entry '", key,
+              "' (expected <param>.momentum_buffer or .step)");
+    if (what == "step") slots[name].step = step_value(key, t);
+    else slots[name].momentum_buffer = t.as_f32().clone();
+  }
+  slots_ = std::move(slots);
+}
+
+float clip_grad_norm(std::span<Param> params, double max_norm) {
+  // Each parameter's norm is a float32 torch.norm; the total is the norm of their stack.
+  double total_sq = 0;
+  for (const Param& p : params) {
+    if (!p.grad.defined()) continue;
+    PIG_CHECK(p.grad.dtype() == DType::F32, "clip_grad_norm: gradient of '", p.name, "' must be float32");
+    const float* g = p.grad.f32();
+    double sq = 0;
+    for (int64_t i = 0; i < p.grad.numel(); ++i) sq += double(g[i]) * g[i];
+    const float norm = float(std::sqrt(sq));
+    total_sq += double(norm) * norm;
+  }
+  const float total = float(std::sqrt(total_sq));
+  // clip_coef = max_norm / (total + 1e-6), which torch evaluates as reciprocal(total + 1e-6) * max_norm.
+  const float coef = (1.0f / (total + 1e-6f)) * float(max_norm);
+  if (!(coef >= 1.0f)) {  // clamp(max=1) leaves a NaN coefficient, which poisons the gradients as in torch
+    for (Param& p : params) {
+      if (!p.grad.defined()) continue;
+      float* g = p.grad.f32();
+      for_each_index(p.grad.numel(), [&](int64_t i) { g[i] = g[i] * coef; });
+    }
+  }
+  return total;
+}
+
+}  // namespace pigment::training

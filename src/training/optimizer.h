@@ -1,0 +1,101 @@
+// Optimizers over named float32 parameters, updated in place, with PyTorch's semantics (torch 1.13
+// torch.optim.AdamW / SGD, torch.nn.utils.clip_grad_norm_) so that a training run matches the reference
+// scripts step for step. State is keyed by parameter name, so a checkpoint can save and restore it exactly.
+#pragma once
+#include <map>
+#include <span>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace pigment::training {
+
+// A trainable parameter. `value` shares memory with the model's weight (Tensor copies share memory), so the
+// optimizer's in-place update is the model's update. An undefined `grad` means "no gradient this step": the
+// parameter is skipped, as PyTorch skips p.grad is None (its state, step count included, does not advance).
+struct Param {
+  std::string name;
+  Tensor value;  // float32, writable (not a view of a memory-mapped file: clone those)
+  Tensor grad;   // float32, same shape as value, or undefined (clip_grad_norm scales it in place)
+};
+
+// Optimizer state as name → tensor, for checkpoints: "<param>.<state>" (e.g. "conv_in.weight.exp_avg") plus
+// "<param>.step" (int64 [1]) per parameter that has state.
+using StateDict = std::map<std::string, Tensor>;
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // One update of every parameter that has a gradient.
+  virtual void step(std::span<Param> params) = 0;
+  // The learning rate of the next step (LR schedules set it before each step).
+  virtual void set_lr(double lr) = 0;
+  virtual double lr() const = 0;
+  // A deep copy of the state, and its restoration (replaces all state; shapes are checked on the next step).
+  virtual StateDict state() const = 0;
+  virtual void load_state(const StateDict& state) = 0;
+};
+
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+};
+
+// torch.optim.AdamW (amsgrad off), per element at the parameter's step k = 1, 2, ...:
+//   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;  p -= (lr/(1-b1^k)) m / (sqrt(v)/sqrt(1-b2^k) + eps)
+// State per parameter: "exp_avg" (m), "exp_avg_sq" (v), "step".
+class AdamW : public Optimizer {
+ public:
+  explicit AdamW(AdamWOptions options = {});
+  void step(std::span<Param> params) override;
+  void set_lr(double lr) override { options_.lr = lr; }
+  double lr() const override { return options_.lr; }
+  StateDict state() const override;
+  void load_state(const StateDict& state) override;
+  const AdamWOptions& options() const { return options_; }
+
+ private:
+  struct Slot {
+    Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+  };
+  AdamWOptions options_;
+  std::map<std::string, Slot> slots_;
+};
+
+struct SGDOptions {
+  double lr = 1e-3;
+  double momentum = 0;
+  double dampening = 0;
+  double weight_decay = 0;
+  bool nesterov = false;  // needs momentum > 0 and dampening 0, as PyTorch requires
+};
+
+// torch.optim.SGD: g += wd p; buf = g on the first step, else buf = momentum buf + (1-dampening) g;
+// g = nesterov ? g + momentum buf : buf; p -= lr g. State per parameter: "momentum_buffer", "step".
+class SGD : public Optimizer {
+ public:
+  explicit SGD(SGDOptions options = {});
+  void step(std::span<Param> params) override;
+  void set_lr(double lr) override { options_.lr = lr; }
+  double lr() const override { return options_.lr; }
+  StateDict state() const override;
+  void load_state(const StateDict& state) override;
+
+ private:
+  struct Slot {
+    Tensor momentum_buffer;  // undefined until the first step with momentum
+    int64_t step = 0;
+  };
+  SGDOptions options_;
+  std::map<std::string, Slot> slots_;
+};
+
+// torch.nn.utils.clip_grad_norm_(params, max_norm, 2): the total L2 norm over all defined gradients (the 2-norm
+// of the per-parameter 2-norms), then every gradient times min(1, max_norm / (total + 1e-6)). Returns the total
+// norm before clipping (0 when no parameter has a gradient).
+float clip_grad_norm(std::span<Param> params, double max_norm);
+
+}  // namespace pigment::training
