@@ -104,6 +104,7 @@ struct Batch {
 // batch_size (the last batch of a bucket may be smaller), and the batches shuffled; all from (seed, epoch).
 class DataLoader {
  public:
+  // Keeps a reference: the dataset must outlive the loader.
   DataLoader(const Dataset& dataset, LoaderOptions options);
   int64_t batches_per_epoch() const;
   // The next batch. An image that cannot be read now is left out with a warning; a batch left empty is skipped.

@@ -1,0 +1,158 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/backward.h"
+#include "ops/grad_check_light_test_util.h"
+#include "ops/ops_test_util.h"
+
+namespace pigment::ops {
+namespace {
+using testing::close;
+using testing::deterministic;
+using testing::DVec;
+using testing::from_double;
+using testing::matches_finite_differences;
+using testing::randn;
+using testing::same_bits;
+using testing::to_double;
+
+// The forwards in double, written from their definitions (PyTorch's), independently of ops.
+double silu_d(double x) { return x / (1 + std::exp(-x)); }
+double gelu_d(double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }
+double gelu_tanh_d(double x) {
+  return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+double quick_gelu_d(double x) { return x / (1 + std::exp(-1.702 * x)); }
+
+template <typename F>
+testing::DForward elementwise(F f) {
+  return [f](const DVec& x) {
+    DVec y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = f(x[i]);
+    return y;
+  };
+}
+
+// x [..., 2N] → [..., N] = x[..., :N] · gelu(x[..., N:])
+testing::DForward geglu_d(int64_t n) {
+  return [n](const DVec& x) {
+    const size_t rows = x.size() / size_t(2 * n);
+    DVec y(rows * size_t(n));
+    for (size_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < n; ++i) y[r * n + i] = x[r * 2 * n + i] * gelu_d(x[r * 2 * n + n + i]);
+    return y;
+  };
+}
+
+// Random values with a few fixed ones: zero, the kink region, the tails.
+Tensor grad_inputs(Shape s, uint32_t seed) {
+  Tensor x = randn(std::move(s), seed, 2.5f);
+  const float fixed[] = {0.f, -0.5f, 1.f, -3.f, 4.5f, -7.f, 9.f, -12.f};
+  for (int64_t i = 0; i < std::min<int64_t>(x.numel(), 8); ++i) x.f32()[i * x.numel() / 8] = fixed[i];
+  return x;
+}
+
+struct Act {
+  const char* name;
+  Activation a;
+  double (*forward)(double);
+  Tensor (*backward)(const Tensor&, const Tensor&);
+  Tensor (*backward_ref)(const Tensor&, const Tensor&);
+  Tensor (*forward_ref)(const Tensor&);
+};
+const Act kActs[] = {
+    {"silu", Activation::Silu, silu_d, silu_backward, ref::silu_backward, ref::silu},
+    {"gelu", Activation::Gelu, gelu_d, gelu_backward, ref::gelu_backward, ref::gelu},
+    {"gelu_tanh", Activation::GeluTanh, gelu_tanh_d, gelu_tanh_backward, ref::gelu_tanh_backward, ref::gelu_tanh},
+    {"quick_gelu", Activation::QuickGelu, quick_gelu_d, quick_gelu_backward, ref::quick_gelu_backward,
+     ref::quick_gelu},
+};
+
+TEST(ActivationBackward, ReferenceMatchesFiniteDifferences) {
+  const Tensor x = grad_inputs({3, 5, 7}, 1), r = randn({3, 5, 7}, 2);
+  for (const Act& act : kActs) {
+    // The double forward is the op the library computes.
+    EXPECT_TRUE(close(act.forward_ref(x), from_double(x.shape(), elementwise(act.forward)(to_double(x))), 1e-6f,
+                      1e-6f))
+        << act.name;
+    EXPECT_TRUE(matches_finite_differences(act.backward_ref(r, x), elementwise(act.forward), x, r)) << act.name;
+  }
+}
+
+TEST(ActivationBackward, GegluReferenceMatchesFiniteDifferences) {
+  for (Shape s : {Shape{3, 10}, Shape{2, 3, 2}, Shape{1, 14}}) {
+    const int64_t n = s.back() / 2;
+    const Tensor x = grad_inputs(s, 3);
+    Shape ys = s;
+    ys.back() = n;
+    const Tensor r = randn(ys, 4);
+    EXPECT_TRUE(close(ref::geglu(x), from_double(ys, geglu_d(n)(to_double(x))), 1e-6f, 1e-6f)) << shape_str(s);
+    EXPECT_TRUE(matches_finite_differences(ref::geglu_backward(r, x), geglu_d(n), x, r)) << shape_str(s);
+  }
+}
+
+// Values over the whole useful range, including where exp over/underflows and erf saturates.
+Tensor wide_inputs() {
+  std::vector<float> v;
+  for (float x = -120.f; x <= 120.f; x += 0.37f) v.push_back(x);
+  for (float x = -8.f; x <= 8.f; x += 0.0013f) v.push_back(x);
+  for (float x : {0.f, -0.f, 1e-30f, -1e-30f, 1e-6f, 0.999999f, 1.f, 1.000001f, 3.919f, 3.92f, 9.99f, 10.f, 10.01f,
+                  -9.99f, -10.f, -10.01f, 88.f, -88.f, 89.f, -89.f, 1e20f, -1e20f})
+    v.push_back(x);
+  return Tensor::from_vector({int64_t(v.size())}, v);
+}
+
+TEST(ActivationBackward, FastMatchesReference) {
+  const Tensor x = wide_inputs(), dy = randn(x.shape(), 5);
+  for (const Act& act : kActs) {
+    EXPECT_TRUE(close(act.backward(dy, x), act.backward_ref(dy, x), 1e-6f, 1e-5f)) << act.name;
+    EXPECT_TRUE(close(act.backward(Tensor::full(x.shape(), 1.f), x),
+                      act.backward_ref(Tensor::full(x.shape(), 1.f), x), 1e-6f, 1e-5f))
+        << act.name << " (the derivative itself)";
+  }
+  for (int64_t n : {1, 5, 16, 17, 100003}) {  // tails and the parallel path
+    const Tensor y = randn({n}, uint32_t(n), 3.f), g = randn({n}, uint32_t(n + 1));
+    for (const Act& act : kActs) EXPECT_TRUE(close(act.backward(g, y), act.backward_ref(g, y), 1e-6f, 1e-5f)) << n;
+  }
+}
+
+TEST(ActivationBackward, DispatchAndIdentity) {
+  const Tensor x = randn({4, 9}, 6, 2.f), dy = randn({4, 9}, 7);
+  for (const Act& act : kActs) {
+    EXPECT_TRUE(same_bits(activation_backward(dy, x, act.a), act.backward(dy, x))) << act.name;
+    EXPECT_TRUE(same_bits(ref::activation_backward(dy, x, act.a), act.backward_ref(dy, x))) << act.name;
+  }
+  EXPECT_TRUE(same_bits(activation_backward(dy, x, Activation::None), dy));
+  EXPECT_TRUE(same_bits(ref::activation_backward(dy, x, Activation::None), dy));
+  EXPECT_THROW(silu_backward(dy, Tensor::zeros({4, 8})), Error);
+  EXPECT_THROW(ref::gelu_backward(dy, Tensor::zeros({36})), Error);
+  EXPECT_THROW(activation_backward(dy, Tensor::zeros({9, 4}), Activation::None), Error);
+}
+
+TEST(ActivationBackward, GegluFastMatchesReference) {
+  for (Shape s : {Shape{1, 2}, Shape{3, 34}, Shape{2, 7, 2560}, Shape{5, 18}, Shape{4, 77, 1280}}) {
+    const Tensor x = randn(s, 8, 2.5f);
+    Shape ys = s;
+    ys.back() /= 2;
+    const Tensor dy = randn(ys, 9);
+    EXPECT_TRUE(close(geglu_backward(dy, x), ref::geglu_backward(dy, x), 1e-6f, 1e-5f)) << shape_str(s);
+  }
+  std::vector<float> v = wide_inputs().to_vector();  // both halves over the whole range
+  if (v.size() % 2) v.push_back(0.5f);
+  const Tensor x = Tensor::from_vector({1, int64_t(v.size())}, v), dy = randn({1, x.numel() / 2}, 10);
+  EXPECT_TRUE(close(geglu_backward(dy, x), ref::geglu_backward(dy, x), 1e-6f, 1e-5f));
+  EXPECT_THROW(geglu_backward(Tensor::zeros({2, 2}), Tensor::zeros({2, 3})), Error);
+  EXPECT_THROW(geglu_backward(Tensor::zeros({2, 3}), Tensor::zeros({2, 4})), Error);
+  EXPECT_THROW(ref::geglu_backward(Tensor::zeros({3, 2}), Tensor::zeros({2, 4})), Error);
+}
+
+TEST(ActivationBackward, SameBitsAtOneAndTwoThreads) {
+  const Tensor x = randn({3, 100003}, 11, 3.f), dy = randn({3, 100003}, 12);
+  for (const Act& act : kActs) EXPECT_TRUE(deterministic([&] { return act.backward(dy, x); })) << act.name;
+  const Tensor xg = randn({2, 77, 2560}, 13, 2.f), dyg = randn({2, 77, 1280}, 14);
+  EXPECT_TRUE(deterministic([&] { return geglu_backward(dyg, xg); }));
+}
+
+}  // namespace
+}  // namespace pigment::ops
