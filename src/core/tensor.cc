@@ -140,6 +140,7 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
   t.shape_[0] = end - begin;
   t.numel_ = row * (end - begin);
   t.data_ = static_cast<char*>(data_) + size_t(begin * row) * dtype_size(dtype_);
+  t.grad_tag_ = {};
   return t;
 }
 

@@ -13,6 +13,13 @@
 namespace pigment {
 
 using Shape = std::vector<int64_t>;
+
+// Which value of an autograd tape (ops/autograd.h) a tensor is, if any: copies and reshapes share it (same memory,
+// same value); new memory (to, clone) and views of part of the memory (slice0) do not.
+struct GradTag {
+  uint64_t tape = 0;  // the tape's serial number; 0: not recorded
+  int64_t node = -1;
+};
 std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
 
@@ -57,6 +64,8 @@ class Tensor {
   std::vector<float> to_vector() const;
   // What keeps the memory alive (null for views made without an owner); lets caches track the memory's lifetime.
   const std::shared_ptr<const void>& owner() const { return owner_; }
+  const GradTag& grad_tag() const { return grad_tag_; }
+  void set_grad_tag(GradTag tag) { grad_tag_ = tag; }
 
  private:
   Shape shape_;
@@ -65,6 +74,7 @@ class Tensor {
   bool dtype_set_ = false;
   std::shared_ptr<const void> owner_;
   void* data_ = nullptr;
+  GradTag grad_tag_;
 };
 
 }  // namespace pigment

@@ -109,9 +109,7 @@ Tensor ClipTextModel::embed(const std::vector<std::vector<int64_t>>& ids, const 
   Tensor tok = ops::embedding(token_embedding_, base);
   if (!extra_at.empty()) {
     // Added tokens overwrite their rows of the lookup.
-    Tensor rows = ops::embedding(*extra_rows, extra_ids);
-    for (size_t i = 0; i < extra_at.size(); ++i)
-      std::memcpy(tok.f32() + extra_at[i] * H, rows.f32() + i * H, size_t(H) * sizeof(float));
+    tok = ops::replace_rows(tok, extra_at, ops::embedding(*extra_rows, extra_ids));
   }
   std::vector<int64_t> positions(T);
   for (int64_t t = 0; t < T; ++t) positions[t] = t;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/autograd_ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
@@ -107,10 +108,12 @@ Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int hea
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+  if (autograd::any_needs_grad({&q, &k, &v})) return recorded::attention(q, k, v, heads, scale, false);
   if (precision() == Precision::Reference) return ref::attention(q, k, v, heads, scale);
   return attention_fast(q, k, v, heads, scale, false);
 }
 Tensor attention_causal(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale) {
+  if (autograd::any_needs_grad({&q, &k, &v})) return recorded::attention(q, k, v, heads, scale, true);
   if (precision() == Precision::Reference) return ref::attention_causal(q, k, v, heads, scale);
   return attention_fast(q, k, v, heads, scale, true);
 }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "ops/autograd_ops.h"
 #include "ops/conv2d_narrow.h"
 #include "ops/conv2d_pointwise.h"
 #include "ops/fast_products.h"
@@ -159,6 +160,7 @@ void run_conv(const ConvPrimitive& prim, const ConvShape& s, const float* x, flo
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams p, const Conv2dOptions& opt) {
+  if (autograd::any_needs_grad({&x, &w, bias, opt.residual})) return recorded::conv2d(x, w, bias, p, opt);
   const ConvShape s = check_conv(x, w, bias, p);
   const Shape out_shape{s.N, s.O, s.Ho, s.Wo};
   if (opt.residual)

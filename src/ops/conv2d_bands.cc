@@ -1,6 +1,7 @@
 // Row-banded 3x3 convolutions (see conv2d_bands.h). The primitives mirror conv2d.cc's Winograd ones (tag::any
 // activations and weights, user scratchpad, the residual as a sum post-op where the kernel takes it), with the
 // padding of each band: {1, 0} for the first, {0, 0} inside, {0, 1} for the last.
+#include "ops/autograd.h"
 #include "ops/conv2d_bands.h"
 
 #include <algorithm>
@@ -254,11 +255,23 @@ void set_default_band_bytes(size_t bytes) { g_band_bytes = bytes ? bytes : SIZE_
 size_t default_band_bytes() { return g_band_bytes.load(); }
 
 Tensor conv3x3_banded(const Tensor& x, const Tensor& w, const Tensor* bias, const BandOptions& options) {
+  if (autograd::any_needs_grad({&x, &w, bias, options.residual})) {  // recorded as the whole convolution it equals
+    Conv2dOptions o;
+    o.residual = options.residual;
+    o.cache = options.cache;
+    return conv2d(x, w, bias, Conv2dParams::same(1), o);
+  }
   check_args(x, w, bias);
   return run_banded(x, false, w, bias, options);
 }
 
 Tensor upsample2x_conv3x3_banded(const Tensor& x, const Tensor& w, const Tensor* bias, const BandOptions& options) {
+  if (autograd::any_needs_grad({&x, &w, bias, options.residual})) {
+    Conv2dOptions o;
+    o.residual = options.residual;
+    o.cache = options.cache;
+    return conv2d(upsample_nearest2x(x), w, bias, Conv2dParams::same(1), o);
+  }
   check_args(x, w, bias);
   return run_banded(x, true, w, bias, options);
 }

@@ -3,6 +3,7 @@
 // [N, C, 1, 1] or [C] tensor runs at the speed of a same-shape add.
 #include <cmath>
 
+#include "ops/autograd_ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
@@ -222,12 +223,26 @@ Tensor binary(const Tensor& a, const Tensor& b, simd::Binary op) {
 }
 }  // namespace
 
-Tensor silu(const Tensor& x) { return unary(x, simd::Unary::Silu); }
-Tensor gelu(const Tensor& x) { return unary(x, simd::Unary::Gelu); }
-Tensor gelu_tanh(const Tensor& x) { return unary(x, simd::Unary::GeluTanh); }
-Tensor quick_gelu(const Tensor& x) { return unary(x, simd::Unary::QuickGelu); }
+// Each op records itself on an autograd tape when an input needs a gradient (ops/autograd.h).
+Tensor silu(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::activation(x, Activation::Silu);
+  return unary(x, simd::Unary::Silu);
+}
+Tensor gelu(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::activation(x, Activation::Gelu);
+  return unary(x, simd::Unary::Gelu);
+}
+Tensor gelu_tanh(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::activation(x, Activation::GeluTanh);
+  return unary(x, simd::Unary::GeluTanh);
+}
+Tensor quick_gelu(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::activation(x, Activation::QuickGelu);
+  return unary(x, simd::Unary::QuickGelu);
+}
 
 Tensor geglu(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::geglu(x);
   if (precision() == Precision::Reference) return ref::geglu(x);
   profile::Scope prof([] { return std::string("geglu"); });
   PIG_CHECK(x.ndim() >= 1, "geglu: input must have at least one dimension");
@@ -243,11 +258,21 @@ Tensor geglu(const Tensor& x) {
   return y;
 }
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Add); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Sub); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, simd::Binary::Mul); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  if (autograd::any_needs_grad({&a, &b})) return recorded::add(a, b);
+  return binary(a, b, simd::Binary::Add);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  if (autograd::any_needs_grad({&a, &b})) return recorded::sub(a, b);
+  return binary(a, b, simd::Binary::Sub);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  if (autograd::any_needs_grad({&a, &b})) return recorded::mul(a, b);
+  return binary(a, b, simd::Binary::Mul);
+}
 
 Tensor scale(const Tensor& x, float s) {
+  if (autograd::any_needs_grad({&x})) return recorded::scale(x, s);
   profile::Scope prof([] { return std::string("scale"); });
   Tensor xf = x.as_f32();
   Tensor y = Tensor::empty(x.shape());
@@ -258,6 +283,7 @@ Tensor scale(const Tensor& x, float s) {
 }
 
 Tensor add_scaled(const Tensor& a, const Tensor& b, float sb) {
+  if (autograd::any_needs_grad({&a, &b})) return recorded::add_scaled(a, b, sb);
   profile::Scope prof([] { return std::string("add_scaled"); });
   PIG_CHECK(a.shape() == b.shape(), "add_scaled: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
   Tensor af = a.as_f32(), bf = b.as_f32();
@@ -269,6 +295,7 @@ Tensor add_scaled(const Tensor& a, const Tensor& b, float sb) {
 }
 
 void add_inplace(Tensor& a, const Tensor& b) {
+  if (autograd::any_needs_grad({&a, &b})) return recorded::add_inplace(a, b);
   profile::Scope prof([] { return std::string("add_inplace"); });
   PIG_CHECK(a.shape() == b.shape(), "add_inplace: shapes differ: ", shape_str(a.shape()), " vs ", shape_str(b.shape()));
   Tensor bf = b.as_f32();

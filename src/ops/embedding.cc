@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "ops/autograd_ops.h"
 #include "ops/reference.h"
 
 namespace pigment::ops {
@@ -66,7 +67,24 @@ float mse(const Tensor& a, const Tensor& b) {
 
 }  // namespace ref
 
-Tensor embedding(const Tensor& table, const std::vector<int64_t>& ids) { return ref::embedding(table, ids); }
+Tensor embedding(const Tensor& table, const std::vector<int64_t>& ids) {
+  if (autograd::any_needs_grad({&table})) return recorded::embedding(table, ids);
+  return ref::embedding(table, ids);
+}
+
+Tensor replace_rows(const Tensor& x, const std::vector<int64_t>& at, const Tensor& rows) {
+  if (autograd::any_needs_grad({&x, &rows})) return recorded::replace_rows(x, at, rows);
+  PIG_CHECK(x.ndim() >= 1 && rows.ndim() == 2 && rows.dim(0) == int64_t(at.size()) && rows.dim(1) == x.dim(-1),
+            "replace_rows: ", at.size(), " rows ", shape_str(rows.shape()), " for ", shape_str(x.shape()));
+  const int64_t D = x.dim(-1), R = D ? x.numel() / D : 0;
+  Tensor y = x.as_f32().clone();
+  Tensor r = rows.as_f32();
+  for (size_t i = 0; i < at.size(); ++i) {
+    PIG_CHECK(at[i] >= 0 && at[i] < R, "replace_rows: row ", at[i], " outside ", R, " rows");
+    std::memcpy(y.f32() + at[i] * D, r.f32() + int64_t(i) * D, size_t(D) * sizeof(float));
+  }
+  return y;
+}
 Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos, float downscale_freq_shift,
                           float max_period) {
   return ref::timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, max_period);

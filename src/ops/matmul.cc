@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/autograd_ops.h"
 #include "ops/fast_products.h"
 #include "ops/onednn.h"
 #include "ops/profile.h"
@@ -106,6 +107,7 @@ onednn::PreparedWeight bias_memory(const Tensor& bias, const memory::desc& md, W
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt) {
+  if (autograd::any_needs_grad({&x, &w, bias, opt.residual})) return recorded::linear(x, w, bias, opt);
   PIG_CHECK(w.ndim() == 2, "linear: weight must be [out, in], got ", shape_str(w.shape()));
   const int64_t K = w.dim(1), N = w.dim(0);
   PIG_CHECK(x.ndim() >= 1 && x.dim(-1) == K, "linear: input ", shape_str(x.shape()), " does not end in ", K,
@@ -173,6 +175,7 @@ struct MatmulPrimitive {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  if (autograd::any_needs_grad({&a, &b})) return recorded::matmul(a, b, trans_a, trans_b);
   PIG_CHECK(a.ndim() == 2 || a.ndim() == 3, "matmul: a must be 2-D or 3-D, got ", shape_str(a.shape()));
   PIG_CHECK(b.ndim() == 2 || b.ndim() == 3, "matmul: b must be 2-D or 3-D, got ", shape_str(b.shape()));
   const int64_t B = a.ndim() == 3 ? a.dim(0) : 1;

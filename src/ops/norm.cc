@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/autograd_ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
@@ -158,15 +159,18 @@ Tensor group_norm_fast(const Tensor& x, int groups, const Tensor& gamma, const T
 }  // namespace
 
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  if (autograd::any_needs_grad({&x, &gamma, &beta})) return recorded::group_norm(x, groups, gamma, beta, eps, false);
   if (precision() == Precision::Reference) return ref::group_norm(x, groups, gamma, beta, eps);
   return group_norm_fast(x, groups, gamma, beta, eps, false);
 }
 Tensor group_norm_silu(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps) {
+  if (autograd::any_needs_grad({&x, &gamma, &beta})) return recorded::group_norm(x, groups, gamma, beta, eps, true);
   if (precision() == Precision::Reference) return ref::group_norm_silu(x, groups, gamma, beta, eps);
   return group_norm_fast(x, groups, gamma, beta, eps, true);
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  if (autograd::any_needs_grad({&x, &gamma, &beta})) return recorded::layer_norm(x, gamma, beta, eps);
   if (precision() == Precision::Reference) return ref::layer_norm(x, gamma, beta, eps);
   profile::Scope prof([] { return std::string("layer_norm"); });
   PIG_CHECK(x.ndim() >= 1, "layer_norm: input must have at least one dimension");
@@ -182,6 +186,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 }
 
 Tensor softmax(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::softmax(x);
   if (precision() == Precision::Reference) return ref::softmax(x);
   profile::Scope prof([] { return std::string("softmax"); });
   PIG_CHECK(x.ndim() >= 1, "softmax: input must have at least one dimension");

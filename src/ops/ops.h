@@ -154,6 +154,9 @@ void add_inplace(Tensor& a, const Tensor& b);                    // a += b, same
 // ---- lookups and embeddings ----
 // table [V, D] (any float dtype), ids → [ids.size(), D]; ids out of range throw.
 Tensor embedding(const Tensor& table, const std::vector<int64_t>& ids);
+// x [..., D] with rows `at` (indices into the [rows, D] view of x) replaced by rows [at.size(), D]: token embeddings
+// of added words (textual inversion) overwrite their positions.
+Tensor replace_rows(const Tensor& x, const std::vector<int64_t>& at, const Tensor& rows);
 // Sinusoidal timestep embedding as diffusers' get_timestep_embedding → [len(t), dim].
 Tensor timestep_embedding(const std::vector<float>& t, int dim, bool flip_sin_to_cos, float downscale_freq_shift,
                           float max_period = 10000.f);

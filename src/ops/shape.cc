@@ -2,6 +2,7 @@
 // the 2x upsample, blocked transposes for NCHW ↔ NLC) and memcpy pieces of fixed size spread over threads.
 #include <cstring>
 
+#include "ops/autograd_ops.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
 #include "ops/simd_kernels.h"
@@ -187,6 +188,7 @@ Tensor batched_transpose(const Tensor& x, int64_t batch, int64_t rows, int64_t c
 }  // namespace
 
 Tensor upsample_nearest2x(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::upsample_nearest2x(x);
   profile::Scope prof([] { return std::string("upsample_nearest2x"); });
   PIG_CHECK(x.ndim() == 4, "upsample_nearest2x: expected [N,C,H,W], got ", shape_str(x.shape()));
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3);
@@ -203,9 +205,14 @@ Tensor upsample_nearest2x(const Tensor& x) {
   return y;
 }
 
-Tensor avg_pool2x(const Tensor& x) { return ref::avg_pool2x(x); }
+Tensor avg_pool2x(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::avg_pool2x(x);
+  return ref::avg_pool2x(x);
+}
 
 Tensor concat(const std::vector<Tensor>& xs, int dim) {
+  for (const auto& t : xs)
+    if (autograd::needs_grad(t)) return recorded::concat(xs, dim);
   profile::Scope prof([] { return std::string("concat"); });
   Shape s;
   const int64_t outer = concat_shape(xs, dim, s);
@@ -227,6 +234,7 @@ Tensor concat(const std::vector<Tensor>& xs, int dim) {
 }
 
 Tensor slice(const Tensor& x, int dim, int64_t begin, int64_t end) {
+  if (autograd::any_needs_grad({&x})) return recorded::slice(x, dim, begin, end);
   profile::Scope prof([] { return std::string("slice"); });
   check_slice(x, dim, begin, end);
   Shape s = x.shape();
@@ -252,6 +260,7 @@ std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim) {
 }
 
 Tensor permute(const Tensor& x, const std::vector<int>& perm) {
+  if (autograd::any_needs_grad({&x})) return recorded::permute(x, perm);
   profile::Scope prof([] { return std::string("permute"); });
   const int nd = x.ndim();
   PIG_CHECK(int(perm.size()) == nd, "permute: ", perm.size(), " axes for a rank-", nd, " tensor");
@@ -292,6 +301,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
 }
 
 Tensor nchw_to_nlc(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::nchw_to_nlc(x);
   profile::Scope prof([] { return std::string("nchw_to_nlc"); });
   PIG_CHECK(x.ndim() == 4, "nchw_to_nlc: expected [N,C,H,W], got ", shape_str(x.shape()));
   const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
@@ -299,6 +309,7 @@ Tensor nchw_to_nlc(const Tensor& x) {
 }
 
 Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
+  if (autograd::any_needs_grad({&x})) return recorded::nlc_to_nchw(x, h, w);
   profile::Scope prof([] { return std::string("nlc_to_nchw"); });
   PIG_CHECK(x.ndim() == 3 && x.dim(1) == h * w, "nlc_to_nchw: ", shape_str(x.shape()), " is not [N, ", h * w,
             ", C]");

@@ -1,0 +1,110 @@
+// pigment train --method lora -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a folder of captioned
+// images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
+#include <cstdio>
+
+#include "command.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "training/method.h"
+#include "training/trainer.h"
+
+namespace pigment::cli {
+namespace {
+
+struct Args {
+  training::TrainOptions t;
+  std::vector<std::string> model_configs;
+  std::string output_dir, output_name, prediction;
+  int threads = 0;
+  bool no_buckets = false;
+} g;
+
+std::string format_eta(double s) {
+  char b[32];
+  if (s >= 3600)
+    std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+  else
+    std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(s) % 60);
+  return b;
+}
+
+int run_train() {
+  if (g.threads > 0) set_num_threads(g.threads);
+  training::TrainOptions o = g.t;
+  for (const auto& mc : g.model_configs) {
+    const auto eq = mc.find('=');
+    PIG_CHECK(eq != std::string::npos && eq > 0, "--model-config expects COMPONENT=PATH, got '", mc, "'");
+    o.model.load.config_paths[mc.substr(0, eq)] = mc.substr(eq + 1);
+  }
+  if (o.output.empty() && !g.output_dir.empty()) {
+    PIG_CHECK(!g.output_name.empty(), "--output-dir needs --output-name");
+    o.output = g.output_dir + "/" + g.output_name + ".safetensors";
+  }
+  o.data.buckets = !g.no_buckets;
+  o.model.load.prediction = g.prediction;
+  o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
+  training::TrainSummary s = training::train(o, [&](const training::StepReport& r) {
+    const double rate = r.seconds > 0 ? 1.0 / r.seconds : 0;
+    std::fprintf(stderr, "step %lld/%lld  loss %.5f  (smoothed %.5f)  lr %.3g  %.2f it/s  ETA %s\n",
+                 (long long)r.step, (long long)r.max_steps, r.loss, r.smoothed_loss, r.lr, rate,
+                 format_eta(r.seconds * double(r.max_steps - r.step)).c_str());
+  });
+  std::printf("trained %lld steps: loss %.5f -> %.5f (smoothed); wrote %s\n", (long long)s.steps, s.first_loss,
+              s.last_smoothed_loss, s.output.c_str());
+  return 0;
+}
+
+RegisterCommand reg(
+    "train", "fine-tune a model on a folder of captioned images (LoRA, textual inversion)",
+    [](CLI::App& c) {
+      auto& t = g.t;
+      std::string methods;
+      for (const auto& n : training::method_names()) methods += (methods.empty() ? "" : ", ") + n;
+      c.add_option("--method", t.method, "training method: " + methods)->capture_default_str();
+      c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
+                   "base model: a .safetensors/.ckpt file or a diffusers folder")
+          ->required();
+      c.add_option("--tokenizer", t.model.tokenizer, "folder or vocab.json/merges.txt of the CLIP tokenizer");
+      c.add_option("--model-config", g.model_configs,
+                   "COMPONENT=PATH: a config.json (or its folder) for unet, vae or text_encoder of a single file");
+      c.add_option("--data,--train-data-dir", t.data_dir, "folder of images with same-named caption files")
+          ->required();
+      c.add_option("--caption-extension", t.data.caption_extension, "caption file extension")->capture_default_str();
+      c.add_option("--resolution", t.data.resolution, "training size in pixels (bucket area = resolution²)")
+          ->capture_default_str();
+      c.add_flag("--no-buckets", g.no_buckets, "resize and crop every image to resolution² (no aspect buckets)");
+      c.add_flag("--flip-aug", t.random_flip, "random horizontal flips");
+      c.add_option("--output", t.output, "the result file (.safetensors)");
+      c.add_option("--output-dir", g.output_dir, "folder of the result (with --output-name)");
+      c.add_option("--output-name", g.output_name, "name of the result, without extension");
+      c.add_option("--run-dir", t.run_dir, "checkpoints and log.csv (default: OUTPUT.run)");
+      c.add_flag("--resume", t.resume, "continue from the checkpoint in the run folder");
+      c.add_option("--train-batch-size", t.batch_size, "images per step")->capture_default_str();
+      c.add_option("--max-train-steps", t.max_steps, "optimizer steps")->capture_default_str();
+      c.add_option("--save-every-n-steps", t.save_every, "checkpoint every N steps (0: at the end)")
+          ->capture_default_str();
+      c.add_option("--learning-rate", t.learning_rate, "AdamW learning rate")->capture_default_str();
+      c.add_option("--lr-scheduler", t.lr_scheduler, "constant, constant_with_warmup, cosine, linear, ...")
+          ->capture_default_str();
+      c.add_option("--lr-warmup-steps", t.lr_warmup_steps, "warm-up steps")->capture_default_str();
+      c.add_option("--max-grad-norm", t.max_grad_norm, "clip gradients to this global L2 norm (0: off)")
+          ->capture_default_str();
+      c.add_option("--adam-weight-decay", t.adamw.weight_decay, "AdamW weight decay")->capture_default_str();
+      c.add_option("--seed", t.seed, "seed of every random choice")->capture_default_str();
+      c.add_option("--caption-dropout-rate", t.caption_dropout, "probability of training on the empty caption")
+          ->capture_default_str();
+      c.add_option("--min-snr-gamma", t.min_snr_gamma, "min-SNR-γ loss weighting (0: off)")->capture_default_str();
+      c.add_option("--prediction-type", g.prediction, "override the model's: epsilon or v_prediction");
+      c.add_option("--network-dim", t.lora.rank, "LoRA rank")->capture_default_str();
+      c.add_option("--network-alpha", t.lora.alpha, "LoRA alpha (scale alpha/rank)")->capture_default_str();
+      c.add_option("--token-string", t.token_string, "textual inversion: the new word")->capture_default_str();
+      c.add_option("--num-vectors-per-token", t.num_vectors, "textual inversion: vectors of the word")
+          ->capture_default_str();
+      c.add_option("--init-word", t.init_word, "textual inversion: the word whose embedding the vectors start from")
+          ->capture_default_str();
+      c.add_option("--threads", g.threads, "worker threads (default: all cores)");
+    },
+    run_train);
+
+}  // namespace
+}  // namespace pigment::cli

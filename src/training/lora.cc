@@ -1,0 +1,171 @@
+#include "training/lora.h"
+
+#include <cmath>
+#include <random>
+
+#include "io/file_hash.h"
+#include "io/safetensors.h"
+#include "ops/ops.h"
+#include "pipelines/stable_diffusion.h"
+#include "training/trainer.h"
+
+namespace pigment::training {
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+// Uniform in [-bound, bound) from 24 bits of mt19937 (the same numbers on every platform).
+Tensor uniform(Shape shape, float bound, std::mt19937& g) {
+  Tensor t = Tensor::empty(std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = bound * (2.f * float(g() >> 8) * (1.f / 16777216.f) - 1.f);
+  return t;
+}
+}  // namespace
+
+std::string LoraNetwork::kohya_name(const std::string& module, const std::string& prefix) {
+  std::string n = prefix + module;
+  for (char& c : n)
+    if (c == '.') c = '_';
+  return n;
+}
+
+LoraNetwork LoraNetwork::create(const TensorMap& model, const LoraOptions& options, uint64_t seed) {
+  PIG_CHECK(options.rank > 0, "LoRA: rank (--network-dim) must be positive, got ", options.rank);
+  PIG_CHECK(options.conv_rank >= 0, "LoRA: --conv-dim must not be negative, got ", options.conv_rank);
+  std::mt19937 g(uint32_t(seed ^ (seed >> 32)));
+  std::vector<Module> modules;
+  for (const auto& [key, w] : model) {
+    if (!ends_with(key, ".weight") || (w.ndim() != 2 && w.ndim() != 4)) continue;
+    const std::string module = key.substr(0, key.size() - 7);
+    bool targeted = false;
+    for (const auto& t : options.targets) targeted = targeted || ends_with(module, "." + t) || module == t;
+    const bool pointwise = w.ndim() == 2 || (w.dim(2) == 1 && w.dim(3) == 1);
+    const bool conv3 = w.ndim() == 4 && w.dim(2) == 3 && w.dim(3) == 3 &&
+                       (module.find("resnets.") != std::string::npos || module.find("samplers.") != std::string::npos);
+    int rank = 0;
+    float alpha = 0;
+    if (targeted && pointwise) rank = options.rank, alpha = options.alpha;
+    if (conv3 && options.conv_rank > 0) rank = options.conv_rank, alpha = options.conv_alpha;
+    if (rank == 0) continue;
+    const int64_t out = w.dim(0), in = w.dim(1), k = w.ndim() == 4 ? w.dim(2) : 1;
+    // kaiming_uniform_(a=√5): bound = 1/√fan_in.
+    const float bound = 1.f / std::sqrt(float(in * k * k));
+    Module m{module, Tensor(), Tensor(), alpha / float(rank), alpha};
+    if (w.ndim() == 2) {
+      m.down = uniform({rank, in}, bound, g);
+      m.up = Tensor::zeros({out, rank});
+    } else {
+      m.down = uniform({rank, in, k, k}, bound, g);
+      m.up = Tensor::zeros({out, rank, 1, 1});
+    }
+    modules.push_back(std::move(m));
+  }
+  PIG_CHECK(!modules.empty(), "LoRA: no layer of the model matches the target modules");
+  return LoraNetwork(std::move(modules), options);
+}
+
+LoraNetwork::LoraNetwork(std::vector<Module> modules, const LoraOptions& options)
+    : modules_(std::move(modules)), options_(options) {
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    const Module& m = modules_[i];
+    PIG_CHECK(m.down.ndim() == m.up.ndim() && (m.down.ndim() == 2 || m.down.ndim() == 4) &&
+                  m.up.dim(1) == m.down.dim(0),
+              "LoRA module ", m.name,
+              ": down ", shape_str(m.down.shape()), " and up ", shape_str(m.up.shape()), " do not chain");
+    PIG_CHECK(m.down.dtype() == DType::F32 && m.up.dtype() == DType::F32, "LoRA module ", m.name,
+              ": trained weights must be float32");
+    by_name_[m.name] = i;
+  }
+}
+
+UNetHooks LoraNetwork::hooks() const {
+  UNetHooks h;
+  h.layer_delta = [this](const std::string& name, const Tensor& x, Tensor& y) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return;
+    const Module& m = modules_[it->second];
+    Tensor delta;
+    if (m.down.ndim() == 2) {
+      delta = ops::linear(ops::linear(x, m.down), m.up);
+    } else {
+      // The layer's stride and "same" padding, read from the shapes (the UNet's convolutions pad (k-1)/2).
+      PIG_CHECK(x.ndim() == 4 && y.ndim() == 4, "LoRA module ", m.name, ": expected NCHW activations");
+      const int64_t k = m.down.dim(2);
+      const int stride = int(x.dim(2) / y.dim(2));
+      delta = ops::conv2d(ops::conv2d(x, m.down, nullptr, ops::Conv2dParams::same(int((k - 1) / 2), stride)), m.up,
+                          nullptr, ops::Conv2dParams{});
+    }
+    ops::add_inplace(y, m.scale == 1.f ? delta : ops::scale(delta, m.scale));
+  };
+  return h;
+}
+
+std::vector<std::pair<std::string, Tensor>> LoraNetwork::parameters() const {
+  std::vector<std::pair<std::string, Tensor>> p;
+  for (const auto& m : modules_) {
+    const std::string k = kohya_name(m.name);
+    p.emplace_back(k + ".lora_down.weight", m.down);
+    p.emplace_back(k + ".lora_up.weight", m.up);
+  }
+  return p;
+}
+
+TensorMap LoraNetwork::kohya_tensors() const {
+  TensorMap t;
+  for (const auto& m : modules_) {
+    const std::string k = kohya_name(m.name);
+    t[k + ".lora_down.weight"] = m.down;
+    t[k + ".lora_up.weight"] = m.up;
+    t[k + ".alpha"] = Tensor::full({}, m.alpha);
+  }
+  return t;
+}
+
+}  // namespace pigment::training
+
+// ---- the training method ----
+
+namespace pigment::training {
+
+namespace {
+class LoraMethod : public Method {
+ public:
+  LoraMethod(const StableDiffusion& model, const TrainOptions& o)
+      : net_(LoraNetwork::create(*model.base_component("unet").tensors, o.lora, o.seed)) {}
+
+  std::vector<Param> params() override {
+    std::vector<Param> p;
+    for (const auto& [name, t] : net_.parameters()) p.push_back({name, t, Tensor()});
+    return p;
+  }
+  UNetHooks unet_hooks() const override { return net_.hooks(); }
+
+  void save(const std::string& path, const std::map<std::string, std::string>& metadata) const override {
+    NamedTensors t;
+    for (const auto& [k, v] : net_.kohya_tensors()) t.emplace_back(k, v);
+    std::map<std::string, std::string> meta = metadata;
+    meta["ss_network_module"] = "networks.lora";
+    meta["ss_network_dim"] = std::to_string(net_.options().rank);
+    meta["ss_network_alpha"] = std::to_string(net_.options().alpha);
+    if (net_.options().conv_rank > 0) {
+      meta["ss_network_args"] = "{\"conv_dim\": \"" + std::to_string(net_.options().conv_rank) +
+                                "\", \"conv_alpha\": \"" + std::to_string(net_.options().conv_alpha) + "\"}";
+    }
+    // kohya's sshs_model_hash is the SHA-256 of the data after the header, which metadata does not change: write,
+    // hash, and write again with the hash.
+    write_safetensors(path, t, meta);
+    meta["sshs_model_hash"] = addnet_hash(path);
+    write_safetensors(path, t, meta);
+  }
+
+ private:
+  LoraNetwork net_;
+};
+}  // namespace
+
+std::unique_ptr<Method> make_lora_method(const StableDiffusion& model, const TrainOptions& o) {
+  return std::make_unique<LoraMethod>(model, o);
+}
+
+}  // namespace pigment::training

@@ -1,0 +1,43 @@
+// A training method: what trains (the parameters, and hooks into the frozen model's forward) and how the result is
+// written. One file per method (lora.cc, ...); the loop in trainer.cc is shared.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/unet_layers.h"
+#include "training/optimizer.h"
+
+namespace pigment {
+class StableDiffusion;
+}
+
+namespace pigment::training {
+
+struct TrainOptions;
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  // The trained tensors (float32, sharing memory with what the forward uses), by stable names.
+  virtual std::vector<Param> params() = 0;
+  // Hooks the UNet forward runs with (LoRA deltas).
+  virtual UNetHooks unet_hooks() const { return {}; }
+  // The text conditioning [B, 77, D] of a batch's captions when the method trains through the text encoder
+  // (recorded: it runs while the tape records); undefined: the trainer encodes them with the frozen model.
+  virtual Tensor encode_captions(const std::vector<std::string>& captions) const { return Tensor(); }
+  // Writes the result file (atomically); `metadata` is the run's training metadata.
+  virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
+};
+
+// The methods `pigment train --method` accepts.
+const std::vector<std::string>& method_names();
+// The method named `name` over a loaded model; an unknown name is an error listing the accepted ones.
+std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusion& model, const TrainOptions& o);
+
+// One per method file.
+std::unique_ptr<Method> make_lora_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_textual_inversion_method(const StableDiffusion& model, const TrainOptions& o);
+
+}  // namespace pigment::training

@@ -1,0 +1,291 @@
+#include "training/trainer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "ops/autograd.h"
+#include "sampling/rng.h"
+#include "training/diffusion_objective.h"
+#include "training/lr_schedule.h"
+
+namespace pigment::training {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The generator of step k: every random choice of a step (timesteps, noise, latent sample, caption dropout) comes
+// from it, so a resumed run draws what an uninterrupted one would.
+uint64_t step_seed(uint64_t seed, int64_t step) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * uint64_t(step + 1);  // splitmix64
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void fsync_path(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Checks before step 1 that the folder of `path` exists (or can be made) and takes a file.
+void check_writable(const fs::path& path, const std::string& what) {
+  fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  PIG_CHECK(fs::is_directory(dir), what, ": cannot create the folder ", dir.string());
+  fs::path probe = dir / (".pigment-write-test-" + std::to_string(::getpid()));
+  {
+    std::ofstream f(probe);
+    f << "x";
+    PIG_CHECK(f.good(), what, ": cannot write into ", dir.string());
+  }
+  fs::remove(probe, ec);
+}
+
+NamedTensors named(const std::vector<Param>& params) {
+  NamedTensors t;
+  for (const auto& p : params) t.emplace_back(p.name, p.value);
+  return t;
+}
+
+// A checkpoint is a folder: trained.safetensors, optimizer.safetensors, state.json. It is written as
+// checkpoint.tmp, synced, and renamed over the previous one, so a kill at any moment leaves a whole checkpoint.
+struct RunState {
+  int64_t step = 0;
+  float smoothed_loss = 0;
+  LoaderState loader;
+};
+
+void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params, const Optimizer& opt,
+                      const RunState& s) {
+  const fs::path tmp = run_dir / "checkpoint.tmp", dst = run_dir / "checkpoint", old = run_dir / "checkpoint.old";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp);
+  write_safetensors((tmp / "trained.safetensors").string(), named(params));
+  NamedTensors ot;
+  for (const auto& [k, v] : opt.state()) ot.emplace_back(k, v);
+  write_safetensors((tmp / "optimizer.safetensors").string(), ot);
+  nlohmann::json j = {{"step", s.step}, {"smoothed_loss", s.smoothed_loss},
+                      {"loader", nlohmann::json::parse(s.loader.to_json())}};
+  {
+    std::ofstream f(tmp / "state.json");
+    f << j.dump(1);
+    PIG_CHECK(f.good(), "cannot write ", (tmp / "state.json").string());
+  }
+  for (const char* f : {"trained.safetensors", "optimizer.safetensors", "state.json"}) fsync_path(tmp / f);
+  fsync_path(tmp);
+  fs::remove_all(old, ec);
+  if (fs::exists(dst)) fs::rename(dst, old);
+  fs::rename(tmp, dst);
+  fsync_path(run_dir);
+  fs::remove_all(old, ec);
+}
+
+// Loads the last checkpoint into params (in place), the optimizer and the run state. A checkpoint interrupted while
+// being replaced is found as checkpoint.old.
+RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Optimizer& opt) {
+  fs::path dir = run_dir / "checkpoint";
+  if (!fs::exists(dir / "state.json") && fs::exists(run_dir / "checkpoint.old" / "state.json"))
+    dir = run_dir / "checkpoint.old";
+  PIG_CHECK(fs::exists(dir / "state.json"), "--resume: no checkpoint in ", run_dir.string());
+  SafeTensors trained = SafeTensors::open((dir / "trained.safetensors").string());
+  for (auto& p : params) {
+    PIG_CHECK(trained.contains(p.name), "--resume: the checkpoint in ", dir.string(), " has no tensor ", p.name,
+              " (another method or network size?)");
+    Tensor t = trained.get(p.name).as_f32();
+    PIG_CHECK(t.shape() == p.value.shape(), "--resume: ", p.name, " has shape ", shape_str(t.shape()), " in the checkpoint, ",
+              shape_str(p.value.shape()), " in this run");
+    std::memcpy(p.value.raw(), t.raw(), t.nbytes());
+  }
+  SafeTensors os = SafeTensors::open((dir / "optimizer.safetensors").string());
+  StateDict sd;
+  for (const auto& e : os.entries()) sd[e.name] = os.get(e.name).clone();
+  opt.load_state(sd);
+  std::ifstream f(dir / "state.json");
+  nlohmann::json j = nlohmann::json::parse(f);
+  RunState s;
+  s.step = j.at("step").get<int64_t>();
+  s.smoothed_loss = j.at("smoothed_loss").get<float>();
+  s.loader = LoaderState::from_json(j.at("loader").dump());
+  return s;
+}
+
+// Text conditioning of a batch's captions with the frozen text encoder(s): [B, 77, D] (+ pooled for SDXL).
+PromptEmbeds encode_captions(const StableDiffusion& model, const std::vector<std::string>& captions) {
+  GenerateRequest r;
+  r.a1111_syntax = false;  // captions are plain text, truncated to 77 tokens as diffusers' scripts do
+  std::vector<Tensor> ctx, pooled;
+  for (const auto& c : captions) {
+    PromptEmbeds e = model.encode_prompt(c, r);
+    ctx.push_back(e.context);
+    if (e.pooled.defined()) pooled.push_back(e.pooled);
+  }
+  PromptEmbeds out;
+  out.context = ops::concat(ctx, 0);
+  if (!pooled.empty()) out.pooled = ops::concat(pooled, 0);
+  return out;
+}
+
+}  // namespace
+
+TrainSummary train(const TrainOptions& o, const std::function<void(const StepReport&)>& on_step) {
+  PIG_CHECK(o.max_steps > 0, "--max-train-steps must be positive, got ", o.max_steps);
+  PIG_CHECK(o.batch_size > 0 && o.batch_size <= 1024, "--train-batch-size must be in [1, 1024], got ", o.batch_size);
+  PIG_CHECK(o.learning_rate > 0 && std::isfinite(o.learning_rate), "--learning-rate must be positive, got ",
+            o.learning_rate);
+  PIG_CHECK(o.caption_dropout >= 0 && o.caption_dropout <= 1, "--caption-dropout-rate must be in [0, 1], got ",
+            o.caption_dropout);
+  PIG_CHECK(!o.output.empty(), "train: give --output FILE (or --output-dir and --output-name)");
+  const fs::path run_dir = o.run_dir.empty() ? fs::path(o.output + ".run") : fs::path(o.run_dir);
+  // Everything that can fail without training fails now: the output, the run folder, the schedule, the data.
+  check_writable(o.output, "--output");
+  check_writable(run_dir / "log.csv", "--run-dir");
+  LrScheduleOptions lo;
+  lo.name = o.lr_scheduler;
+  lo.base_lr = o.learning_rate;
+  lo.warmup_steps = o.lr_warmup_steps;
+  lo.total_steps = o.max_steps;
+  LrSchedule lr_schedule(lo);
+  Dataset data = Dataset::scan(o.data_dir, o.data);
+
+  StableDiffusion model = StableDiffusion::load(o.model);
+  PIG_CHECK(model.family() != Family::SDXL, "train: SDXL training is not implemented yet (SD1.x and SD2.x are)");
+  std::unique_ptr<Method> method = make_method(o.method, model, o);
+  std::vector<Param> params = method->params();
+
+  ObjectiveOptions oo;
+  oo.prediction = prediction_from_name(o.prediction_type.empty() ? model.prediction_type() : o.prediction_type);
+  oo.min_snr_gamma = o.min_snr_gamma;
+  DiffusionObjective objective(schedule::TrainSchedule::from_config(model.scheduler_config(GenerateRequest{})), oo);
+
+  AdamWOptions ao = o.adamw;
+  ao.lr = o.learning_rate;
+  AdamW optimizer(ao);
+
+  LoaderOptions lopt;
+  lopt.batch_size = o.batch_size;
+  lopt.seed = o.seed;
+  lopt.random_flip = o.random_flip;
+  DataLoader loader(data, lopt);
+
+  RunState state;
+  if (o.resume) {
+    state = read_checkpoint(run_dir, params, optimizer);
+    loader.restore(state.loader);
+    std::fprintf(stderr, "resumed from %s at step %lld\n", run_dir.string().c_str(), (long long)state.step);
+  }
+  PIG_CHECK(state.step < o.max_steps, "--resume: the checkpoint is at step ", state.step, ", --max-train-steps is ",
+            o.max_steps, ": nothing to do");
+
+  // The CSV log: appended on resume, cut back to the checkpoint's step so no step is listed twice.
+  const fs::path log_path = run_dir / "log.csv";
+  std::vector<std::string> kept;
+  if (o.resume && fs::exists(log_path)) {
+    std::ifstream in(log_path);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("step,", 0) == 0 || (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= state.step))
+        kept.push_back(line);
+  }
+  {
+    std::ofstream out(log_path, std::ios::trunc);
+    if (kept.empty()) kept.push_back("step,loss,smoothed_loss,lr,seconds");
+    for (const auto& l : kept) out << l << "\n";
+  }
+  std::ofstream log(log_path, std::ios::app);
+
+  ops::autograd::Tape tape;
+  for (const auto& p : params) tape.watch(p.value);
+  const UNetHooks hooks = method->unet_hooks();
+  const int T = objective.schedule().size();
+  TrainSummary summary;
+  summary.output = o.output;
+
+  for (int64_t step = state.step; step < o.max_steps; ++step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Batch batch = loader.next();
+    const int64_t B = batch.images.dim(0);
+    auto gen = make_generator("cpu", step_seed(o.seed, step));
+    // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
+    Tensor latents = ops::scale(model.vae().encode(batch.images).sample(*gen), model.vae().scaling_factor());
+    std::vector<std::string> captions = batch.captions;
+    Tensor drop = gen->rand({B});
+    for (int64_t b = 0; b < B; ++b)
+      if (drop.f32()[b] < o.caption_dropout) captions[size_t(b)].clear();
+
+    Tensor u = gen->rand({B});
+    std::vector<int> ts;
+    for (int64_t b = 0; b < B; ++b) ts.push_back(std::min(T - 1, int(u.f32()[b] * float(T))));
+    Tensor noise = gen->randn(latents.shape());
+    Tensor noisy = objective.add_noise(latents, noise, ts);
+    Tensor target = objective.target(latents, noise, ts);
+
+    Tensor pred;
+    {
+      ops::autograd::Recording rec(tape);
+      Tensor context = method->encode_captions(captions);
+      if (!context.defined()) context = encode_captions(model, captions).context;
+      UNetExtras extras;
+      extras.hooks = hooks;
+      pred = model.unet().forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
+    }
+    DiffusionObjective::Loss loss = objective.loss(pred, target, ts);
+    PIG_CHECK(std::isfinite(loss.value), "train: the loss became ", loss.value, " at step ", step + 1,
+              " (learning rate too high?); the last checkpoint is in ", run_dir.string());
+    tape.backward(pred, loss.dpred);
+    for (auto& p : params) p.grad = tape.gradient(p.value);
+    tape.clear();
+    if (o.max_grad_norm > 0) clip_grad_norm(params, o.max_grad_norm);
+    const double lr = lr_schedule.lr(step);
+    optimizer.set_lr(lr);
+    optimizer.step(params);
+    for (auto& p : params) p.grad = Tensor();
+    tape.zero_grad();
+    for (auto& p : params) ops::default_weight_cache().forget(p.value);  // changed in place: prepare anew
+
+    state.step = step + 1;
+    state.smoothed_loss = step == 0 ? loss.value : 0.9f * state.smoothed_loss + 0.1f * loss.value;
+    state.loader = loader.state();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char line[160];
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", (long long)state.step, loss.value,
+                  state.smoothed_loss, lr, secs);
+    log << line << "\n" << std::flush;
+    if (summary.steps == 0) summary.first_loss = loss.value;
+    ++summary.steps;
+    summary.last_smoothed_loss = state.smoothed_loss;
+    if (on_step) on_step({state.step, o.max_steps, loss.value, state.smoothed_loss, lr, secs});
+    if ((o.save_every > 0 && state.step % o.save_every == 0) || state.step == o.max_steps)
+      write_checkpoint(run_dir, params, optimizer, state);
+  }
+
+  std::map<std::string, std::string> meta = {
+      {"ss_training_started_by", "pigment"},
+      {"ss_network_module", o.method == "lora" ? "networks.lora" : ""},
+      {"ss_learning_rate", std::to_string(o.learning_rate)},
+      {"ss_max_train_steps", std::to_string(o.max_steps)},
+      {"ss_train_batch_size", std::to_string(o.batch_size)},
+      {"ss_lr_scheduler", o.lr_scheduler},
+      {"ss_seed", std::to_string(o.seed)},
+      {"ss_resolution", std::to_string(o.data.resolution)},
+      {"ss_caption_dropout_rate", std::to_string(o.caption_dropout)},
+      {"ss_min_snr_gamma", std::to_string(o.min_snr_gamma)},
+      {"ss_num_train_images", std::to_string(data.items().size())},
+  };
+  method->save(o.output, meta);
+  return summary;
+}
+
+}  // namespace pigment::training

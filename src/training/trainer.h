@@ -1,0 +1,71 @@
+// The training loop that every method shares (pigment train):
+//   batch of images → VAE latents (frozen) ; captions (caption dropout) → text conditioning (frozen)
+//   t ~ U{0..T-1}, ε ~ N(0, 1) → noisy latents → UNet (recorded on the tape, with the method's hooks)
+//   → the diffusion objective's loss → backward → clip-by-norm → AdamW at the scheduled learning rate.
+// A method (one file each: lora.cc, ...) says what trains and how the result is saved.
+//
+// Every random choice of step k comes from a generator seeded by (seed, k), and the data order from (seed, epoch),
+// so a run resumed from a checkpoint continues with exactly the losses of an uninterrupted one. Checkpoints hold
+// the trained tensors, the optimizer state and the loader position, and are replaced atomically.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/unet_layers.h"
+#include "pipelines/stable_diffusion.h"
+#include "training/dataset.h"
+#include "training/lora.h"
+#include "training/method.h"
+#include "training/optimizer.h"
+
+namespace pigment::training {
+
+struct TrainOptions {
+  std::string method = "lora";
+  PipelineOptions model;
+  std::string data_dir;
+  DatasetOptions data;
+  std::string output;   // the result file
+  std::string run_dir;  // checkpoints and the CSV log ("" = beside the output: <output>.run)
+  bool resume = false;  // continue from run_dir's checkpoint
+
+  int batch_size = 1;
+  int64_t max_steps = 100;
+  int64_t save_every = 0;  // checkpoint every N steps (0: only at the end)
+  double learning_rate = 1e-4;
+  std::string lr_scheduler = "constant";
+  int64_t lr_warmup_steps = 0;
+  double max_grad_norm = 1.0;  // 0: no clipping
+  AdamWOptions adamw;          // lr is taken from learning_rate
+  uint64_t seed = 0;
+  float caption_dropout = 0;   // probability of the empty caption
+  float min_snr_gamma = 0;     // 0: plain MSE
+  std::string prediction_type; // "" = the model's
+  bool random_flip = false;
+  LoraOptions lora;
+  // textual inversion: the new word, its vector count and the word its vectors start from
+  std::string token_string = "<concept>";
+  int num_vectors = 1;
+  std::string init_word = "*";
+};
+
+struct StepReport {
+  int64_t step = 0, max_steps = 0;  // step counts from 1
+  float loss = 0, smoothed_loss = 0;
+  double lr = 0, seconds = 0;       // seconds: this step's wall time
+};
+
+struct TrainSummary {
+  int64_t steps = 0;          // steps run in this process
+  float first_loss = 0, last_smoothed_loss = 0;
+  std::string output;
+};
+
+// Runs the training; `on_step` sees every step. Throws pigment::Error on bad options or data, before step 1
+// where it can (an unwritable output folder, no images, an unknown method or schedule).
+TrainSummary train(const TrainOptions& options, const std::function<void(const StepReport&)>& on_step = {});
+
+}  // namespace pigment::training
