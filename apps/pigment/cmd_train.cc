@@ -1,5 +1,7 @@
 // pigment train --method lora -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a folder of captioned
 // images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 
 #include "command.h"
@@ -18,6 +20,13 @@ struct Args {
   int threads = 0;
   bool no_buckets = false;
 } g;
+
+// SIGINT / SIGTERM: finish the current step, write a checkpoint, exit 0 (a second signal kills as usual).
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int sig) {
+  g_stop = true;
+  std::signal(sig, SIG_DFL);
+}
 
 std::string format_eta(double s) {
   char b[32];
@@ -43,12 +52,20 @@ int run_train() {
   o.data.buckets = !g.no_buckets;
   o.model.load.prediction = g.prediction;
   o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
+  o.stop = &g_stop;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   training::TrainSummary s = training::train(o, [&](const training::StepReport& r) {
     const double rate = r.seconds > 0 ? 1.0 / r.seconds : 0;
     std::fprintf(stderr, "step %lld/%lld  loss %.5f  (smoothed %.5f)  lr %.3g  %.2f it/s  ETA %s\n",
                  (long long)r.step, (long long)r.max_steps, r.loss, r.smoothed_loss, r.lr, rate,
                  format_eta(r.seconds * double(r.max_steps - r.step)).c_str());
   });
+  if (s.stopped) {
+    std::printf("stopped at step %lld: checkpoint in %s (continue with --resume)\n", (long long)s.last_step,
+                s.run_dir.c_str());
+    return 0;
+  }
   std::printf("trained %lld steps: loss %.5f -> %.5f (smoothed); wrote %s\n", (long long)s.steps, s.first_loss,
               s.last_smoothed_loss, s.output.c_str());
   return 0;

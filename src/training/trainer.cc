@@ -212,6 +212,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   const int T = objective.schedule().size();
   TrainSummary summary;
   summary.output = o.output;
+  summary.run_dir = run_dir.string();
 
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -267,9 +268,17 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
     ++summary.steps;
     summary.last_smoothed_loss = state.smoothed_loss;
     if (on_step) on_step({state.step, o.max_steps, loss.value, state.smoothed_loss, lr, secs});
-    if ((o.save_every > 0 && state.step % o.save_every == 0) || state.step == o.max_steps)
+    const bool stop = o.stop && o.stop->load();
+    if ((o.save_every > 0 && state.step % o.save_every == 0) || state.step == o.max_steps || stop)
       write_checkpoint(run_dir, params, optimizer, state);
+    if (stop && state.step < o.max_steps) {
+      summary.stopped = true;
+      summary.last_step = state.step;
+      summary.output.clear();
+      return summary;
+    }
   }
+  summary.last_step = state.step;
 
   std::map<std::string, std::string> meta = {
       {"ss_training_started_by", "pigment"},

@@ -8,6 +8,7 @@
 // so a run resumed from a checkpoint continues with exactly the losses of an uninterrupted one. Checkpoints hold
 // the trained tensors, the optimizer state and the loader position, and are replaced atomically.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,6 +32,8 @@ struct TrainOptions {
   std::string output;   // the result file
   std::string run_dir;  // checkpoints and the CSV log ("" = beside the output: <output>.run)
   bool resume = false;  // continue from run_dir's checkpoint
+  // Set from elsewhere (a signal handler) to stop after the current step with a checkpoint.
+  const std::atomic<bool>* stop = nullptr;
 
   int batch_size = 1;
   int64_t max_steps = 100;
@@ -61,7 +64,10 @@ struct StepReport {
 struct TrainSummary {
   int64_t steps = 0;          // steps run in this process
   float first_loss = 0, last_smoothed_loss = 0;
-  std::string output;
+  std::string output;    // written when the run completed
+  bool stopped = false;  // stopped early by TrainOptions::stop: a checkpoint holds the state, no output was written
+  int64_t last_step = 0;
+  std::string run_dir;
 };
 
 // Runs the training; `on_step` sees every step. Throws pigment::Error on bad options or data, before step 1

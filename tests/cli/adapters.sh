@@ -24,13 +24,6 @@ check "infotext has Lora hashes (data after the header)" 'grep -qx "Lora hashes:
 raw=$("$BIN/pigment" png-info "$T/flag.png")
 check "the PNG text quotes the list once, as A1111" 'grep -q "Lora hashes: \"lora_kohya: $want\"" <<<"$raw" && ! grep -qF "\\\"" <<<"$raw"'
 # <lora:NAME:TE:UNET>: separate weights; zero for both is the base image, each half alone changes it.
-idat() { python3 -c 'import struct,sys
-b=open(sys.argv[1],"rb").read(); i=8; out=b""
-while i < len(b):
-    n,t=struct.unpack(">I4s",b[i:i+8])
-    if t==b"IDAT": out+=b[i+8:i+8+n]
-    i+=12+n
-sys.stdout.buffer.write(out)' "$1" | sha256sum; }
 if command -v python3 >/dev/null; then
   gen -p "a cat <lora:tiny:te=0:unet=0>" --lora-dir "$T/loras" -o "$T/zero.png"
   check "<lora:NAME:te=0:unet=0> gives the base pixels" '[ "$(idat "$T/zero.png")" = "$(idat "$T/base.png")" ]'

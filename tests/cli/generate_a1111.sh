@@ -10,14 +10,6 @@ genxl() { "$BIN/pigment" generate -m "$M/sdxl_single_file_fp16.safetensors" --to
   --model-config unet=$M/unet_sdxl --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 \
   --model-config text_encoder_2=$M/clip_proj -q "$@"; }
 size() { od -An -t u1 -j16 -N8 "$1" | awk '{print $3*256+$4 "x" $7*256+$8}'; }  # PNG IHDR width x height
-# The pixel data of a PNG (its IDAT chunks), to compare images whose text chunks differ.
-idat() { python3 -c 'import struct,sys
-b=open(sys.argv[1],"rb").read(); i=8; out=b""
-while i < len(b):
-    n,t=struct.unpack(">I4s",b[i:i+8])
-    if t==b"IDAT": out+=b[i+8:i+8+n]
-    i+=12+n
-sys.stdout.buffer.write(out)' "$1" | sha256sum; }
 
 # ---- hires fix ----
 gen -p "a cat" -n "blurry" -W 32 -H 32 --steps 3 -s 5 --hires-fix --hr-scale 2 --hr-steps 2 \
