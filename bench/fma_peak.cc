@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cpu_isa.h"
+
 namespace pigment::bench {
 namespace {
 
@@ -66,8 +68,9 @@ double thread_cpu_seconds() {
 
 FmaPeak measure_fma_peak(int runs) {
   FmaPeak p;
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // CPUID first, and within $PIGMENT_MAX_ISA (core/cpu_isa.h).
+  const bool avx512 = cpu_has(Isa::Avx512);
+  const bool avx2 = cpu_has(Isa::Avx2);
   p.isa = avx512 ? "avx512f" : avx2 ? "avx2+fma" : "none";
   p.threads = omp_get_max_threads();
   if (!avx512 && !avx2) return p;

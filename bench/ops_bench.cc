@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fma_peak.h"
+#include "ops/isa_cap.h"
 #include "ops/ops.h"
 
 namespace {
@@ -189,6 +190,8 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("fp32_fma_peak_gflops", std::to_string(g_peak * 1e-9));
   benchmark::AddCustomContext("fp32_fma_peak_isa", isa);
+  benchmark::AddCustomContext("simd_target", ops::simd_target_name());  // after $PIGMENT_MAX_ISA
+  benchmark::AddCustomContext("onednn_isa", ops::onednn_isa_name());
   benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));
   benchmark::AddCustomContext("timing", g_cpu_time ? "process CPU time" : "wall clock");
   benchmark::RunSpecifiedBenchmarks();

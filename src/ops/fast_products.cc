@@ -11,6 +11,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "core/cpu_isa.h"
+#include "ops/isa_cap.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -37,7 +39,9 @@ Precision precision() {
   return Precision(v);
 }
 bool fast_precision_available() {
-  static const bool amx = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_amx;
+  // oneDNN's view (capped with ours by $PIGMENT_MAX_ISA: see ops/isa_cap.h) and pigment's own check agree on AMX.
+  static const bool amx = (apply_isa_cap(), dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_amx) &&
+                          cpu_has(Isa::Amx);
   return amx;
 }
 const char* precision_name(Precision p) {

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/cpu_isa.h"
 #include "core/file_pages.h"
+#include "ops/isa_cap.h"
 #include "ops/profile.h"
 #include "ops/simd_kernels.h"
 
@@ -29,7 +31,10 @@ namespace pigment::ops {
 namespace onednn {
 
 dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine e = [] {
+    apply_isa_cap();  // before oneDNN's first kernel fixes its ISA
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return e;
 }
 
@@ -458,7 +463,7 @@ namespace {
 // PIGMENT_PORTABLE_WEIGHT_PREP=1 starts with the portable loops (for A/B measurements; the bits are the same).
 std::atomic<bool> g_simd_weight_prep{std::getenv("PIGMENT_PORTABLE_WEIGHT_PREP") == nullptr};
 bool cpu_has_avx512f() {
-  static const bool has = __builtin_cpu_supports("avx512f");
+  static const bool has = cpu_has(Isa::Avx512);
   return has && g_simd_weight_prep.load(std::memory_order_relaxed);
 }
 
@@ -678,7 +683,7 @@ bool convert_to_winograd(const Tensor& w, const dnnl_memory_desc_t& P, const dnn
 bool set_simd_weight_prep(bool on) {
 #ifdef PIG_HAVE_AVX512_SCATTER
   g_simd_weight_prep = on;
-  return __builtin_cpu_supports("avx512f");
+  return cpu_has(Isa::Avx512);
 #else
   return false;
 #endif

@@ -168,6 +168,9 @@ void TransposeImpl(const float* x, size_t ldx, float* y, size_t ldy, size_t rows
     }
 }
 
+// The target this file was compiled for: what HWY_DYNAMIC_DISPATCH chose.
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pigment::ops::simd
 HWY_AFTER_NAMESPACE();
@@ -183,6 +186,7 @@ HWY_EXPORT(Upsample2xImpl);
 HWY_EXPORT(F16ToF32Impl);
 HWY_EXPORT(Bf16ToF32Impl);
 HWY_EXPORT(TransposeImpl);
+HWY_EXPORT(TargetNameImpl);
 
 void unary(Unary op, const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(UnaryImpl)(int(op), x, y, n); }
 void geglu(const float* x, float* y, size_t d) { HWY_DYNAMIC_DISPATCH(GegluImpl)(x, y, d); }
@@ -199,5 +203,6 @@ void bf16_to_f32(const uint16_t* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(B
 void transpose(const float* x, size_t ldx, float* y, size_t ldy, size_t rows, size_t cols) {
   HWY_DYNAMIC_DISPATCH(TransposeImpl)(x, ldx, y, ldy, rows, cols);
 }
+const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
 }  // namespace pigment::ops::simd
 #endif

@@ -7,6 +7,9 @@
 
 namespace pigment::ops::simd {
 
+// The Highway target these kernels dispatch to ("AVX3_DL", "AVX2", ...), after $PIGMENT_MAX_ISA's cap.
+const char* target_name();
+
 // ---- elementwise ----
 enum class Unary { Silu, Gelu, GeluTanh, QuickGelu };
 void unary(Unary op, const float* x, float* y, size_t n);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/cpu_isa.h"
 #include "core/file_pages.h"
 #include "io/safetensors.h"
 #include "ops/onednn.h"
@@ -80,7 +81,7 @@ TEST(WeightPrep, ConvertsToWinogradLayoutsLikeOneDnn) {
     int64_t in, out, hw, n;
   };
   uint32_t seed = 200;
-  int converted = 0;
+  int converted = 0, winograd_kernels = 0;
   for (C c : {C{64, 64, 32, 1}, C{320, 320, 64, 1}, C{48, 80, 16, 1}, C{20, 36, 32, 1}, C{256, 256, 8, 2},
               C{1280, 1280, 8, 1}}) {
     const memory::desc x({c.n, c.in, c.hw, c.hw}, f32, tag::any), w({c.out, c.in, 3, 3}, f32, tag::any),
@@ -94,6 +95,7 @@ TEST(WeightPrep, ConvertsToWinogradLayoutsLikeOneDnn) {
     } catch (const dnnl::error&) {
       continue;  // no Winograd kernel for this shape
     }
+    ++winograd_kernels;
     const memory::desc plain({c.out, c.in, 3, 3}, f32, tag::oihw), want = pd->weights_desc();
     Tensor wt = randn({c.out, c.in, 3, 3}, seed++).to(DType::F16);
     std::vector<char> expect = onednn_reorder(wt, plain, want);
@@ -109,7 +111,9 @@ TEST(WeightPrep, ConvertsToWinogradLayoutsLikeOneDnn) {
     }
     EXPECT_LE(worst, 1e-6 * scale) << c.in << "->" << c.out << " @" << c.hw;
   }
-  EXPECT_GT(converted, 0);
+  // oneDNN 2.6's Winograd kernels are AVX-512 ones: without AVX-512 (or capped below it) there is nothing to convert.
+  EXPECT_EQ(winograd_kernels > 0, cpu_has(Isa::Avx512));
+  EXPECT_EQ(converted > 0, winograd_kernels > 0);
 }
 
 // The AVX-512 kernels of convert_to_blocked (tile transposes, the Winograd transform in vector lanes) against its
@@ -144,7 +148,8 @@ TEST(WeightPrep, SimdConversionGivesThePortableBits) {
       // no kernel for this shape
     }
   }
-  if (!onednn::set_simd_weight_prep(true)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  // Without AVX-512 (or capped below it) both settings run the portable loops: the kernels must say so.
+  EXPECT_EQ(onednn::set_simd_weight_prep(true), cpu_has(Isa::Avx512));
   uint32_t seed = 400;
   int wino = 0;
   for (const auto& [plain, want] : layouts) {
@@ -166,7 +171,7 @@ TEST(WeightPrep, SimdConversionGivesThePortableBits) {
       }
     }
   }
-  EXPECT_GT(wino, 0);
+  EXPECT_EQ(wino > 0, cpu_has(Isa::Avx512));  // Winograd layouts covered wherever oneDNN has them
 }
 
 TEST(WeightPrep, StreamedWinogradConvolutionsMatchTheReference) {
@@ -289,7 +294,8 @@ TEST(FilePages, KeptAndStreamedWeightsGiveTheirPagesBack) {
     Tensor y = linear(x, w, nullptr, o);
     set_release_weight_pages(false);
     EXPECT_GT(dropped_file_page_bytes(), dropped);
-    EXPECT_TRUE(testing::close(y, ref::linear(x, w), 1e-5f, 1e-5f));
+    // fp32 sums of 512 products in oneDNN's order (its AVX2 and AVX-512 kernels differ): relative to the output scale.
+    EXPECT_LT(testing::rel_err(y, ref::linear(x, w)), 1e-5);
     dropped = dropped_file_page_bytes();
     Tensor y2 = linear(x, w, nullptr, o);  // streamed, release off: pages stay
     EXPECT_EQ(dropped_file_page_bytes(), dropped);

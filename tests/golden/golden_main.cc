@@ -8,6 +8,7 @@
 #include <map>
 
 #include "golden.h"
+#include "ops/isa_cap.h"
 
 namespace pigment::golden {
 
@@ -168,6 +169,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: pigment-golden CASE_DIR...\n");
     return 2;
   }
+  // Which kernels compute the results ($PIGMENT_MAX_ISA may cap them; the forced-AVX2 ctest entry does).
+  std::printf("kernels: Highway %s, oneDNN %s\n", pigment::ops::simd_target_name(), pigment::ops::onednn_isa_name());
   int failed_cases = 0;
   for (int i = 1; i < argc; ++i) {
     try {
