@@ -1,5 +1,5 @@
-// pigment train --method lora -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a folder of captioned
-// images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
+// pigment train --method lora|textual-inversion|full -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a
+// folder of captioned images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -16,7 +16,7 @@ namespace {
 struct Args {
   training::TrainOptions t;
   std::vector<std::string> model_configs;
-  std::string output_dir, output_name, prediction;
+  std::string output_dir, output_name, prediction, save_precision = "f16";
   int threads = 0;
   bool no_buckets = false;
 } g;
@@ -50,6 +50,14 @@ int run_train() {
     o.output = g.output_dir + "/" + g.output_name + ".safetensors";
   }
   o.data.buckets = !g.no_buckets;
+  if (g.save_precision == "f32" || g.save_precision == "fp32" || g.save_precision == "float")
+    o.save_precision = DType::F32;
+  else if (g.save_precision == "f16" || g.save_precision == "fp16" || g.save_precision == "float16")
+    o.save_precision = DType::F16;
+  else if (g.save_precision == "bf16" || g.save_precision == "bfloat16")
+    o.save_precision = DType::BF16;
+  else
+    fail("--save-precision: expected f32, f16 or bf16, got '", g.save_precision, "'");
   o.model.load.prediction = g.prediction;
   o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
   o.stop = &g_stop;
@@ -72,12 +80,18 @@ int run_train() {
 }
 
 RegisterCommand reg(
-    "train", "fine-tune a model on a folder of captioned images (LoRA, textual inversion)",
+    "train",
+    "fine-tune a model on a folder of captioned images (LoRA, textual inversion, full UNet fine-tuning or training "
+    "from a `pigment init` checkpoint)",
     [](CLI::App& c) {
       auto& t = g.t;
       std::string methods;
       for (const auto& n : training::method_names()) methods += (methods.empty() ? "" : ", ") + n;
-      c.add_option("--method", t.method, "training method: " + methods)->capture_default_str();
+      c.add_option("--method", t.method,
+                   "training method: " + methods +
+                       " (full: every UNet weight trains, in float32 with AdamW: about 16 bytes per UNet parameter, 14 GB for "
+                       "SD1.5; the result is a whole single-file checkpoint)")
+          ->capture_default_str();
       c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
                    "base model: a .safetensors/.ckpt file or a diffusers folder")
           ->required();
@@ -91,7 +105,12 @@ RegisterCommand reg(
           ->capture_default_str();
       c.add_flag("--no-buckets", g.no_buckets, "resize and crop every image to resolution² (no aspect buckets)");
       c.add_flag("--flip-aug", t.random_flip, "random horizontal flips");
-      c.add_option("--output", t.output, "the result file (.safetensors)");
+      c.add_option("--output", t.output,
+                   "the result file (.safetensors): a LoRA, an embedding, or with --method full a checkpoint in the "
+                   "model family's original single-file layout");
+      c.add_option("--save-precision", g.save_precision,
+                   "--method full: dtype of the saved checkpoint: f32, f16 or bf16 (training itself is float32)")
+          ->capture_default_str();
       c.add_option("--output-dir", g.output_dir, "folder of the result (with --output-name)");
       c.add_option("--output-name", g.output_name, "name of the result, without extension");
       c.add_option("--run-dir", t.run_dir, "checkpoints and log.csv (default: OUTPUT.run)");

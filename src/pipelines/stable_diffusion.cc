@@ -179,7 +179,7 @@ StableDiffusion StableDiffusion::create(const LoadedModel& model, ClipTokenizer 
   const ModelComponent& va = model.component("vae");
   sd.vae_ = Vae::load(va.model_config(), va.weights());
   auto base = std::make_shared<std::map<std::string, ModelComponent>>();
-  for (const char* name : {"unet", "text_encoder", "text_encoder_2"})
+  for (const char* name : {"unet", "vae", "text_encoder", "text_encoder_2"})
     if (model.has(name)) (*base)[name] = model.component(name);
   sd.base_ = base;
   sd.base_tokenizer_ = sd.tokenizer_;
@@ -219,7 +219,8 @@ void StableDiffusion::set_embeddings(const std::vector<Embedding>& embeddings) {
 std::vector<std::string> StableDiffusion::set_loras(const std::vector<LoraChoice>& loras, LoraApply mode) {
   PIG_CHECK(base_, "set_loras: the pipeline holds no base weights");
   std::map<std::string, const TensorMap*> maps;
-  for (const auto& [name, c] : *base_) maps[name] = c.tensors.get();
+  for (const auto& [name, c] : *base_)
+    if (name != "vae") maps[name] = c.tensors.get();  // LoRAs patch the UNet and the text encoders
   std::vector<LoraUse> uses, te_uses;  // A1111: text-encoder layers take the TE multiplier, the UNet its own
   std::vector<std::string> unmatched;
   for (const LoraChoice& l : loras) {

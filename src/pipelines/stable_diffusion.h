@@ -154,7 +154,7 @@ class StableDiffusion {
   // Replaces the textual-inversion embeddings (empty: none). Their names then work in prompts and negative prompts.
   void set_embeddings(const std::vector<Embedding>& embeddings);
 
-  // The loaded (unpatched) unet / text_encoder / text_encoder_2 component; throws for another name.
+  // The loaded (unpatched) unet / vae / text_encoder / text_encoder_2 component; throws for another name.
   const ModelComponent& base_component(const std::string& name) const;
 
   Family family() const { return family_; }

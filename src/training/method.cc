@@ -5,13 +5,14 @@
 namespace pigment::training {
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"lora", "textual-inversion"};
+  static const std::vector<std::string> names{"lora", "textual-inversion", "full"};
   return names;
 }
 
 std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusion& model, const TrainOptions& o) {
   if (name == "lora") return make_lora_method(model, o);
   if (name == "textual-inversion" || name == "ti") return make_textual_inversion_method(model, o);
+  if (name == "full") return make_full_method(model, o);
   std::string known;
   for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
   fail("--method: unknown training method '", name, "' (implemented: ", known, ")");

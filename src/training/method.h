@@ -11,6 +11,7 @@
 
 namespace pigment {
 class StableDiffusion;
+class UNet;
 }
 
 namespace pigment::training {
@@ -24,6 +25,9 @@ class Method {
   virtual std::vector<Param> params() = 0;
   // Hooks the UNet forward runs with (LoRA deltas).
   virtual UNetHooks unet_hooks() const { return {}; }
+  // The UNet the trainer runs when the method trains one of its own (full fine-tuning: built on the method's
+  // float32 copies of the weights); null: the loaded model's.
+  virtual const UNet* unet() const { return nullptr; }
   // The text conditioning [B, 77, D] of a batch's captions when the method trains through the text encoder
   // (recorded: it runs while the tape records); undefined: the trainer encodes them with the frozen model.
   virtual Tensor encode_captions(const std::vector<std::string>& captions) const { return Tensor(); }
@@ -39,5 +43,6 @@ std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusi
 // One per method file.
 std::unique_ptr<Method> make_lora_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_textual_inversion_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

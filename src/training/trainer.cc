@@ -209,6 +209,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   ops::autograd::Tape tape;
   for (const auto& p : params) tape.watch(p.value);
   const UNetHooks hooks = method->unet_hooks();
+  const UNet& unet = method->unet() ? *method->unet() : model.unet();
   const int T = objective.schedule().size();
   TrainSummary summary;
   summary.output = o.output;
@@ -240,7 +241,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       if (!context.defined()) context = encode_captions(model, captions).context;
       UNetExtras extras;
       extras.hooks = hooks;
-      pred = model.unet().forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
+      pred = unet.forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
     }
     DiffusionObjective::Loss loss = objective.loss(pred, target, ts);
     PIG_CHECK(std::isfinite(loss.value), "train: the loss became ", loss.value, " at step ", step + 1,

@@ -53,6 +53,8 @@ struct TrainOptions {
   std::string token_string = "<concept>";
   int num_vectors = 1;
   std::string init_word = "*";
+  // full fine-tuning: the dtype of the saved checkpoint (F32, F16 or BF16)
+  DType save_precision = DType::F16;
 };
 
 struct StepReport {

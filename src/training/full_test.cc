@@ -1,0 +1,246 @@
+// --method full: every UNet weight trains, and the result is a whole single-file checkpoint.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/threading.h"
+#include "io/checkpoint.h"
+#include "io/image.h"
+#include "models/checkpoint_layout.h"
+#include "models/checkpoint_writer.h"
+#include "models/random_init.h"
+#include "ops/ops.h"
+#include "training/trainer.h"
+
+namespace pigment::training {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path shared_dir() {
+  const char* env = std::getenv("PIGMENT_SHARED_DIR");
+  return env ? env : "../shared";
+}
+
+fs::path golden_models() { return shared_dir() / "golden" / "models"; }
+
+// A single file of the tiny golden SD1 architecture, as `pigment train -m` would load it (a single file records
+// no head counts or norm groups: the golden configs give them).
+PipelineOptions tiny_model(const std::string& file) {
+  const fs::path m = golden_models();
+  PipelineOptions po;
+  po.model = file;
+  po.tokenizer = (shared_dir() / "clip-tokenizer").string();
+  po.load.config_paths = {{"unet", (m / "unet_sd1").string()},
+                          {"vae", (m / "vae").string()},
+                          {"text_encoder", (m / "clip_sd1").string()}};
+  return po;
+}
+PipelineOptions golden_sd1() { return tiny_model((golden_models() / "sd1_single_file.safetensors").string()); }
+
+// A shape of one colour on white, 64x64.
+Image shape_image(int kind, uint8_t r, uint8_t g, uint8_t b) {
+  Image img{64, 64, 3, std::vector<uint8_t>(64 * 64 * 3, 255)};
+  for (int y = 0; y < 64; ++y)
+    for (int x = 0; x < 64; ++x) {
+      const int dx = x - 32, dy = y - 32;
+      const bool in = kind == 0 ? (std::abs(dx) < 18 && std::abs(dy) < 18) : (dx * dx + dy * dy < 20 * 20);
+      if (!in) continue;
+      uint8_t* p = &img.pixels[size_t(y * 64 + x) * 3];
+      p[0] = r, p[1] = g, p[2] = b;
+    }
+  return img;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/pigment-full-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// Two captioned images.
+fs::path make_dataset(const fs::path& root) {
+  const fs::path d = root / "data";
+  fs::create_directories(d);
+  write_png((d / "red.png").string(), shape_image(0, 220, 30, 30));
+  std::ofstream(d / "red.txt") << "a red square";
+  write_png((d / "blue.png").string(), shape_image(1, 30, 40, 220));
+  std::ofstream(d / "blue.txt") << "a blue circle";
+  return d;
+}
+
+TrainOptions full_options(const fs::path& root, const PipelineOptions& model) {
+  TrainOptions o;
+  o.method = "full";
+  o.model = model;
+  o.data_dir = make_dataset(root).string();
+  o.data.resolution = 64;
+  o.data.buckets = false;
+  o.output = (root / "out" / "tiny_full.safetensors").string();
+  o.max_steps = 8;
+  o.learning_rate = 1e-3;
+  o.seed = 11;
+  return o;
+}
+
+// Mean squared distance between the final latents of a 64x64 generation of `prompt` and the latents of `image`.
+double latent_distance(const StableDiffusion& sd, const std::string& prompt, const Image& image) {
+  GenerateRequest r;
+  r.prompt = prompt;
+  r.width = r.height = 64;
+  r.steps = 12;
+  r.cfg_scale = 1;  // the conditional prediction alone
+  r.sampler = "Euler";
+  r.seed = 123;
+  const Tensor generated = sd.generate(r).latents;
+  Tensor pixels = Tensor::empty({1, 3, 64, 64});
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 64 * 64; ++i) pixels.f32()[c * 64 * 64 + i] = image.pixels[size_t(i) * 3 + c] / 127.5f - 1.f;
+  const Tensor target = ops::scale(sd.vae().encode(pixels).mean(), sd.vae().scaling_factor());
+  return ops::mse(generated, target);
+}
+
+double mean(const std::vector<float>& v, size_t begin, size_t end) {
+  double s = 0;
+  for (size_t i = begin; i < end; ++i) s += v[i];
+  return s / double(end - begin);
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+TEST(FullTraining, LossFallsAndTheCheckpointGeneratesTowardTheData) {
+  ScopedNumThreads one(1);  // tiny models: one thread is fastest on a busy machine
+  TempDir tmp;
+  TrainOptions o = full_options(tmp.path, golden_sd1());
+  o.max_steps = 200;
+  o.min_snr_gamma = 5;  // the low-noise steps, whose ε no small model can infer, would otherwise dominate the loss
+  std::vector<float> losses;
+  const auto t0 = std::chrono::steady_clock::now();
+  TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(s.steps, o.max_steps);
+  const double first = mean(losses, 0, 10), last = mean(losses, losses.size() - 10, losses.size());
+  EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
+
+  // The result is a single file in the SD1 layout, f16 by default, that the loader reads like the base; the VAE
+  // and text encoder are the base's (rounded to f16), the UNet is not.
+  Checkpoint file = load_checkpoint(o.output);
+  EXPECT_TRUE(file.tensors.count("model.diffusion_model.out.2.weight"));
+  EXPECT_EQ(file.tensors.at("model.diffusion_model.out.2.weight").dtype(), DType::F16);
+  EXPECT_EQ(file.metadata.at("modelspec.architecture"), "stable-diffusion-v1");
+  EXPECT_EQ(file.metadata.at("ss_max_train_steps"), "200");
+  LoadedModel base = load_model(golden_sd1().model, golden_sd1().load);
+  LoadedModel trained = load_model(o.output, golden_sd1().load);
+  EXPECT_TRUE(trained.unused_keys.empty());
+  for (const char* c : {"vae", "text_encoder"})
+    for (const auto& [k, t] : *base.component(c).tensors)
+      ASSERT_TRUE(same_bits(trained.component(c).tensors->at(k), t.to(DType::F16))) << c << "." << k;
+  int changed = 0;
+  for (const auto& [k, t] : *base.component("unet").tensors)
+    changed += !same_bits(trained.component("unet").tensors->at(k), t.to(DType::F16));
+  EXPECT_GT(changed, int(base.component("unet").tensors->size()) * 9 / 10) << "UNet tensors changed by training";
+
+  // `pigment generate -m OUTPUT`: the trained model generates latents nearer to the training image of the prompt.
+  const Image red = read_image((fs::path(o.data_dir) / "red.png").string());
+  const double before = latent_distance(StableDiffusion::load(golden_sd1()), "a red square", red);
+  const double after = latent_distance(StableDiffusion::load(tiny_model(o.output)), "a red square", red);
+  std::printf("full: %lld steps in %.1f s; loss first/last 10 steps %.4f / %.4f (%.2fx); latent distance %.4f -> "
+              "%.4f\n",
+              (long long)s.steps, secs, first, last, first / last, before, after);
+  EXPECT_LT(after, 0.5 * before) << "latent distance to the training image: " << before << " base, " << after
+                                 << " trained";
+}
+
+TEST(FullTraining, SavePrecisionFloat32KeepsTheFrozenComponentsBitExact) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  TrainOptions o = full_options(tmp.path, golden_sd1());
+  o.max_steps = 2;
+  o.save_precision = DType::F32;
+  train(o);
+  LoadedModel base = load_model(golden_sd1().model, golden_sd1().load);
+  LoadedModel trained = load_model(o.output, golden_sd1().load);
+  for (const char* c : {"vae", "text_encoder"})
+    for (const auto& [k, t] : *base.component(c).tensors)
+      ASSERT_TRUE(same_bits(trained.component(c).tensors->at(k), t)) << c << "." << k;
+  EXPECT_EQ(trained.component("unet").tensors->at("conv_in.weight").dtype(), DType::F32);
+  EXPECT_FALSE(same_bits(trained.component("unet").tensors->at("conv_in.weight"),
+                         base.component("unet").tensors->at("conv_in.weight")));
+}
+
+std::vector<std::string> step_and_loss(const fs::path& log) {
+  std::ifstream f(log);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(f, l);) {
+    if (l.rfind("step,", 0) == 0) continue;
+    const auto c1 = l.find(','), c2 = l.find(',', c1 + 1);
+    out.push_back(l.substr(0, c2));
+  }
+  return out;
+}
+
+// The checkpoint holds the float32 master weights and AdamW's state: a resumed run repeats the losses bit for bit.
+TEST(FullTraining, ResumedRunRepeatsTheLossesOfAnUninterruptedOne) {
+  ScopedNumThreads one(1);
+  TempDir a, b;
+  TrainOptions whole = full_options(a.path, golden_sd1());
+  whole.max_steps = 6;
+  train(whole);
+  TrainOptions part = full_options(b.path, golden_sd1());
+  part.max_steps = 3;
+  train(part);
+  part.max_steps = 6;
+  part.resume = true;
+  train(part);
+  const auto l1 = step_and_loss(fs::path(whole.output + ".run") / "log.csv");
+  const auto l2 = step_and_loss(fs::path(part.output + ".run") / "log.csv");
+  ASSERT_EQ(l1.size(), 6u);
+  EXPECT_EQ(l1, l2);
+}
+
+// Training from scratch: a random checkpoint as `pigment init` writes one (random_init, the tiny SD1 architecture),
+// fully trained; the loss falls and the result loads.
+TEST(FullTraining, TrainsFromARandomInitCheckpoint) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  LoadedModel arch = load_model(golden_sd1().model, golden_sd1().load);
+  InitOptions io;
+  io.dtype = DType::F16;
+  io.seed = 3;
+  const std::string init = (tmp.path / "init.safetensors").string();
+  write_random_tensors(init,
+                       {unet_layout(arch.component("unet").config), vae_layout(arch.component("vae").config),
+                        openai_clip_layout(arch.component("text_encoder").config, file_prefix::kSd1Clip)},
+                       io, false, modelspec_metadata(Family::SD1, "epsilon", "tiny random init"));
+  TrainOptions o = full_options(tmp.path, tiny_model(init));
+  o.max_steps = 60;
+  o.min_snr_gamma = 5;
+  std::vector<float> losses;
+  train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
+  ASSERT_EQ(losses.size(), 60u);
+  for (float l : losses) ASSERT_TRUE(std::isfinite(l));
+  const double first = mean(losses, 0, 10), last = mean(losses, 50, 60);
+  std::printf("from random init: loss first/last 10 steps %.4f / %.4f (%.2fx)\n", first, last, first / last);
+  EXPECT_LT(last, 0.5 * first);
+  StableDiffusion sd = StableDiffusion::load(tiny_model(o.output));
+  GenerateRequest r;
+  r.prompt = "a red square";
+  r.width = r.height = 64;
+  r.steps = 4;
+  r.seed = 1;
+  const Tensor latents = sd.generate(r).latents;
+  for (float v : latents.to_vector()) ASSERT_TRUE(std::isfinite(v));
+}
+
+}  // namespace
+}  // namespace pigment::training
