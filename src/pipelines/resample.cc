@@ -217,6 +217,50 @@ Image resize_image(const Image& img, int width, int height, ImageFilter filter) 
   return out;
 }
 
+Image resize_area(const Image& img, int width, int height) {
+  PIG_CHECK(width > 0 && height > 0, "resize_area: invalid size ", width, "x", height);
+  PIG_CHECK(img.width > 0 && img.height > 0, "resize_area: empty image");
+  PIG_CHECK(width <= img.width && height <= img.height, "resize_area: only downscales (", img.width, "x", img.height,
+            " to ", width, "x", height, ")");
+  // The integer overlap of source pixel j with output pixel i along an axis of `in` pixels resized to `out`.
+  struct Tap {
+    int src;
+    int64_t weight;
+  };
+  auto taps = [](int in, int out) {
+    std::vector<std::vector<Tap>> t(static_cast<size_t>(out));
+    for (int i = 0; i < out; ++i) {
+      const int64_t lo = int64_t(i) * in, hi = int64_t(i + 1) * in;  // in units where a source pixel is `out` long
+      for (int j = int(lo / out); j < in && int64_t(j) * out < hi; ++j) {
+        int64_t w = std::min(hi, int64_t(j + 1) * out) - std::max(lo, int64_t(j) * out);
+        if (w > 0) t[size_t(i)].push_back({j, w});
+      }
+    }
+    return t;
+  };
+  const auto tx = taps(img.width, width), ty = taps(img.height, height);
+  const int C = img.channels;
+  // Horizontal sums (each out of 255·img.width), then vertical sums (out of 255·img.width·img.height).
+  std::vector<int64_t> rows(size_t(img.height) * width * C);
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < C; ++c) {
+        int64_t acc = 0;
+        for (const Tap& t : tx[size_t(x)]) acc += t.weight * img.at(t.src, y, c);
+        rows[(size_t(y) * width + x) * C + c] = acc;
+      }
+  const int64_t total = int64_t(img.width) * img.height;
+  Image o{width, height, C, std::vector<uint8_t>(size_t(width) * height * C)};
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < C; ++c) {
+        int64_t acc = 0;
+        for (const Tap& t : ty[size_t(y)]) acc += t.weight * rows[(size_t(t.src) * width + x) * C + c];
+        o.pixels[(size_t(y) * width + x) * C + c] = uint8_t((acc + total / 2) / total);
+      }
+  return o;
+}
+
 Image gaussian_blur_a1111(const Image& gray, int sigma_x, int sigma_y) {
   PIG_CHECK(gray.channels == 1, "gaussian_blur_a1111: expected a one-channel image");
   return blur_pass(blur_pass(gray, sigma_x, true), sigma_y, false);

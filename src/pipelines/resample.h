@@ -15,6 +15,13 @@ namespace pigment {
 enum class ImageFilter { Nearest, Bilinear, Bicubic, Lanczos };
 Image resize_image(const Image& img, int width, int height, ImageFilter filter);
 
+// Exact area averaging for downscaling (as OpenCV's INTER_AREA means it): each output pixel is the mean of the source
+// area it covers, partly covered source pixels weighted by the covered fraction. Weights are exact integers (source
+// pixel j spans [j·W, (j+1)·W) and output pixel i spans [i·w, (i+1)·w) in units of 1/(w·W)), both passes are summed
+// in 64-bit integers and rounded once (half up), so the result is exact and identical on every machine.
+// Upscaling is refused: use resize_image.
+Image resize_area(const Image& img, int width, int height);
+
 // A1111's mask blur: cv2.GaussianBlur with σ = `sigma` and kernel 2·int(2.5σ + 0.5) + 1, along x then y (each pass
 // rounded to 8 bits), borders mirrored without repeating the edge (BORDER_REFLECT_101). One channel only.
 Image gaussian_blur_a1111(const Image& gray, int sigma_x, int sigma_y);

@@ -95,6 +95,23 @@ TEST(ResizeImage, LanczosKeepsFlatImagesAndUpscalesSmoothly) {
   EXPECT_EQ(nn.pixels, (std::vector<uint8_t>{0, 0, 255, 255}));
 }
 
+TEST(ResizeArea, ExactFractionalCoverage) {
+  // 3 pixels to 2: output 0 covers source 0 and half of source 1; output 1 the other half and source 2.
+  Image img{3, 1, 1, {0, 100, 200}};
+  Image o = resize_area(img, 2, 1);
+  EXPECT_EQ(o.pixels, (std::vector<uint8_t>{uint8_t((0 * 2 + 100 * 1 + 1) / 3), uint8_t((100 + 200 * 2 + 1) / 3)}));
+  // Integer factors are plain block means (rounded half up): 2x2 blocks of {1, 2, 3, 4} → 2.5 → 3.
+  Image b{4, 2, 1, {1, 2, 10, 10, 3, 4, 10, 11}};
+  EXPECT_EQ(resize_area(b, 2, 1).pixels, (std::vector<uint8_t>{3, 10}));
+  // 136 → 64 (the emoji strikes): a flat image stays flat, per channel.
+  Image flat{136, 136, 3, {}};
+  for (int i = 0; i < 136 * 136; ++i) flat.pixels.insert(flat.pixels.end(), {255, 17, 0});
+  Image f = resize_area(flat, 64, 64);
+  ASSERT_EQ(f.width, 64);
+  for (int i = 0; i < 64 * 64; ++i) ASSERT_EQ(f.pixels[size_t(i) * 3 + 1], 17);
+  EXPECT_THROW(resize_area(img, 4, 1), Error);
+}
+
 TEST(GaussianBlurA1111, KernelAndMirroredBorders) {
   // σ = 1: kernel size 2·int(3) + 1 = 7; a single white pixel spreads with the normalized Gaussian weights.
   Image g{9, 1, 1, std::vector<uint8_t>(9, 0)};
