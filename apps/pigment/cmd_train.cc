@@ -101,10 +101,14 @@ RegisterCommand reg(
       c.add_option("--data,--train-data-dir", t.data_dir, "folder of images with same-named caption files")
           ->required();
       c.add_option("--caption-extension", t.data.caption_extension, "caption file extension")->capture_default_str();
+      c.add_flag("--caption-per-line", t.data.caption_per_line,
+                 "each line of a caption file is one caption, one picked at random per step (default: the first line)");
       c.add_option("--resolution", t.data.resolution, "training size in pixels (bucket area = resolution²)")
           ->capture_default_str();
       c.add_flag("--no-buckets", g.no_buckets, "resize and crop every image to resolution² (no aspect buckets)");
       c.add_flag("--flip-aug", t.random_flip, "random horizontal flips");
+      c.add_flag("--gradient-checkpointing", t.gradient_checkpointing,
+                 "recompute each UNet block in the backward (less memory, ~1/3 more time)");
       c.add_option("--output", t.output,
                    "the result file (.safetensors): a LoRA, an embedding, or with --method full a checkpoint in the "
                    "model family's original single-file layout");
@@ -133,6 +137,10 @@ RegisterCommand reg(
       c.add_option("--prediction-type", g.prediction, "override the model's: epsilon or v_prediction");
       c.add_option("--network-dim", t.lora.rank, "LoRA rank")->capture_default_str();
       c.add_option("--network-alpha", t.lora.alpha, "LoRA alpha (scale alpha/rank)")->capture_default_str();
+      c.add_option("--conv-dim,--conv-rank", t.lora.conv_rank,
+                   "LoCon: LoRA rank of the resnets' and resamplers' 3x3 convolutions (0: none)")
+          ->capture_default_str();
+      c.add_option("--conv-alpha", t.lora.conv_alpha, "LoCon alpha")->capture_default_str();
       c.add_option("--token-string", t.token_string, "textual inversion: the new word")->capture_default_str();
       c.add_option("--num-vectors-per-token", t.num_vectors, "textual inversion: vectors of the word")
           ->capture_default_str();

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/checkpoint.h"
+#include "ops/autograd.h"
 
 namespace pigment {
 
@@ -302,10 +303,29 @@ Tensor UNetEncoder::conv_in(const Tensor& sample, const UNetHooks& hooks) const 
   return x;
 }
 
+namespace {
+// A block's work: directly, or as a checkpointed segment when training asks for it.
+std::vector<Tensor> run_block(const UNetHooks& hooks, const ops::autograd::Segment& f, const std::vector<Tensor>& in) {
+  return hooks.checkpoint_blocks ? ops::autograd::checkpoint(f, in) : f(in);
+}
+}  // namespace
+
 Tensor UNetEncoder::down(Tensor x, const Tensor& emb, const Tensor& context, std::vector<Tensor>& skips,
                          const UNetHooks& hooks) const {
   for (size_t i = 0; i < down_blocks_.size(); ++i) {
-    x = down_blocks_[i].forward(x, emb, context, skips, hooks);
+    // In: x, emb, context. Out: the block's output, then the skip connections it adds.
+    const auto out = run_block(
+        hooks,
+        // The segment may run again in the backward, after this call returned: it keeps copies, no references.
+        [this, i, hooks](const std::vector<Tensor>& in) {
+          std::vector<Tensor> added;
+          Tensor y = down_blocks_[i].forward(in[0], in[1], in[2], added, hooks);
+          added.insert(added.begin(), y);
+          return added;
+        },
+        {x, emb, context});
+    x = out[0];
+    skips.insert(skips.end(), out.begin() + 1, out.end());
     hooks.emit("down_blocks." + std::to_string(i), x);
   }
   return x;
@@ -313,7 +333,12 @@ Tensor UNetEncoder::down(Tensor x, const Tensor& emb, const Tensor& context, std
 
 Tensor UNetEncoder::mid(Tensor x, const Tensor& emb, const Tensor& context, const UNetHooks& hooks) const {
   if (!has_mid_) return x;
-  x = mid_block_.forward(x, emb, context, hooks);
+  x = run_block(
+      hooks,
+      [this, hooks](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{mid_block_.forward(in[0], in[1], in[2], hooks)};
+      },
+      {x, emb, context})[0];
   hooks.emit("mid_block", x);
   return x;
 }
@@ -404,7 +429,19 @@ Tensor UNet::forward(const Tensor& sample, const std::vector<float>& timesteps, 
       const Tensor& next = skips[skips.size() - block.num_layers() - 1];
       upsample_to = std::make_pair(next.dim(2), next.dim(3));
     }
-    x = block.forward(x, emb, ctx, skips, upsample_to, hooks);
+    // In: x, emb, context and the skip connections the block consumes (from the back). Out: the block's output.
+    const size_t n = size_t(block.num_layers());
+    PIG_CHECK(skips.size() >= n, "UNet up block ", i, ": ", skips.size(), " skip connections left, ", n, " needed");
+    std::vector<Tensor> in{x, emb, ctx};
+    in.insert(in.end(), skips.end() - n, skips.end());
+    skips.resize(skips.size() - n);
+    x = run_block(
+        hooks,
+        [this, i, upsample_to, hooks](const std::vector<Tensor>& v) {
+          std::vector<Tensor> own(v.begin() + 3, v.end());
+          return std::vector<Tensor>{up_blocks_[i].forward(v[0], v[1], v[2], own, upsample_to, hooks)};
+        },
+        in)[0];
     hooks.emit("up_blocks." + std::to_string(i), x);
   }
   x = conv_norm_out_(x);

@@ -29,6 +29,9 @@ struct UNetHooks {
   std::function<AttentionContext(const std::string& name, const Tensor& context)> attention_context;
   // Adds a run-time delta to the output y of linear or conv layer `name`, computed from its input x.
   std::function<void(const std::string& name, const Tensor& x, Tensor& y)> layer_delta;
+  // Training: run each block (UNet down / mid / up block) as a checkpointed segment (ops/autograd.h), keeping only
+  // its inputs for the backward and recomputing the rest there.
+  bool checkpoint_blocks = false;
 
   void emit(const std::string& name, const Tensor& value) const {
     if (capture) capture(name, value);

@@ -1,5 +1,6 @@
 #include "ops/autograd.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 
@@ -20,6 +21,10 @@ struct Tape::Impl {
     std::vector<int64_t> inputs;  // node ids (see below), -1 for none
     Tensor grad;
     bool keep = false;
+    // A computation with several outputs (a checkpointed segment) records one node per output; the last one holds
+    // the backward of them all, which sees their gradients in order.
+    int group = 1;
+    std::function<void(const std::vector<Tensor>& dys, Grads& dinputs)> group_backward;
   };
   struct Leaf {
     Shape shape;
@@ -96,20 +101,46 @@ void Tape::retain(const Tensor& t) {
 
 void Tape::backward(const Tensor& y, const Tensor& dy) {
   Impl& I = *impl_;
-  int64_t start = I.id_of(y);
-  PIG_CHECK(start >= 0, "autograd: backward() from a value that was not recorded (no trained input reaches it)");
-  PIG_CHECK(dy.numel() == y.numel(), "autograd: backward() with a gradient of shape ", shape_str(dy.shape()),
-            " for a value of shape ", shape_str(y.shape()));
+  PIG_CHECK(I.id_of(y) >= 0, "autograd: backward() from a value that was not recorded (no trained input reaches it)");
+  backward(std::vector<Tensor>{y}, std::vector<Tensor>{dy});
+}
+
+void Tape::backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& dys) {
+  Impl& I = *impl_;
+  PIG_CHECK(ys.size() == dys.size(), "autograd: backward() with ", ys.size(), " values and ", dys.size(),
+            " gradients");
   Paused paused;
-  I.accumulate(start, dy.clone());
+  int64_t start = -1;
+  for (size_t k = 0; k < ys.size(); ++k) {
+    const int64_t id = I.id_of(ys[k]);
+    if (id < 0 || !dys[k].defined()) continue;
+    PIG_CHECK(dys[k].numel() == ys[k].numel(), "autograd: backward() with a gradient of shape ",
+              shape_str(dys[k].shape()), " for a value of shape ", shape_str(ys[k].shape()));
+    I.accumulate(id, dys[k].clone());
+    start = std::max(start, id);
+  }
   for (int64_t i = start; i >= 0; --i) {
     Impl::Node& n = I.nodes[size_t(i)];
-    if (n.grad.defined() && n.backward) {
-      Grads g(n.inputs.size());
+    Grads g(n.inputs.size());
+    bool ran = false;
+    if (n.group_backward) {
+      std::vector<Tensor> dys_group;
+      bool any = false;
+      for (int64_t j = i - n.group + 1; j <= i; ++j) {
+        Impl::Node& m = I.nodes[size_t(j)];
+        any = any || m.grad.defined();
+        dys_group.push_back(m.grad.defined() ? m.grad.reshape(m.shape) : Tensor());
+      }
+      if (any) n.group_backward(dys_group, g), ran = true;
+      for (int64_t j = i - n.group + 1; j < i; ++j) I.nodes[size_t(j)].grad = Tensor();
+      n.group_backward = nullptr;
+    } else if (n.grad.defined() && n.backward) {
       n.backward(n.grad, g);
+      ran = true;
+    }
+    if (ran)
       for (size_t j = 0; j < n.inputs.size(); ++j)
         if (n.inputs[j] != -1 && g[j].defined()) I.accumulate(n.inputs[j], g[j]);
-    }
     n.backward = nullptr;  // frees what the node saved
     if (!n.keep) n.grad = Tensor();
   }
@@ -171,6 +202,68 @@ void record(Tensor& out, const std::vector<const Tensor*>& inputs, BackwardFn ba
 
 void record(Tensor& out, std::initializer_list<const Tensor*> inputs, BackwardFn backward) {
   record(out, std::vector<const Tensor*>(inputs), std::move(backward));
+}
+
+}  // namespace pigment::ops::autograd
+
+namespace pigment::ops::autograd {
+
+std::vector<Tensor> checkpoint(const Segment& f, const std::vector<Tensor>& inputs) {
+  Tape* outer = g_tape;
+  if (!outer || g_paused) return f(inputs);
+  Tape::Impl& O = outer->impl();
+  std::vector<bool> need;
+  bool any = !O.leaves.empty();  // a segment may use watched parameters whatever its inputs
+  for (const auto& t : inputs) {
+    need.push_back(O.id_of(t) != -1);
+    any = any || need.back();
+  }
+  if (!any) return f(inputs);
+  std::vector<Tensor> outs;
+  {
+    Paused p;
+    outs = f(inputs);
+  }
+  std::vector<Tensor> kept;
+  for (const auto& t : inputs) kept.push_back(saved(t));
+  auto backward = [f, kept, need, outer](const std::vector<Tensor>& dys, Grads& g) {
+    Tape inner;
+    Tape::Impl& In = inner.impl();
+    In.leaves.clear();
+    for (const auto& l : outer->impl().leaves) In.leaves.push_back({l.shape, Tensor()});
+    In.watched = outer->impl().watched;
+    std::vector<Tensor> xs;
+    for (size_t i = 0; i < kept.size(); ++i) xs.push_back(need[i] ? inner.input(kept[i]) : kept[i]);
+    std::vector<Tensor> ys;
+    {
+      Recording rec(inner);
+      ys = f(xs);
+    }
+    PIG_CHECK(ys.size() == dys.size(), "autograd: a checkpointed segment gave ", ys.size(), " outputs, then ",
+              dys.size());
+    inner.backward(ys, dys);
+    for (size_t i = 0; i < xs.size(); ++i)
+      if (need[i]) g[i] = inner.gradient(xs[i]);
+    Tape::Impl& Out = outer->impl();
+    for (size_t k = 0; k < In.leaves.size(); ++k)
+      if (In.leaves[k].grad.defined()) Out.accumulate(Tape::Impl::leaf_id(k), In.leaves[k].grad);
+  };
+  // One node per output; the last carries the segment's backward.
+  std::vector<const Tensor*> ins;
+  for (const auto& t : inputs) ins.push_back(&t);
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const bool last = k + 1 == outs.size();
+    Tape::Impl::Node n;
+    n.shape = outs[k].shape();
+    if (last) {
+      n.group = int(outs.size());
+      n.group_backward = backward;
+      for (const Tensor* t : ins) n.inputs.push_back(O.id_of(*t));
+    }
+    O.nodes.push_back(std::move(n));
+    outs[k].set_grad_tag({O.serial, int64_t(O.nodes.size() - 1)});
+  }
+  return outs;
 }
 
 }  // namespace pigment::ops::autograd

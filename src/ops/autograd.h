@@ -38,6 +38,8 @@ class Tape {
   // Back-propagates dy (shape of y) from the recorded value y. Not recording while it runs. The recorded nodes
   // are consumed: a second backward needs a new recording.
   void backward(const Tensor& y, const Tensor& dy);
+  // The same from several values at once (values no trained input reaches are skipped).
+  void backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& dys);
   // The gradient accumulated for a watched parameter, an input or a retained value (in its shape); undefined when
   // nothing reached it.
   Tensor gradient(const Tensor& t) const;
@@ -95,5 +97,13 @@ using BackwardFn = std::function<void(const Tensor& dy, Grads& dinputs)>;
 // pointers are allowed) and tags `out`.
 void record(Tensor& out, std::initializer_list<const Tensor*> inputs, BackwardFn backward);
 void record(Tensor& out, const std::vector<const Tensor*>& inputs, BackwardFn backward);
+
+// ---- gradient checkpointing ----
+using Segment = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+// Runs f(inputs) without keeping what its backward needs: it records only its outputs, as one computation whose
+// backward runs f again on a tape of its own (watching the same parameters), back-propagates through it and hands
+// on the gradients of the inputs and of the parameters f used. Memory: a segment's activations live only while its
+// backward runs. f must be deterministic. Without a recording tape this is f(inputs).
+std::vector<Tensor> checkpoint(const Segment& f, const std::vector<Tensor>& inputs);
 
 }  // namespace pigment::ops::autograd

@@ -68,6 +68,18 @@ std::string read_caption(const fs::path& p) {
   return trim(line);
 }
 
+// Every non-empty line of a caption file.
+std::vector<std::string> read_caption_lines(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (out.empty() && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
+    line = trim(line);
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
 // The nearest `N_name` folder between root and the image: (repeats, name); (1, "") when there is none.
 std::pair<int, std::string> repeats_and_name(const fs::path& rel_dir) {
   static const std::regex re(R"(^(\d+)_(.+)$)");
@@ -162,7 +174,10 @@ Dataset Dataset::scan(const std::string& folder, DatasetOptions options) {
       continue;
     }
     fs::path cap = fs::path(f).replace_extension(cap_ext);
-    if (fs::is_regular_file(cap)) item.caption = read_caption(cap);
+    if (fs::is_regular_file(cap)) {
+      item.caption = read_caption(cap);
+      if (options.caption_per_line) item.alternatives = read_caption_lines(cap);
+    }
     if (item.caption.empty()) item.caption = name;
     if (item.caption.empty())
       options.warn("no caption for " + item.path + " (no " + cap.filename().string() +
@@ -301,7 +316,9 @@ Batch DataLoader::next() {
       Tensor img = load(item, mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 1}), ok);
       if (!ok) continue;
       images.push_back(img);
-      batch.captions.push_back(item.caption);
+      const auto& alt = item.alternatives;
+      batch.captions.push_back(alt.size() > 1 ? alt[mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 2}) % alt.size()]
+                                              : item.caption);
       batch.paths.push_back(item.path);
     }
     if (images.empty()) continue;

@@ -43,6 +43,9 @@ BucketChoice select_bucket(const std::vector<BucketSize>& buckets, int width, in
 
 struct DatasetOptions {
   std::string caption_extension = ".txt";  // with or without the dot
+  // Each non-empty line of a caption file is one caption, and the loader picks one at random for every use of the
+  // image (pigment's emoji data: "red apple", "红苹果", "apple, fruit, red", ...). Off: the first line, as kohya.
+  bool caption_per_line = false;
   int resolution = 512;                    // the training size: buckets have area <= resolution²
   bool buckets = true;                     // off: every image resized and cropped to resolution²
   int min_bucket_size = 256, max_bucket_size = 1024, bucket_step = 64;
@@ -51,7 +54,8 @@ struct DatasetOptions {
 
 struct DataItem {
   std::string path;
-  std::string caption;
+  std::string caption;                 // the first (or only) caption
+  std::vector<std::string> alternatives;  // with caption_per_line: every caption line (caption is the first)
   int repeats = 1;
   int width = 0, height = 0;  // of the image file
   BucketChoice bucket;

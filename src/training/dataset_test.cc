@@ -200,6 +200,34 @@ TEST(DataLoader, SquareCropAndPixelValues) {
   }
 }
 
+TEST(DataLoader, OneCaptionLineAtRandomPerUse) {
+  TempDir dir;
+  write_image(dir.path / "apple.png", 32, 32);
+  write_text(dir.path / "apple.txt", "red apple\n红苹果\n\napple, fruit, red\n");
+  DatasetOptions o;
+  o.resolution = 32;
+  o.buckets = false;
+  o.warn = nullptr;
+  // Off (kohya): the first line only.
+  Dataset first = Dataset::scan(dir.path.string(), o);
+  DataLoader l1(first, LoaderOptions{});
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(l1.next().captions.at(0), "red apple");
+  // On: every non-empty line turns up, nothing else, and the choice follows the seed.
+  o.caption_per_line = true;
+  Dataset all = Dataset::scan(dir.path.string(), o);
+  std::map<std::string, int> seen;
+  std::vector<std::string> order1, order2;
+  DataLoader a(all, LoaderOptions{1, 9}), b(all, LoaderOptions{1, 9});
+  for (int i = 0; i < 60; ++i) {
+    order1.push_back(a.next().captions.at(0));
+    order2.push_back(b.next().captions.at(0));
+    ++seen[order1.back()];
+  }
+  EXPECT_EQ(order1, order2);
+  EXPECT_EQ(seen.size(), 3u);
+  for (const char* c : {"red apple", "红苹果", "apple, fruit, red"}) EXPECT_GT(seen[c], 5) << c;
+}
+
 TEST(DataLoader, RandomFlipMirrors) {
   TempDir dir;
   write_image(dir.path / "g.png", 32, 32);

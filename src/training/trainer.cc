@@ -208,7 +208,8 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
 
   ops::autograd::Tape tape;
   for (const auto& p : params) tape.watch(p.value);
-  const UNetHooks hooks = method->unet_hooks();
+  UNetHooks hooks = method->unet_hooks();
+  hooks.checkpoint_blocks = o.gradient_checkpointing;
   const UNet& unet = method->unet() ? *method->unet() : model.unet();
   const int T = objective.schedule().size();
   TrainSummary summary;

@@ -48,6 +48,7 @@ struct TrainOptions {
   float min_snr_gamma = 0;     // 0: plain MSE
   std::string prediction_type; // "" = the model's
   bool random_flip = false;
+  bool gradient_checkpointing = false;  // recompute each UNet block in the backward instead of keeping it
   LoraOptions lora;
   // textual inversion: the new word, its vector count and the word its vectors start from
   std::string token_string = "<concept>";

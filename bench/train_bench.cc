@@ -1,0 +1,168 @@
+// Training-step benchmark on a whole model (e.g. a full-size random SD1.5 from `pigment init`), batch 1:
+//   floor  forward + backward to the input latents through the frozen UNet (no weight gradients): the least any
+//          adapter method costs, and what the PyTorch anchor measures
+//   lora   a LoRA of rank RANK on every attention projection and feed-forward linear (training/lora.h), with the
+//          AdamW step: a real `pigment train --method lora` step minus data loading and the frozen VAE/text encoder
+//   full   every UNet weight in float32 with its gradient (no optimizer step, as the anchor)
+// Prints per step: seconds, GFLOP counted by the ops (2 per multiply-add of the direct algorithm; Winograd and the
+// backward products count as their direct form), GFLOP/s and its share of the fp32 FMA peak measured by this process
+// at start-up; at the end the median step and the peak RSS.
+//   train_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full] [RANK=16] [--checkpointing]
+// --checkpointing: gradient checkpointing per UNet block (UNetHooks::checkpoint_blocks).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/threading.h"
+#include "fma_peak.h"
+#include "ops/autograd.h"
+#include "ops/ops.h"
+#include "ops/profile.h"
+#include "pipelines/stable_diffusion.h"
+#include "sampling/rng.h"
+#include "training/diffusion_objective.h"
+#include "training/lora.h"
+#include "training/optimizer.h"
+
+using namespace pigment;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+std::string cpu_model_name() {
+  std::string line;
+  if (FILE* f = std::fopen("/proc/cpuinfo", "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, f))
+      if (std::string(buf).rfind("model name", 0) == 0) {
+        line = buf;
+        line = line.substr(line.find(':') + 2);
+        line.pop_back();
+        break;
+      }
+    std::fclose(f);
+  }
+  return line;
+}
+double peak_rss_gb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0 / 1024.0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool checkpointing = false;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::string(argv[i]) == "--checkpointing")
+      checkpointing = true;
+    else
+      args.push_back(argv[i]);
+  }
+  argc = int(args.size());
+  argv = args.data();
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full] [RANK=16]\n", argv[0]);
+    return 2;
+  }
+  try {
+    const int size = argc > 3 ? std::stoi(argv[3]) : 512, steps = argc > 4 ? std::stoi(argv[4]) : 3;
+    const std::string mode = argc > 5 ? argv[5] : "lora";
+    const int rank = argc > 6 ? std::stoi(argv[6]) : 16;
+    if (mode != "floor" && mode != "lora" && mode != "full") throw std::runtime_error("mode: floor, lora or full");
+    if (size % 8 || size < 64 || steps < 1) throw std::runtime_error("SIZE: a multiple of 8 from 64; STEPS >= 1");
+    const bench::FmaPeak peak = bench::measure_fma_peak();
+    std::printf("cpu: %s, %d threads, fp32 FMA peak %.0f GFLOP/s (%s)\n", cpu_model_name().c_str(), num_threads(),
+                peak.flops_per_s / 1e9, peak.isa);
+
+    PipelineOptions po;
+    po.model = argv[1];
+    po.tokenizer = argv[2];
+    StableDiffusion sd = StableDiffusion::load(po);
+    GenerateRequest r;
+    r.a1111_syntax = false;
+    const Tensor context = sd.encode_prompt("a photograph of an astronaut riding a horse", r).context;
+
+    // What trains.
+    ops::autograd::Tape tape;
+    std::unique_ptr<training::LoraNetwork> lora;
+    std::unique_ptr<UNet> full_unet;
+    std::shared_ptr<TensorMap> full_weights;
+    std::vector<training::Param> params;
+    UNetExtras extras;
+    extras.hooks.checkpoint_blocks = checkpointing;
+    const ModelComponent& uc = sd.base_component("unet");
+    if (mode == "lora") {
+      training::LoraOptions lo;
+      lo.rank = rank;
+      lo.alpha = float(rank);
+      lo.targets = {"to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"};
+      lora = std::make_unique<training::LoraNetwork>(training::LoraNetwork::create(*uc.tensors, lo, 1));
+      for (const auto& [name, t] : lora->parameters()) params.push_back({name, t, Tensor()});
+      extras.hooks = lora->hooks();
+      extras.hooks.checkpoint_blocks = checkpointing;
+    } else if (mode == "full") {
+      full_weights = std::make_shared<TensorMap>();
+      for (const auto& [name, t] : *uc.tensors) (*full_weights)[name] = t.to(DType::F32);
+      full_unet = std::make_unique<UNet>(UNetConfig::from_json(uc.config.dump(), uc.source),
+                                         Weights(full_weights, uc.source));
+      for (auto& [name, t] : *full_weights) params.push_back({name, t, Tensor()});
+    }
+    for (const auto& p : params) tape.watch(p.value);
+    int64_t trained = 0;
+    for (const auto& p : params) trained += p.value.numel();
+    std::printf("model %s, %dx%d, mode %s%s%s, %lld trained parameters\n", argv[1], size, size, mode.c_str(),
+                mode == "lora" ? (" rank " + std::to_string(rank)).c_str() : "",
+                checkpointing ? ", gradient checkpointing" : "", (long long)trained);
+    const UNet& unet = full_unet ? *full_unet : sd.unet();
+    training::DiffusionObjective objective(schedule::TrainSchedule::from_config(sd.scheduler_config(r)), {});
+    training::AdamW adamw({1e-4});
+
+    std::vector<double> times;
+    for (int s = 0; s < steps; ++s) {
+      auto g = make_generator("cpu", uint64_t(s + 1));
+      const Tensor x0 = g->randn({1, 4, size / 8, size / 8});
+      const Tensor noise = g->randn(x0.shape());
+      const std::vector<int> ts{100 + 300 * s % 900};
+      const double flops0 = ops::profile::flops_counted();
+      const auto t0 = Clock::now();
+      Tensor noisy = objective.add_noise(x0, noise, ts);
+      if (mode == "floor") noisy = tape.input(noisy);
+      Tensor pred;
+      {
+        ops::autograd::Recording rec(tape);
+        pred = unet.forward(noisy, {float(ts[0])}, context, extras);
+      }
+      const double fwd = since(t0);
+      auto loss = objective.loss(pred, objective.target(x0, noise, ts), ts);
+      tape.backward(pred, loss.dpred);
+      for (auto& p : params) p.grad = tape.gradient(p.value);
+      tape.clear();
+      if (mode == "lora") {
+        adamw.step(params);
+        for (auto& p : params) ops::default_weight_cache().forget(p.value);
+      }
+      for (auto& p : params) p.grad = Tensor();
+      tape.zero_grad();
+      const double secs = since(t0), gflop = (ops::profile::flops_counted() - flops0) / 1e9;
+      times.push_back(secs);
+      std::printf("step %d: %.2f s (forward %.2f s), %.0f GFLOP, %.0f GFLOP/s = %.0f %% of peak, loss %.4f, rss peak %.2f GB\n",
+                  s + 1, secs, fwd, gflop, gflop / secs, 100 * gflop * 1e9 / secs / peak.flops_per_s, loss.value,
+                  peak_rss_gb());
+    }
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    std::printf("median step %.2f s, peak RSS %.2f GB\n", sorted[sorted.size() / 2], peak_rss_gb());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
