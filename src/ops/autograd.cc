@@ -1,5 +1,6 @@
 #include "ops/autograd.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 
@@ -95,13 +96,23 @@ void Tape::retain(const Tensor& t) {
 }
 
 void Tape::backward(const Tensor& y, const Tensor& dy) {
+  const std::vector<std::pair<Tensor, Tensor>> roots{{y, dy}};
+  backward(roots);
+}
+
+void Tape::backward(const std::vector<std::pair<Tensor, Tensor>>& roots) {
   Impl& I = *impl_;
-  int64_t start = I.id_of(y);
-  PIG_CHECK(start >= 0, "autograd: backward() from a value that was not recorded (no trained input reaches it)");
-  PIG_CHECK(dy.numel() == y.numel(), "autograd: backward() with a gradient of shape ", shape_str(dy.shape()),
-            " for a value of shape ", shape_str(y.shape()));
+  PIG_CHECK(!roots.empty(), "autograd: backward() from no value");
+  int64_t start = -1;
   Paused paused;
-  I.accumulate(start, dy.clone());
+  for (const auto& [y, dy] : roots) {
+    const int64_t id = I.id_of(y);
+    PIG_CHECK(id >= 0, "autograd: backward() from a value that was not recorded (no trained input reaches it)");
+    PIG_CHECK(dy.numel() == y.numel(), "autograd: backward() with a gradient of shape ", shape_str(dy.shape()),
+              " for a value of shape ", shape_str(y.shape()));
+    I.accumulate(id, dy.clone());
+    start = std::max(start, id);
+  }
   for (int64_t i = start; i >= 0; --i) {
     Impl::Node& n = I.nodes[size_t(i)];
     if (n.grad.defined() && n.backward) {

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -38,6 +39,9 @@ class Tape {
   // Back-propagates dy (shape of y) from the recorded value y. Not recording while it runs. The recorded nodes
   // are consumed: a second backward needs a new recording.
   void backward(const Tensor& y, const Tensor& dy);
+  // The same from several recorded values at once (a loss of several terms, e.g. reconstruction + KL): each y gets
+  // its dy before one pass over the nodes.
+  void backward(const std::vector<std::pair<Tensor, Tensor>>& roots);
   // The gradient accumulated for a watched parameter, an input or a retained value (in its shape); undefined when
   // nothing reached it.
   Tensor gradient(const Tensor& t) const;
