@@ -115,6 +115,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "ops/backward.h"
 #include "ops/precision.h"
@@ -201,11 +202,18 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a) {
   return dy.as_f32().clone();
 }
 
+// The masks give dy or an exact +0 (as PyTorch's where()), never dy·0 (which would be −0 for a negative dy).
 Tensor relu_backward(const Tensor& dy, const Tensor& x) {
-  return map_grad("relu_backward", dy, x, [](double v) { return v > 0 ? 1.0 : 0.0; });
+  check_same_shape("relu_backward", dy, x);
+  std::vector<float> g = dy.as_f32().to_vector(), v = x.as_f32().to_vector();
+  for (size_t i = 0; i < g.size(); ++i) g[i] = v[i] > 0 ? g[i] : 0.f;
+  return Tensor::from_vector(x.shape(), g);
 }
 Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi) {
-  return map_grad("clamp_backward", dy, x, [lo, hi](double v) { return v >= lo && v <= hi ? 1.0 : 0.0; });
+  check_same_shape("clamp_backward", dy, x);
+  std::vector<float> g = dy.as_f32().to_vector(), v = x.as_f32().to_vector();
+  for (size_t i = 0; i < g.size(); ++i) g[i] = v[i] >= lo && v[i] <= hi ? g[i] : 0.f;
+  return Tensor::from_vector(x.shape(), g);
 }
 Tensor exp_backward(const Tensor& dy, const Tensor& y) {
   return map_grad("exp_backward", dy, y, [](double e) { return e; });
