@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "io/pytorch_zip.h"
+#include "ops/autograd.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -13,16 +14,19 @@ namespace {
 using pickle::Kind;
 using pickle::Value;
 
-// Activations A1111 offers that ops.h has no kernel for, applied element-wise.
+// Activations A1111 offers: those of ops.h, and the rest applied element-wise (those have no backward yet: a
+// training tape refuses them instead of losing the gradient).
 Tensor activate(const Tensor& x, const std::string& name) {
   if (name == "swish" || name == "silu") return ops::silu(x);
   if (name == "gelu") return ops::gelu(x);
+  if (name == "relu") return ops::relu(x);
+  PIG_CHECK(!ops::autograd::needs_grad(x), "hypernetwork: activation '", name,
+            "' has no backward yet (training supports relu, swish/silu, gelu and linear)");
   Tensor y = x.clone();
   float* p = y.f32();
   for (int64_t i = 0; i < y.numel(); ++i) {
     float v = p[i];
-    if (name == "relu") p[i] = v > 0 ? v : 0;
-    else if (name == "leakyrelu") p[i] = v > 0 ? v : 0.01f * v;
+    if (name == "leakyrelu") p[i] = v > 0 ? v : 0.01f * v;
     else if (name == "elu") p[i] = v > 0 ? v : std::expm1(v);
     else if (name == "tanh") p[i] = std::tanh(v);
     else if (name == "sigmoid") p[i] = 1.f / (1.f + std::exp(-v));
@@ -48,6 +52,16 @@ Tensor HypernetworkModule::forward(const Tensor& x, float multiplier) const {
     else h = activate(h, activation_);
   }
   return ops::add_scaled(x, h, multiplier);
+}
+
+std::map<std::string, Tensor> HypernetworkModule::parameters() const {
+  std::map<std::string, Tensor> out;
+  for (const Step& s : steps_) {
+    if (s.kind == Step::Activation) continue;
+    out["linear." + std::to_string(s.index) + ".weight"] = s.weight;
+    out["linear." + std::to_string(s.index) + ".bias"] = s.bias;
+  }
+  return out;
 }
 
 Hypernetwork Hypernetwork::load(const std::string& path, const std::string& name) {
@@ -115,16 +129,16 @@ Hypernetwork Hypernetwork::load(const std::string& path, const std::string& name
       for (size_t i = 0; i + 1 < ls.size(); ++i) {
         int64_t in = dim * ls[i], out = dim * ls[i + 1];
         steps.push_back({HypernetworkModule::Step::Linear, param(index, "weight", {out, in}),
-                         param(index, "bias", {out})});
+                         param(index, "bias", {out}), index});
         ++index;
         bool last = i + 2 >= ls.size();
         if (act != "linear" && !(last && !activate_output)) {
-          steps.push_back({HypernetworkModule::Step::Activation, {}, {}});
+          steps.push_back({HypernetworkModule::Step::Activation, {}, {}, index});
           ++index;
         }
         if (layer_norm) {
           steps.push_back({HypernetworkModule::Step::LayerNorm, param(index, "weight", {out}),
-                           param(index, "bias", {out})});
+                           param(index, "bias", {out}), index});
           ++index;
         }
         if (dropout[i + 1] > 0) ++index;  // inactive at inference, but it takes an index
@@ -148,6 +162,15 @@ void Hypernetwork::apply(Tensor& context_k, Tensor& context_v, float multiplier)
   if (it == layers_.end()) return;
   context_k = it->second.first.forward(context_k, multiplier);
   context_v = it->second.second.forward(context_v, multiplier);
+}
+
+std::map<std::string, Tensor> Hypernetwork::parameters() const {
+  std::map<std::string, Tensor> out;
+  for (const auto& [width, kv] : layers_) {
+    for (const auto& [name, t] : kv.first.parameters()) out[std::to_string(width) + ".k." + name] = t;
+    for (const auto& [name, t] : kv.second.parameters()) out[std::to_string(width) + ".v." + name] = t;
+  }
+  return out;
 }
 
 std::function<AttentionContext(const std::string&, const Tensor&)> hypernetwork_hook(

@@ -19,12 +19,16 @@ class HypernetworkModule {
   struct Step {
     enum Kind { Linear, Activation, LayerNorm } kind;
     Tensor weight, bias;
+    int index = -1;  // position in A1111's nn.Sequential (the state-dict index "linear.<index>.weight")
   };
   HypernetworkModule() = default;
   HypernetworkModule(std::vector<Step> steps, std::string activation) : steps_(std::move(steps)),
                                                                           activation_(std::move(activation)) {}
   // x + mlp(x)·multiplier
   Tensor forward(const Tensor& x, float multiplier) const;
+  // The trained tensors under their state-dict names ("linear.0.weight", ...): views of the module's own memory,
+  // so a training tape that watches them sees every use.
+  std::map<std::string, Tensor> parameters() const;
 
  private:
   std::vector<Step> steps_;
@@ -42,6 +46,9 @@ class Hypernetwork {
   bool applies_to(int64_t width) const { return layers_.count(width) != 0; }
   // Transforms (context_k, context_v) in place if a module pair for their width exists.
   void apply(Tensor& context_k, Tensor& context_v, float multiplier) const;
+  // Every module's parameters as "<width>.k.linear.0.weight" / "<width>.v.…" (the naming of A1111's per-width
+  // state dicts, key module first).
+  std::map<std::string, Tensor> parameters() const;
 
  private:
   std::string name_, activation_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/autograd.h"
 #include "ops/conv2d_bands.h"
 #include "ops/ops.h"
 
@@ -70,14 +71,9 @@ LatentDistribution::LatentDistribution(const Tensor& moments) {
             " are not [B, 2·latent, h, w]");
   auto halves = ops::chunk(moments, 2, 1);
   mean_ = halves[0];
-  logvar_ = halves[1];
-  std_ = Tensor::empty(logvar_.shape());
-  float* lv = logvar_.f32();
-  float* sd = std_.f32();
-  for (int64_t i = 0; i < logvar_.numel(); ++i) {
-    lv[i] = std::clamp(lv[i], -30.f, 20.f);
-    sd[i] = std::exp(0.5f * lv[i]);
-  }
+  // Ops, not a loop, so that a training tape sees the posterior (VAE fine-tuning, the KL term); the same bits.
+  logvar_ = ops::clamp(halves[1], -30.f, 20.f);
+  std_ = ops::exp(ops::scale(logvar_, 0.5f));
 }
 
 Tensor LatentDistribution::sample_with_noise(const Tensor& noise) const {
@@ -320,16 +316,35 @@ Tensor Vae::decode_untiled(const Tensor& latents, const VaeProbe& probe) const {
 // ---- tiling ----
 
 namespace {
+// The blend weights of row (or column) k: a's fades out, b's in.
+float blend_weight_a(int64_t k, int64_t extent) { return float(1.0 - double(k) / double(extent)); }
+float blend_weight_b(int64_t k, int64_t extent) { return float(double(k) / double(extent)); }
+
+// blend() under a training tape: the same sums with recorded ops, b replaced by a new tensor.
+void blend_recorded(const Tensor& a, Tensor& b, int64_t extent, int dim) {
+  std::vector<float> fa, fb;
+  for (int64_t k = 0; k < extent; ++k) {
+    fa.push_back(blend_weight_a(k, extent));
+    fb.push_back(blend_weight_b(k, extent));
+  }
+  const Shape ws = dim == 2 ? Shape{1, 1, extent, 1} : Shape{1, 1, 1, extent};
+  Tensor mixed = ops::add(ops::mul(ops::slice(a, dim, a.dim(dim) - extent, a.dim(dim)), Tensor::from_vector(ws, fa)),
+                          ops::mul(ops::slice(b, dim, 0, extent), Tensor::from_vector(ws, fb)));
+  b = extent == b.dim(dim) ? mixed : ops::concat({mixed, ops::slice(b, dim, extent, b.dim(dim))}, dim);
+}
+
 // b's first rows (dim 2, or columns for dim 3) fade in from a's last ones, in place, as diffusers' blend_v/blend_h.
 void blend(const Tensor& a, Tensor& b, int64_t extent, int dim) {
   extent = std::min({a.dim(dim), b.dim(dim), extent});
   const int64_t NC = b.dim(0) * b.dim(1), ha = a.dim(2), wa = a.dim(3), hb = b.dim(2), wb = b.dim(3);
   PIG_CHECK(NC == a.dim(0) * a.dim(1) && (dim == 2 ? wa == wb : ha == hb), "VAE tiling: neighbouring tiles ",
             shape_str(a.shape()), " and ", shape_str(b.shape()), " do not line up");
+  if (extent <= 0) return;
+  if (ops::autograd::any_needs_grad({&a, &b})) return blend_recorded(a, b, extent, dim);
   const float* pa = a.f32();
   float* pb = b.f32();
   for (int64_t k = 0; k < extent; ++k) {
-    const float fb = float(double(k) / double(extent)), fa = float(1.0 - double(k) / double(extent));
+    const float fb = blend_weight_b(k, extent), fa = blend_weight_a(k, extent);
     for (int64_t c = 0; c < NC; ++c) {
       if (dim == 2) {
         const float* ra = pa + (c * ha + ha - extent + k) * wa;

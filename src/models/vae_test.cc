@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "ops/autograd.h"
 #include "ops/conv2d_bands.h"
 #include "ops/conv2d_bands_test_util.h"
 #include "ops/ops.h"
@@ -146,6 +147,35 @@ TEST(Vae, Posterior) {
   EXPECT_THROW(LatentDistribution(filled({1, 7, 2, 2}, 1)), Error);
 }
 
+// Training sees the posterior: z = mean + exp(0.5·clamp(logvar))·noise back-propagates to the moments, with no
+// gradient where the clamp is active.
+TEST(Vae, PosteriorGradients) {
+  Tensor moments = filled({1, 8, 2, 3}, 5, 0.f, 2.f);
+  moments.f32()[4 * 6] = 50.f;       // logvar above 20
+  moments.f32()[4 * 6 + 1] = -90.f;  // below -30
+  const Tensor noise = filled({1, 4, 2, 3}, 6, 0.f, 1.f), r = filled({1, 4, 2, 3}, 7, 0.f, 1.f);
+  ops::autograd::Tape tape;
+  Tensor m = tape.input(moments), z;
+  LatentDistribution d;
+  {
+    ops::autograd::Recording rec(tape);
+    d = LatentDistribution(m);
+    z = d.sample_with_noise(noise);
+  }
+  EXPECT_EQ(max_diff(z, LatentDistribution(moments).sample_with_noise(noise)), 0.f);  // the same bits as untaped
+  tape.backward(z, r);
+  const Tensor g = tape.gradient(m);
+  ASSERT_TRUE(g.defined());
+  for (int64_t i = 0; i < 24; ++i) {
+    EXPECT_FLOAT_EQ(g.f32()[i], r.f32()[i]) << i;  // d z / d mean = 1
+    const float lv = moments.f32()[24 + i];
+    const float expect = lv >= -30.f && lv <= 20.f ? r.f32()[i] * noise.f32()[i] * 0.5f * std::exp(0.5f * lv) : 0.f;
+    EXPECT_NEAR(g.f32()[24 + i], expect, 1e-6f * (1 + std::fabs(expect))) << i;
+  }
+  EXPECT_EQ(g.f32()[24], 0.f);
+  EXPECT_EQ(g.f32()[25], 0.f);
+}
+
 TEST(Vae, PosteriorGenerators) {
   LatentDistribution d(filled({2, 8, 2, 3}, 9));
   auto g = make_generator("cpu", 1201);
@@ -182,6 +212,40 @@ TEST(Vae, TiledBlendsSeams) {
   EXPECT_FLOAT_EQ(v[6], 0.f);   // tile 1 column 0: all from the left tile
   EXPECT_FLOAT_EQ(v[7], 0.5f);  // column 1: half each
   EXPECT_FLOAT_EQ(v[8], 1.f);
+}
+
+// Under a tape the seams are blended with recorded ops: the same values, and the gradient of the whole tiled map
+// (linear here, so central differences are exact up to rounding).
+TEST(Vae, TiledLoopUnderATape) {
+  const Tensor x = filled({1, 2, 14, 20}, 8, 0.f, 1.f), r = filled({1, 2, 14, 20}, 9, 0.f, 1.f);
+  auto run = [](const Tensor& t) { return ops::scale(t, 2.f); };
+  ops::autograd::Tape tape;
+  Tensor xi = tape.input(x), y;
+  {
+    ops::autograd::Recording rec(tape);
+    y = Vae::tiled(xi, 8, 8, 0.25, run);
+  }
+  const Tensor plain = Vae::tiled(x, 8, 8, 0.25, run);
+  EXPECT_LT(max_diff(y, plain), 1e-6f);
+  tape.backward(y, r);
+  const Tensor g = tape.gradient(xi);
+  ASSERT_TRUE(g.defined());
+  auto loss = [&](const Tensor& v) {
+    const Tensor out = Vae::tiled(v, 8, 8, 0.25, run);
+    double s = 0;
+    for (int64_t i = 0; i < out.numel(); ++i) s += double(out.f32()[i]) * double(r.f32()[i]);
+    return s;
+  };
+  Tensor p = x.clone();
+  for (int64_t i = 0; i < p.numel(); ++i) {
+    const float keep = p.f32()[i];
+    p.f32()[i] = keep + 1.f;
+    const double up = loss(p);
+    p.f32()[i] = keep - 1.f;
+    const double down = loss(p);
+    p.f32()[i] = keep;
+    EXPECT_NEAR(g.f32()[i], (up - down) / 2, 1e-4) << i;
+  }
 }
 
 TEST(Vae, TilingWithLargeTileIsExact) {

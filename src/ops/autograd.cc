@@ -109,6 +109,7 @@ void Tape::backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& dy
   Impl& I = *impl_;
   PIG_CHECK(ys.size() == dys.size(), "autograd: backward() with ", ys.size(), " values and ", dys.size(),
             " gradients");
+  PIG_CHECK(!ys.empty(), "autograd: backward() from no value");
   Paused paused;
   int64_t start = -1;
   for (size_t k = 0; k < ys.size(); ++k) {

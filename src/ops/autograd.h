@@ -38,7 +38,8 @@ class Tape {
   // Back-propagates dy (shape of y) from the recorded value y. Not recording while it runs. The recorded nodes
   // are consumed: a second backward needs a new recording.
   void backward(const Tensor& y, const Tensor& dy);
-  // The same from several values at once (values no trained input reaches are skipped).
+  // The same from several values at once, in one pass over the nodes (a loss of several terms, e.g. the VAE's
+  // reconstruction + KL); values no trained input reaches are skipped.
   void backward(const std::vector<Tensor>& ys, const std::vector<Tensor>& dys);
   // The gradient accumulated for a watched parameter, an input or a retained value (in its shape); undefined when
   // nothing reached it.

@@ -139,6 +139,24 @@ Tensor geglu(const Tensor& x) {
   return y;
 }
 
+Tensor relu(const Tensor& x) {
+  Tensor y = plain([&] { return ops::relu(x); });
+  record(y, {&x}, [xs = saved(x)](const Tensor& dy, Grads& g) { g[0] = relu_backward(dy, xs); });
+  return y;
+}
+
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  Tensor y = plain([&] { return ops::clamp(x, lo, hi); });
+  record(y, {&x}, [xs = saved(x), lo, hi](const Tensor& dy, Grads& g) { g[0] = clamp_backward(dy, xs, lo, hi); });
+  return y;
+}
+
+Tensor exp(const Tensor& x) {
+  Tensor y = plain([&] { return ops::exp(x); });
+  record(y, {&x}, [ys = saved(y)](const Tensor& dy, Grads& g) { g[0] = exp_backward(dy, ys); });
+  return y;
+}
+
 Tensor upsample_nearest2x(const Tensor& x) {
   Tensor y = plain([&] { return ops::upsample_nearest2x(x); });
   record(y, {&x}, [](const Tensor& dy, Grads& g) { g[0] = upsample_nearest2x_backward(dy); });

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
 #include "ops/ops_test_util.h"
 
 namespace pigment::ops {
@@ -106,6 +111,52 @@ TEST(Autograd, BackwardFromAValueNoTrainedInputReachesIsAnError) {
   Tape tape;
   Tensor y = randn({2}, 1);
   EXPECT_THROW(tape.backward(y, y), Error);
+}
+
+// A loss of two terms taken from values recorded at different points (the VAE's reconstruction + KL): one backward
+// from both gives the sum of the two single-root gradients. Uses the clamp/exp maps, recorded like the other ops.
+TEST(Autograd, SeveralRootsSumTheirGradients) {
+  const Tensor x = randn({8}, 1, 2.f), dz = randn({8}, 2), dk = randn({8}, 3);
+  // logvar = clamp(x, -1, 1); z = exp(0.5·logvar) (an early value) and k = exp(logvar)·3 (a later one).
+  auto run = [&](bool z_root, bool k_root) {
+    Tape tape;
+    Tensor xi = tape.input(x), z, k;
+    {
+      Recording rec(tape);
+      Tensor lv = clamp(xi, -1.f, 1.f);
+      z = exp(scale(lv, 0.5f));
+      k = scale(exp(lv), 3.f);
+      EXPECT_TRUE(autograd::needs_grad(z) && autograd::needs_grad(k));
+    }
+    std::vector<Tensor> ys, dys;
+    if (z_root) ys.push_back(z), dys.push_back(dz);
+    if (k_root) ys.push_back(k), dys.push_back(dk);
+    tape.backward(ys, dys);
+    return tape.gradient(xi).to_vector();
+  };
+  const auto both = run(true, true), only_z = run(true, false), only_k = run(false, true);
+  for (int i = 0; i < 8; ++i) {
+    const double v = x.f32()[i];
+    const bool inside = v >= -1 && v <= 1;
+    const double lv = std::clamp(v, -1.0, 1.0);
+    const double expect = inside ? dz.f32()[i] * 0.5 * std::exp(0.5 * lv) + dk.f32()[i] * 3 * std::exp(lv) : 0;
+    EXPECT_NEAR(both[size_t(i)], expect, 1e-5 * (1 + std::fabs(expect))) << i;
+    EXPECT_NEAR(both[size_t(i)], only_z[size_t(i)] + only_k[size_t(i)], 1e-6) << i;
+  }
+  Tape tape;
+  EXPECT_THROW(tape.backward(std::vector<Tensor>{}, std::vector<Tensor>{}), Error);
+}
+
+TEST(Autograd, ReluIsRecorded) {
+  const Tensor x = Tensor::from_vector({4}, {-2.f, -0.5f, 0.5f, 3.f});
+  Tape tape;
+  Tensor xi = tape.input(x), y;
+  {
+    Recording rec(tape);
+    y = relu(scale(xi, 2.f));
+  }
+  tape.backward(y, Tensor::full({4}, 1.f));
+  EXPECT_EQ(tape.gradient(xi).to_vector(), (std::vector<float>{0, 0, 2, 2}));
 }
 
 }  // namespace

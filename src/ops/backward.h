@@ -59,6 +59,11 @@ Tensor gelu_tanh_backward(const Tensor& dy, const Tensor& x);
 Tensor quick_gelu_backward(const Tensor& dy, const Tensor& x);
 Tensor geglu_backward(const Tensor& dy, const Tensor& x);  // x [..., 2N], dy [..., N] → [..., 2N]
 Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a);
+// relu: dy where x > 0, else 0 (PyTorch's choice at 0). clamp: dy where lo <= x <= hi, else 0 (PyTorch passes the
+// gradient at the bounds). exp: dy ⊙ y from the forward's output y = exp(x).
+Tensor relu_backward(const Tensor& dy, const Tensor& x);
+Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi);
+Tensor exp_backward(const Tensor& dy, const Tensor& y);
 
 // ---- shape and resampling ----
 Tensor upsample_nearest2x_backward(const Tensor& dy);  // [N, C, 2H, 2W] → [N, C, H, W] (sum of each 2x2)
@@ -101,6 +106,9 @@ Tensor gelu_tanh_backward(const Tensor& dy, const Tensor& x);
 Tensor quick_gelu_backward(const Tensor& dy, const Tensor& x);
 Tensor geglu_backward(const Tensor& dy, const Tensor& x);
 Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a);
+Tensor relu_backward(const Tensor& dy, const Tensor& x);
+Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi);
+Tensor exp_backward(const Tensor& dy, const Tensor& y);
 Tensor upsample_nearest2x_backward(const Tensor& dy);
 Tensor avg_pool2x_backward(const Tensor& dy);
 Tensor slice_backward(const Tensor& dy, const Shape& x_shape, int dim, int64_t begin);

@@ -1,6 +1,7 @@
 // Activations and arithmetic with NumPy broadcasting. ref::: scalar loops over flat indices. Fast: SIMD kernels
 // over fixed-size chunks; broadcasting is reduced to runs along the (merged) innermost dimension, so adding a
 // [N, C, 1, 1] or [C] tensor runs at the speed of a same-shape add.
+#include <algorithm>
 #include <cmath>
 
 #include "ops/autograd_ops.h"
@@ -88,6 +89,13 @@ Tensor gelu_tanh(const Tensor& x) {
   });
 }
 Tensor quick_gelu(const Tensor& x) { return map(x, [](float v) { return v / (1.f + std::exp(-1.702f * v)); }); }
+
+Tensor relu(const Tensor& x) { return map(x, [](float v) { return v > 0 ? v : 0.f; }); }
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  PIG_CHECK(lo <= hi, "clamp: lower bound ", lo, " above upper bound ", hi);
+  return map(x, [lo, hi](float v) { return std::clamp(v, lo, hi); });
+}
+Tensor exp(const Tensor& x) { return map(x, [](float v) { return std::exp(v); }); }
 
 Tensor activation(const Tensor& x, Activation a) {
   switch (a) {
@@ -239,6 +247,39 @@ Tensor gelu_tanh(const Tensor& x) {
 Tensor quick_gelu(const Tensor& x) {
   if (autograd::any_needs_grad({&x})) return recorded::activation(x, Activation::QuickGelu);
   return unary(x, simd::Unary::QuickGelu);
+}
+
+// The plain maps: one <cmath> call per element (no SIMD approximation), so the replaced model loops keep their bits.
+namespace {
+template <typename F>
+Tensor map_chunks(const char* op, const Tensor& x, F f) {
+  profile::Scope prof([op] { return std::string(op); });
+  Tensor xf = x.as_f32();
+  Tensor y = Tensor::empty(x.shape());
+  const float* a = xf.f32();
+  float* o = y.f32();
+  for_chunks(x.numel(), [&](int64_t b, int64_t len) {
+    for (int64_t i = b; i < b + len; ++i) o[i] = f(a[i]);
+  });
+  return y;
+}
+}  // namespace
+
+Tensor relu(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::relu(x);
+  if (precision() == Precision::Reference) return ref::relu(x);
+  return map_chunks("relu", x, [](float v) { return v > 0 ? v : 0.f; });
+}
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  if (autograd::any_needs_grad({&x})) return recorded::clamp(x, lo, hi);
+  if (precision() == Precision::Reference) return ref::clamp(x, lo, hi);
+  PIG_CHECK(lo <= hi, "clamp: lower bound ", lo, " above upper bound ", hi);
+  return map_chunks("clamp", x, [lo, hi](float v) { return std::clamp(v, lo, hi); });
+}
+Tensor exp(const Tensor& x) {
+  if (autograd::any_needs_grad({&x})) return recorded::exp(x);
+  if (precision() == Precision::Reference) return ref::exp(x);
+  return map_chunks("exp", x, [](float v) { return std::exp(v); });
 }
 
 Tensor geglu(const Tensor& x) {

@@ -115,6 +115,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "ops/backward.h"
 #include "ops/precision.h"
@@ -201,6 +202,23 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a) {
   return dy.as_f32().clone();
 }
 
+// The masks give dy or an exact +0 (as PyTorch's where()), never dy·0 (which would be −0 for a negative dy).
+Tensor relu_backward(const Tensor& dy, const Tensor& x) {
+  check_same_shape("relu_backward", dy, x);
+  std::vector<float> g = dy.as_f32().to_vector(), v = x.as_f32().to_vector();
+  for (size_t i = 0; i < g.size(); ++i) g[i] = v[i] > 0 ? g[i] : 0.f;
+  return Tensor::from_vector(x.shape(), g);
+}
+Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi) {
+  check_same_shape("clamp_backward", dy, x);
+  std::vector<float> g = dy.as_f32().to_vector(), v = x.as_f32().to_vector();
+  for (size_t i = 0; i < g.size(); ++i) g[i] = v[i] >= lo && v[i] <= hi ? g[i] : 0.f;
+  return Tensor::from_vector(x.shape(), g);
+}
+Tensor exp_backward(const Tensor& dy, const Tensor& y) {
+  return map_grad("exp_backward", dy, y, [](double e) { return e; });
+}
+
 Tensor geglu_backward(const Tensor& dy, const Tensor& x) {
   const int64_t D = check_geglu(dy, x), rows = D ? dy.numel() / D : 0;
   Tensor gf = dy.as_f32(), xf = x.as_f32();
@@ -261,6 +279,37 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a) {
   }
   check_same_shape("activation_backward", dy, x);
   return dy.as_f32().clone();
+}
+
+namespace {
+// dx = dy ⊙ f(v) over the forward's input (or output) v, one element at a time in float, in fixed chunks.
+template <typename F>
+Tensor masked_backward(const char* op, const Tensor& dy, const Tensor& v, F f) {
+  profile::Scope prof([op] { return std::string(op); });
+  check_same_shape(op, dy, v);
+  Tensor gf = dy.as_f32(), vf = v.as_f32();
+  Tensor dx = Tensor::empty(v.shape());
+  const float *g = gf.f32(), *a = vf.f32();
+  float* o = dx.f32();
+  const int64_t n = v.numel(), chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) o[i] = f(g[i], a[i]);
+  return dx;
+}
+}  // namespace
+
+Tensor relu_backward(const Tensor& dy, const Tensor& x) {
+  if (precision() == Precision::Reference) return ref::relu_backward(dy, x);
+  return masked_backward("relu_backward", dy, x, [](float g, float v) { return v > 0 ? g : 0.f; });
+}
+Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi) {
+  if (precision() == Precision::Reference) return ref::clamp_backward(dy, x, lo, hi);
+  return masked_backward("clamp_backward", dy, x, [lo, hi](float g, float v) { return v >= lo && v <= hi ? g : 0.f; });
+}
+Tensor exp_backward(const Tensor& dy, const Tensor& y) {
+  if (precision() == Precision::Reference) return ref::exp_backward(dy, y);
+  return masked_backward("exp_backward", dy, y, [](float g, float e) { return g * e; });
 }
 
 Tensor geglu_backward(const Tensor& dy, const Tensor& x) {

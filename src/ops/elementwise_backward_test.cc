@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/backward.h"
@@ -152,6 +153,82 @@ TEST(ActivationBackward, SameBitsAtOneAndTwoThreads) {
   for (const Act& act : kActs) EXPECT_TRUE(deterministic([&] { return act.backward(dy, x); })) << act.name;
   const Tensor xg = randn({2, 77, 2560}, 13, 2.f), dyg = randn({2, 77, 1280}, 14);
   EXPECT_TRUE(deterministic([&] { return geglu_backward(dyg, xg); }));
+}
+
+
+// ---- relu, clamp, exp: the plain maps that make model loops visible to a tape ----
+
+// Values at least `gap` away from each of the kinks (finite differences across a kink measure neither side).
+Tensor away_from(Shape s, uint32_t seed, std::vector<float> kinks, float gap = 1e-2f) {
+  Tensor x = randn(std::move(s), seed, 3.f);
+  for (int64_t i = 0; i < x.numel(); ++i)
+    for (float k : kinks)
+      if (std::fabs(x.f32()[i] - k) < gap) x.f32()[i] = k + (x.f32()[i] < k ? -gap : gap);
+  return x;
+}
+
+TEST(MapBackward, ReferenceMatchesFiniteDifferences) {
+  const Tensor r = randn({4, 5, 6}, 20);
+  const Tensor xr = away_from({4, 5, 6}, 21, {0.f});
+  auto relu_d = elementwise([](double v) { return v > 0 ? v : 0.0; });
+  EXPECT_TRUE(close(ref::relu(xr), from_double(xr.shape(), relu_d(to_double(xr))), 0.f, 0.f));
+  EXPECT_TRUE(matches_finite_differences(ref::relu_backward(r, xr), relu_d, xr, r));
+
+  const float lo = -1.5f, hi = 2.f;
+  const Tensor xc = away_from({4, 5, 6}, 22, {lo, hi});
+  auto clamp_d = elementwise([lo, hi](double v) { return std::min<double>(std::max<double>(v, lo), hi); });
+  EXPECT_TRUE(close(ref::clamp(xc, lo, hi), from_double(xc.shape(), clamp_d(to_double(xc))), 0.f, 0.f));
+  EXPECT_TRUE(matches_finite_differences(ref::clamp_backward(r, xc, lo, hi), clamp_d, xc, r));
+
+  const Tensor xe = randn({4, 5, 6}, 23, 2.f);
+  auto exp_d = elementwise([](double v) { return std::exp(v); });
+  EXPECT_TRUE(close(ref::exp(xe), from_double(xe.shape(), exp_d(to_double(xe))), 0.f, 1e-6f));
+  // exp's backward takes the forward's output.
+  EXPECT_TRUE(matches_finite_differences(ref::exp_backward(r, ref::exp(xe)), exp_d, xe, r));
+}
+
+TEST(MapBackward, KinksAndBoundsFollowPyTorch) {
+  // relu passes nothing at 0; clamp passes the gradient at its bounds and nothing beyond.
+  const Tensor x = Tensor::from_vector({6}, {-1.f, 0.f, -0.f, 1e-30f, -30.f, 20.f});
+  const Tensor dy = Tensor::full({6}, 2.f);
+  for (auto f : {relu_backward, ref::relu_backward})
+    EXPECT_EQ(f(dy, x).to_vector(), (std::vector<float>{0, 0, 0, 2, 0, 2}));
+  const Tensor xc = Tensor::from_vector({5}, {-30.5f, -30.f, 0.f, 20.f, 20.5f});
+  for (auto f : {clamp_backward, ref::clamp_backward})
+    EXPECT_EQ(f(Tensor::full({5}, 3.f), xc, -30.f, 20.f).to_vector(), (std::vector<float>{0, 3, 3, 3, 0}));
+  EXPECT_EQ(clamp(xc, -30.f, 20.f).to_vector(), (std::vector<float>{-30, -30, 0, 20, 20}));
+  EXPECT_THROW(clamp(xc, 1.f, 0.f), Error);
+  EXPECT_THROW(relu_backward(dy, Tensor::zeros({5})), Error);
+  EXPECT_THROW(ref::exp_backward(dy, Tensor::zeros({2, 3})), Error);
+}
+
+TEST(MapBackward, FastGivesTheReferenceBits) {
+  for (int64_t n : {1, 17, 100003}) {  // the tail and the parallel path
+    const Tensor x = randn({n}, uint32_t(30 + n), 10.f), dy = randn({n}, uint32_t(31 + n));
+    EXPECT_TRUE(same_bits(relu(x), ref::relu(x))) << n;
+    EXPECT_TRUE(same_bits(clamp(x, -3.f, 4.f), ref::clamp(x, -3.f, 4.f))) << n;
+    EXPECT_TRUE(same_bits(exp(x), ref::exp(x))) << n;
+    EXPECT_TRUE(same_bits(relu_backward(dy, x), ref::relu_backward(dy, x))) << n;
+    EXPECT_TRUE(same_bits(clamp_backward(dy, x, -3.f, 4.f), ref::clamp_backward(dy, x, -3.f, 4.f))) << n;
+    const Tensor e = exp(x);
+    EXPECT_TRUE(same_bits(exp_backward(dy, e), ref::exp_backward(dy, e))) << n;
+  }
+  // Each element is the <cmath> function of it: the loops these ops replace give the same bits.
+  const Tensor x = wide_inputs();
+  const Tensor e = exp(x), c = clamp(x, -30.f, 20.f);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float v = x.f32()[i];
+    EXPECT_EQ(e.f32()[i], std::exp(v)) << v;
+    EXPECT_EQ(c.f32()[i], std::clamp(v, -30.f, 20.f)) << v;
+  }
+}
+
+TEST(MapBackward, SameBitsAtOneAndTwoThreads) {
+  const Tensor x = randn({3, 100003}, 40, 3.f), dy = randn({3, 100003}, 41);
+  EXPECT_TRUE(deterministic([&] { return relu_backward(dy, x); }));
+  EXPECT_TRUE(deterministic([&] { return clamp_backward(dy, x, -1.f, 1.f); }));
+  EXPECT_TRUE(deterministic([&] { return exp_backward(dy, x); }));
+  EXPECT_TRUE(deterministic([&] { return exp(x); }));
 }
 
 }  // namespace

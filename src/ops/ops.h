@@ -131,6 +131,12 @@ Tensor gelu_tanh(const Tensor& x);  // tanh approximation
 Tensor quick_gelu(const Tensor& x);  // x·σ(1.702x)
 // x [..., 2N] → [..., N]: first half · gelu(second half)  (diffusers GEGLU after its projection)
 Tensor geglu(const Tensor& x);
+// Plain maps, so that model code that used raw loops is visible to the autograd tape: max(x, 0) (A1111 hypernetwork
+// activation), min(max(x, lo), hi) (the VAE posterior's logvar clamp) and e^x (its std and variance), each element by
+// the <cmath> function, so inference keeps the bits of the loops they replace.
+Tensor relu(const Tensor& x);
+Tensor clamp(const Tensor& x, float lo, float hi);
+Tensor exp(const Tensor& x);
 
 // ---- shape and resampling ----
 Tensor upsample_nearest2x(const Tensor& x);     // [N, C, H, W] → [N, C, 2H, 2W]

@@ -25,6 +25,9 @@ Tensor gelu(const Tensor& x);
 Tensor gelu_tanh(const Tensor& x);
 Tensor quick_gelu(const Tensor& x);
 Tensor geglu(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor clamp(const Tensor& x, float lo, float hi);
+Tensor exp(const Tensor& x);
 // The activation named by `a` (Activation::None: a copy).
 Tensor activation(const Tensor& x, Activation a);
 

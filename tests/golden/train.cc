@@ -7,6 +7,7 @@
 #include <set>
 
 #include "golden.h"
+#include "train_util.h"
 #include "models/clip_text.h"
 #include "models/model_config.h"
 #include "models/unet.h"
@@ -49,23 +50,6 @@ training::DiffusionObjective objective_of(const Case& c) {
     if (std::regex_search(text, m, std::regex(R"(([0-9.]+) \* torch\.ones_like)"))) o.min_snr_gamma = std::stof(m[1]);
   }
   return training::DiffusionObjective(schedule::TrainSchedule::from_config(sc), o);
-}
-
-// Compares every "grad.<name>" tensor of the case with the gradient the tape holds for `params[name]`; a gradient
-// tensor that is neither a parameter's nor in `elsewhere` (compared by the caller) is a failure, not a skip.
-void compare_gradients(Case& c, const Tape& tape, const std::map<std::string, Tensor>& params,
-                       const std::set<std::string>& elsewhere = {}) {
-  for (const auto& name : c.tensor_names()) {
-    if (name.rfind("grad.", 0) != 0 || elsewhere.count(name)) continue;
-    auto it = params.find(name.substr(5));
-    if (it == params.end()) {
-      c.failure(name, "no trained parameter of that name");
-      continue;
-    }
-    Tensor g = tape.gradient(it->second);
-    if (!g.defined()) g = Tensor::zeros(it->second.shape());  // nothing reached it: exactly zero
-    c.compare(name, g);
-  }
 }
 
 // One diffusion training step's forward and backward on a UNet: `hooks` adds adapters (LoRA); every tensor of
