@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "ops/backward.h"
-#include "ops/grad_check_light_test_util.h"
+#include "ops/grad_check_test_util.h"
 #include "ops/ops_test_util.h"
 
 namespace pigment::ops {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "ops/backward.h"
-#include "ops/grad_check_light_test_util.h"
+#include "ops/grad_check_test_util.h"
 #include "ops/ops_test_util.h"
 
 namespace pigment::ops {

@@ -1,9 +1,13 @@
 // Gradient checks for the backward tests (test-only). Each test writes the op again as a tiny double-precision
 // forward; the loss is L = Σ r ⊙ y with a fixed random r (so dL/dy = r), and every element of an input's gradient is
 // compared with the central difference (L(x + h·e_i) − L(x − h·e_i)) / 2h, computed in double.
+// Two flavours: numeric_grad / grad_close (a fixed step; tolerance relative to the gradient's largest element: the
+// heavy ops, whose gradients are sums over many terms) and matches_finite_differences (a step relative to |x_i|;
+// absolute + relative tolerance per element: the element-wise and layout ops).
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <initializer_list>
@@ -14,6 +18,9 @@
 namespace pigment::ops::testing {
 
 using Doubles = std::vector<double>;
+using DVec = Doubles;
+// A forward written in double: inputs → outputs, both flat in row-major order.
+using DForward = std::function<Doubles(const Doubles&)>;
 
 inline Doubles doubles(const Tensor& t) {
   Tensor f = t.as_f32();
@@ -66,6 +73,53 @@ inline ::testing::AssertionResult grad_close(const Tensor& analytic, const Doubl
   if (worst <= 1) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "element " << at << ": " << a.f32()[at] << " vs finite difference "
                                        << numeric[at] << " (" << worst << "x the tolerance)";
+}
+
+inline Doubles to_double(const Tensor& t) { return doubles(t); }
+
+inline Tensor from_double(const Shape& s, const Doubles& v) {
+  Tensor t = Tensor::empty(s);
+  PIG_CHECK(int64_t(v.size()) == t.numel(), "from_double: ", v.size(), " values for ", shape_str(s));
+  for (size_t i = 0; i < v.size(); ++i) t.f32()[i] = float(v[i]);
+  return t;
+}
+
+// d/dx Σ r ⊙ f(x) by central differences with the step h·max(1, |x_i|).
+inline Doubles numeric_grad_relative_step(const DForward& f, Doubles x, const Doubles& r, double h = 1e-4) {
+  Doubles g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double x0 = x[i], step = h * std::max(1.0, std::fabs(x0));
+    x[i] = x0 + step;
+    const double up = weighted_sum(f(x), r);
+    x[i] = x0 - step;
+    const double down = weighted_sum(f(x), r);
+    x[i] = x0;
+    g[i] = (up - down) / (2 * step);
+  }
+  return g;
+}
+
+// Every element of `analytic` (the backward called with dy = r) within atol + rtol·|numeric| of the central
+// difference of Σ r ⊙ f at x.
+inline ::testing::AssertionResult matches_finite_differences(const Tensor& analytic, const DForward& f,
+                                                             const Tensor& x, const Tensor& r, double atol = 1e-6,
+                                                             double rtol = 1e-5) {
+  const Doubles numeric = numeric_grad_relative_step(f, to_double(x), to_double(r));
+  if (analytic.numel() != int64_t(numeric.size()))
+    return ::testing::AssertionFailure() << "gradient " << shape_str(analytic.shape()) << " vs " << numeric.size()
+                                         << " numeric values";
+  const Doubles a = to_double(analytic);
+  double worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double e = std::fabs(a[i] - numeric[i]) / (atol + rtol * std::fabs(numeric[i]));
+    if (std::isnan(e))
+      return ::testing::AssertionFailure() << "element " << i << ": analytic " << a[i] << " vs numeric " << numeric[i];
+    if (e > worst) worst = e, at = i;
+  }
+  if (worst <= 1) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "element " << at << ": analytic " << a[at] << " vs numeric " << numeric[at]
+                                       << " (" << worst << "x the tolerance atol " << atol << " rtol " << rtol << ")";
 }
 
 // f() gives the same bits at each of these thread counts (more than the cores is fine: the work split is what
