@@ -85,15 +85,20 @@ UNetHooks LoraNetwork::hooks() const {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return;
     const Module& m = modules_[it->second];
+    // The trained matrices change every step and are small: they go to the kernels as views without an owner,
+    // which the WeightCache prepares per call and never keeps (kept, each step's new values would have to be
+    // forgotten, and their re-insertion evicted the frozen model's large prepared weights every step).
+    const Tensor down = Tensor::view(nullptr, m.down.raw(), m.down.shape(), DType::F32);
+    const Tensor up = Tensor::view(nullptr, m.up.raw(), m.up.shape(), DType::F32);
     Tensor delta;
     if (m.down.ndim() == 2) {
-      delta = ops::linear(ops::linear(x, m.down), m.up);
+      delta = ops::linear(ops::linear(x, down), up);
     } else {
       // The layer's stride and "same" padding, read from the shapes (the UNet's convolutions pad (k-1)/2).
       PIG_CHECK(x.ndim() == 4 && y.ndim() == 4, "LoRA module ", m.name, ": expected NCHW activations");
       const int64_t k = m.down.dim(2);
       const int stride = int(x.dim(2) / y.dim(2));
-      delta = ops::conv2d(ops::conv2d(x, m.down, nullptr, ops::Conv2dParams::same(int((k - 1) / 2), stride)), m.up,
+      delta = ops::conv2d(ops::conv2d(x, down, nullptr, ops::Conv2dParams::same(int((k - 1) / 2), stride)), up,
                           nullptr, ops::Conv2dParams{});
     }
     ops::add_inplace(y, m.scale == 1.f ? delta : ops::scale(delta, m.scale));
