@@ -108,7 +108,7 @@ RegisterCommand reg(
       c.add_flag("--no-buckets", g.no_buckets, "resize and crop every image to resolution² (no aspect buckets)");
       c.add_flag("--flip-aug", t.random_flip, "random horizontal flips");
       c.add_flag("--gradient-checkpointing", t.gradient_checkpointing,
-                 "recompute each UNet block in the backward (less memory, ~1/3 more time)");
+                 "recompute each UNet block in the backward instead of keeping its activations (less memory)");
       c.add_option("--output", t.output,
                    "the result file (.safetensors): a LoRA, an embedding, or with --method full a checkpoint in the "
                    "model family's original single-file layout");
