@@ -9,8 +9,11 @@
 
 #include "core/threading.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include "models/lora.h"
 #include "ops/ops.h"
+#include "pipelines/infotext.h"
+#include "training/lr_schedule.h"
 
 namespace pigment::training {
 namespace {
@@ -169,6 +172,151 @@ TEST(Trainer, ResumedRunRepeatsTheLossesOfAnUninterruptedOne) {
   const auto l2 = step_and_loss(fs::path(part.output + ".run") / "log.csv");
   ASSERT_EQ(l1.size(), 8u);
   EXPECT_EQ(l1, l2);
+  // The loss curve of the resumed run covers all 8 steps: the same picture as the uninterrupted run's.
+  const Image p1 = read_image((fs::path(whole.output + ".run") / "loss.png").string());
+  const Image p2 = read_image((fs::path(part.output + ".run") / "loss.png").string());
+  EXPECT_EQ(p1.pixels, p2.pixels);
+}
+
+// The float32 tensors of a safetensors file by name.
+std::map<std::string, std::vector<float>> tensors_of(const fs::path& file, const std::string& strip_prefix = "") {
+  SafeTensors f = SafeTensors::open(file.string());
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& e : f.entries()) {
+    if (e.name.rfind(strip_prefix, 0) != 0) continue;
+    Tensor t = f.get(e.name).as_f32();
+    if (e.name.size() > 6 && e.name.substr(e.name.size() - 6) == ".alpha") continue;
+    if (e.name == "optimization_step") continue;
+    out[e.name.substr(strip_prefix.size())] = std::vector<float>(t.f32(), t.f32() + t.numel());
+  }
+  return out;
+}
+
+TEST(Trainer, GradientAccumulationStepsAreOptimizerSteps) {
+  // Which test this is: N = 2 micro-batches run, the log, the step reports and the LR schedule count optimizer
+  // steps, and the training differs from N = 1. (The equality of 2 micro-batches of 1 with one batch of 2 is not
+  // tested: each micro-batch draws its noise from a generator of its own, a batch of 2 from one generator.)
+  ScopedNumThreads one(1);
+  TempDir a, b;
+  TrainOptions o1 = lora_options(a.path), o2 = lora_options(b.path);
+  o1.max_steps = o2.max_steps = 3;
+  o1.lr_scheduler = o2.lr_scheduler = "linear";
+  o2.gradient_accumulation_steps = 2;
+  std::vector<StepReport> r1, r2;
+  train(o1, [&](const StepReport& r) { r1.push_back(r); });
+  train(o2, [&](const StepReport& r) { r2.push_back(r); });
+  ASSERT_EQ(r2.size(), 3u);
+  LrScheduleOptions lo;
+  lo.name = "linear";
+  lo.base_lr = o2.learning_rate;
+  lo.total_steps = 3;
+  const LrSchedule schedule(lo);
+  for (size_t i = 0; i < r2.size(); ++i) {
+    EXPECT_EQ(r2[i].step, int64_t(i) + 1);
+    EXPECT_DOUBLE_EQ(r2[i].lr, schedule.lr(int64_t(i)));
+  }
+  EXPECT_EQ(step_and_loss(fs::path(o2.output + ".run") / "log.csv").size(), 3u);
+  // The first micro-batch of N = 2 is step 1 of N = 1 (same generator, same data); the mean with a second one is not.
+  EXPECT_NE(r1[0].loss, r2[0].loss);
+  EXPECT_NE(tensors_of(o1.output), tensors_of(o2.output));
+  EXPECT_THROW(([&] {
+                 TrainOptions bad = lora_options(b.path);
+                 bad.gradient_accumulation_steps = 0;
+                 train(bad);
+               }()),
+               Error);
+}
+
+TEST(Trainer, EmaWeightsAreSavedAndResumed) {
+  ScopedNumThreads one(1);
+  TempDir a, b, c;
+  TrainOptions plain = lora_options(a.path), ema = lora_options(b.path);
+  plain.max_steps = ema.max_steps = 6;
+  ema.use_ema = true;
+  ema.ema_decay = 0.9;
+  train(plain);
+  train(ema);
+  const auto raw = tensors_of(plain.output), averaged = tensors_of(ema.output);
+  const fs::path ckpt = fs::path(ema.output + ".run") / "checkpoint";
+  // The checkpoint's trained tensors are the raw weights (the same as a run without EMA), its EMA state the
+  // average, and the output file holds the average.
+  EXPECT_EQ(tensors_of(ckpt / "trained.safetensors"), raw);
+  EXPECT_EQ(tensors_of(ckpt / "ema.safetensors", "shadow."), averaged);
+  EXPECT_NE(averaged, raw);
+  ASSERT_EQ(averaged.size(), raw.size());
+
+  // Stopped after 3 steps and resumed: the same losses and the same averaged output, bit for bit.
+  TrainOptions part = lora_options(c.path);
+  part.use_ema = true;
+  part.ema_decay = 0.9;
+  part.max_steps = 3;
+  train(part);
+  part.max_steps = 6;
+  part.resume = true;
+  train(part);
+  EXPECT_EQ(step_and_loss(fs::path(part.output + ".run") / "log.csv"),
+            step_and_loss(fs::path(ema.output + ".run") / "log.csv"));
+  EXPECT_EQ(tensors_of(part.output), averaged);
+}
+
+TEST(Trainer, SampleImagesDoNotChangeTheTraining) {
+  ScopedNumThreads one(1);
+  TempDir a, b;
+  TrainOptions plain = lora_options(a.path), sampled = lora_options(b.path);
+  plain.max_steps = sampled.max_steps = 4;
+  sampled.sample_every = 2;
+  sampled.sample_prompts = {"a red square", "a blue circle"};
+  train(plain);
+  train(sampled);
+  EXPECT_EQ(step_and_loss(fs::path(plain.output + ".run") / "log.csv"),
+            step_and_loss(fs::path(sampled.output + ".run") / "log.csv"));
+  EXPECT_EQ(tensors_of(plain.output), tensors_of(sampled.output));
+  const fs::path dir = fs::path(sampled.output + ".run") / "samples";
+  for (const char* f : {"step-000002-0.png", "step-000002-1.png", "step-000004-0.png", "step-000004-1.png"}) {
+    ASSERT_TRUE(fs::exists(dir / f)) << f;
+    const Image img = read_image((dir / f).string());
+    EXPECT_EQ(img.width, 64);
+    EXPECT_EQ(img.height, 64);
+  }
+  const Infotext info = parse_infotext(read_png_text((dir / "step-000004-0.png").string()).at("parameters"));
+  EXPECT_EQ(info.prompt, "a red square");
+  ASSERT_NE(info.find("Seed"), nullptr);
+  EXPECT_EQ(*info.find("Seed"), "7");
+  EXPECT_EQ(*info.find("Sampler"), "Euler a");
+  // The last sample is what the saved LoRA generates, and the model moved between step 2 and step 4.
+  StableDiffusion sd = StableDiffusion::load(tiny_model());
+  sd.set_loras({LoraChoice(LoraFile::load(sampled.output), 1.f)});
+  GenerateRequest r;
+  r.prompt = "a red square";
+  r.width = r.height = 64;
+  r.steps = 20;
+  r.sampler = "Euler a";
+  r.seed = 7;
+  EXPECT_EQ(sd.generate(r).image.pixels, read_image((dir / "step-000004-0.png").string()).pixels);
+  EXPECT_NE(read_image((dir / "step-000002-0.png").string()).pixels,
+            read_image((dir / "step-000004-0.png").string()).pixels);
+}
+
+TEST(Trainer, LossCurveIsDrawn) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  TrainOptions o = lora_options(tmp.path);
+  o.max_steps = 4;
+  train(o);
+  const fs::path png = fs::path(o.output + ".run") / "loss.png";
+  ASSERT_TRUE(fs::exists(png));
+  const Image img = read_image(png.string());
+  EXPECT_EQ(img.width, 800);
+  EXPECT_EQ(img.height, 400);
+  // Not blank: black axes and the blue smoothed-loss line.
+  int black = 0, blue = 0;
+  for (size_t i = 0; i + 2 < img.pixels.size(); i += 3) {
+    const int r = img.pixels[i], g = img.pixels[i + 1], bl = img.pixels[i + 2];
+    black += r == 0 && g == 0 && bl == 0;
+    blue += bl > 150 && r < 100;
+  }
+  EXPECT_GT(black, 800);
+  EXPECT_GT(blue, 50);
 }
 
 TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {
