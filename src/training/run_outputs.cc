@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -67,7 +68,30 @@ struct Canvas {
       if (e2 <= dx) err += dx, y0 += sy;
     }
   }
+  // Digits and ".-e" in a 3x5 pixel font, each pixel drawn as a 2x2 square; (x, y): the top left corner.
+  void text(int x, int y, const std::string& s) {
+    static const char* glyphs = "0123456789.-e";
+    static const uint16_t bits[] = {0x7B6F, 0x2C97, 0x73E7, 0x72CF, 0x5BC9, 0x79CF, 0x79EF, 0x7249, 0x7BEF, 0x7BCF,
+                                    0x0002, 0x01C0, 0x2BE3};  // rows of 3 bits, top row in the high bits
+    for (char ch : s) {
+      const char* g = std::strchr(glyphs, ch);
+      if (g && *g) {
+        const uint16_t b = bits[g - glyphs];
+        for (int r = 0; r < 5; ++r)
+          for (int col = 0; col < 3; ++col)
+            if (b >> (14 - (r * 3 + col)) & 1)
+              for (int k = 0; k < 4; ++k) dot(x + col * 2 + k % 2, y + r * 2 + k / 2, 0, 0, 0);
+      }
+      x += 8;
+    }
+  }
 };
+
+std::string short_number(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g", v);
+  return b;
+}
 
 }  // namespace
 
@@ -89,11 +113,16 @@ Image plot_loss_curve(const std::string& log_csv, int width, int height) {
     c.line(x, bottom, x, bottom + 5, 0, 0, 0);
     c.line(left - 5, y, left, y, 0, 0, 0);
   }
+  c.text(left - 14, bottom + 10, "0");
   if (steps.empty()) return c.img;
   const double max_step = std::max(1.0, steps.back());
   double max_loss = 0;
   for (double v : loss) max_loss = std::max(max_loss, v);
   if (max_loss <= 0) max_loss = 1;
+  // The axes' ends: the last step under the x axis, the largest loss beside the y axis.
+  const std::string xs = short_number(max_step), ys = short_number(max_loss);
+  c.text(right - 8 * int(xs.size()) + 2, bottom + 10, xs);
+  c.text(2, top - 4, ys);
   auto px = [&](double s) { return left + int(std::lround((right - left) * s / max_step)); };
   auto py = [&](double v) { return bottom - int(std::lround((bottom - top) * std::clamp(v / max_loss, 0.0, 1.0))); };
   for (const auto* series : {&loss, &smooth}) {

@@ -22,7 +22,8 @@ void write_samples(StableDiffusion& model, const Method& method, const TrainOpti
                    const std::string& dir);
 
 // The loss curve of a log.csv (step,loss,smoothed_loss,...): the loss in light grey, the smoothed loss in blue,
-// over axes from step 0 and loss 0. An empty log gives the bare axes.
+// over axes from step 0 and loss 0, labelled with the last step and the largest loss (a 3x5 pixel digit font).
+// An empty log gives the bare axes.
 Image plot_loss_curve(const std::string& log_csv, int width = 800, int height = 400);
 void write_loss_plot(const std::string& log_csv, const std::string& png);
 

@@ -54,8 +54,11 @@ check "resume after SIGINT gives the same losses" \
 
 # Textual inversion: an A1111 embedding that pigment generate uses by name.
 train --method textual-inversion --token-string "<thing>" --init-word "cat" --num-vectors-per-token 2 \
-  --output "$T/emb/sks-thing.safetensors" --max-train-steps 5 --learning-rate 5e-3 > /dev/null 2>&1
+  --output "$T/emb/sks-thing.safetensors" --max-train-steps 5 --learning-rate 5e-3 \
+  --sample-every-n-steps 5 --sample-prompt "a <thing>" > /dev/null 2>&1
 check "textual inversion writes an embedding" '[ -s "$T/emb/sks-thing.safetensors" ]'
+check "textual inversion writes a sample image with the new word" \
+  '[ -s "$T/emb/sks-thing.safetensors.run/samples/step-000005-0.png" ]'
 "$P" generate "${TINY_SD1[@]}" -q -W 64 -H 64 --steps 3 -s 5 -p "a sks-thing" --embedding-dir "$T/emb" \
   -o "$T/ti.png" 2> "$T/ti.err"
 "$P" generate "${TINY_SD1[@]}" -q -W 64 -H 64 --steps 3 -s 5 -p "a sks-thing" -o "$T/plain.png"
