@@ -172,6 +172,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
             "--gradient-accumulation-steps must be in [1, 4096], got ", o.gradient_accumulation_steps);
   PIG_CHECK(!o.use_ema || (o.ema_decay >= 0 && o.ema_decay <= 1), "--ema-decay must be in [0, 1], got ", o.ema_decay);
   PIG_CHECK(o.sample_every >= 0, "--sample-every-n-steps must be >= 0, got ", o.sample_every);
+  PIG_CHECK(o.sample_every == 0 || !o.sample_prompts.empty(), "--sample-every-n-steps needs --sample-prompt");
   PIG_CHECK(!o.output.empty(), "train: give --output FILE (or --output-dir and --output-name)");
   const fs::path run_dir = o.run_dir.empty() ? fs::path(o.output + ".run") : fs::path(o.run_dir);
   // Everything that can fail without training fails now: the output, the run folder, the schedule, the data.

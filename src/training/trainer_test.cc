@@ -11,7 +11,10 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "models/lora.h"
+#include "ops/autograd.h"
 #include "ops/ops.h"
+#include "sampling/rng.h"
+#include "training/diffusion_objective.h"
 #include "pipelines/infotext.h"
 #include "training/lr_schedule.h"
 
@@ -193,9 +196,9 @@ std::map<std::string, std::vector<float>> tensors_of(const fs::path& file, const
 }
 
 TEST(Trainer, GradientAccumulationStepsAreOptimizerSteps) {
-  // Which test this is: N = 2 micro-batches run, the log, the step reports and the LR schedule count optimizer
-  // steps, and the training differs from N = 1. (The equality of 2 micro-batches of 1 with one batch of 2 is not
-  // tested: each micro-batch draws its noise from a generator of its own, a batch of 2 from one generator.)
+  // Through train(): N = 2 micro-batches run, the log, the step reports and the LR schedule count optimizer steps,
+  // and the training differs from N = 1. (train() itself cannot show the equality with one batch of 2: each
+  // micro-batch draws its noise from a generator of its own; the test above shows it for the mechanism.)
   ScopedNumThreads one(1);
   TempDir a, b;
   TrainOptions o1 = lora_options(a.path), o2 = lora_options(b.path);
@@ -225,6 +228,63 @@ TEST(Trainer, GradientAccumulationStepsAreOptimizerSteps) {
                  train(bad);
                }()),
                Error);
+}
+
+// The mechanism the loop's accumulation rests on, with the same latents, noise and timesteps: two micro-batches
+// of one, each loss's gradient / 2, added on the tape, give the gradient of one batch of two (the mean loss).
+TEST(Trainer, TwoAccumulatedMicroBatchesGiveTheGradientOfOneBatchOfTwo) {
+  ScopedNumThreads one(1);
+  StableDiffusion sd = StableDiffusion::load(tiny_model());
+  LoraOptions lo;
+  lo.rank = lo.alpha = 4;
+  LoraNetwork net = LoraNetwork::create(*sd.base_component("unet").tensors, lo, 7);
+  auto gen = make_generator("cpu", 11);
+  for (auto& [name, t] : net.parameters())  // up starts at zero: give it values so that every gradient is nonzero
+    if (name.find("lora_up") != std::string::npos) {
+      Tensor r = gen->randn(t.shape());
+      for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = 0.05f * r.f32()[i];
+    }
+  const DiffusionObjective objective(schedule::TrainSchedule::from_config(sd.scheduler_config(GenerateRequest{})), {});
+  const int64_t C = sd.latent_channels();
+  const Tensor x0[2] = {gen->randn({1, C, 8, 8}), gen->randn({1, C, 8, 8})};
+  const Tensor eps[2] = {gen->randn({1, C, 8, 8}), gen->randn({1, C, 8, 8})};
+  const int ts[2] = {150, 720};
+  const Tensor ctx[2] = {sd.encode_prompt("a red square", GenerateRequest{}).context,
+                         sd.encode_prompt("a blue circle", GenerateRequest{}).context};
+  UNetExtras extras;
+  extras.hooks = net.hooks();
+  // One step's gradient of the micro-batches [first, first + n).
+  auto run = [&](ops::autograd::Tape& tape, int first, int n, float scale) {
+    std::vector<Tensor> x, e, c;
+    std::vector<int> t;
+    for (int i = first; i < first + n; ++i) x.push_back(x0[i]), e.push_back(eps[i]), c.push_back(ctx[i]), t.push_back(ts[i]);
+    const Tensor lat = ops::concat(x, 0), noise = ops::concat(e, 0);
+    Tensor pred;
+    {
+      ops::autograd::Recording rec(tape);
+      pred = sd.unet().forward(objective.add_noise(lat, noise, t), std::vector<float>(t.begin(), t.end()),
+                               ops::concat(c, 0), extras);
+    }
+    const auto loss = objective.loss(pred, objective.target(lat, noise, t), t);
+    tape.backward(pred, ops::scale(loss.dpred, scale));
+    tape.clear();
+  };
+  ops::autograd::Tape whole, micro;
+  for (const auto& [name, t] : net.parameters()) whole.watch(t), micro.watch(t);
+  run(whole, 0, 2, 1.f);
+  run(micro, 0, 1, 0.5f);
+  run(micro, 1, 1, 0.5f);
+  double max_diff = 0, max_abs = 0;
+  for (const auto& [name, t] : net.parameters()) {
+    const Tensor a = whole.gradient(t), b = micro.gradient(t);
+    ASSERT_TRUE(a.defined() && b.defined()) << name;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      max_diff = std::max(max_diff, double(std::fabs(a.f32()[i] - b.f32()[i])));
+      max_abs = std::max(max_abs, double(std::fabs(a.f32()[i])));
+    }
+  }
+  EXPECT_GT(max_abs, 0);
+  EXPECT_LE(max_diff, 1e-5 * max_abs) << "largest gradient " << max_abs;
 }
 
 TEST(Trainer, EmaWeightsAreSavedAndResumed) {
