@@ -121,6 +121,18 @@ RegisterCommand reg(
       c.add_flag("--resume", t.resume, "continue from the checkpoint in the run folder");
       c.add_option("--train-batch-size", t.batch_size, "images per step")->capture_default_str();
       c.add_option("--max-train-steps", t.max_steps, "optimizer steps")->capture_default_str();
+      c.add_option("--gradient-accumulation-steps", t.gradient_accumulation_steps,
+                   "micro-batches per optimizer step (an effective batch of N x --train-batch-size)")
+          ->capture_default_str();
+      c.add_flag("--use-ema", t.use_ema,
+                 "keep an exponential moving average of the trained weights (in checkpoints); the output holds it");
+      c.add_option("--ema-decay", t.ema_decay, "--use-ema: the decay's upper bound (warms up as diffusers' EMAModel)")
+          ->capture_default_str();
+      c.add_option("--sample-every-n-steps", t.sample_every,
+                   "every N steps, one image per --sample-prompt into RUN_DIR/samples (20 steps Euler a, the "
+                   "training seed and resolution)")
+          ->capture_default_str();
+      c.add_option("--sample-prompt,--sample-prompts", t.sample_prompts, "a prompt for the sample images (repeatable)");
       c.add_option("--save-every-n-steps", t.save_every, "checkpoint every N steps (0: at the end)")
           ->capture_default_str();
       c.add_option("--learning-rate", t.learning_rate, "AdamW learning rate")->capture_default_str();

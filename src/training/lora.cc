@@ -5,6 +5,7 @@
 
 #include "io/file_hash.h"
 #include "io/safetensors.h"
+#include "models/lora.h"
 #include "ops/ops.h"
 #include "pipelines/stable_diffusion.h"
 #include "training/trainer.h"
@@ -145,6 +146,16 @@ class LoraMethod : public Method {
     return p;
   }
   UNetHooks unet_hooks() const override { return net_.hooks(); }
+
+  // The network as a LoRA file merged into copies of the UNet's weights (the loaded ones, which training reads,
+  // stay as they are).
+  bool apply_to(StableDiffusion& model) const override {
+    TensorMap t;
+    for (const auto& [k, v] : net_.kohya_tensors()) t[k] = v.clone();
+    model.set_loras({LoraChoice(LoraFile::from_tensors(t, "training"), 1.f)});
+    return true;
+  }
+  void remove_from(StableDiffusion& model) const override { model.set_loras({}); }
 
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const override {
     NamedTensors t;

@@ -31,6 +31,10 @@ class Method {
   // The text conditioning [B, 77, D] of a batch's captions when the method trains through the text encoder
   // (recorded: it runs while the tape records); undefined: the trainer encodes them with the frozen model.
   virtual Tensor encode_captions(const std::vector<std::string>& captions) const { return Tensor(); }
+  // Makes `model` generate with the weights trained so far (sample images during training); false when the method
+  // cannot yet. remove_from undoes it, leaving the model as the training loop uses it.
+  virtual bool apply_to(StableDiffusion& model) const { return false; }
+  virtual void remove_from(StableDiffusion& model) const {}
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
 };

@@ -37,6 +37,15 @@ class TextualInversionMethod : public Method {
 
   std::vector<Param> params() override { return {{"emb_params", vectors_, Tensor()}}; }
 
+  bool apply_to(StableDiffusion& model) const override {
+    Embedding e;
+    e.name = token_;
+    e.vectors = vectors_.clone();
+    model.set_embeddings({e});
+    return true;
+  }
+  void remove_from(StableDiffusion& model) const override { model.set_embeddings({}); }
+
   Tensor encode_captions(const std::vector<std::string>& captions) const override {
     std::vector<std::vector<int64_t>> ids;
     for (const auto& caption : captions) {

@@ -14,7 +14,9 @@
 #include "ops/autograd.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
+#include "training/ema.h"
 #include "training/lr_schedule.h"
+#include "training/run_outputs.h"
 
 namespace pigment::training {
 
@@ -68,16 +70,32 @@ struct RunState {
   LoaderState loader;
 };
 
+NamedTensors named(const StateDict& state) {
+  NamedTensors t;
+  for (const auto& [k, v] : state) t.emplace_back(k, v);
+  return t;
+}
+
+StateDict read_state(const fs::path& file) {
+  SafeTensors f = SafeTensors::open(file.string());
+  StateDict sd;
+  for (const auto& e : f.entries()) sd[e.name] = f.get(e.name).clone();
+  return sd;
+}
+
+// ema: null when the run keeps no average (ema.safetensors is then not written).
 void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params, const Optimizer& opt,
-                      const RunState& s) {
+                      const Ema* ema, const RunState& s) {
   const fs::path tmp = run_dir / "checkpoint.tmp", dst = run_dir / "checkpoint", old = run_dir / "checkpoint.old";
   std::error_code ec;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
   write_safetensors((tmp / "trained.safetensors").string(), named(params));
-  NamedTensors ot;
-  for (const auto& [k, v] : opt.state()) ot.emplace_back(k, v);
-  write_safetensors((tmp / "optimizer.safetensors").string(), ot);
+  write_safetensors((tmp / "optimizer.safetensors").string(), named(opt.state()));
+  if (ema) {
+    write_safetensors((tmp / "ema.safetensors").string(), named(ema->state()));
+    fsync_path(tmp / "ema.safetensors");
+  }
   nlohmann::json j = {{"step", s.step}, {"smoothed_loss", s.smoothed_loss},
                       {"loader", nlohmann::json::parse(s.loader.to_json())}};
   {
@@ -96,7 +114,7 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
 
 // Loads the last checkpoint into params (in place), the optimizer and the run state. A checkpoint interrupted while
 // being replaced is found as checkpoint.old.
-RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Optimizer& opt) {
+RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Optimizer& opt, Ema* ema) {
   fs::path dir = run_dir / "checkpoint";
   if (!fs::exists(dir / "state.json") && fs::exists(run_dir / "checkpoint.old" / "state.json"))
     dir = run_dir / "checkpoint.old";
@@ -110,10 +128,12 @@ RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Op
               shape_str(p.value.shape()), " in this run");
     std::memcpy(p.value.raw(), t.raw(), t.nbytes());
   }
-  SafeTensors os = SafeTensors::open((dir / "optimizer.safetensors").string());
-  StateDict sd;
-  for (const auto& e : os.entries()) sd[e.name] = os.get(e.name).clone();
-  opt.load_state(sd);
+  opt.load_state(read_state(dir / "optimizer.safetensors"));
+  if (ema) {
+    PIG_CHECK(fs::exists(dir / "ema.safetensors"), "--resume --use-ema: the checkpoint in ", dir.string(),
+              " was written without --use-ema");
+    ema->load_state(read_state(dir / "ema.safetensors"));
+  }
   std::ifstream f(dir / "state.json");
   nlohmann::json j = nlohmann::json::parse(f);
   RunState s;
@@ -148,6 +168,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
             o.learning_rate);
   PIG_CHECK(o.caption_dropout >= 0 && o.caption_dropout <= 1, "--caption-dropout-rate must be in [0, 1], got ",
             o.caption_dropout);
+  PIG_CHECK(o.gradient_accumulation_steps >= 1 && o.gradient_accumulation_steps <= 4096,
+            "--gradient-accumulation-steps must be in [1, 4096], got ", o.gradient_accumulation_steps);
+  PIG_CHECK(!o.use_ema || (o.ema_decay >= 0 && o.ema_decay <= 1), "--ema-decay must be in [0, 1], got ", o.ema_decay);
+  PIG_CHECK(o.sample_every >= 0, "--sample-every-n-steps must be >= 0, got ", o.sample_every);
+  PIG_CHECK(o.sample_every == 0 || !o.sample_prompts.empty(), "--sample-every-n-steps needs --sample-prompt");
   PIG_CHECK(!o.output.empty(), "train: give --output FILE (or --output-dir and --output-name)");
   const fs::path run_dir = o.run_dir.empty() ? fs::path(o.output + ".run") : fs::path(o.run_dir);
   // Everything that can fail without training fails now: the output, the run folder, the schedule, the data.
@@ -181,9 +206,16 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   lopt.random_flip = o.random_flip;
   DataLoader loader(data, lopt);
 
+  std::unique_ptr<Ema> ema;
+  if (o.use_ema) {
+    EmaOptions eo;
+    eo.decay = o.ema_decay;
+    ema = std::make_unique<Ema>(params, eo);
+  }
+
   RunState state;
   if (o.resume) {
-    state = read_checkpoint(run_dir, params, optimizer);
+    state = read_checkpoint(run_dir, params, optimizer, ema.get());
     loader.restore(state.loader);
     std::fprintf(stderr, "resumed from %s at step %lld\n", run_dir.string().c_str(), (long long)state.step);
   }
@@ -210,46 +242,55 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   for (const auto& p : params) tape.watch(p.value);
   UNetHooks hooks = method->unet_hooks();
   hooks.checkpoint_blocks = o.gradient_checkpointing;
-  const UNet& unet = method->unet() ? *method->unet() : model.unet();
   const int T = objective.schedule().size();
+  const int N = o.gradient_accumulation_steps;
   TrainSummary summary;
   summary.output = o.output;
   summary.run_dir = run_dir.string();
 
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    Batch batch = loader.next();
-    const int64_t B = batch.images.dim(0);
-    auto gen = make_generator("cpu", step_seed(o.seed, step));
-    // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
-    Tensor latents = ops::scale(model.vae().encode(batch.images).sample(*gen), model.vae().scaling_factor());
-    std::vector<std::string> captions = batch.captions;
-    Tensor drop = gen->rand({B});
-    for (int64_t b = 0; b < B; ++b)
-      if (drop.f32()[b] < o.caption_dropout) captions[size_t(b)].clear();
+    // N micro-batches: the tape adds their parameter gradients; each loss is divided by N (diffusers), the
+    // logged loss is their mean. Micro-batch m of step k draws from generator (seed, k N + m): with N = 1 the
+    // stream of a run without accumulation.
+    float step_loss = 0;
+    for (int m = 0; m < N; ++m) {
+      Batch batch = loader.next();
+      const int64_t B = batch.images.dim(0);
+      auto gen = make_generator("cpu", step_seed(o.seed, step * N + m));
+      // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
+      Tensor latents = ops::scale(model.vae().encode(batch.images).sample(*gen), model.vae().scaling_factor());
+      std::vector<std::string> captions = batch.captions;
+      Tensor drop = gen->rand({B});
+      for (int64_t b = 0; b < B; ++b)
+        if (drop.f32()[b] < o.caption_dropout) captions[size_t(b)].clear();
 
-    Tensor u = gen->rand({B});
-    std::vector<int> ts;
-    for (int64_t b = 0; b < B; ++b) ts.push_back(std::min(T - 1, int(u.f32()[b] * float(T))));
-    Tensor noise = gen->randn(latents.shape());
-    Tensor noisy = objective.add_noise(latents, noise, ts);
-    Tensor target = objective.target(latents, noise, ts);
+      Tensor u = gen->rand({B});
+      std::vector<int> ts;
+      for (int64_t b = 0; b < B; ++b) ts.push_back(std::min(T - 1, int(u.f32()[b] * float(T))));
+      Tensor noise = gen->randn(latents.shape());
+      Tensor noisy = objective.add_noise(latents, noise, ts);
+      Tensor target = objective.target(latents, noise, ts);
 
-    Tensor pred;
-    {
-      ops::autograd::Recording rec(tape);
-      Tensor context = method->encode_captions(captions);
-      if (!context.defined()) context = encode_captions(model, captions).context;
-      UNetExtras extras;
-      extras.hooks = hooks;
-      pred = unet.forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
+      // (looked up each time: sample images may have swapped the model's UNet for a while)
+      const UNet& unet = method->unet() ? *method->unet() : model.unet();
+      Tensor pred;
+      {
+        ops::autograd::Recording rec(tape);
+        Tensor context = method->encode_captions(captions);
+        if (!context.defined()) context = encode_captions(model, captions).context;
+        UNetExtras extras;
+        extras.hooks = hooks;
+        pred = unet.forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
+      }
+      DiffusionObjective::Loss loss = objective.loss(pred, target, ts);
+      PIG_CHECK(std::isfinite(loss.value), "train: the loss became ", loss.value, " at step ", step + 1,
+                " (learning rate too high?); the last checkpoint is in ", run_dir.string());
+      tape.backward(pred, N == 1 ? loss.dpred : ops::scale(loss.dpred, 1.f / float(N)));
+      tape.clear();
+      step_loss += loss.value / float(N);
     }
-    DiffusionObjective::Loss loss = objective.loss(pred, target, ts);
-    PIG_CHECK(std::isfinite(loss.value), "train: the loss became ", loss.value, " at step ", step + 1,
-              " (learning rate too high?); the last checkpoint is in ", run_dir.string());
-    tape.backward(pred, loss.dpred);
     for (auto& p : params) p.grad = tape.gradient(p.value);
-    tape.clear();
     if (o.max_grad_norm > 0) clip_grad_norm(params, o.max_grad_norm);
     const double lr = lr_schedule.lr(step);
     optimizer.set_lr(lr);
@@ -257,22 +298,25 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
     for (auto& p : params) p.grad = Tensor();
     tape.zero_grad();
     for (auto& p : params) ops::default_weight_cache().forget(p.value);  // changed in place: prepare anew
+    if (ema) ema->update(params);
 
     state.step = step + 1;
-    state.smoothed_loss = step == 0 ? loss.value : 0.9f * state.smoothed_loss + 0.1f * loss.value;
+    state.smoothed_loss = step == 0 ? step_loss : 0.9f * state.smoothed_loss + 0.1f * step_loss;
     state.loader = loader.state();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char line[160];
-    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", (long long)state.step, loss.value,
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", (long long)state.step, step_loss,
                   state.smoothed_loss, lr, secs);
     log << line << "\n" << std::flush;
-    if (summary.steps == 0) summary.first_loss = loss.value;
+    if (summary.steps == 0) summary.first_loss = step_loss;
     ++summary.steps;
     summary.last_smoothed_loss = state.smoothed_loss;
-    if (on_step) on_step({state.step, o.max_steps, loss.value, state.smoothed_loss, lr, secs});
+    if (on_step) on_step({state.step, o.max_steps, step_loss, state.smoothed_loss, lr, secs});
+    if (o.sample_every > 0 && state.step % o.sample_every == 0)
+      write_samples(model, *method, o, state.step, o.data.resolution, (run_dir / "samples").string());
     const bool stop = o.stop && o.stop->load();
     if ((o.save_every > 0 && state.step % o.save_every == 0) || state.step == o.max_steps || stop)
-      write_checkpoint(run_dir, params, optimizer, state);
+      write_checkpoint(run_dir, params, optimizer, ema.get(), state);
     if (stop && state.step < o.max_steps) {
       summary.stopped = true;
       summary.last_step = state.step;
@@ -281,6 +325,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
     }
   }
   summary.last_step = state.step;
+  write_loss_plot(log_path.string(), (run_dir / "loss.png").string());
 
   std::map<std::string, std::string> meta = {
       {"ss_training_started_by", "pigment"},
@@ -295,6 +340,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       {"ss_min_snr_gamma", std::to_string(o.min_snr_gamma)},
       {"ss_num_train_images", std::to_string(data.items().size())},
   };
+  if (ema) {
+    ema->copy_to(params);  // diffusers saves the averaged weights
+    meta["ss_ema_decay"] = std::to_string(o.ema_decay);
+  }
+  meta["ss_gradient_accumulation_steps"] = std::to_string(N);
   method->save(o.output, meta);
   return summary;
 }

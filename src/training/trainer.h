@@ -36,7 +36,8 @@ struct TrainOptions {
   const std::atomic<bool>* stop = nullptr;
 
   int batch_size = 1;
-  int64_t max_steps = 100;
+  int gradient_accumulation_steps = 1;  // micro-batches per optimizer step (their gradients add, the loss / N)
+  int64_t max_steps = 100;              // optimizer steps (the LR schedule, checkpoints and the log count these)
   int64_t save_every = 0;  // checkpoint every N steps (0: only at the end)
   double learning_rate = 1e-4;
   std::string lr_scheduler = "constant";
@@ -49,6 +50,13 @@ struct TrainOptions {
   std::string prediction_type; // "" = the model's
   bool random_flip = false;
   bool gradient_checkpointing = false;  // recompute each UNet block in the backward instead of keeping it
+  // An exponential moving average of the trained tensors (diffusers' EMAModel), updated after each optimizer step,
+  // kept in checkpoints; the output file holds the averaged weights.
+  bool use_ema = false;
+  double ema_decay = 0.9999;
+  // Sample images every N optimizer steps (0: none), one per prompt, into RUN_DIR/samples/step-NNNNNN-I.png.
+  int64_t sample_every = 0;
+  std::vector<std::string> sample_prompts;
   LoraOptions lora;
   // textual inversion: the new word, its vector count and the word its vectors start from
   std::string token_string = "<concept>";

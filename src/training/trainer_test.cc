@@ -9,8 +9,14 @@
 
 #include "core/threading.h"
 #include "io/image.h"
+#include "io/safetensors.h"
 #include "models/lora.h"
+#include "ops/autograd.h"
 #include "ops/ops.h"
+#include "sampling/rng.h"
+#include "training/diffusion_objective.h"
+#include "pipelines/infotext.h"
+#include "training/lr_schedule.h"
 
 namespace pigment::training {
 namespace {
@@ -169,6 +175,208 @@ TEST(Trainer, ResumedRunRepeatsTheLossesOfAnUninterruptedOne) {
   const auto l2 = step_and_loss(fs::path(part.output + ".run") / "log.csv");
   ASSERT_EQ(l1.size(), 8u);
   EXPECT_EQ(l1, l2);
+  // The loss curve of the resumed run covers all 8 steps: the same picture as the uninterrupted run's.
+  const Image p1 = read_image((fs::path(whole.output + ".run") / "loss.png").string());
+  const Image p2 = read_image((fs::path(part.output + ".run") / "loss.png").string());
+  EXPECT_EQ(p1.pixels, p2.pixels);
+}
+
+// The float32 tensors of a safetensors file by name.
+std::map<std::string, std::vector<float>> tensors_of(const fs::path& file, const std::string& strip_prefix = "") {
+  SafeTensors f = SafeTensors::open(file.string());
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& e : f.entries()) {
+    if (e.name.rfind(strip_prefix, 0) != 0) continue;
+    Tensor t = f.get(e.name).as_f32();
+    if (e.name.size() > 6 && e.name.substr(e.name.size() - 6) == ".alpha") continue;
+    if (e.name == "optimization_step") continue;
+    out[e.name.substr(strip_prefix.size())] = std::vector<float>(t.f32(), t.f32() + t.numel());
+  }
+  return out;
+}
+
+TEST(Trainer, GradientAccumulationStepsAreOptimizerSteps) {
+  // Through train(): N = 2 micro-batches run, the log, the step reports and the LR schedule count optimizer steps,
+  // and the training differs from N = 1. (train() itself cannot show the equality with one batch of 2: each
+  // micro-batch draws its noise from a generator of its own; the test above shows it for the mechanism.)
+  ScopedNumThreads one(1);
+  TempDir a, b;
+  TrainOptions o1 = lora_options(a.path), o2 = lora_options(b.path);
+  o1.max_steps = o2.max_steps = 3;
+  o1.lr_scheduler = o2.lr_scheduler = "linear";
+  o2.gradient_accumulation_steps = 2;
+  std::vector<StepReport> r1, r2;
+  train(o1, [&](const StepReport& r) { r1.push_back(r); });
+  train(o2, [&](const StepReport& r) { r2.push_back(r); });
+  ASSERT_EQ(r2.size(), 3u);
+  LrScheduleOptions lo;
+  lo.name = "linear";
+  lo.base_lr = o2.learning_rate;
+  lo.total_steps = 3;
+  const LrSchedule schedule(lo);
+  for (size_t i = 0; i < r2.size(); ++i) {
+    EXPECT_EQ(r2[i].step, int64_t(i) + 1);
+    EXPECT_DOUBLE_EQ(r2[i].lr, schedule.lr(int64_t(i)));
+  }
+  EXPECT_EQ(step_and_loss(fs::path(o2.output + ".run") / "log.csv").size(), 3u);
+  // The first micro-batch of N = 2 is step 1 of N = 1 (same generator, same data); the mean with a second one is not.
+  EXPECT_NE(r1[0].loss, r2[0].loss);
+  EXPECT_NE(tensors_of(o1.output), tensors_of(o2.output));
+  EXPECT_THROW(([&] {
+                 TrainOptions bad = lora_options(b.path);
+                 bad.gradient_accumulation_steps = 0;
+                 train(bad);
+               }()),
+               Error);
+}
+
+// The mechanism the loop's accumulation rests on, with the same latents, noise and timesteps: two micro-batches
+// of one, each loss's gradient / 2, added on the tape, give the gradient of one batch of two (the mean loss).
+TEST(Trainer, TwoAccumulatedMicroBatchesGiveTheGradientOfOneBatchOfTwo) {
+  ScopedNumThreads one(1);
+  StableDiffusion sd = StableDiffusion::load(tiny_model());
+  LoraOptions lo;
+  lo.rank = lo.alpha = 4;
+  LoraNetwork net = LoraNetwork::create(*sd.base_component("unet").tensors, lo, 7);
+  auto gen = make_generator("cpu", 11);
+  for (auto& [name, t] : net.parameters())  // up starts at zero: give it values so that every gradient is nonzero
+    if (name.find("lora_up") != std::string::npos) {
+      Tensor r = gen->randn(t.shape());
+      for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = 0.05f * r.f32()[i];
+    }
+  const DiffusionObjective objective(schedule::TrainSchedule::from_config(sd.scheduler_config(GenerateRequest{})), {});
+  const int64_t C = sd.latent_channels();
+  const Tensor x0[2] = {gen->randn({1, C, 8, 8}), gen->randn({1, C, 8, 8})};
+  const Tensor eps[2] = {gen->randn({1, C, 8, 8}), gen->randn({1, C, 8, 8})};
+  const int ts[2] = {150, 720};
+  const Tensor ctx[2] = {sd.encode_prompt("a red square", GenerateRequest{}).context,
+                         sd.encode_prompt("a blue circle", GenerateRequest{}).context};
+  UNetExtras extras;
+  extras.hooks = net.hooks();
+  // One step's gradient of the micro-batches [first, first + n).
+  auto run = [&](ops::autograd::Tape& tape, int first, int n, float scale) {
+    std::vector<Tensor> x, e, c;
+    std::vector<int> t;
+    for (int i = first; i < first + n; ++i) x.push_back(x0[i]), e.push_back(eps[i]), c.push_back(ctx[i]), t.push_back(ts[i]);
+    const Tensor lat = ops::concat(x, 0), noise = ops::concat(e, 0);
+    Tensor pred;
+    {
+      ops::autograd::Recording rec(tape);
+      pred = sd.unet().forward(objective.add_noise(lat, noise, t), std::vector<float>(t.begin(), t.end()),
+                               ops::concat(c, 0), extras);
+    }
+    const auto loss = objective.loss(pred, objective.target(lat, noise, t), t);
+    tape.backward(pred, ops::scale(loss.dpred, scale));
+    tape.clear();
+  };
+  ops::autograd::Tape whole, micro;
+  for (const auto& [name, t] : net.parameters()) whole.watch(t), micro.watch(t);
+  run(whole, 0, 2, 1.f);
+  run(micro, 0, 1, 0.5f);
+  run(micro, 1, 1, 0.5f);
+  double max_diff = 0, max_abs = 0;
+  for (const auto& [name, t] : net.parameters()) {
+    const Tensor a = whole.gradient(t), b = micro.gradient(t);
+    ASSERT_TRUE(a.defined() && b.defined()) << name;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      max_diff = std::max(max_diff, double(std::fabs(a.f32()[i] - b.f32()[i])));
+      max_abs = std::max(max_abs, double(std::fabs(a.f32()[i])));
+    }
+  }
+  EXPECT_GT(max_abs, 0);
+  EXPECT_LE(max_diff, 1e-5 * max_abs) << "largest gradient " << max_abs;
+}
+
+TEST(Trainer, EmaWeightsAreSavedAndResumed) {
+  ScopedNumThreads one(1);
+  TempDir a, b, c;
+  TrainOptions plain = lora_options(a.path), ema = lora_options(b.path);
+  plain.max_steps = ema.max_steps = 6;
+  ema.use_ema = true;
+  ema.ema_decay = 0.9;
+  train(plain);
+  train(ema);
+  const auto raw = tensors_of(plain.output), averaged = tensors_of(ema.output);
+  const fs::path ckpt = fs::path(ema.output + ".run") / "checkpoint";
+  // The checkpoint's trained tensors are the raw weights (the same as a run without EMA), its EMA state the
+  // average, and the output file holds the average.
+  EXPECT_EQ(tensors_of(ckpt / "trained.safetensors"), raw);
+  EXPECT_EQ(tensors_of(ckpt / "ema.safetensors", "shadow."), averaged);
+  EXPECT_NE(averaged, raw);
+  ASSERT_EQ(averaged.size(), raw.size());
+
+  // Stopped after 3 steps and resumed: the same losses and the same averaged output, bit for bit.
+  TrainOptions part = lora_options(c.path);
+  part.use_ema = true;
+  part.ema_decay = 0.9;
+  part.max_steps = 3;
+  train(part);
+  part.max_steps = 6;
+  part.resume = true;
+  train(part);
+  EXPECT_EQ(step_and_loss(fs::path(part.output + ".run") / "log.csv"),
+            step_and_loss(fs::path(ema.output + ".run") / "log.csv"));
+  EXPECT_EQ(tensors_of(part.output), averaged);
+}
+
+TEST(Trainer, SampleImagesDoNotChangeTheTraining) {
+  ScopedNumThreads one(1);
+  TempDir a, b;
+  TrainOptions plain = lora_options(a.path), sampled = lora_options(b.path);
+  plain.max_steps = sampled.max_steps = 4;
+  sampled.sample_every = 2;
+  sampled.sample_prompts = {"a red square", "a blue circle"};
+  train(plain);
+  train(sampled);
+  EXPECT_EQ(step_and_loss(fs::path(plain.output + ".run") / "log.csv"),
+            step_and_loss(fs::path(sampled.output + ".run") / "log.csv"));
+  EXPECT_EQ(tensors_of(plain.output), tensors_of(sampled.output));
+  const fs::path dir = fs::path(sampled.output + ".run") / "samples";
+  for (const char* f : {"step-000002-0.png", "step-000002-1.png", "step-000004-0.png", "step-000004-1.png"}) {
+    ASSERT_TRUE(fs::exists(dir / f)) << f;
+    const Image img = read_image((dir / f).string());
+    EXPECT_EQ(img.width, 64);
+    EXPECT_EQ(img.height, 64);
+  }
+  const Infotext info = parse_infotext(read_png_text((dir / "step-000004-0.png").string()).at("parameters"));
+  EXPECT_EQ(info.prompt, "a red square");
+  ASSERT_NE(info.find("Seed"), nullptr);
+  EXPECT_EQ(*info.find("Seed"), "7");
+  EXPECT_EQ(*info.find("Sampler"), "Euler a");
+  // The last sample is what the saved LoRA generates, and the model moved between step 2 and step 4.
+  StableDiffusion sd = StableDiffusion::load(tiny_model());
+  sd.set_loras({LoraChoice(LoraFile::load(sampled.output), 1.f)});
+  GenerateRequest r;
+  r.prompt = "a red square";
+  r.width = r.height = 64;
+  r.steps = 20;
+  r.sampler = "Euler a";
+  r.seed = 7;
+  EXPECT_EQ(sd.generate(r).image.pixels, read_image((dir / "step-000004-0.png").string()).pixels);
+  EXPECT_NE(read_image((dir / "step-000002-0.png").string()).pixels,
+            read_image((dir / "step-000004-0.png").string()).pixels);
+}
+
+TEST(Trainer, LossCurveIsDrawn) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  TrainOptions o = lora_options(tmp.path);
+  o.max_steps = 4;
+  train(o);
+  const fs::path png = fs::path(o.output + ".run") / "loss.png";
+  ASSERT_TRUE(fs::exists(png));
+  const Image img = read_image(png.string());
+  EXPECT_EQ(img.width, 800);
+  EXPECT_EQ(img.height, 400);
+  // Not blank: black axes and the blue smoothed-loss line.
+  int black = 0, blue = 0;
+  for (size_t i = 0; i + 2 < img.pixels.size(); i += 3) {
+    const int r = img.pixels[i], g = img.pixels[i + 1], bl = img.pixels[i + 2];
+    black += r == 0 && g == 0 && bl == 0;
+    blue += bl > 150 && r < 100;
+  }
+  EXPECT_GT(black, 800);
+  EXPECT_GT(blue, 50);
 }
 
 TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {

@@ -54,12 +54,27 @@ check "resume after SIGINT gives the same losses" \
 
 # Textual inversion: an A1111 embedding that pigment generate uses by name.
 train --method textual-inversion --token-string "<thing>" --init-word "cat" --num-vectors-per-token 2 \
-  --output "$T/emb/sks-thing.safetensors" --max-train-steps 5 --learning-rate 5e-3 > /dev/null 2>&1
+  --output "$T/emb/sks-thing.safetensors" --max-train-steps 5 --learning-rate 5e-3 \
+  --sample-every-n-steps 5 --sample-prompt "a <thing>" > /dev/null 2>&1
 check "textual inversion writes an embedding" '[ -s "$T/emb/sks-thing.safetensors" ]'
+check "textual inversion writes a sample image with the new word" \
+  '[ -s "$T/emb/sks-thing.safetensors.run/samples/step-000005-0.png" ]'
 "$P" generate "${TINY_SD1[@]}" -q -W 64 -H 64 --steps 3 -s 5 -p "a sks-thing" --embedding-dir "$T/emb" \
   -o "$T/ti.png" 2> "$T/ti.err"
 "$P" generate "${TINY_SD1[@]}" -q -W 64 -H 64 --steps 3 -s 5 -p "a sks-thing" -o "$T/plain.png"
 check "the embedding loads by name and changes the pixels" '[ -s "$T/ti.png" ] && [ "$(idat "$T/ti.png")" != "$(idat "$T/plain.png")" ]'
+
+# Accumulation, EMA, sample images and the loss curve through the CLI.
+train --output "$T/e.safetensors" --max-train-steps 4 --gradient-accumulation-steps 2 --use-ema --ema-decay 0.9 \
+  --sample-every-n-steps 2 --sample-prompt "a red thing" --sample-prompt "two" > "$T/e.out" 2>&1
+check "accumulation + EMA + samples: 4 logged steps, 4 sample images, a loss curve" \
+  '[ -s "$T/e.safetensors" ] && [ "$(wc -l < "$T/e.safetensors.run/log.csv")" -eq 5 ] &&
+   [ "$(ls "$T/e.safetensors.run/samples"/step-00000[24]-[01].png | wc -l)" -eq 4 ] && [ -s "$T/e.safetensors.run/loss.png" ] &&
+   [ -s "$T/e.safetensors.run/checkpoint/ema.safetensors" ]'
+train --method full --output "$T/f.safetensors" --max-train-steps 1 --sample-every-n-steps 1 --sample-prompt "x" \
+  > "$T/f.out" 2>&1; rc=$?
+check "a method that cannot sample yet warns in one line and trains on" \
+  '[ $rc -eq 0 ] && grep -q "^warning: --method full cannot write sample images" "$T/f.out" && [ -s "$T/f.safetensors" ]'
 
 # Bad input: one line on stderr, exit 1, before anything trains.
 err() {
@@ -74,6 +89,7 @@ check "missing data folder: exit 1, one line" '[ $rc -eq 1 ] && [ "$(wc -l < "$T
 err "unwritable output" --output /proc/pigment/x.safetensors
 err "resume with no checkpoint" --output "$T/none.safetensors" --resume
 err "zero steps" --output "$T/x.safetensors" --max-train-steps 0
+err "zero accumulation steps" --output "$T/x.safetensors" --gradient-accumulation-steps 0
 check "no output file from the failed runs" '[ ! -e "$T/x.safetensors" ]'
 
 echo "$fails failure(s)"
