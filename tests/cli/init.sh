@@ -48,6 +48,7 @@ expect "$tmp/out" "component unet: 1680 tensors, 2567463684 parameters"
 expect "$tmp/out" "component vae: 248 tensors, 83653863 parameters"
 expect "$tmp/out" "component text_encoder: 196 tensors, 123060480 parameters"
 expect "$tmp/out" "component text_encoder_2: 389 tensors, 694659840 parameters"
+generate_alone "$tmp/sdxl.safetensors" "$tmp/sdxl.png"  # both encoders on the built-in table
 rm "$tmp/sdxl.safetensors"
 
 # SD2.1-v as a diffusers folder: diffusers keeps 23 of OpenCLIP-H's 24 layers and no projection.
