@@ -70,7 +70,9 @@ void setup(CLI::App& c, bool model_required) {
                "mask blur in pixels (A1111's: a Gaussian with this sigma; with --inpaint-area masked also the paste's "
                "soft edge)")
       ->capture_default_str();
-  c.add_option("--tokenizer", o.tokenizer, "folder or vocab.json/merges.txt of the CLIP tokenizer");
+  c.add_option("--tokenizer", o.tokenizer,
+               "CLIP tokenizer: folder, vocab.json/merges.txt or bpe_simple_vocab_16e6.txt.gz (default: a "
+               "diffusers folder's tokenizer/, else the built-in table)");
   c.add_option("--vae", o.vae, "external VAE file");
   c.add_option("--precision", o.precision,
                "fp32 (default) or fast: bf16 products on AMX where the CPU has it (docs/performance.md has its error)")

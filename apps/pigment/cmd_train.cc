@@ -95,7 +95,9 @@ RegisterCommand reg(
       c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
                    "base model: a .safetensors/.ckpt file or a diffusers folder")
           ->required();
-      c.add_option("--tokenizer", t.model.tokenizer, "folder or vocab.json/merges.txt of the CLIP tokenizer");
+      c.add_option("--tokenizer", t.model.tokenizer,
+                   "CLIP tokenizer: folder, vocab.json/merges.txt or bpe_simple_vocab_16e6.txt.gz (default: a "
+                   "diffusers folder's tokenizer/, else the built-in table)");
       c.add_option("--model-config", g.model_configs,
                    "COMPONENT=PATH: a config.json (or its folder) for unet, vae or text_encoder of a single file");
       c.add_option("--data,--train-data-dir", t.data_dir, "folder of images with same-named caption files")

@@ -138,18 +138,24 @@ StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
   ops::set_precision(options.precision);
   LoadedModel model = load_model(options.model, options.load);
   if (!options.vae.empty()) model.components["vae"] = load_external_vae(options.vae, model.component("vae").config);
-  // A diffusers folder's own tokenizer files carry their pad token; anywhere else the family decides it.
-  bool own_files = options.tokenizer.empty() && model.format == "diffusers";
+  // --tokenizer, else a diffusers folder's own tokenizer/, else the built-in CLIP table. A diffusers folder's own
+  // files carry their pad token; anywhere else the family decides it (SD1 and SDXL's first encoder: <|endoftext|>;
+  // SD2 and SDXL's second: "!"), whatever config lies beside the files.
   TokenizerLocation where;
   where.path = options.tokenizer;
   if (model.format == "diffusers") where.model_dir = options.model;
-  ClipTokenizer tok = ClipTokenizer::load(where);
-  if (!own_files && model.family() == Family::SD2) tok.set_pad_token(ClipTokenizer::kSd2PadToken);
+  auto open_tokenizer = [&](const char* family_pad) {
+    TokenizerFiles files = find_tokenizer_files(where);
+    bool own_files = files.origin == TokenizerFiles::Origin::kModelDir;
+    ClipTokenizer t = ClipTokenizer::open(files, own_files);
+    if (!own_files) t.set_pad_token(family_pad);
+    return t;
+  };
+  ClipTokenizer tok = open_tokenizer(model.family() == Family::SD2 ? ClipTokenizer::kSd2PadToken : "<|endoftext|>");
   std::optional<ClipTokenizer> tok2;
   if (model.family() == Family::SDXL) {
     where.subfolder = "tokenizer_2";
-    tok2 = ClipTokenizer::load(where);
-    if (!own_files) tok2->set_pad_token(ClipTokenizer::kSd2PadToken);
+    tok2 = open_tokenizer(ClipTokenizer::kSd2PadToken);
   }
   if (options.low_memory) use_low_memory_settings();
   else use_default_memory_settings();

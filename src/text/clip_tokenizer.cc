@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/gzip.h"
+#include "text/clip_builtin.h"
 #include "text/fix_text.h"
 #include "text/tokenizer_files.h"
 #include "text/unicode_text.h"
@@ -132,11 +134,15 @@ struct VocabReader : nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
-ClipTokenizer ClipTokenizer::load(const TokenizerLocation& where) {
-  TokenizerFiles f = find_tokenizer_files(where);
-  ClipTokenizer t = from_files(f.vocab, f.merges);
+ClipTokenizer ClipTokenizer::load(const TokenizerLocation& where) { return open(find_tokenizer_files(where)); }
+
+ClipTokenizer ClipTokenizer::open(const TokenizerFiles& files, bool pad_from_config) {
+  if (files.builtin()) return builtin();
+  if (files.openai_gz()) return from_bpe_gz(files.merges);
+  ClipTokenizer t = from_files(files.vocab, files.merges);
+  if (!pad_from_config) return t;
   // special_tokens_map.json wins over tokenizer_config.json, as in transformers.
-  std::filesystem::path dir = std::filesystem::path(f.vocab).parent_path();
+  std::filesystem::path dir = std::filesystem::path(files.vocab).parent_path();
   for (const char* name : {"special_tokens_map.json", "tokenizer_config.json"}) {
     std::filesystem::path p = dir / name;
     std::error_code ec;
@@ -157,6 +163,37 @@ ClipTokenizer ClipTokenizer::load(const TokenizerLocation& where) {
       fail(p.string(), ": pad_token must be a string or an object with 'content'");
     break;
   }
+  return t;
+}
+
+ClipTokenizer ClipTokenizer::builtin() {
+  static const ClipTokenizer prototype = from_merges(builtin_clip_merges(), "the built-in CLIP tokenizer");
+  return prototype;
+}
+
+ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path) { return from_merges(gunzip_file(path), path); }
+
+ClipTokenizer ClipTokenizer::from_merges(std::string_view merges, const std::string& source) {
+  ClipTokenizer t;
+  t.source_ = source;
+  t.init_byte_symbols();
+  const auto pairs = t.read_merges(merges, source);
+  // bytes_to_unicode's symbols in its order, which is ascending code point order.
+  std::vector<std::string> symbols;
+  for (int b = 0; b < 256; ++b) symbols.push_back(t.byte_to_symbol_[b]);
+  std::sort(symbols.begin(), symbols.end(), [](const std::string& a, const std::string& b) {
+    return utf8_to_u32(a) < utf8_to_u32(b);
+  });
+  std::vector<std::string>& tokens = t.id_to_token_;
+  tokens.reserve(512 + pairs.size() + 2);
+  tokens = symbols;
+  for (const auto& s : symbols) tokens.push_back(s + "</w>");
+  for (const auto& [left, right] : pairs) tokens.push_back(std::string(left) + std::string(right));
+  tokens.push_back(kStartOfText);
+  tokens.push_back(kEndOfText);
+  t.vocab_.reserve(tokens.size() * 2);
+  for (size_t id = 0; id < tokens.size(); ++id) t.vocab_[tokens[id]] = int(id);  // a later duplicate wins, as dict()
+  t.init_special_tokens(source);
   return t;
 }
 
@@ -182,16 +219,29 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
   int max_id = reader.max_id;
   t.id_to_token_.assign(size_t(max_id) + 1, std::string());
   for (const auto& [token, id] : t.vocab_) t.id_to_token_[size_t(id)] = token;
-  for (const char* special : {kStartOfText, kEndOfText}) {
-    PIG_CHECK(t.vocab_.count(special), vocab_json, ": no '", special, "' entry; not a CLIP vocabulary");
-    t.added_.emplace_back(special, t.vocab_[special]);
-  }
-  t.bos_id_ = t.vocab_[kStartOfText];
-  t.eos_id_ = t.vocab_[kEndOfText];
-  t.pad_id_ = t.eos_id_;
+  t.init_special_tokens(vocab_json);
 
   const std::string merges = read_file(merges_txt, "the BPE merges");
-  t.merge_ranks_.reserve(kMaxMerges * 2);
+  t.read_merges(merges, merges_txt);
+  t.init_byte_symbols();
+  return t;
+}
+
+void ClipTokenizer::init_special_tokens(const std::string& name) {
+  for (const char* special : {kStartOfText, kEndOfText}) {
+    PIG_CHECK(vocab_.count(special), name, ": no '", special, "' entry; not a CLIP vocabulary");
+    added_.emplace_back(special, vocab_[special]);
+  }
+  bos_id_ = vocab_[kStartOfText];
+  eos_id_ = vocab_[kEndOfText];
+  pad_id_ = eos_id_;
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> ClipTokenizer::read_merges(std::string_view merges,
+                                                                                      const std::string& name) {
+  std::vector<std::pair<std::string_view, std::string_view>> pairs;
+  pairs.reserve(kMaxMerges);
+  merge_ranks_.reserve(kMaxMerges * 2);
   size_t line_no = 0, rank = 0, pos = 0;
   while (pos < merges.size() && rank < kMaxMerges) {
     size_t end = merges.find('\n', pos);
@@ -199,7 +249,9 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
     std::string_view line(merges.data() + pos, end - pos);
     pos = end + 1;
     ++line_no;
-    if (line_no == 1 && !line.empty() && line[0] == '#') continue;  // "#version: 0.2"
+    // "#version: 0.2" (merges.txt) or "\"bpe_simple_vocab_16e6.txt#version: 0.2" (OpenAI's file).
+    if (line_no == 1 && ((!line.empty() && line[0] == '#') || line.find("#version") != std::string_view::npos))
+      continue;
     // Fields separated by white space, as Python's str.split().
     std::vector<std::string_view> fields;
     for (size_t i = 0; i < line.size();) {
@@ -210,25 +262,28 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
       i = j;
     }
     if (fields.empty()) continue;  // blank line (the file's trailing newline)
-    PIG_CHECK(fields.size() == 2, merges_txt, ":", line_no, ": expected two symbols separated by a space, got '",
+    PIG_CHECK(fields.size() == 2, name, ":", line_no, ": expected two symbols separated by a space, got '",
               std::string(line), "'");
     std::string key(fields[0]);
     key += ' ';
     key += fields[1];
-    t.merge_ranks_[std::move(key)] = int(rank++);
+    merge_ranks_[std::move(key)] = int(rank++);
+    pairs.emplace_back(fields[0], fields[1]);
   }
-  PIG_CHECK(rank > 0, merges_txt, ": no merges found (expected lines such as 'i n' after a '#version' header)");
+  PIG_CHECK(rank > 0, name, ": no merges found (expected lines such as 'i n' after a '#version' header)");
+  return pairs;
+}
 
+void ClipTokenizer::init_byte_symbols() {
   // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the rest for U+0100 onwards.
   int next = 0;
   for (int b = 0; b < 256; ++b) {
     bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
     char32_t sym = printable ? char32_t(b) : char32_t(256 + next++);
-    t.byte_to_symbol_[b].clear();
-    append_utf8(t.byte_to_symbol_[b], sym);
-    t.symbol_to_byte_[t.byte_to_symbol_[b]] = static_cast<unsigned char>(b);
+    byte_to_symbol_[b].clear();
+    append_utf8(byte_to_symbol_[b], sym);
+    symbol_to_byte_[byte_to_symbol_[b]] = static_cast<unsigned char>(b);
   }
-  return t;
 }
 
 int ClipTokenizer::vocab_size() const {

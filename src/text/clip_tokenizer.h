@@ -6,7 +6,8 @@
 //   3. split with `<|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`;
 //   4. each word's UTF-8 bytes mapped to printable characters (GPT-2's bytes_to_unicode), "</w>" appended to the
 //      last one, and the pair of lowest merge rank merged until none is left.
-// The vocabulary is read from vocab.json + merges.txt (see tokenizer_files.h); nothing is built in.
+// The vocabulary is read from vocab.json + merges.txt, built from OpenAI's bpe_simple_vocab_16e6.txt.gz, or taken
+// from the table built into pigment (see tokenizer_files.h and clip_builtin.h).
 #pragma once
 #include <mutex>
 #include <string>
@@ -17,6 +18,7 @@
 namespace pigment {
 
 struct TokenizerLocation;
+struct TokenizerFiles;
 
 class ClipTokenizer {
  public:
@@ -26,8 +28,21 @@ class ClipTokenizer {
 
   // Reads a vocab.json / merges.txt pair; throws pigment::Error naming the file and what is wrong.
   static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
-  // Finds the files (a path the user gave, a diffusers model folder, the Hugging Face cache) and reads them, then
-  // takes the pad token from special_tokens_map.json or tokenizer_config.json beside vocab.json, if either exists.
+  // The vocabulary OpenAI's CLIP builds from its merges alone: the 256 byte symbols (bytes_to_unicode order), the
+  // same with "</w>", one token per merge (its two halves joined), then <|startoftext|> and <|endoftext|>. `merges`
+  // is merges.txt or the decompressed bpe_simple_vocab_16e6.txt (a first line holding "#version" is a header);
+  // `source` names it in messages.
+  static ClipTokenizer from_merges(std::string_view merges, const std::string& source);
+  // OpenAI's / open_clip's bpe_simple_vocab_16e6.txt.gz (gzip-compressed merges, first line a header).
+  static ClipTokenizer from_bpe_gz(const std::string& path);
+  // The table built into pigment (OpenAI CLIP's, the same as openai/clip-vit-large-patch14's vocab.json +
+  // merges.txt); pads with <|endoftext|>. Built once, then copied.
+  static ClipTokenizer builtin();
+  // Reads what find_tokenizer_files() found. With pad_from_config, the pad token comes from special_tokens_map.json
+  // or tokenizer_config.json beside vocab.json, if either exists; otherwise it is <|endoftext|> until
+  // set_pad_token().
+  static ClipTokenizer open(const TokenizerFiles& files, bool pad_from_config = true);
+  // open(find_tokenizer_files(where)): a path the user gave, a diffusers model folder, the built-in table.
   static ClipTokenizer load(const TokenizerLocation& where);
 
   // Copies are independent (cheaper than reading the files again), e.g. an SD1 and an SD2 tokenizer from one load.
@@ -78,6 +93,11 @@ class ClipTokenizer {
   std::vector<Piece> split_added(std::string_view text) const;
   void tokenize_piece(std::string_view text, std::vector<std::string>& out) const;
   void bpe(const std::string& word, std::vector<std::string>& out) const;
+  // Reads merge ranks from merges text (up to CLIP's 48894); returns the merges in rank order.
+  std::vector<std::pair<std::string_view, std::string_view>> read_merges(std::string_view text,
+                                                                         const std::string& name);
+  void init_byte_symbols();
+  void init_special_tokens(const std::string& name);
 
   std::unordered_map<std::string, int> vocab_;
   std::vector<std::string> id_to_token_;

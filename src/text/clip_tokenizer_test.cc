@@ -8,7 +8,11 @@
 #include <map>
 #include <optional>
 
+#include <zlib.h>
+
 #include "core/error.h"
+#include "io/gzip.h"
+#include "text/clip_builtin.h"
 #include "text/text_test_util.h"
 #include "text/tokenizer_files.h"
 
@@ -181,13 +185,15 @@ TEST(TokenizerFiles, DiffusersFolderAndHubCache) {
   env.set("XDG_CACHE_HOME", std::nullopt);
   env.set("HOME", (tmp.path / "home").string());
 
-  // Nothing anywhere: the message lists the places.
+  // Nothing anywhere (and the built-in table turned off): the message lists the places and names --tokenizer.
   TokenizerLocation where;
   where.model_dir = (tmp.path / "model").string();
+  where.builtin = false;
   std::string err = error_of([&] { find_tokenizer_files(where); });
   EXPECT_NE(err.find((tmp.path / "model" / "tokenizer").string()), std::string::npos) << err;
   EXPECT_NE(err.find("models--openai--clip-vit-large-patch14"), std::string::npos) << err;
   EXPECT_NE(err.find((tmp.path / "home" / ".cache" / "huggingface" / "hub").string()), std::string::npos) << err;
+  EXPECT_NE(err.find("--tokenizer"), std::string::npos) << err;
 
   // A snapshot in the hub cache, named by refs/main.
   fs::path repo = tmp.path / "hub" / "models--openai--clip-vit-large-patch14";
@@ -204,6 +210,134 @@ TEST(TokenizerFiles, DiffusersFolderAndHubCache) {
   write(tmp.path / "model" / "tokenizer" / "special_tokens_map.json", R"({"pad_token": "!"})");
   EXPECT_EQ(find_tokenizer_files(where).vocab, (tmp.path / "model" / "tokenizer" / "vocab.json").string());
   EXPECT_EQ(ClipTokenizer::load(where).pad_id(), 0);
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// gzip of `text`, as Python's gzip module writes it.
+std::string gzip(const std::string& text) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&z, uLong(text.size())) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  z.avail_in = uInt(text.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = uInt(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// Every id and token of two tokenizers, one by one, and what they make of a few prompts.
+void expect_same_tokenizer(const ClipTokenizer& a, const ClipTokenizer& b) {
+  ASSERT_EQ(a.vocab_size(), b.vocab_size());
+  int differ = 0;
+  for (int id = 0; id < a.vocab_size(); ++id) {
+    const std::string t = a.id_to_token(id);
+    if (t != b.id_to_token(id) || b.token_to_id(t) != id) ++differ;
+  }
+  EXPECT_EQ(differ, 0);
+  EXPECT_EQ(a.bos_id(), b.bos_id());
+  EXPECT_EQ(a.eos_id(), b.eos_id());
+  EXPECT_EQ(a.pad_id(), b.pad_id());
+  for (const char* prompt : {"a photograph of an astronaut riding a horse, 8k, highly detailed!!",
+                             "unbelievably overengineered Schrödinger's cat \u732b \U0001F436 <|endoftext|>",
+                             "antidisestablishmentarianism pneumonoultramicroscopic"})
+    EXPECT_EQ(a.encode_padded(prompt), b.encode_padded(prompt)) << prompt;
+}
+
+TEST(ClipTokenizer, BuiltinTableIsTheSharedVocabAndMerges) {
+  REQUIRE_CLIP_TOKENIZER();
+  const fs::path dir = testing::clip_tokenizer_dir();
+  // The embedded merges are merges.txt byte for byte.
+  EXPECT_EQ(std::string(builtin_clip_merges()), read_all(dir / "merges.txt"));
+  // The vocabulary built from them (OpenAI's construction) is vocab.json, token for token.
+  const ClipTokenizer builtin = ClipTokenizer::builtin();
+  EXPECT_EQ(builtin.vocab_size(), 49408);
+  EXPECT_EQ(builtin.bos_id(), 49406);
+  EXPECT_EQ(builtin.eos_id(), 49407);
+  EXPECT_EQ(builtin.pad_id(), 49407);
+  expect_same_tokenizer(builtin, sd1_tokenizer());
+  // So is the one built from merges.txt alone.
+  expect_same_tokenizer(ClipTokenizer::from_merges(read_all(dir / "merges.txt"), "merges.txt"), sd1_tokenizer());
+}
+
+TEST(ClipTokenizer, ReadsOpenAiBpeGz) {
+  REQUIRE_CLIP_TOKENIZER();
+  const fs::path dir = testing::clip_tokenizer_dir();
+  // OpenAI's layout: a quoted header line, the merges, then more merges than CLIP uses (ignored).
+  std::string merges = read_all(dir / "merges.txt");
+  std::string body = merges.substr(merges.find('\n') + 1);
+  std::string text = "\"bpe_simple_vocab_16e6.txt#version: 0.2\n" + body + "q z\nz q\nqz zq\n";
+  TempDir tmp;
+  write(tmp.path / "bpe_simple_vocab_16e6.txt.gz", gzip(text));
+  TokenizerLocation where;
+  where.path = (tmp.path / "bpe_simple_vocab_16e6.txt.gz").string();
+  TokenizerFiles f = find_tokenizer_files(where);
+  EXPECT_TRUE(f.openai_gz());
+  EXPECT_EQ(f.origin, TokenizerFiles::Origin::kUserPath);
+  expect_same_tokenizer(ClipTokenizer::load(where), sd1_tokenizer());
+  // A folder holding only the .gz.
+  where.path = tmp.path.string();
+  EXPECT_EQ(find_tokenizer_files(where).merges, (tmp.path / "bpe_simple_vocab_16e6.txt.gz").string());
+  expect_same_tokenizer(ClipTokenizer::load(where), sd1_tokenizer());
+  // A broken .gz names the file.
+  write(tmp.path / "broken.txt.gz", gzip(text).substr(0, 1000));
+  where.path = (tmp.path / "broken.txt.gz").string();
+  std::string err = error_of([&] { ClipTokenizer::load(where); });
+  EXPECT_NE(err.find("broken.txt.gz"), std::string::npos) << err;
+  EXPECT_NE(err.find("gzip"), std::string::npos) << err;
+}
+
+TEST(TokenizerFiles, BuiltinAfterUserPathAndModelFolder) {
+  REQUIRE_CLIP_TOKENIZER();
+  const fs::path src = testing::clip_tokenizer_dir();
+  TempDir tmp;
+  EnvGuard env;  // an empty hub cache everywhere: the built-in table needs none
+  for (const char* v : {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME"})
+    env.set(v, (tmp.path / "empty").string());
+  TokenizerLocation where;
+  EXPECT_TRUE(find_tokenizer_files(where).builtin());
+  where.model_dir = (tmp.path / "model").string();  // a diffusers folder without tokenizer/
+  EXPECT_TRUE(find_tokenizer_files(where).builtin());
+  expect_same_tokenizer(ClipTokenizer::load(where), sd1_tokenizer());
+
+  // The folder's own tokenizer/ wins over the built-in table, and --tokenizer over both.
+  fs::create_directories(tmp.path / "model" / "tokenizer");
+  fs::copy_file(src / "vocab.json", tmp.path / "model" / "tokenizer" / "vocab.json");
+  fs::copy_file(src / "merges.txt", tmp.path / "model" / "tokenizer" / "merges.txt");
+  EXPECT_EQ(find_tokenizer_files(where).origin, TokenizerFiles::Origin::kModelDir);
+  where.path = src.string();
+  EXPECT_EQ(find_tokenizer_files(where).origin, TokenizerFiles::Origin::kUserPath);
+  EXPECT_EQ(find_tokenizer_files(where).vocab, (src / "vocab.json").string());
+}
+
+TEST(ClipTokenizer, PadTokenFromConfigOnlyWhenAsked) {
+  REQUIRE_CLIP_TOKENIZER();
+  const fs::path src = testing::clip_tokenizer_dir();
+  TempDir tmp;
+  fs::copy_file(src / "vocab.json", tmp.path / "vocab.json");
+  fs::copy_file(src / "merges.txt", tmp.path / "merges.txt");
+  write(tmp.path / "special_tokens_map.json", R"({"pad_token": "!"})");
+  TokenizerLocation where;
+  where.path = tmp.path.string();
+  TokenizerFiles f = find_tokenizer_files(where);
+  EXPECT_EQ(ClipTokenizer::open(f, true).pad_id(), 0);
+  ClipTokenizer plain = ClipTokenizer::open(f, false);
+  EXPECT_EQ(plain.pad_id(), plain.eos_id());
+  EXPECT_EQ(plain.encode("camera!!"), sd1_tokenizer().encode("camera!!"));  // "!" is not split out
+}
+
+TEST(Gzip, RejectsTruncatedAndForeignData) {
+  const std::string text(100000, 'x');
+  EXPECT_EQ(gunzip(gzip(text), "t"), text);
+  std::string err = error_of([&] { gunzip(gzip(text).substr(0, 20), "cut.gz"); });
+  EXPECT_NE(err.find("cut.gz"), std::string::npos) << err;
+  EXPECT_NE(error_of([&] { gunzip("plain text, not gzip", "plain.txt"); }).find("plain.txt"), std::string::npos);
 }
 
 TEST(ClipTokenizer, RejectsBrokenFiles) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -23,12 +24,19 @@ bool is_dir(const fs::path& p) {
   return fs::is_directory(p, ec);
 }
 
+constexpr const char* kOpenAiBpe = "bpe_simple_vocab_16e6.txt.gz";
+
 // The pair inside `dir`, if both files are there.
-std::optional<TokenizerFiles> pair_in(const fs::path& dir, std::vector<std::string>& looked) {
+std::optional<TokenizerFiles> pair_in(const fs::path& dir, TokenizerFiles::Origin origin,
+                                      std::vector<std::string>& looked) {
   looked.push_back(dir.string());
   if (is_file(dir / "vocab.json") && is_file(dir / "merges.txt"))
-    return TokenizerFiles{(dir / "vocab.json").string(), (dir / "merges.txt").string()};
+    return TokenizerFiles{(dir / "vocab.json").string(), (dir / "merges.txt").string(), origin};
   return std::nullopt;
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string env(const char* name) {
@@ -76,9 +84,13 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
   std::vector<std::string> looked;
   if (!where.path.empty()) {
     fs::path p(where.path);
+    constexpr auto kUser = TokenizerFiles::Origin::kUserPath;
     if (is_dir(p)) {
-      if (auto f = pair_in(p, looked)) return *f;
-      if (auto f = pair_in(p / where.subfolder, looked)) return *f;
+      if (auto f = pair_in(p, kUser, looked)) return *f;
+      if (auto f = pair_in(p / where.subfolder, kUser, looked)) return *f;
+      if (is_file(p / kOpenAiBpe)) return TokenizerFiles{"", (p / kOpenAiBpe).string(), kUser};
+    } else if (is_file(p) && ends_with(p.filename().string(), ".gz")) {
+      return TokenizerFiles{"", p.string(), kUser};  // OpenAI's format: the vocabulary follows from the merges
     } else if (is_file(p)) {
       fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
       std::string name = p.filename().string();
@@ -86,21 +98,23 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
       fs::path partner = dir / (merges_given ? "vocab.json" : "merges.txt");
       looked.push_back(partner.string());
       if (is_file(partner))
-        return merges_given ? TokenizerFiles{partner.string(), p.string()}
-                            : TokenizerFiles{p.string(), partner.string()};
+        return merges_given ? TokenizerFiles{partner.string(), p.string(), kUser}
+                            : TokenizerFiles{p.string(), partner.string(), kUser};
     } else {
       fail("tokenizer path '", where.path,
-           "' does not exist (expected a folder with vocab.json and merges.txt, or one "
-           "of those files)");
+           "' does not exist (expected a folder with vocab.json and merges.txt, one of those files, or OpenAI's ",
+           kOpenAiBpe, ")");
     }
     std::string list;
     for (const auto& l : looked) list += (list.empty() ? "" : ", ") + l;
     fail("tokenizer path '", where.path, "': no vocab.json + merges.txt pair (looked in ", list,
-         "); give a folder holding both files, or one of them with the other beside it");
+         "); give a folder holding both files, or one of them with the other beside it, or OpenAI's ", kOpenAiBpe);
   }
   if (!where.model_dir.empty()) {
-    if (auto f = pair_in(fs::path(where.model_dir) / where.subfolder, looked)) return *f;
+    if (auto f = pair_in(fs::path(where.model_dir) / where.subfolder, TokenizerFiles::Origin::kModelDir, looked))
+      return *f;
   }
+  if (where.builtin) return TokenizerFiles{"", "", TokenizerFiles::Origin::kBuiltin};
   if (where.search_hf_cache) {
     static const std::pair<const char*, const char*> kRepos[] = {
         {"models--openai--clip-vit-large-patch14", ""},
@@ -113,7 +127,7 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
       for (const auto& [repo, sub] : kRepos) {
         for (const auto& snap : snapshots(fs::path(cache) / repo)) {
           any = true;
-          if (auto f = pair_in(*sub ? snap / sub : snap, looked)) return *f;
+          if (auto f = pair_in(*sub ? snap / sub : snap, TokenizerFiles::Origin::kHfCache, looked)) return *f;
         }
       }
       if (!any) looked.push_back((fs::path(cache) / kRepos[0].first / "snapshots/*").string());
@@ -121,10 +135,10 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
   }
   std::string list;
   for (const auto& l : looked) list += (list.empty() ? "" : ", ") + l;
-  if (list.empty()) list = "nowhere (no path, no model folder, Hugging Face cache search off)";
+  if (list.empty()) list = "nowhere (no path, no model folder, built-in table and Hugging Face cache search off)";
   fail("CLIP tokenizer files (vocab.json + merges.txt) not found; looked in: ", list,
-       ". Provide a tokenizer folder or the two files, a diffusers model folder with tokenizer/, or download "
-       "openai/clip-vit-large-patch14 into the Hugging Face cache");
+       ". Give --tokenizer PATH: a folder with vocab.json and merges.txt (or a diffusers model folder with "
+       "tokenizer/), one of those two files, or OpenAI's ", kOpenAiBpe);
 }
 
 }  // namespace pigment

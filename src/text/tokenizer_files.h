@@ -1,12 +1,15 @@
-// Where a CLIP tokenizer's vocab.json + merges.txt come from, in this order:
-//   1. a path the user gave: a folder holding both files (or a diffusers model folder with them in tokenizer/), or
-//      one of the two files with its partner beside it. A path that holds neither is an error, not a fall-through;
+// Where a CLIP tokenizer's vocabulary and merges come from, in this order:
+//   1. a path the user gave (--tokenizer): a folder holding vocab.json + merges.txt (or a diffusers model folder with
+//      them in tokenizer/, or OpenAI's bpe_simple_vocab_16e6.txt.gz), one of the two files with its partner beside
+//      it, or a .gz file in OpenAI's / open_clip's bpe_simple_vocab_16e6.txt.gz format. A path that holds none of
+//      these is an error, not a fall-through;
 //   2. the tokenizer/ (or tokenizer_2/) folder of the diffusers model being loaded;
-//   3. the Hugging Face hub cache: $HF_HUB_CACHE, $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub,
-//   $XDG_CACHE_HOME/huggingface/hub,
-//      ~/.cache/huggingface/hub, in models--openai--clip-vit-large-patch14 (and the tokenizer/ folder of the
-//      usual SD 1.5 / 2.1 / XL repositories), snapshot named by refs/main first.
-// When nothing is found the error lists every place it looked and what to provide.
+//   3. the CLIP table built into pigment (text/clip_builtin.h), the one every SD 1.x / 2.x / XL encoder uses;
+//   4. only when the built-in table is turned off: the Hugging Face hub cache: $HF_HUB_CACHE,
+//      $HUGGINGFACE_HUB_CACHE, $HF_HOME/hub, $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub, in
+//      models--openai--clip-vit-large-patch14 (and the tokenizer/ folder of the usual SD 1.5 / 2.1 / XL
+//      repositories), snapshot named by refs/main first.
+// When nothing is found the error lists every place it looked and names --tokenizer.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,12 +20,17 @@ struct TokenizerLocation {
   std::string path;                     // user-given file or folder; empty when none
   std::string model_dir;                // diffusers pipeline folder; empty when none
   std::string subfolder = "tokenizer";  // "tokenizer_2" for SDXL's second encoder
-  bool search_hf_cache = true;
+  bool builtin = true;          // fall back to the built-in CLIP table
+  bool search_hf_cache = true;  // searched only when builtin is off
 };
 
 struct TokenizerFiles {
-  std::string vocab;   // vocab.json
-  std::string merges;  // merges.txt
+  enum class Origin { kUserPath, kModelDir, kBuiltin, kHfCache };
+  std::string vocab;   // vocab.json; empty for a .gz file and for the built-in table
+  std::string merges;  // merges.txt, or OpenAI's bpe_simple_vocab_16e6.txt.gz; empty for the built-in table
+  Origin origin = Origin::kBuiltin;
+  bool builtin() const { return origin == Origin::kBuiltin; }
+  bool openai_gz() const { return vocab.empty() && !merges.empty(); }
 };
 
 TokenizerFiles find_tokenizer_files(const TokenizerLocation& where);

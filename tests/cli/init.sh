@@ -7,6 +7,17 @@ BIN="${PIGMENT_BIN_DIR:?}/pigment"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# pigment generate with nothing but the model: no --tokenizer, HOME and every Hugging Face cache variable pointing at
+# empty folders (the built-in CLIP table, issue 19); a 64x64 image in 2 steps.
+generate_alone() {  # generate_alone MODEL OUT.png
+  mkdir -p "$tmp/home" "$tmp/hf" "$tmp/hub" "$tmp/xdg"
+  env $(env | sed -n 's/^\(HF_[A-Za-z0-9_]*\)=.*/-u \1/p') HOME="$tmp/home" HF_HOME="$tmp/hf" HF_HUB_CACHE="$tmp/hub" \
+    HUGGINGFACE_HUB_CACHE="$tmp/hub" XDG_CACHE_HOME="$tmp/xdg" \
+    "$BIN" generate -m "$1" -p "a red fox in the snow" -W 64 -H 64 --steps 2 -s 1 -q -o "$2" >"$tmp/gen.out" 2>&1 ||
+    { echo "FAIL: generate -m $1 without --tokenizer:"; cat "$tmp/gen.out"; exit 1; }
+  test -s "$2" || { echo "FAIL: generate -m $1 wrote no image"; exit 1; }
+}
+
 expect() {  # expect FILE LINE: FILE has the exact line LINE
   if ! grep -qxF -- "$2" "$1"; then
     echo "FAIL: expected the line '$2' in:"
@@ -26,6 +37,7 @@ expect "$tmp/out" "component vae: 248 tensors, 83653863 parameters"
 expect "$tmp/out" "component text_encoder: 196 tensors, 123060480 parameters"
 expect "$tmp/out" "dtype F16: 1130 tensors, 2132470614 bytes"
 expect "$tmp/out" "metadata modelspec.architecture: stable-diffusion-v1"
+generate_alone "$tmp/sd15.safetensors" "$tmp/sd15.png"
 rm "$tmp/sd15.safetensors"
 
 # SDXL base, SGM layout: CLIP-L and OpenCLIP bigG (fused q/k/v, text_projection as x @ P).
@@ -36,6 +48,7 @@ expect "$tmp/out" "component unet: 1680 tensors, 2567463684 parameters"
 expect "$tmp/out" "component vae: 248 tensors, 83653863 parameters"
 expect "$tmp/out" "component text_encoder: 196 tensors, 123060480 parameters"
 expect "$tmp/out" "component text_encoder_2: 389 tensors, 694659840 parameters"
+generate_alone "$tmp/sdxl.safetensors" "$tmp/sdxl.png"  # both encoders on the built-in table
 rm "$tmp/sdxl.safetensors"
 
 # SD2.1-v as a diffusers folder: diffusers keeps 23 of OpenCLIP-H's 24 layers and no projection.
@@ -48,6 +61,7 @@ test -f "$tmp/sd21v/text_encoder/model.safetensors"
 grep -q '"prediction_type": "v_prediction"' "$tmp/sd21v/scheduler/scheduler_config.json"
 "$BIN" inspect "$tmp/sd21v" >"$tmp/out"
 expect "$tmp/out" "family: sd2"
+generate_alone "$tmp/sd21v" "$tmp/sd21v.png"  # a diffusers folder without tokenizer/: the built-in table, "!" pad
 rm -rf "$tmp/sd21v"
 
 # Bad arguments are one clear error line and exit status 1.
