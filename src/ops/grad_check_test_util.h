@@ -35,18 +35,19 @@ inline double weighted_sum(const Doubles& y, const Doubles& r) {
   return s;
 }
 
-// dL/dx by central differences, L(x) = Σ r ⊙ f(x) (f the double forward as a function of this one input).
+// dL/dx by central differences, L(x) = Σ r ⊙ f(x) (f the double forward as a function of this one input), with the
+// step h, or h·max(1, |x_i|) when `relative_step`.
 inline Doubles numeric_grad(const std::function<Doubles(const Doubles&)>& f, Doubles x, const Doubles& r,
-                            double h = 1e-5) {
+                            double h = 1e-5, bool relative_step = false) {
   Doubles g(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
-    const double x0 = x[i];
-    x[i] = x0 + h;
+    const double x0 = x[i], step = relative_step ? h * std::max(1.0, std::fabs(x0)) : h;
+    x[i] = x0 + step;
     const double lp = weighted_sum(f(x), r);
-    x[i] = x0 - h;
+    x[i] = x0 - step;
     const double lm = weighted_sum(f(x), r);
     x[i] = x0;
-    g[i] = (lp - lm) / (2 * h);
+    g[i] = (lp - lm) / (2 * step);
   }
   return g;
 }
@@ -84,27 +85,12 @@ inline Tensor from_double(const Shape& s, const Doubles& v) {
   return t;
 }
 
-// d/dx Σ r ⊙ f(x) by central differences with the step h·max(1, |x_i|).
-inline Doubles numeric_grad_relative_step(const DForward& f, Doubles x, const Doubles& r, double h = 1e-4) {
-  Doubles g(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double x0 = x[i], step = h * std::max(1.0, std::fabs(x0));
-    x[i] = x0 + step;
-    const double up = weighted_sum(f(x), r);
-    x[i] = x0 - step;
-    const double down = weighted_sum(f(x), r);
-    x[i] = x0;
-    g[i] = (up - down) / (2 * step);
-  }
-  return g;
-}
-
 // Every element of `analytic` (the backward called with dy = r) within atol + rtol·|numeric| of the central
 // difference of Σ r ⊙ f at x.
 inline ::testing::AssertionResult matches_finite_differences(const Tensor& analytic, const DForward& f,
                                                              const Tensor& x, const Tensor& r, double atol = 1e-6,
                                                              double rtol = 1e-5) {
-  const Doubles numeric = numeric_grad_relative_step(f, to_double(x), to_double(r));
+  const Doubles numeric = numeric_grad(f, to_double(x), to_double(r), 1e-4, true);
   if (analytic.numel() != int64_t(numeric.size()))
     return ::testing::AssertionFailure() << "gradient " << shape_str(analytic.shape()) << " vs " << numeric.size()
                                          << " numeric values";
