@@ -151,6 +151,9 @@ RegisterCommand reg(
       c.add_option("--prediction-type", g.prediction, "override the model's: epsilon or v_prediction");
       c.add_option("--network-dim", t.lora.rank, "LoRA rank")->capture_default_str();
       c.add_option("--network-alpha", t.lora.alpha, "LoRA alpha (scale alpha/rank)")->capture_default_str();
+      c.add_option("--network-dropout", t.lora.dropout,
+                   "LoRA: probability of dropping each element of down(x) while training (kohya's network_dropout)")
+          ->capture_default_str();
       c.add_option("--conv-dim,--conv-rank", t.lora.conv_rank,
                    "LoCon: LoRA rank of the resnets' and resamplers' 3x3 convolutions (0: none)")
           ->capture_default_str();

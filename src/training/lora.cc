@@ -5,6 +5,7 @@
 
 #include "io/file_hash.h"
 #include "io/safetensors.h"
+#include "ops/autograd.h"
 #include "models/lora.h"
 #include "ops/ops.h"
 #include "pipelines/stable_diffusion.h"
@@ -33,6 +34,8 @@ std::string LoraNetwork::kohya_name(const std::string& module, const std::string
 
 LoraNetwork LoraNetwork::create(const TensorMap& model, const LoraOptions& options, uint64_t seed) {
   PIG_CHECK(options.rank > 0, "LoRA: rank (--network-dim) must be positive, got ", options.rank);
+  PIG_CHECK(options.dropout >= 0 && options.dropout < 1, "LoRA: --network-dropout must be in [0, 1), got ",
+            options.dropout);
   PIG_CHECK(options.conv_rank >= 0, "LoRA: --conv-dim must not be negative, got ", options.conv_rank);
   std::mt19937 g(uint32_t(seed ^ (seed >> 32)));
   std::vector<Module> modules;
@@ -91,15 +94,25 @@ UNetHooks LoraNetwork::hooks() const {
     // forgotten, and their re-insertion evicted the frozen model's large prepared weights every step).
     const Tensor down = Tensor::view(nullptr, m.down.raw(), m.down.shape(), DType::F32);
     const Tensor up = Tensor::view(nullptr, m.up.raw(), m.up.shape(), DType::F32);
+    // Network dropout on down(x), only while training.
+    const float p = options_.dropout;
+    auto drop = [&](Tensor h) {
+      if (p <= 0 || !ops::autograd::needs_grad(h)) return h;
+      std::mt19937_64 g(dropout_seed_ ^ (0x9E3779B97F4A7C15ull * (it->second + 1)));
+      Tensor mask = Tensor::empty(h.shape());
+      const float keep = 1.f / (1.f - p);
+      for (int64_t i = 0; i < mask.numel(); ++i) mask.f32()[i] = float(g() >> 40) * (1.f / 16777216.f) < p ? 0.f : keep;
+      return ops::mul(h, mask);
+    };
     Tensor delta;
     if (m.down.ndim() == 2) {
-      delta = ops::linear(ops::linear(x, down), up);
+      delta = ops::linear(drop(ops::linear(x, down)), up);
     } else {
       // The layer's stride and "same" padding, read from the shapes (the UNet's convolutions pad (k-1)/2).
       PIG_CHECK(x.ndim() == 4 && y.ndim() == 4, "LoRA module ", m.name, ": expected NCHW activations");
       const int64_t k = m.down.dim(2);
       const int stride = int(x.dim(2) / y.dim(2));
-      delta = ops::conv2d(ops::conv2d(x, down, nullptr, ops::Conv2dParams::same(int((k - 1) / 2), stride)), up,
+      delta = ops::conv2d(drop(ops::conv2d(x, down, nullptr, ops::Conv2dParams::same(int((k - 1) / 2), stride))), up,
                           nullptr, ops::Conv2dParams{});
     }
     ops::add_inplace(y, m.scale == 1.f ? delta : ops::scale(delta, m.scale));
@@ -146,6 +159,7 @@ class LoraMethod : public Method {
     return p;
   }
   UNetHooks unet_hooks() const override { return net_.hooks(); }
+  void begin_micro_batch(uint64_t seed) override { net_.set_dropout_seed(seed); }
 
   // The network as a LoRA file merged into copies of the UNet's weights (the loaded ones, which training reads,
   // stay as they are).
@@ -164,6 +178,7 @@ class LoraMethod : public Method {
     meta["ss_network_module"] = "networks.lora";
     meta["ss_network_dim"] = std::to_string(net_.options().rank);
     meta["ss_network_alpha"] = std::to_string(net_.options().alpha);
+    meta["ss_network_dropout"] = std::to_string(net_.options().dropout);
     if (net_.options().conv_rank > 0) {
       meta["ss_network_args"] = "{\"conv_dim\": \"" + std::to_string(net_.options().conv_rank) +
                                 "\", \"conv_alpha\": \"" + std::to_string(net_.options().conv_alpha) + "\"}";

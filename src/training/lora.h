@@ -27,6 +27,9 @@ struct LoraOptions {
   // down a 3x3 convolution of the layer's stride and padding and up a 1x1 convolution (kohya's conv_dim).
   int conv_rank = 0;
   float conv_alpha = 1.f;
+  // kohya's network_dropout: while training (a tape records), each element of down(x) is zeroed with this
+  // probability and the rest scaled by 1/(1 − p). Never at inference.
+  float dropout = 0;
 };
 
 class LoraNetwork {
@@ -56,11 +59,15 @@ class LoraNetwork {
 
   const std::vector<Module>& modules() const { return modules_; }
   const LoraOptions& options() const { return options_; }
+  // The seed of the dropout masks of the next forward (each module's mask follows from it and the module's index,
+  // so a checkpointed segment recomputed in the backward draws the same mask).
+  void set_dropout_seed(uint64_t seed) { dropout_seed_ = seed; }
 
  private:
   std::vector<Module> modules_;
   std::map<std::string, size_t> by_name_;
   LoraOptions options_;
+  uint64_t dropout_seed_ = 0;
 };
 
 }  // namespace pigment::training

@@ -35,6 +35,9 @@ class Method {
   // cannot yet. remove_from undoes it, leaving the model as the training loop uses it.
   virtual bool apply_to(StableDiffusion& model) const { return false; }
   virtual void remove_from(StableDiffusion& model) const {}
+  // Called before each micro-batch's forward with a seed of that micro-batch (random choices inside the forward,
+  // such as network dropout, come from it: the same on a recomputation and on a resumed run).
+  virtual void begin_micro_batch(uint64_t seed) {}
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
 };

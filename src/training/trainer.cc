@@ -272,6 +272,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       Tensor noisy = objective.add_noise(latents, noise, ts);
       Tensor target = objective.target(latents, noise, ts);
 
+      method->begin_micro_batch(step_seed(o.seed ^ 0xD50Full, step * N + m));
       // (looked up each time: sample images may have swapped the model's UNet for a while)
       const UNet& unet = method->unet() ? *method->unet() : model.unet();
       Tensor pred;

@@ -379,6 +379,34 @@ TEST(Trainer, LossCurveIsDrawn) {
   EXPECT_GT(blue, 50);
 }
 
+// Network dropout: reproducible from the seed (a resumed run repeats the losses), and it changes the training.
+TEST(Trainer, NetworkDropoutIsReproducibleAndResumable) {
+  ScopedNumThreads one(1);
+  TempDir a, b, c;
+  TrainOptions whole = lora_options(a.path);
+  whole.max_steps = 6;
+  whole.lora.dropout = 0.5f;
+  train(whole);
+  TrainOptions part = lora_options(b.path);
+  part.lora.dropout = 0.5f;
+  part.max_steps = 3;
+  train(part);
+  part.max_steps = 6;
+  part.resume = true;
+  train(part);
+  TrainOptions plain = lora_options(c.path);
+  plain.max_steps = 6;
+  train(plain);
+  const auto l1 = step_and_loss(fs::path(whole.output + ".run") / "log.csv");
+  EXPECT_EQ(l1, step_and_loss(fs::path(part.output + ".run") / "log.csv"));
+  const auto l0 = step_and_loss(fs::path(plain.output + ".run") / "log.csv");
+  ASSERT_EQ(l0.size(), l1.size());
+  EXPECT_EQ(l0[0], l1[0]) << "step 1 starts from up = 0, where dropout cannot change the loss";
+  EXPECT_NE(l0.back(), l1.back()) << "dropout changed nothing";
+  whole.lora.dropout = 1.f;
+  EXPECT_THROW(train(whole), Error);
+}
+
 TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {
   TempDir tmp;
   TrainOptions o = lora_options(tmp.path);
