@@ -176,8 +176,19 @@ ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path) { return from_
 ClipTokenizer ClipTokenizer::from_merges(std::string_view merges, const std::string& source) {
   ClipTokenizer t;
   t.source_ = source;
-  t.init_byte_symbols();
   const auto pairs = t.read_merges(merges, source);
+  return from_pairs(pairs, std::move(t));
+}
+
+ClipTokenizer ClipTokenizer::bytes_only() {
+  ClipTokenizer t;
+  t.source_ = "the byte-level vocabulary without merges";
+  return from_pairs({}, std::move(t));
+}
+
+ClipTokenizer ClipTokenizer::from_pairs(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
+                                        ClipTokenizer t) {
+  t.init_byte_symbols();
   // bytes_to_unicode's symbols in its order, which is ascending code point order.
   std::vector<std::string> symbols;
   for (int b = 0; b < 256; ++b) symbols.push_back(t.byte_to_symbol_[b]);
@@ -193,7 +204,7 @@ ClipTokenizer ClipTokenizer::from_merges(std::string_view merges, const std::str
   tokens.push_back(kEndOfText);
   t.vocab_.reserve(tokens.size() * 2);
   for (size_t id = 0; id < tokens.size(); ++id) t.vocab_[tokens[id]] = int(id);  // a later duplicate wins, as dict()
-  t.init_special_tokens(source);
+  t.init_special_tokens(t.source_);
   return t;
 }
 
@@ -355,14 +366,7 @@ void ClipTokenizer::bpe(const std::string& word, std::vector<std::string>& out) 
       return;
     }
   }
-  // One symbol per byte-level character; "</w>" marks the end of the word.
-  std::vector<std::string> symbols;
-  std::u32string chars = utf8_to_u32(word);
-  for (char32_t c : chars) {
-    symbols.emplace_back();
-    append_utf8(symbols.back(), c);
-  }
-  if (!symbols.empty()) symbols.back() += "</w>";
+  std::vector<std::string> symbols = initial_symbols(word);
   while (symbols.size() > 1) {
     int best_rank = INT_MAX;
     size_t best = 0;
@@ -394,20 +398,52 @@ void ClipTokenizer::bpe(const std::string& word, std::vector<std::string>& out) 
   out.insert(out.end(), symbols.begin(), symbols.end());
 }
 
-void ClipTokenizer::tokenize_piece(std::string_view text, std::vector<std::string>& out) const {
+// One symbol per byte-level character; "</w>" marks the end of the word.
+std::vector<std::string> ClipTokenizer::initial_symbols(const std::string& word) {
+  std::vector<std::string> symbols;
+  for (char32_t c : utf8_to_u32(word)) {
+    symbols.emplace_back();
+    append_utf8(symbols.back(), c);
+  }
+  if (!symbols.empty()) symbols.back() += "</w>";
+  return symbols;
+}
+
+std::vector<std::string> ClipTokenizer::piece_words(std::string_view text) const {
   std::u32string clean = cleanup_ == TextCleanup::kFtfy
                              ? python_lower(clip_whitespace_clean(ftfy_fix_text(utf8_to_u32(text))))
                              : bert_basic_clean(utf8_to_u32(text));
+  std::vector<std::string> words;
   for (const std::u32string& w : split_words(clean)) {
     std::string utf8 = u32_to_utf8(w);
     if (utf8 == kStartOfText || utf8 == kEndOfText) {  // the pattern keeps them whole; they are vocabulary entries
-      out.push_back(utf8);
+      words.push_back(std::move(utf8));
       continue;
     }
     std::string symbols;
     for (unsigned char b : utf8) symbols += byte_to_symbol_[b];
-    bpe(symbols, out);
+    words.push_back(std::move(symbols));
   }
+  return words;
+}
+
+void ClipTokenizer::tokenize_piece(std::string_view text, std::vector<std::string>& out) const {
+  for (const std::string& w : piece_words(text)) {
+    if (w == kStartOfText || w == kEndOfText)
+      out.push_back(w);
+    else
+      bpe(w, out);
+  }
+}
+
+std::vector<std::vector<std::string>> ClipTokenizer::word_symbols(std::string_view text) const {
+  std::vector<std::vector<std::string>> out;
+  for (const Piece& p : split_added(text)) {
+    if (p.added_id >= 0) continue;
+    for (const std::string& w : piece_words(p.text))
+      if (w != kStartOfText && w != kEndOfText) out.push_back(initial_symbols(w));
+  }
+  return out;
 }
 
 std::vector<std::string> ClipTokenizer::tokenize(std::string_view text) const {

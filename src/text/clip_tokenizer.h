@@ -33,6 +33,9 @@ class ClipTokenizer {
   // is merges.txt or the decompressed bpe_simple_vocab_16e6.txt (a first line holding "#version" is a header);
   // `source` names it in messages.
   static ClipTokenizer from_merges(std::string_view merges, const std::string& source);
+  // The same vocabulary with no merges at all: every word stays its single bytes. What a BPE trainer starts from
+  // (text/bpe_trainer.h).
+  static ClipTokenizer bytes_only();
   // OpenAI's / open_clip's bpe_simple_vocab_16e6.txt.gz (gzip-compressed merges, first line a header).
   static ClipTokenizer from_bpe_gz(const std::string& path);
   // The table built into pigment (OpenAI CLIP's, the same as openai/clip-vit-large-patch14's vocab.json +
@@ -74,6 +77,12 @@ class ClipTokenizer {
   // Truncated to bos + the first max_length-2 ids + eos, then padded to max_length with pad_id (negative: pad_id()).
   std::vector<int> encode_padded(std::string_view text, int max_length = kContextLength, int pad_id = -1) const;
 
+  // The words of a text as the merges first see them (steps 1-4 above, before any merge): each word as its
+  // byte-level symbols with "</w>" on the last ("red apple" -> {r, e, d</w>}, {a, p, p, l, e</w>}). Added tokens
+  // and the two special tokens are cut out and left out. What a BPE trainer counts, so that its merges apply to
+  // exactly what encode() splits.
+  std::vector<std::vector<std::string>> word_symbols(std::string_view text) const;
+
   // Adds a word (a textual-inversion trigger such as "<my-concept>") that is then matched as one whole token
   // wherever it occurs in a prompt, exactly as written. Returns its id (vocab_size() before the call). Adding the
   // same word again returns the same id; a word that is already in the base vocabulary is an error.
@@ -92,6 +101,12 @@ class ClipTokenizer {
   };
   std::vector<Piece> split_added(std::string_view text) const;
   void tokenize_piece(std::string_view text, std::vector<std::string>& out) const;
+  // Cleaned, lower-cased and split words of a piece, each as byte-level characters (no "</w>"); the special tokens
+  // as they are.
+  std::vector<std::string> piece_words(std::string_view text) const;
+  static std::vector<std::string> initial_symbols(const std::string& word);
+  static ClipTokenizer from_pairs(const std::vector<std::pair<std::string_view, std::string_view>>& pairs,
+                                  ClipTokenizer t);
   void bpe(const std::string& word, std::vector<std::string>& out) const;
   // Reads merge ranks from merges text (up to CLIP's 48894); returns the merges in rank order.
   std::vector<std::pair<std::string_view, std::string_view>> read_merges(std::string_view text,
