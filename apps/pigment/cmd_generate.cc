@@ -8,12 +8,15 @@
 #include <random>
 
 #include "command.h"
+#include "default_model.h"
 #include "generate_a1111_options.h"
 #include "control_options.h"
 #include "generate.h"
 #include "core/threading.h"
 #include "io/file_hash.h"
+#include "io/checkpoint.h"
 #include "io/image.h"
+#include "models/model_family.h"
 #include "pipelines/infotext.h"
 #include "pipelines/stable_diffusion.h"
 #include "sampling/sampler_names.h"
@@ -44,7 +47,9 @@ Options o;
 bool given(const char* name) { return o.app->count(name) > 0; }
 
 void setup(CLI::App& c, bool model_required) {
-  auto* model = c.add_option("-m,--model", o.model, "model: single .safetensors/.ckpt file or diffusers folder");
+  auto* model = c.add_option("-m,--model", o.model,
+                             "model: single .safetensors/.ckpt file or diffusers folder (default: pigment's own "
+                             "emoji model, models/pigment-emoji.safetensors, at its 64x64 size)");
   if (model_required) model->required();
   c.add_option("-p,--prompt", o.prompt, "prompt (A1111 syntax: (word:1.2), [word], BREAK, [a:b:when], [a|b], AND)");
   c.add_option("-n,--negative-prompt", o.negative, "negative prompt");
@@ -241,9 +246,23 @@ std::pair<std::string, std::string> a1111_names(const SamplerChoice& c, const st
   return {label, sched};
 }
 
+// The picture size a self-describing model (model_family.h) was made for: its VAE's sample_size; 0 for other models.
+int native_image_size(const std::string& model) {
+  if (!fs::is_regular_file(model)) return 0;
+  const auto meta = load_checkpoint(model).metadata;
+  auto it = meta.find(std::string(kMetaConfigPrefix) + "vae");
+  if (it == meta.end()) return 0;
+  const auto j = nlohmann::json::parse(it->second, nullptr, false);
+  return j.is_object() && j.contains("sample_size") && j["sample_size"].is_number_integer() ? j["sample_size"].get<int>()
+                                                                                           : 0;
+}
+
 int run(const CLI::App& app, const GenerateHooks& hooks) {
   o.app = &app;
-  PIG_CHECK(!o.model.empty(), "--model is required");
+  if (o.model.empty()) o.model = default_model_path();
+  // A model of pigment's own families draws at its own size unless told otherwise (the emoji model: 64x64).
+  if (!given("--width") && !given("--height"))
+    if (int native = native_image_size(o.model); native > 0) o.width = o.height = native;
   if (!o.from_png.empty()) apply_png(o.from_png);
   PIG_CHECK(o.batch_count >= 1 && o.batch_count <= 1000, "--batch-count must be between 1 and 1000");
   PIG_CHECK(o.threads >= 0, "--threads must be 0 (all cores) or positive");
@@ -391,7 +410,7 @@ RegisterCommand reg(
     "generate", "make images: txt2img, img2img (-i), inpainting (-i --mask)",
     [](CLI::App& c) {
       generate_app = &c;
-      setup(c, true);
+      setup(c, false);
     },
     [] { return run(*generate_app, {}); });
 

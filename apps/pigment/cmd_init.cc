@@ -8,6 +8,7 @@
 #include "command.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "io/text_file.h"
 #include "models/controlnet_loader.h"
 #include "models/model_family.h"
 #include "models/random_init.h"
@@ -16,7 +17,7 @@ namespace pigment::cli {
 namespace {
 
 struct Args {
-  std::string family, dtype = "f16", out, diffusers;
+  std::string family, dtype = "f16", out, diffusers, merges;
   uint64_t seed = 0;
   bool controlnet = false;
 } g;
@@ -35,6 +36,8 @@ int run_init() {
   o.dtype = parse_dtype(g.dtype);
   o.seed = g.seed;
   const FamilyPreset& p = family_preset(g.family);  // fails early on an unknown name
+  if (!g.merges.empty()) o.tokenizer_merges = read_text_file(g.merges, "--merges");
+  PIG_CHECK(!p.self_describing || g.diffusers.empty(), "init: ", p.name, " is written as one self-describing file: give --out FILE");
   auto t0 = std::chrono::steady_clock::now();
   PIG_CHECK(!g.controlnet || !g.out.empty(), "init --controlnet: give --out FILE (a ControlNet is one file)");
   InitReport r = g.controlnet         ? write_random_tensors(g.out, {controlnet_layout(p.unet)}, o, false)
@@ -61,6 +64,9 @@ RegisterCommand reg(
       c.add_option("--seed", g.seed, "random seed (default 0)");
       c.add_option("--out", g.out, "write one .safetensors file in the original single-file layout");
       c.add_option("--diffusers", g.diffusers, "write a diffusers folder instead");
+      c.add_option("--merges", g.merges,
+                   "pigment's own families: the tokenizer's BPE merges (merges.txt from `pigment tokenizer train`), "
+                   "stored in the file");
       c.add_flag("--controlnet", g.controlnet, "write a random ControlNet for the family (original layout) instead");
     },
     run_init);

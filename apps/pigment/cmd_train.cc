@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "training/method.h"
+#include "training/recipe_emoji.h"
 #include "training/trainer.h"
 
 namespace pigment::cli {
@@ -19,6 +20,8 @@ struct Args {
   std::string output_dir, output_name, prediction, save_precision = "f16";
   int threads = 0;
   bool no_buckets = false;
+  std::string recipe;
+  training::EmojiRecipeOptions r;
 } g;
 
 // SIGINT / SIGTERM: finish the current step, write a checkpoint, exit 0 (a second signal kills as usual).
@@ -37,8 +40,40 @@ std::string format_eta(double s) {
   return b;
 }
 
+void print_step(const training::StepReport& r, const std::string& stage = "") {
+  const double rate = r.seconds > 0 ? 1.0 / r.seconds : 0;
+  std::fprintf(stderr, "%s%sstep %lld/%lld  loss %.5f  (smoothed %.5f)  lr %.3g  %.2f it/s  ETA %s\n", stage.c_str(),
+               stage.empty() ? "" : ": ", (long long)r.step, (long long)r.max_steps, r.loss, r.smoothed_loss, r.lr,
+               rate, format_eta(r.seconds * double(r.max_steps - r.step)).c_str());
+}
+
+// --recipe emoji: every stage of pigment's own model (training/recipe_emoji.h).
+int run_recipe() {
+  PIG_CHECK(g.recipe == "emoji", "--recipe: unknown recipe '", g.recipe, "' (known: emoji)");
+  PIG_CHECK(g.t.model.model.empty() && g.t.data_dir.empty(),
+            "--recipe emoji makes its own data and model: leave out -m and --data");
+  training::EmojiRecipeOptions r = g.r;
+  if (!g.t.output.empty()) r.output = g.t.output;
+  r.seed = g.t.seed;
+  r.stop = &g_stop;
+  training::EmojiRecipeReport rep = training::run_emoji_recipe(
+      r, [](const std::string& m) { std::fprintf(stderr, "recipe %s\n", m.c_str()); },
+      [](const std::string& stage, const training::StepReport& s) { print_step(s, stage); });
+  if (rep.stopped) {
+    std::printf("stopped: run the same command again to continue\n");
+    return 0;
+  }
+  std::printf("recipe emoji: wrote %s\n", rep.output.c_str());
+  return 0;
+}
+
 int run_train() {
   if (g.threads > 0) set_num_threads(g.threads);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  if (!g.recipe.empty()) return run_recipe();
+  PIG_CHECK(!g.t.model.model.empty(), "train: give the base model with -m MODEL (or --recipe emoji)");
+  PIG_CHECK(!g.t.data_dir.empty(), "train: give the training images with --data DIR (or --recipe emoji)");
   training::TrainOptions o = g.t;
   for (const auto& mc : g.model_configs) {
     const auto eq = mc.find('=');
@@ -61,14 +96,7 @@ int run_train() {
   o.model.load.prediction = g.prediction;
   o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
   o.stop = &g_stop;
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-  training::TrainSummary s = training::train(o, [&](const training::StepReport& r) {
-    const double rate = r.seconds > 0 ? 1.0 / r.seconds : 0;
-    std::fprintf(stderr, "step %lld/%lld  loss %.5f  (smoothed %.5f)  lr %.3g  %.2f it/s  ETA %s\n",
-                 (long long)r.step, (long long)r.max_steps, r.loss, r.smoothed_loss, r.lr, rate,
-                 format_eta(r.seconds * double(r.max_steps - r.step)).c_str());
-  });
+  training::TrainSummary s = training::train(o, [&](const training::StepReport& r) { print_step(r); });
   if (s.stopped) {
     std::printf("stopped at step %lld: checkpoint in %s (continue with --resume)\n", (long long)s.last_step,
                 s.run_dir.c_str());
@@ -90,18 +118,29 @@ RegisterCommand reg(
       c.add_option("--method", t.method,
                    "training method: " + methods +
                        " (full: every UNet weight trains, in float32 with AdamW: about 16 bytes per UNet parameter, 14 GB for "
-                       "SD1.5; the result is a whole single-file checkpoint)")
+                       "SD1.5; the result is a whole single-file checkpoint; vae: the autoencoder alone, reconstruction "
+                       "+ KL, saved as a whole checkpoint with the latents' scaling factor)")
           ->capture_default_str();
       c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
-                   "base model: a .safetensors/.ckpt file or a diffusers folder")
-          ->required();
+                   "base model: a .safetensors/.ckpt file or a diffusers folder");
       c.add_option("--tokenizer", t.model.tokenizer,
                    "CLIP tokenizer: folder, vocab.json/merges.txt or bpe_simple_vocab_16e6.txt.gz (default: a "
                    "diffusers folder's tokenizer/, else the built-in table)");
       c.add_option("--model-config", g.model_configs,
                    "COMPONENT=PATH: a config.json (or its folder) for unet, vae or text_encoder of a single file");
-      c.add_option("--data,--train-data-dir", t.data_dir, "folder of images with same-named caption files")
-          ->required();
+      c.add_option("--data,--train-data-dir", t.data_dir, "folder of images with same-named caption files");
+      c.add_option("--recipe", g.recipe,
+                   "emoji: train pigment's own model from scratch (data set, tokenizer, VAE, UNet + text encoder) "
+                   "into --output (default RECIPE_DIR/pigment-emoji.safetensors); run again to resume");
+      c.add_option("--recipe-dir", g.r.work_dir, "--recipe: its work folder")->capture_default_str();
+      c.add_option("--recipe-limit", g.r.dataset_limit, "--recipe: only the first N emoji (tests)");
+      c.add_option("--recipe-merges", g.r.merges, "--recipe: BPE merges of the tokenizer")->capture_default_str();
+      c.add_option("--recipe-vae-steps", g.r.vae_steps, "--recipe: VAE steps")->capture_default_str();
+      c.add_option("--recipe-vae-batch", g.r.vae_batch, "--recipe: VAE batch")->capture_default_str();
+      c.add_option("--recipe-unet-steps", g.r.unet_steps, "--recipe: UNet + text encoder steps")->capture_default_str();
+      c.add_option("--recipe-unet-batch", g.r.unet_batch, "--recipe: UNet batch")->capture_default_str();
+      c.add_option("--recipe-save-every", g.r.save_every, "--recipe: checkpoint interval of both training stages")
+          ->capture_default_str();
       c.add_option("--caption-extension", t.data.caption_extension, "caption file extension")->capture_default_str();
       c.add_flag("--caption-per-line", t.data.caption_per_line,
                  "each line of a caption file is one caption, one picked at random per step (default: the first line)");
@@ -115,7 +154,7 @@ RegisterCommand reg(
                    "the result file (.safetensors): a LoRA, an embedding, or with --method full a checkpoint in the "
                    "model family's original single-file layout");
       c.add_option("--save-precision", g.save_precision,
-                   "--method full: dtype of the saved checkpoint: f32, f16 or bf16 (training itself is float32)")
+                   "--method full|vae: dtype of the saved checkpoint: f32, f16 or bf16 (training itself is float32)")
           ->capture_default_str();
       c.add_option("--output-dir", g.output_dir, "folder of the result (with --output-name)");
       c.add_option("--output-name", g.output_name, "name of the result, without extension");
@@ -158,6 +197,10 @@ RegisterCommand reg(
                    "LoCon: LoRA rank of the resnets' and resamplers' 3x3 convolutions (0: none)")
           ->capture_default_str();
       c.add_option("--conv-alpha", t.lora.conv_alpha, "LoCon alpha")->capture_default_str();
+      c.add_flag("--train-text-encoder", t.train_text_encoder,
+                 "--method full: the text encoder trains too (every weight, float32)");
+      c.add_option("--vae-loss", t.vae_loss, "--method vae: reconstruction loss, l1 or mse")->capture_default_str();
+      c.add_option("--kl-weight", t.kl_weight, "--method vae: weight of the KL term")->capture_default_str();
       c.add_option("--token-string", t.token_string, "textual inversion: the new word")->capture_default_str();
       c.add_option("--num-vectors-per-token", t.num_vectors, "textual inversion: vectors of the word")
           ->capture_default_str();

@@ -117,6 +117,27 @@ const char* kSchedEulerXl = R"({
   "use_karras_sigmas": false
 })";
 
+// pigment-emoji: pigment's own small model (64×64 emoji → 16×16×4 latents). The SD1 layout and code at other sizes:
+// a 3-level VAE (downscale 4), a 4-layer CLIP-architecture text encoder of width 256 over pigment's own byte-level
+// BPE (its vocabulary size is set from the merges at init), a ~10M-parameter UNet with cross-attention on its two
+// lower levels (8×8 and 4×4 latents), heads of 32 channels. Sized to train in about an hour on 2 cores.
+const char* kUNetEmoji = R"({
+  "attention_head_dim": [2, 4, 8], "block_out_channels": [64, 128, 256], "cross_attention_dim": 256,
+  "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+  "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+  "layers_per_block": 1, "sample_size": 16
+})";
+const char* kVaeEmoji = R"({
+  "block_out_channels": [32, 64, 128],
+  "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+  "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+  "layers_per_block": 1, "norm_num_groups": 32, "sample_size": 64, "scaling_factor": 1.0
+})";
+const char* kClipEmoji = R"({
+  "hidden_size": 256, "intermediate_size": 1024, "num_attention_heads": 4, "num_hidden_layers": 4,
+  "projection_dim": 256, "vocab_size": 49408
+})";
+
 json patched(const char* base, const char* patch = nullptr) {
   json j = json::parse(base);
   if (patch) j.update(json::parse(patch));
@@ -170,6 +191,22 @@ std::vector<FamilyPreset> make_presets() {
     p.text_encoder_file = p.text_encoder;
     p.text_encoder_2 = patched(kClipL, kClipBigG);
     p.scheduler = patched(kSchedEulerXl);
+    v.push_back(p);
+  }
+  {
+    FamilyPreset p;
+    p.name = "pigment-emoji";
+    p.description = "pigment's own emoji model (64px, epsilon, 4-layer text encoder over its own BPE)";
+    p.family = Family::SD1;
+    p.prediction_type = "epsilon";
+    p.pipeline_class = "StableDiffusionPipeline";
+    p.modelspec_architecture = "pigment-emoji";
+    p.unet = patched(kUNetBase, kUNetEmoji);
+    p.vae = patched(kVaeBase, kVaeEmoji);
+    p.text_encoder = patched(kClipL, kClipEmoji);
+    p.text_encoder_file = p.text_encoder;
+    p.scheduler = patched(kSchedPndm);
+    p.self_describing = true;
     v.push_back(p);
   }
   return v;

@@ -57,7 +57,15 @@ struct FamilyPreset {
   // The text tower as the original single file stores it. SD2: the whole OpenCLIP ViT-H text tower (24 layers and
   // text_projection), of which diffusers keeps 23 layers and no projection. Else equal to text_encoder.
   nlohmann::json text_encoder_file;
+  // pigment's own families: the single file carries its configs and its tokenizer in its metadata
+  // (kMetaConfigPrefix + component, kMetaTokenizerMerges), because the shapes and the family alone do not say them.
+  bool self_describing = false;
 };
+// Metadata keys of a self-describing single file: "pigment.config.unet" (a diffusers config as JSON) etc., and the
+// byte-level BPE merges (merges.txt text) of its tokenizer.
+inline constexpr const char* kMetaConfigPrefix = "pigment.config.";
+inline constexpr const char* kMetaTokenizerMerges = "pigment.tokenizer.merges";
+inline constexpr const char* kMetaFamily = "pigment.family";
 const FamilyPreset& family_preset(const std::string& name);  // throws listing the known names
 std::vector<std::string> family_preset_names();
 // The preset a detected family starts from (sd21-v for SD2 with v-prediction, sd21 for SD2 epsilon).

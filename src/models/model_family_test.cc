@@ -105,7 +105,9 @@ TEST(ModelFamily, InferredConfigsReproduceThePresets) {
 }
 
 TEST(ModelFamily, PresetNames) {
-  EXPECT_EQ(family_preset_names(), (std::vector<std::string>{"sd15", "sd21", "sd21-v", "sdxl"}));
+  EXPECT_EQ(family_preset_names(), (std::vector<std::string>{"sd15", "sd21", "sd21-v", "sdxl", "pigment-emoji"}));
+  EXPECT_TRUE(family_preset("pigment-emoji").self_describing);
+  EXPECT_FALSE(family_preset("sd15").self_describing);
   EXPECT_THROW(family_preset("sd3"), Error);
   EXPECT_EQ(family_preset("sd21-v").scheduler["prediction_type"], "v_prediction");
   EXPECT_TRUE(family_preset("sd21").text_encoder_2.is_null());

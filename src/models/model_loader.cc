@@ -91,13 +91,29 @@ LoadedModel load_single_file(const std::string& path, const LoadOptions& options
   m.detection = detect_family(ck.tensors, path);
   m.prediction_type = infer_prediction_type(m.detection, path, ck.metadata, options.prediction);
   m.scheduler_config = default_preset(m.detection.family, m.prediction_type).scheduler;
-  m.scheduler_config["prediction_type"] = m.prediction_type;
   SingleFileConfigs cfg;
   try {
     cfg = infer_single_file_configs(ck.tensors, m.detection, m.prediction_type);
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
+  // A self-describing file's own configs come before the user's overrides.
+  auto embedded = [&](const std::string& component) -> json {
+    auto it = ck.metadata.find(kMetaConfigPrefix + component);
+    if (it == ck.metadata.end()) return nullptr;
+    json j;
+    try {
+      j = json::parse(it->second);
+    } catch (const std::exception& e) {
+      fail(path, ": metadata ", it->first, " is not valid JSON: ", e.what());
+    }
+    PIG_CHECK(j.is_object(), path, ": metadata ", it->first, " must be a JSON object");
+    return j;
+  };
+  if (json j = embedded("scheduler"); !j.is_null()) m.scheduler_config.update(j);
+  m.scheduler_config["prediction_type"] = m.prediction_type;
+  if (auto it = ck.metadata.find(kMetaFamily); it != ck.metadata.end()) m.preset_name = it->second;
+  if (auto it = ck.metadata.find(kMetaTokenizerMerges); it != ck.metadata.end()) m.tokenizer_merges = it->second;
 
   struct Part {
     const char* name;
@@ -113,6 +129,7 @@ LoadedModel load_single_file(const std::string& path, const LoadOptions& options
   for (const auto& p : parts) {
     if (p.config->is_null()) continue;
     json config = *p.config;
+    if (json e = embedded(p.name); !e.is_null()) config.update(e);
     json o = override_for(options, p.name);
     if (!o.is_null()) config.update(o);
     Layout layout = component_layout(p.name, config, p.prefix, p.open_clip);

@@ -44,6 +44,10 @@ struct LoadedModel {
   nlohmann::json scheduler_config;  // the folder's scheduler config, or the family's, with prediction_type set
   std::map<std::string, ModelComponent> components;
   std::vector<std::string> unused_keys;  // single-file keys no component reads (EMA copies, buffers, ...)
+  // A self-describing file (pigment's own families, model_family.h): its preset name and its tokenizer's BPE merges
+  // (merges.txt text); empty otherwise.
+  std::string preset_name;
+  std::string tokenizer_merges;
 
   Family family() const { return detection.family; }
   bool has(const std::string& component) const { return components.count(component) != 0; }

@@ -253,8 +253,9 @@ float random_init_value(uint64_t seed, const std::string& full_name, const Shape
   return rule_value(rule_for(seed, full_name, shape), normal_table(), index);
 }
 
-std::vector<Layout> preset_single_file_layouts(const std::string& family) {
-  const FamilyPreset& p = family_preset(family);
+namespace {
+
+std::vector<Layout> single_file_layouts(const FamilyPreset& p) {
   std::vector<Layout> out = {unet_layout(p.unet), vae_layout(p.vae)};
   switch (p.family) {
     case Family::SD1:
@@ -269,6 +270,47 @@ std::vector<Layout> preset_single_file_layouts(const std::string& family) {
       break;
   }
   return out;
+}
+
+// Merges in merges.txt text (CLIP's vocabulary: 256 byte symbols, the same with "</w>", one per merge, bos, eos).
+int64_t merges_vocab_size(const std::string& merges) {
+  int64_t n = 0;
+  size_t pos = 0;
+  bool first = true;
+  while (pos < merges.size()) {
+    size_t end = merges.find('\n', pos);
+    if (end == std::string::npos) end = merges.size();
+    std::string line = merges.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!(first && line.rfind("#version", 0) == 0) && !line.empty()) {
+      PIG_CHECK(line.find(' ') != std::string::npos, "tokenizer merges: line '", line, "' is not 'left right'");
+      ++n;
+    }
+    first = false;
+    pos = end + 1;
+  }
+  PIG_CHECK(n > 0, "tokenizer merges: no merges");
+  return 512 + n + 2;
+}
+
+}  // namespace
+
+FamilyPreset init_preset(const InitOptions& options) {
+  FamilyPreset p = family_preset(options.family);
+  PIG_CHECK(options.tokenizer_merges.empty() || p.self_describing, "init: --merges is for pigment's own families (",
+            p.name, " uses the CLIP vocabulary)");
+  if (!options.tokenizer_merges.empty()) {
+    const int64_t v = merges_vocab_size(options.tokenizer_merges);
+    p.text_encoder["vocab_size"] = v;
+    p.text_encoder["bos_token_id"] = v - 2;
+    p.text_encoder["eos_token_id"] = 2;  // pool at argmax(ids) (the eos, the largest id), as SD1's config
+    p.text_encoder_file = p.text_encoder;
+  }
+  return p;
+}
+
+std::vector<Layout> preset_single_file_layouts(const std::string& family) {
+  return single_file_layouts(family_preset(family));
 }
 
 InitReport write_random_tensors(const std::string& path, const std::vector<Layout>& layouts, const InitOptions& options,
@@ -292,7 +334,7 @@ InitReport write_random_tensors(const std::string& path, const std::vector<Layou
 }
 
 InitReport write_random_single_file(const std::string& path, const InitOptions& options) {
-  const FamilyPreset& p = family_preset(options.family);
+  const FamilyPreset p = init_preset(options);
   std::string vpred = p.prediction_type == "v_prediction" ? "v" : "epsilon";
   std::map<std::string, std::string> meta = {
       {"modelspec.sai_model_spec", "1.0.0"},
@@ -301,7 +343,15 @@ InitReport write_random_single_file(const std::string& path, const InitOptions& 
       {"modelspec.title", "pigment random init (" + p.name + ", seed " + std::to_string(options.seed) + ")"},
       {"pigment.init", "family=" + p.name + " seed=" + std::to_string(options.seed) + " dtype=" +
                            std::string(dtype_name(options.dtype))}};
-  return write_random_tensors(path, preset_single_file_layouts(options.family), options, false, meta);
+  if (p.self_describing) {
+    meta[kMetaFamily] = p.name;
+    meta[std::string(kMetaConfigPrefix) + "unet"] = p.unet.dump();
+    meta[std::string(kMetaConfigPrefix) + "vae"] = p.vae.dump();
+    meta[std::string(kMetaConfigPrefix) + "text_encoder"] = p.text_encoder.dump();
+    meta[std::string(kMetaConfigPrefix) + "scheduler"] = p.scheduler.dump();
+    if (!options.tokenizer_merges.empty()) meta[kMetaTokenizerMerges] = options.tokenizer_merges;
+  }
+  return write_random_tensors(path, single_file_layouts(p), options, false, meta);
 }
 
 InitReport write_random_diffusers(const std::string& dir, const InitOptions& options) {

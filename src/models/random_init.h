@@ -13,6 +13,7 @@
 
 #include "core/dtype.h"
 #include "models/checkpoint_layout.h"
+#include "models/model_family.h"
 
 namespace pigment {
 
@@ -20,7 +21,13 @@ struct InitOptions {
   std::string family = "sd15";  // a family preset name (model_family.h)
   DType dtype = DType::F16;     // F32, F16 or BF16
   uint64_t seed = 0;
+  // Self-describing families (pigment-emoji): the tokenizer's BPE merges (merges.txt text) stored in the file; the
+  // text encoder's vocabulary is sized to them. Empty: the CLIP vocabulary built into pigment.
+  std::string tokenizer_merges;
 };
+
+// The preset of `options.family` as written: a self-describing family's text encoder sized to the merges.
+FamilyPreset init_preset(const InitOptions& options);
 
 struct InitReport {
   struct Part {

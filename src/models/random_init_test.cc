@@ -107,5 +107,33 @@ TEST(RandomInit, RejectsOtherDtypes) {
   EXPECT_FALSE(fs::exists(tmp / "x.safetensors"));
 }
 
+// pigment's own family is one self-describing file: its configs and its tokenizer's merges are in the metadata, the
+// text encoder's vocabulary is sized to the merges, and the loader builds the components from them.
+TEST(RandomInit, SelfDescribingFamilyCarriesItsConfigsAndTokenizer) {
+  TempDir tmp;
+  InitOptions o;
+  o.family = "pigment-emoji";
+  o.tokenizer_merges = "#version: 0.2\nr e\nre d</w>\na p\n";
+  const std::string path = (tmp / "emoji.safetensors").string();
+  write_random_single_file(path, o);
+  LoadedModel m = load_model(path);
+  EXPECT_EQ(m.preset_name, "pigment-emoji");
+  EXPECT_EQ(m.tokenizer_merges, o.tokenizer_merges);
+  EXPECT_EQ(m.component("text_encoder").config.at("vocab_size").get<int64_t>(), 512 + 3 + 2);
+  EXPECT_EQ(m.component("text_encoder").tensors->at("text_model.embeddings.token_embedding.weight").dim(0), 517);
+  const FamilyPreset& p = family_preset("pigment-emoji");
+  EXPECT_EQ(m.component("unet").config.at("block_out_channels"), p.unet.at("block_out_channels"));
+  EXPECT_EQ(m.component("unet").config.at("attention_head_dim"), p.unet.at("attention_head_dim"));
+  EXPECT_EQ(m.component("vae").config.at("block_out_channels"), p.vae.at("block_out_channels"));
+  EXPECT_EQ(m.component("text_encoder").config.at("num_hidden_layers"), p.text_encoder.at("num_hidden_layers"));
+  EXPECT_EQ(m.scheduler_config.at("_class_name"), p.scheduler.at("_class_name"));
+  // Merges are only for such families; the CLIP families refuse them.
+  InitOptions sd;
+  sd.tokenizer_merges = o.tokenizer_merges;
+  EXPECT_THROW(write_random_single_file((tmp / "sd.safetensors").string(), sd), Error);
+  o.tokenizer_merges = "#version: 0.2\nnospace\n";
+  EXPECT_THROW(write_random_single_file((tmp / "bad.safetensors").string(), o), Error);
+}
+
 }  // namespace
 }  // namespace pigment

@@ -84,6 +84,9 @@ Tensor mse_backward(const Tensor& a, const Tensor& b, float dloss = 1.f);
 // Weighted MSE over a batch: loss = (1/B) Σ_b w_b · mean_{rest}((a_b − t_b)²), a and t [B, ...], w [B].
 float weighted_mse(const Tensor& a, const Tensor& t, const std::vector<float>& w);
 Tensor weighted_mse_backward(const Tensor& a, const Tensor& t, const std::vector<float>& w, float dloss = 1.f);
+// l1(a, b) = mean(|a − b|): d/da = sign(a − b) / numel · dloss (0 where a = b, as torch).
+float l1(const Tensor& a, const Tensor& b);
+Tensor l1_backward(const Tensor& a, const Tensor& b, float dloss = 1.f);
 
 namespace ref {
 Tensor linear_backward_input(const Tensor& dy, const Tensor& w);
@@ -117,6 +120,8 @@ Tensor embedding_backward(const Tensor& dy, const std::vector<int64_t>& ids, int
 Tensor mse_backward(const Tensor& a, const Tensor& b, float dloss = 1.f);
 float weighted_mse(const Tensor& a, const Tensor& t, const std::vector<float>& w);
 Tensor weighted_mse_backward(const Tensor& a, const Tensor& t, const std::vector<float>& w, float dloss = 1.f);
+float l1(const Tensor& a, const Tensor& b);
+Tensor l1_backward(const Tensor& a, const Tensor& b, float dloss = 1.f);
 }  // namespace ref
 
 }  // namespace pigment::ops

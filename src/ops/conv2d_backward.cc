@@ -167,14 +167,15 @@ std::shared_ptr<ConvBackwardDataPrimitive> make_backward_data(const ConvShape& s
 }
 
 // Rows (c, ky, kx) × columns (oy, ox) of one image: the input pixel each kernel tap meets at each output pixel
-// (zero in the padding).
-void im2col(const float* x, const ConvShape& s, const Conv2dParams& p, float* col) {
+// (zero in the padding). Row r starts at col + r·ld (ld >= Ho·Wo: several images side by side).
+void im2col(const float* x, const ConvShape& s, const Conv2dParams& p, float* col, int64_t ld = 0) {
   const int64_t P = s.Ho * s.Wo, taps = s.kh * s.kw;
+  if (ld == 0) ld = P;
 #pragma omp parallel for schedule(static) if (s.C * taps * P > 65536)
   for (int64_t row = 0; row < s.C * taps; ++row) {
     const int64_t c = row / taps, ky = row % taps / s.kw, kx = row % s.kw;
     const float* xc = x + c * s.H * s.W;
-    float* out = col + row * P;
+    float* out = col + row * ld;
     for (int64_t oy = 0; oy < s.Ho; ++oy) {
       const int64_t iy = oy * p.stride + ky - p.pad_top;
       float* o = out + oy * s.Wo;
@@ -256,15 +257,26 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
   const int64_t P = s.Ho * s.Wo, CKK = s.C * s.kh * s.kw;
   const bool pointwise = s.kh == 1 && s.kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                          p.pad_bottom == 0 && p.pad_right == 0;
-  std::vector<float> col(pointwise ? 0 : size_t(CKK * P));
-  for (int64_t n = 0; n < s.N; ++n) {  // images added in order, each tile of dw by one thread
-    const float* cn = xf.f32() + n * s.C * s.H * s.W;  // 1x1: the image is its own im2col
-    if (!pointwise) {
-      im2col(cn, s, p, col.data());
-      cn = col.data();
+  // dw[O, CKK] = dy[O, nP] · colᵀ[nP, CKK] over a chunk of n images side by side (dy's images moved next to each
+  // other, their im2col likewise): one product with a long K, instead of one per image, which at small image sizes
+  // is a short K per call and spends its time in calls and in reading and writing dw. Chunks of at most about 64 MB
+  // of im2col are added in order.
+  const int64_t per_image = CKK * P;
+  const int64_t chunk = std::clamp<int64_t>((int64_t(16) << 20) / std::max<int64_t>(1, per_image + s.O * P), 1, s.N);
+  std::vector<float> col(size_t(per_image * chunk)), dyc(size_t(s.O * P * chunk));
+  for (int64_t n0 = 0; n0 < s.N; n0 += chunk) {
+    const int64_t nc = std::min(chunk, s.N - n0), ld = nc * P;
+    for (int64_t i = 0; i < nc; ++i) {
+      const float* xi = xf.f32() + (n0 + i) * s.C * s.H * s.W;
+      const float* gi = g.f32() + (n0 + i) * s.O * P;
+      if (pointwise) {
+        for (int64_t c = 0; c < s.C; ++c) std::memcpy(col.data() + c * ld + i * P, xi + c * P, size_t(P) * sizeof(float));
+      } else {
+        im2col(xi, s, p, col.data() + i * P, ld);
+      }
+      for (int64_t o = 0; o < s.O; ++o) std::memcpy(dyc.data() + o * ld + i * P, gi + o * P, size_t(P) * sizeof(float));
     }
-    // dw[O, CKK] (+)= dy_n[O, P] · col_nᵀ[P, CKK]
-    tiled_product(1, s.O, CKK, P, {g.f32() + n * s.O * P, P, 1}, {cn, 1, P}, dw.f32(), CKK, 0, n > 0);
+    tiled_product(1, s.O, CKK, ld, {dyc.data(), ld, 1}, {col.data(), 1, ld}, dw.f32(), CKK, 0, n0 > 0);
   }
   return dw;
 }

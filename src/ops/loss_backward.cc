@@ -3,6 +3,7 @@
 // element in float; the weighted loss sums fixed-size chunks in double in parallel and adds the chunk sums in order,
 // so its bits do not depend on the thread count.
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "ops/backward.h"
@@ -58,6 +59,26 @@ Tensor weighted_mse_backward(const Tensor& a, const Tensor& t, const std::vector
     for (int64_t i = b * M; i < (b + 1) * M; ++i)
       da.f32()[i] = float(2.0 * double(w[size_t(b)]) * dloss * (double(af.f32()[i]) - tf.f32()[i]) /
                           (double(B) * double(M)));
+  return da;
+}
+
+float l1(const Tensor& a, const Tensor& b) {
+  check_pair("l1", a, b);
+  Tensor af = a.as_f32(), bf = b.as_f32();
+  double s = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) s += std::abs(double(af.f32()[i]) - bf.f32()[i]);
+  return a.numel() ? float(s / double(a.numel())) : 0.f;
+}
+
+Tensor l1_backward(const Tensor& a, const Tensor& b, float dloss) {
+  check_pair("l1_backward", a, b);
+  Tensor af = a.as_f32(), bf = b.as_f32();
+  Tensor da = Tensor::empty(a.shape());
+  const double g = double(dloss) / double(std::max<int64_t>(1, a.numel()));
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const float d = af.f32()[i] - bf.f32()[i];
+    da.f32()[i] = float(d > 0 ? g : d < 0 ? -g : 0.0);
+  }
   return da;
 }
 }  // namespace ref
@@ -137,5 +158,9 @@ Tensor weighted_mse_backward(const Tensor& a, const Tensor& t, const std::vector
     scale[size_t(b)] = float(2.0 * double(w[size_t(b)]) * dloss / (double(B) * double(M)));
   return scaled_difference(a, t, scale, M);
 }
+
+// The L1 loss is a small part of a VAE step: the reference is fast enough.
+float l1(const Tensor& a, const Tensor& b) { return ref::l1(a, b); }
+Tensor l1_backward(const Tensor& a, const Tensor& b, float dloss) { return ref::l1_backward(a, b, dloss); }
 
 }  // namespace pigment::ops

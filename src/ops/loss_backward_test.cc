@@ -46,6 +46,23 @@ TEST(LossBackward, MseMatchesFiniteDifferences) {
   }
 }
 
+TEST(LossBackward, L1MatchesFiniteDifferences) {
+  const Tensor a = randn({3, 5, 7}, 3), b = randn({3, 5, 7}, 4);
+  const DVec bd = to_double(b);
+  const testing::DForward f = [bd](const DVec& x) {
+    double s = 0;
+    for (size_t i = 0; i < x.size(); ++i) s += std::abs(x[i] - bd[i]);
+    return DVec{s / double(x.size())};
+  };
+  EXPECT_NEAR(l1(a, b), f(to_double(a))[0], 1e-6);
+  // Random values are never within the finite-difference step of each other: |a − b| is smooth there.
+  for (float dloss : {1.f, -2.5f}) {
+    const Tensor r = Tensor::full({1}, dloss);
+    EXPECT_TRUE(matches_finite_differences(l1_backward(a, b, dloss), f, a, r, 1e-8, 1e-5)) << dloss;
+  }
+  EXPECT_EQ(l1_backward(a, a).f32()[0], 0.f);  // torch's sign(0) = 0
+}
+
 TEST(LossBackward, WeightedMseMatchesItsDefinition) {
   const Tensor a = randn({3, 4, 5}, 3), t = randn({3, 4, 5}, 4);
   const std::vector<float> w{0.5f, 2.f, 0.f};

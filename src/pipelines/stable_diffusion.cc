@@ -151,7 +151,10 @@ StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
     if (!own_files) t.set_pad_token(family_pad);
     return t;
   };
-  ClipTokenizer tok = open_tokenizer(model.family() == Family::SD2 ? ClipTokenizer::kSd2PadToken : "<|endoftext|>");
+  // A self-describing file (pigment's own families) carries its own BPE; --tokenizer still overrides.
+  ClipTokenizer tok = !model.tokenizer_merges.empty() && options.tokenizer.empty()
+                          ? ClipTokenizer::from_merges(model.tokenizer_merges, options.model + " (tokenizer metadata)")
+                          : open_tokenizer(model.family() == Family::SD2 ? ClipTokenizer::kSd2PadToken : "<|endoftext|>");
   std::optional<ClipTokenizer> tok2;
   if (model.family() == Family::SDXL) {
     where.subfolder = "tokenizer_2";

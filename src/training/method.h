@@ -3,6 +3,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,16 @@
 namespace pigment {
 class StableDiffusion;
 class UNet;
+class Generator;
+}
+namespace pigment::ops::autograd {
+class Tape;
 }
 
 namespace pigment::training {
 
 struct TrainOptions;
+struct Batch;
 
 class Method {
  public:
@@ -38,6 +44,13 @@ class Method {
   // Called before each micro-batch's forward with a seed of that micro-batch (random choices inside the forward,
   // such as network dropout, come from it: the same on a recomputation and on a resumed run).
   virtual void begin_micro_batch(uint64_t seed) {}
+  // A method with an objective of its own instead of the diffusion loss (the VAE's reconstruction + KL): runs one
+  // micro-batch's forward under `tape` and its backward with d loss scaled by `scale`, and returns the loss. Every
+  // random choice comes from `gen` (the micro-batch's generator). nullopt: the trainer's diffusion objective.
+  virtual std::optional<float> own_objective(const Batch& batch, Generator& gen, ops::autograd::Tape& tape,
+                                             float scale) {
+    return std::nullopt;
+  }
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
 };
@@ -51,5 +64,6 @@ std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusi
 std::unique_ptr<Method> make_lora_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_textual_inversion_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_vae_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

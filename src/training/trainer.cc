@@ -258,6 +258,13 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       Batch batch = loader.next();
       const int64_t B = batch.images.dim(0);
       auto gen = make_generator("cpu", step_seed(o.seed, step * N + m));
+      if (std::optional<float> own = method->own_objective(batch, *gen, tape, 1.f / float(N))) {
+        PIG_CHECK(std::isfinite(*own), "train: the loss became ", *own, " at step ", step + 1,
+                  " (learning rate too high?); the last checkpoint is in ", run_dir.string());
+        tape.clear();
+        step_loss += *own / float(N);
+        continue;
+      }
       // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
       Tensor latents = ops::scale(model.vae().encode(batch.images).sample(*gen), model.vae().scaling_factor());
       std::vector<std::string> captions = batch.captions;

@@ -62,8 +62,13 @@ struct TrainOptions {
   std::string token_string = "<concept>";
   int num_vectors = 1;
   std::string init_word = "*";
-  // full fine-tuning: the dtype of the saved checkpoint (F32, F16 or BF16)
+  // full fine-tuning and the VAE method: the dtype of the saved checkpoint (F32, F16 or BF16)
   DType save_precision = DType::F16;
+  // full fine-tuning: the text encoder trains too
+  bool train_text_encoder = false;
+  // the VAE method: reconstruction loss (l1 | mse) and the weight of the KL term
+  std::string vae_loss = "l1";
+  double kl_weight = 1e-6;
 };
 
 struct StepReport {

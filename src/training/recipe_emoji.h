@@ -1,0 +1,46 @@
+// `pigment train --recipe emoji`: pigment's own model from nothing but Debian's files, in one resumable command.
+// Stages, each skipped when its result exists, each training stage resumed from its last checkpoint:
+//   1. data      WORK/data          `pigment dataset emoji` (Noto Color Emoji, 64×64, captions in English and Chinese)
+//   2. tokenizer WORK/merges.txt     a byte-level BPE learned from the training captions (text/bpe_trainer.h)
+//   3. init      WORK/init.safetensors   a random pigment-emoji model whose text encoder is sized to the merges
+//   4. vae       WORK/vae.safetensors    the autoencoder (--method vae: L1 + KL), which also fixes the latents'
+//                                        scaling factor
+//   5. unet      OUTPUT                  the UNet and the text encoder together (--method full --train-text-encoder)
+//                                        on the VAE's latents, with caption dropout (so CFG works), min-SNR-5 and EMA
+// The held-out emoji (WORK/data/heldout) are never trained on.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "training/trainer.h"
+
+namespace pigment::training {
+
+struct EmojiRecipeOptions {
+  std::string work_dir = "out/emoji-recipe";
+  std::string output;       // the model; "" = WORK/pigment-emoji.safetensors
+  int dataset_limit = 0;    // tests: only the first N emoji (0: all)
+  int merges = 8000;
+  uint64_t seed = 0;
+  int64_t vae_steps = 1500;
+  int vae_batch = 16;
+  double vae_lr = 5e-4;
+  int64_t unet_steps = 4000;
+  int unet_batch = 32;
+  double unet_lr = 3e-4;
+  int64_t save_every = 100;  // checkpoints of both training stages
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct EmojiRecipeReport {
+  bool stopped = false;  // a stage was stopped by `stop`: run again to continue
+  std::string output;    // the model, when every stage is done
+};
+
+// Messages (stage starts, skips) go to `log`; every training step to `on_step` with its stage name.
+EmojiRecipeReport run_emoji_recipe(const EmojiRecipeOptions& o, const std::function<void(const std::string&)>& log,
+                                   const std::function<void(const std::string& stage, const StepReport&)>& on_step);
+
+}  // namespace pigment::training
