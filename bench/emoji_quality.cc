@@ -5,7 +5,7 @@
 //                 [--steps 20] [--cfg 7] [--sampler "Euler a"] [--seed 0] [--select-seed 0] [--size 0]
 //                 [--tokenizer PATH] [--model-config COMPONENT=PATH ...] [--vae FILE] [--lora FILE[:W] ...]
 //                 [--embedding FILE ...] [--train-caption name|random] [--prompt-syntax] [--no-baseline]
-//                 [--no-vae-oracle]
+//                 [--no-vae-oracle] [--references-only]
 //
 // DIR is what `pigment dataset emoji --out DIR` wrote (metadata.jsonl with each emoji's file, names, captions and
 // split). One picture is generated per prompt, at the data set's size, in these groups:
@@ -19,7 +19,9 @@
 // one per prompt position with the same seeds (picture i of every group uses seed + i), so each group's baseline
 // is the first n unconditional pictures scored against that group's targets. The VAE oracle group (on unless
 // --no-vae-oracle) is the train group's real pictures through the model's VAE (encode, decode): the best the
-// model's latent space allows.
+// model's latent space allows. Two references need no model: real_degraded (the train group's real pictures moved
+// by 2 pixels and blurred: what a nearly exact drawing scores) and real_other (real pictures of other training emoji
+// scored against the train group's targets: perfect pictures that ignore the prompt).
 //
 // Features (imaging/image_features.h): colour histogram of the non-white pixels, 8×8 colour thumbnail, 8×8
 // foreground mask, quadrant gradient-orientation histograms and a few global shape/colour numbers — 362 numbers,
@@ -187,8 +189,8 @@ int main(int argc, char** argv) {
   int n_train = 200, n_heldout = 0, n_chinese = 100, steps = 20, size = 0;
   double cfg = 7.0;
   uint64_t seed = 0, select_seed = 0;
-  bool prompt_syntax = false, no_baseline = false, no_vae_oracle = false;
-  app.add_option("-m,--model", model, "model file or diffusers folder (anything pigment generate loads)")->required();
+  bool prompt_syntax = false, no_baseline = false, no_vae_oracle = false, references_only = false;
+  app.add_option("-m,--model", model, "model file or diffusers folder (anything pigment generate loads)");
   app.add_option("--data", data, "the emoji data set folder (with metadata.jsonl)")->required();
   app.add_option("--out", out, "output folder: generated pictures and results.json")->required();
   app.add_option("--tokenizer", tokenizer, "tokenizer folder or file (as pigment generate --tokenizer)");
@@ -212,9 +214,11 @@ int main(int argc, char** argv) {
   app.add_flag("--prompt-syntax", prompt_syntax, "read A1111 prompt syntax (default: prompts are literal text)");
   app.add_flag("--no-baseline", no_baseline, "skip the unconditional pictures");
   app.add_flag("--no-vae-oracle", no_vae_oracle, "skip the VAE round trip of the real pictures");
+  app.add_flag("--references-only", references_only, "no model: only the real_degraded and real_other references");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    PIG_CHECK(references_only || !model.empty(), "give the model to measure with -m MODEL (or --references-only)");
     const auto t_start = Clock::now();
     const std::vector<Emoji> emoji = read_metadata(data);
     // Real pictures and their features; the standardisation is fitted on all of them.
@@ -239,10 +243,15 @@ int main(int argc, char** argv) {
       if (emoji[i].split == "train" && !emoji[i].zh_name.empty()) chinese_pool.push_back(i);
     }
     std::vector<Group> groups;
+    // The training emoji in a random order: the first n_train are prompted, the next n_train are "other" real
+    // pictures for the real_other reference.
+    const std::vector<size_t> train_order = pick(train_pool, 0, select_seed);
+    const size_t n_train_used = n_train > 0 ? std::min(train_order.size(), size_t(n_train)) : train_order.size();
     {
       Group g("train");
       std::mt19937_64 caption_rng(select_seed ^ 0x5eedULL);
-      for (size_t i : pick(train_pool, n_train, select_seed)) {
+      for (size_t k = 0; k < n_train_used; ++k) {
+        const size_t i = train_order[k];
         const auto& c = emoji[i].captions;
         std::string p = train_caption == "name" ? emoji[i].name : c[size_t(caption_rng() % c.size())];
         g.items.push_back({p, i});
@@ -283,100 +292,103 @@ int main(int argc, char** argv) {
     size_t most = 0;
     for (const auto& g : groups) most = std::max(most, g.items.size());
 
-    // The model.
-    const auto t_load = Clock::now();
-    PipelineOptions po;
-    po.model = model;
-    po.tokenizer = tokenizer;
-    po.vae = vae;
-    for (const auto& mc : model_configs) {
-      const size_t eq = mc.find('=');
-      PIG_CHECK(eq != std::string::npos && eq > 0, "--model-config expects COMPONENT=PATH, got '", mc, "'");
-      po.load.config_paths[mc.substr(0, eq)] = mc.substr(eq + 1);
-    }
-    StableDiffusion sd = StableDiffusion::load(po);
-    if (!loras.empty()) {
-      std::vector<LoraChoice> choices;
-      for (const auto& arg : loras) {
-        const size_t colon = arg.rfind(':');
-        std::string file = arg;
-        float weight = 1;
-        if (colon != std::string::npos && colon > 0 && !fs::exists(arg)) {
-          file = arg.substr(0, colon);
-          weight = std::stof(arg.substr(colon + 1));
-        }
-        choices.emplace_back(LoraFile::load(file), weight);
-      }
-      for (const auto& u : sd.set_loras(choices)) std::fprintf(stderr, "warning: LoRA key matches no layer: %s\n", u.c_str());
-    }
-    if (!embeddings.empty()) {
-      std::vector<Embedding> es;
-      for (const auto& e : embeddings) es.push_back(load_embedding(e));
-      sd.set_embeddings(es);
-    }
-    std::fprintf(stderr, "loaded %s in %.1f s\n", model.c_str(), since(t_load));
-
-    GenerateRequest base;
-    base.width = base.height = size;
-    base.steps = steps;
-    base.cfg_scale = cfg;
-    base.sampler = sampler;
-    base.schedule = schedule;
-    base.a1111_syntax = prompt_syntax;
-    sd.check_request(base);
-
     fs::create_directories(out);
-    const auto t_gen = Clock::now();
-    int generated = 0;
-    auto generate = [&](const std::string& prompt, double guidance, uint64_t s, const fs::path& file) {
-      GenerateRequest r = base;
-      r.prompt = prompt;
-      r.cfg_scale = guidance;
-      r.seed = s;
-      Image img = sd.generate(r).image;
-      fs::create_directories(file.parent_path());
-      write_png(file.string(), img, {{"prompt", prompt}});
-      ++generated;
-      return standardizer.apply(image_features(img));
-    };
-    for (auto& g : groups) {
-      const auto t = Clock::now();
-      for (size_t i = 0; i < g.items.size(); ++i) {
-        const Item& it = g.items[i];
-        g.features.push_back(generate(it.prompt, cfg, seed + i,
-                                      fs::path(out) / g.name / (numbered(i) + "_" + emoji[it.target].stem + ".png")));
-        g.retrieval.push_back(retrieve(g.features.back(), gallery, it.target));
-      }
-      std::fprintf(stderr, "%s: %zu pictures in %.1f s\n", g.name.c_str(), g.items.size(), since(t));
-    }
     std::vector<FeatureVector> uncond;
-    if (!no_baseline) {
-      const auto t = Clock::now();
-      for (size_t i = 0; i < most; ++i)
-        uncond.push_back(generate("", 0.0, seed + i, fs::path(out) / "unconditional" / (numbered(i) + ".png")));
-      std::fprintf(stderr, "unconditional: %zu pictures in %.1f s\n", most, since(t));
-    }
-    const double gen_s = since(t_gen);
-
-    // The VAE oracle: the train group's real pictures, encoded and decoded.
+    double gen_s = 0;
+    int generated = 0;
     std::optional<Group> oracle;
-    if (!no_vae_oracle && !groups[0].items.empty()) {
-      const auto t = Clock::now();
-      oracle.emplace("vae_oracle");
-      fs::create_directories(fs::path(out) / "vae_oracle");
-      for (size_t i = 0; i < groups[0].items.size(); ++i) {
-        const size_t target = groups[0].items[i].target;
-        Image src = real[target];
-        if (src.width != size || src.height != size) src = resize_bilinear(to_rgb(src), size, size);
-        const Tensor latents = sd.vae().encode(image_to_tensor(src)).mode();
-        const Tensor decoded = sd.vae().decode(latents);
-        Image img = tensor_to_image(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
-        write_png((fs::path(out) / "vae_oracle" / (numbered(i) + "_" + emoji[target].stem + ".png")).string(), img);
-        oracle->items.push_back({"", target});
-        oracle->features.push_back(standardizer.apply(image_features(img)));
-        oracle->retrieval.push_back(retrieve(oracle->features.back(), gallery, target));
+    if (!references_only) {
+      // The model.
+      const auto t_load = Clock::now();
+      PipelineOptions po;
+      po.model = model;
+      po.tokenizer = tokenizer;
+      po.vae = vae;
+      for (const auto& mc : model_configs) {
+        const size_t eq = mc.find('=');
+        PIG_CHECK(eq != std::string::npos && eq > 0, "--model-config expects COMPONENT=PATH, got '", mc, "'");
+        po.load.config_paths[mc.substr(0, eq)] = mc.substr(eq + 1);
       }
-      std::fprintf(stderr, "vae oracle: %zu pictures in %.1f s\n", oracle->items.size(), since(t));
+      StableDiffusion sd = StableDiffusion::load(po);
+      if (!loras.empty()) {
+        std::vector<LoraChoice> choices;
+        for (const auto& arg : loras) {
+          const size_t colon = arg.rfind(':');
+          std::string file = arg;
+          float weight = 1;
+          if (colon != std::string::npos && colon > 0 && !fs::exists(arg)) {
+            file = arg.substr(0, colon);
+            weight = std::stof(arg.substr(colon + 1));
+          }
+          choices.emplace_back(LoraFile::load(file), weight);
+        }
+        for (const auto& u : sd.set_loras(choices)) std::fprintf(stderr, "warning: LoRA key matches no layer: %s\n", u.c_str());
+      }
+      if (!embeddings.empty()) {
+        std::vector<Embedding> es;
+        for (const auto& e : embeddings) es.push_back(load_embedding(e));
+        sd.set_embeddings(es);
+      }
+      std::fprintf(stderr, "loaded %s in %.1f s\n", model.c_str(), since(t_load));
+
+      GenerateRequest base;
+      base.width = base.height = size;
+      base.steps = steps;
+      base.cfg_scale = cfg;
+      base.sampler = sampler;
+      base.schedule = schedule;
+      base.a1111_syntax = prompt_syntax;
+      sd.check_request(base);
+
+      const auto t_gen = Clock::now();
+      auto generate = [&](const std::string& prompt, double guidance, uint64_t s, const fs::path& file) {
+        GenerateRequest r = base;
+        r.prompt = prompt;
+        r.cfg_scale = guidance;
+        r.seed = s;
+        Image img = sd.generate(r).image;
+        fs::create_directories(file.parent_path());
+        write_png(file.string(), img, {{"prompt", prompt}});
+        ++generated;
+        return standardizer.apply(image_features(img));
+      };
+      for (auto& g : groups) {
+        const auto t = Clock::now();
+        for (size_t i = 0; i < g.items.size(); ++i) {
+          const Item& it = g.items[i];
+          g.features.push_back(generate(it.prompt, cfg, seed + i,
+                                        fs::path(out) / g.name / (numbered(i) + "_" + emoji[it.target].stem + ".png")));
+          g.retrieval.push_back(retrieve(g.features.back(), gallery, it.target));
+        }
+        std::fprintf(stderr, "%s: %zu pictures in %.1f s\n", g.name.c_str(), g.items.size(), since(t));
+      }
+      if (!no_baseline) {
+        const auto t = Clock::now();
+        for (size_t i = 0; i < most; ++i)
+          uncond.push_back(generate("", 0.0, seed + i, fs::path(out) / "unconditional" / (numbered(i) + ".png")));
+        std::fprintf(stderr, "unconditional: %zu pictures in %.1f s\n", most, since(t));
+      }
+      gen_s = since(t_gen);
+
+      // The VAE oracle: the train group's real pictures, encoded and decoded.
+      if (!no_vae_oracle && !groups[0].items.empty()) {
+        const auto t = Clock::now();
+        oracle.emplace("vae_oracle");
+        fs::create_directories(fs::path(out) / "vae_oracle");
+        for (size_t i = 0; i < groups[0].items.size(); ++i) {
+          const size_t target = groups[0].items[i].target;
+          Image src = real[target];
+          if (src.width != size || src.height != size) src = resize_bilinear(to_rgb(src), size, size);
+          const Tensor latents = sd.vae().encode(image_to_tensor(src)).mode();
+          const Tensor decoded = sd.vae().decode(latents);
+          Image img = tensor_to_image(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
+          write_png((fs::path(out) / "vae_oracle" / (numbered(i) + "_" + emoji[target].stem + ".png")).string(), img);
+          oracle->items.push_back({"", target});
+          oracle->features.push_back(standardizer.apply(image_features(img)));
+          oracle->retrieval.push_back(retrieve(oracle->features.back(), gallery, target));
+        }
+        std::fprintf(stderr, "vae oracle: %zu pictures in %.1f s\n", oracle->items.size(), since(t));
+      }
     }
 
     // The metric's own ceiling: the train group's real pictures, moved by (2, 1) pixels (white comes in) and blurred
@@ -395,6 +407,16 @@ int main(int argc, char** argv) {
       degraded.items.push_back({"", it.target});
       degraded.features.push_back(standardizer.apply(image_features(blurred)));
       degraded.retrieval.push_back(retrieve(degraded.features.back(), gallery, it.target));
+    }
+
+    // The other reference: real pictures of other training emoji than the prompted ones, scored against the
+    // prompted ones. Perfect pictures that ignore the prompt: retrieval at chance, FD at its sampling floor.
+    Group other("real_other");
+    for (size_t k = 0; k < groups[0].items.size() && n_train_used + k < train_order.size(); ++k) {
+      const size_t i = train_order[n_train_used + k];
+      other.items.push_back({"", groups[0].items[k].target});
+      other.features.push_back(gallery[i]);
+      other.retrieval.push_back(retrieve(gallery[i], gallery, groups[0].items[k].target));
     }
 
     // Scores.
@@ -422,7 +444,7 @@ int main(int argc, char** argv) {
       std::printf("\n");
     };
     for (const auto& g : groups) {
-      if (g.items.empty()) continue;
+      if (g.features.empty()) continue;
       std::vector<FeatureVector> targets;
       for (const auto& it : g.items) targets.push_back(gallery[it.target]);
       const Scores s = score(g.retrieval, g.features, targets, &all_real);
@@ -452,7 +474,7 @@ int main(int argc, char** argv) {
       j["groups"][g.name] = gj;
       print_row(g.name, s, b ? &*b : nullptr);
     }
-    for (const Group* g : {oracle ? &*oracle : nullptr, &degraded}) {
+    for (const Group* g : {oracle ? &*oracle : nullptr, &degraded, &other}) {
       if (!g || g->items.empty()) continue;
       std::vector<FeatureVector> targets;
       for (const auto& it : g->items) targets.push_back(gallery[it.target]);

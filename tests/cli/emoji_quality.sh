@@ -21,6 +21,10 @@ check "chinese prompts" "py 'sys.exit(not all(any(ord(c)>0x2e80 for c in i[\"pro
 check "custom targets" "py 'sys.exit([i[\"target\"] for i in j[\"groups\"][\"custom\"][\"items\"]] != [\"1f34e\", \"1f34f\"])'"
 check "degraded real finds itself" "py 'sys.exit(j[\"groups\"][\"real_degraded\"][\"top1\"] != 1.0)'"
 check "vae oracle" "py 'sys.exit(j[\"groups\"][\"vae_oracle\"][\"n\"] != 2)'"
+check "real_other at chance" "py 'sys.exit(j[\"groups\"][\"real_other\"][\"top1\"] != 0.0)'"
+"$BIN/emoji_quality" --references-only --data "$D" --out "$T/ref" --n-train 3 >"$T/ref.out" 2>&1
+check "references only" "grep -q '^real_degraded  *3 ' '$T/ref.out' && ! grep -q '^train ' '$T/ref.out' && [ ! -d '$T/ref/train' ]"
+check "model needed" "! '$BIN/emoji_quality' --data '$D' --out '$T/x' 2>'$T/err' && grep -q 'give the model' '$T/err'"
 check "no metadata" "! '$BIN/emoji_quality' ${TINY_SD1[*]} --data '$T' --out '$T/x' 2>'$T/err' && grep -q 'metadata.jsonl: cannot open' '$T/err'"
 printf 'nope\tx\n' >"$T/bad.txt"
 check "unknown target" "! '$BIN/emoji_quality' ${TINY_SD1[*]} --data '$D' --out '$T/x' --prompts '$T/bad.txt' 2>'$T/err' && grep -q \"'nope' is no emoji\" '$T/err'"
