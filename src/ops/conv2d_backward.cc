@@ -259,24 +259,26 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
                          p.pad_bottom == 0 && p.pad_right == 0;
   // dw[O, CKK] = dy[O, nP] · colᵀ[nP, CKK] over a chunk of n images side by side (dy's images moved next to each
   // other, their im2col likewise): one product with a long K, instead of one per image, which at small image sizes
-  // is a short K per call and spends its time in calls and in reading and writing dw. Chunks of at most about 64 MB
-  // of im2col are added in order.
+  // is a short K per call and spends its time in calls and in reading and writing dw. Chunks of at least 32 MiB of
+  // im2col (or all images) are added in order. The buffers are tensors: uninitialised, and at 32 MiB and more
+  // reused by core/allocator, since a fresh buffer of that size costs more in page faults than the product itself.
   const int64_t per_image = CKK * P;
-  const int64_t chunk = std::clamp<int64_t>((int64_t(16) << 20) / std::max<int64_t>(1, per_image + s.O * P), 1, s.N);
-  std::vector<float> col(size_t(per_image * chunk)), dyc(size_t(s.O * P * chunk));
+  const int64_t chunk = std::clamp<int64_t>(((int64_t(8) << 20) + per_image - 1) / std::max<int64_t>(1, per_image), 1, s.N);
+  Tensor col_t = Tensor::empty({per_image * chunk}), dyc_t = Tensor::empty({s.O * P * chunk});
+  float *col = col_t.f32(), *dyc = dyc_t.f32();
   for (int64_t n0 = 0; n0 < s.N; n0 += chunk) {
     const int64_t nc = std::min(chunk, s.N - n0), ld = nc * P;
     for (int64_t i = 0; i < nc; ++i) {
       const float* xi = xf.f32() + (n0 + i) * s.C * s.H * s.W;
       const float* gi = g.f32() + (n0 + i) * s.O * P;
       if (pointwise) {
-        for (int64_t c = 0; c < s.C; ++c) std::memcpy(col.data() + c * ld + i * P, xi + c * P, size_t(P) * sizeof(float));
+        for (int64_t c = 0; c < s.C; ++c) std::memcpy(col + c * ld + i * P, xi + c * P, size_t(P) * sizeof(float));
       } else {
-        im2col(xi, s, p, col.data() + i * P, ld);
+        im2col(xi, s, p, col + i * P, ld);
       }
-      for (int64_t o = 0; o < s.O; ++o) std::memcpy(dyc.data() + o * ld + i * P, gi + o * P, size_t(P) * sizeof(float));
+      for (int64_t o = 0; o < s.O; ++o) std::memcpy(dyc + o * ld + i * P, gi + o * P, size_t(P) * sizeof(float));
     }
-    tiled_product(1, s.O, CKK, ld, {dyc.data(), ld, 1}, {col.data(), 1, ld}, dw.f32(), CKK, 0, n0 > 0);
+    tiled_product(1, s.O, CKK, ld, {dyc, ld, 1}, {col, 1, ld}, dw.f32(), CKK, 0, n0 > 0);
   }
   return dw;
 }
