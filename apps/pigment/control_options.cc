@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "models/controlnet_loader.h"
-#include "pipelines/control_preprocess.h"
+#include "imaging/control_preprocess.h"
 
 namespace pigment::cli {
 

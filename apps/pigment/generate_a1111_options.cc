@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "pipelines/a1111_geometry.h"
+#include "imaging/a1111_geometry.h"
 #include "sampling/sampler_names.h"
 
 namespace pigment::cli {
@@ -14,7 +14,7 @@ struct A1111Options {
   double hr_scale = 2.0, hr_denoising = 0.7, denoising = 0.75;
   std::string hr_upscaler = "Latent", hr_prompt, hr_negative, hr_sampler, hr_schedule;
   int hr_steps = 0, hr_resize_x = 0, hr_resize_y = 0;
-  std::string inpaint_area = "whole", masked_content = "original";
+  std::string inpaint_area = "whole", masked_content = "original", resize_mode = "just-resize";
   int inpaint_padding = 32;
   std::string original_size, crop_coords, target_size;
 };
@@ -89,6 +89,11 @@ void add_a1111_options(CLI::App& c) {
   c.add_option("--hr-negative-prompt", a.hr_negative, "hires fix: negative prompt of the second pass");
   c.add_option("--hr-sampler", a.hr_sampler, "hires fix: sampler of the second pass (default: --sampler)");
   c.add_option("--hr-schedule,--hr-scheduler", a.hr_schedule, "hires fix: schedule type of the second pass");
+  c.add_option("--resize-mode", a.resize_mode,
+               "img2img/inpainting: how the init image (and mask) reach -W x -H, A1111's modes with Lanczos: "
+               "just-resize, crop (Crop and resize), fill (Resize and fill) or latent-upscale (Just resize (latent "
+               "upscale), img2img without a mask)")
+      ->capture_default_str();
   c.add_option("--inpaint-area", a.inpaint_area,
                "whole (repaint at the whole image's scale) or masked (A1111 'Only masked': crop around the mask, "
                "inpaint the crop at -W x -H, paste back)")
@@ -189,6 +194,8 @@ void fill_a1111_request(GenerateRequest& r, const CLI::App& app, double& img2img
     PIG_CHECK(!r.init_image, "--hires-fix is for txt2img only (A1111 has no hires fix for img2img or inpainting)");
     r.hires = hr;
   }
+  r.resize_mode = parse_resize_mode(a.resize_mode);
+  PIG_CHECK(r.init_image || r.resize_mode == ResizeMode::JustResize, "--resize-mode needs --init-img");
   r.inpaint_only_masked = only_masked(a.inpaint_area);
   PIG_CHECK(a.inpaint_padding >= 0 && a.inpaint_padding <= 4096, "--inpaint-padding must be between 0 and 4096 (got ",
             a.inpaint_padding, ")");

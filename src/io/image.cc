@@ -272,27 +272,4 @@ Image to_gray(const Image& img) {
   return o;
 }
 
-Image resize_bilinear(const Image& img, int width, int height) {
-  PIG_CHECK(width > 0 && height > 0, "resize: invalid size ", width, "x", height);
-  if (width == img.width && height == img.height) return img;
-  Image o{width, height, img.channels, {}};
-  o.pixels.resize(size_t(width) * height * img.channels);
-  for (int y = 0; y < height; ++y) {
-    float sy = std::max(0.f, (y + 0.5f) * img.height / height - 0.5f);
-    int y0 = std::min(int(sy), img.height - 1), y1 = std::min(y0 + 1, img.height - 1);
-    float fy = sy - y0;
-    for (int x = 0; x < width; ++x) {
-      float sx = std::max(0.f, (x + 0.5f) * img.width / width - 0.5f);
-      int x0 = std::min(int(sx), img.width - 1), x1 = std::min(x0 + 1, img.width - 1);
-      float fx = sx - x0;
-      for (int c = 0; c < img.channels; ++c) {
-        float v = (1 - fy) * ((1 - fx) * img.at(x0, y0, c) + fx * img.at(x1, y0, c)) +
-                  fy * ((1 - fx) * img.at(x0, y1, c) + fx * img.at(x1, y1, c));
-        o.pixels[(size_t(y) * width + x) * img.channels + c] = uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
-      }
-    }
-  }
-  return o;
-}
-
 }  // namespace pigment

@@ -26,7 +26,6 @@ std::vector<uint8_t> encode_png(const Image& img, const std::map<std::string, st
 
 Image to_rgb(const Image& img);   // gray/RGBA → RGB (alpha dropped)
 Image to_gray(const Image& img);  // luminance (ITU-R 601-2, as PIL's "L")
-// Bicubic-free resize by Lanczos is not needed here: a plain bilinear resize for init images and masks.
-Image resize_bilinear(const Image& img, int width, int height);
+// Resizing, blurs and masks live in imaging/ (imaging/resize.h).
 
 }  // namespace pigment

@@ -94,13 +94,5 @@ TEST(Image, CorruptFilesAreRefused) {
   std::filesystem::remove(path);
 }
 
-TEST(Image, Resize) {
-  Image img = gradient(8, 8, 3);
-  Image r = resize_bilinear(img, 4, 6);
-  EXPECT_EQ(r.width, 4);
-  EXPECT_EQ(r.height, 6);
-  EXPECT_EQ(r.pixels.size(), 4u * 6 * 3);
-}
-
 }  // namespace
 }  // namespace pigment

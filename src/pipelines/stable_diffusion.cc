@@ -10,9 +10,10 @@
 #include "io/checkpoint.h"
 #include "models/checkpoint_layout.h"
 #include "ops/ops.h"
-#include "pipelines/a1111_geometry.h"
+#include "imaging/a1111_geometry.h"
+#include "imaging/blur.h"
 #include "pipelines/prompt_schedule.h"
-#include "pipelines/resample.h"
+#include "imaging/resize.h"
 #include "sampling/sampler_names.h"
 #include "text/prompt_chunks.h"
 #include "sampling/noise_schedule.h"
@@ -69,17 +70,20 @@ std::string step_name(size_t i) {
   return buf;
 }
 
-// Mask image → A1111's binary mask (gray > 128 → 255, mask_round) blurred by `blur` (σ, as A1111's mask blur).
+// Mask image → A1111's binary mask (create_binary_mask) blurred by `blur` (σ, A1111's mask blur: cv::GaussianBlur).
 Image blurred_mask(const Image& mask, int blur) {
-  Image m = to_gray(mask);
-  for (auto& v : m.pixels) v = v > 128 ? 255 : 0;
-  return gaussian_blur_a1111(m, blur, blur);
+  Image m = binary_mask_a1111(mask);
+  return blur > 0 ? mask_blur_a1111(m, blur, blur) : m;
 }
 
-// Mask image → [1, 1, H, W] of 0/1 (white = repaint): blurred at its own size, resized, binarized at 0.5.
-Tensor mask_to_tensor(const Image& mask, int width, int height, int blur) {
-  Image m = resize_bilinear(blur > 0 ? blurred_mask(mask, blur) : to_gray(mask), width, height);
-  Tensor t = Tensor::empty({1, 1, height, width});
+// The blurred mask at width × height by the request's resize mode (A1111's image_mask, the "fill" content's mask).
+Image resized_mask(const Image& mask, int width, int height, int blur, ResizeMode mode) {
+  return resize_a1111(blurred_mask(mask, blur), mode, width, height);
+}
+
+// A resized mask → [1, 1, H, W] of 0/1 (white = repaint): binarized at 0.5 as diffusers' mask processor.
+Tensor mask_to_tensor(const Image& m) {
+  Tensor t = Tensor::empty({1, 1, m.height, m.width});
   for (size_t i = 0; i < m.pixels.size(); ++i) t.f32()[i] = m.pixels[i] / 255.f >= 0.5f ? 1.f : 0.f;
   return t;
 }
@@ -294,6 +298,11 @@ void StableDiffusion::check_request(const GenerateRequest& r) const {
   if (r.latents.defined())
     PIG_CHECK(r.latents.shape() == (Shape{1, latent_channels(), r.height / f, r.width / f}), "initial latents ",
               shape_str(r.latents.shape()), " do not match the image size");
+  if (r.resize_mode == ResizeMode::LatentUpscale && r.init_image) {
+    PIG_CHECK(!r.mask, "resize mode 'latent upscale' is for img2img without a mask (use just-resize, crop or fill)");
+    PIG_CHECK(r.init_image->width % f == 0 && r.init_image->height % f == 0, "resize mode 'latent upscale': the init "
+              "image's sides must be multiples of ", f, " (got ", r.init_image->width, "x", r.init_image->height, ")");
+  }
   PIG_CHECK(r.mask_blur >= 0 && r.mask_blur <= 256, "mask blur must be between 0 and 256 pixels (got ", r.mask_blur,
             ")");
   if (r.inpaint_only_masked) {
@@ -440,22 +449,26 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     see("noise", noise);
     latents = timesteps.empty() ? *hires_init : sched->add_noise(*hires_init, noise, start_t);
   } else if (img2img) {
-    Tensor image = image_to_tensor(resize_bilinear(*r.init_image, r.width, r.height));
-    image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+    if (r.resize_mode == ResizeMode::LatentUpscale) {
+      // A1111's "Just resize (latent upscale)": the init image encoded at its own size, the latent resized.
+      image_latents = ops::scale(vae_.encode(image_to_tensor(to_rgb(*r.init_image))).sample(*gen), sf);
+      image_latents = interpolate(image_latents, h, w, "bilinear", false);
+    } else {
+      Tensor image = image_to_tensor(resize_a1111(to_rgb(*r.init_image), r.resize_mode, r.width, r.height));
+      image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+    }
     see("init_latents", image_latents);
     noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
     see("noise", noise);
     latents = timesteps.empty() ? image_latents : sched->add_noise(image_latents, noise, start_t);
   } else if (inpaint) {
-    Image init_rgb = resize_bilinear(*r.init_image, r.width, r.height);
-    Tensor mask = mask_to_tensor(*r.mask, r.width, r.height, r.mask_blur);
+    Image init_rgb = resize_a1111(to_rgb(*r.init_image), r.resize_mode, r.width, r.height);
+    const Image mask_img = resized_mask(*r.mask, r.width, r.height, r.mask_blur, r.resize_mode);
+    Tensor mask = mask_to_tensor(mask_img);
     mask_latents = resize_nearest(mask, h, w);
     using MC = GenerateRequest::MaskedContent;
-    if (r.masked_content != MC::Original) {  // A1111 paints the masked area from its surroundings first
-      Image m{r.width, r.height, 1, std::vector<uint8_t>(size_t(r.width) * r.height)};
-      for (size_t i = 0; i < m.pixels.size(); ++i) m.pixels[i] = mask.f32()[i] > 0.5f ? 255 : 0;
-      init_rgb = fill_masked_area(init_rgb, m);
-    }
+    // A1111 paints the masked area from its surroundings first (masking.fill with the blurred, resized mask).
+    if (r.masked_content != MC::Original) init_rgb = fill_masked_area(init_rgb, mask_img);
     Tensor image = image_to_tensor(init_rgb);
     if (!unet_inpaint || (!r.latents.defined() && !strength_max)) {
       image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
@@ -539,7 +552,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     PIG_CHECK(cu.start >= 0 && cu.end <= 1 && cu.start < cu.end, "control start/end must satisfy 0 <= start < end <= 1 "
               "(got ", cu.start, ", ", cu.end, ")");
     Image img = to_rgb(cu.image);
-    if (img.width != r.width || img.height != r.height) img = resize_bilinear(img, r.width, r.height);
+    if (img.width != r.width || img.height != r.height) img = resize_image(img, r.width, r.height, ImageFilter::Lanczos);
     control_maps.push_back(ops::scale(ops::add(image_to_tensor(img), Tensor::full({1}, 1.f)), 0.5f));
   }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "imaging/a1111_geometry.h"
 #include "io/image.h"
 #include "models/clip_text.h"
 #include "models/controlnet.h"
@@ -79,9 +80,13 @@ struct GenerateRequest {
   Tensor latents;
   // img2img / inpainting
   std::optional<Image> init_image;
+  // How the init image (and the mask) reach width × height: A1111's resize modes, Pillow's Lanczos
+  // (imaging/a1111_geometry.h). LatentUpscale encodes the init image at its own size and resizes the latent
+  // (torch bilinear), img2img without a mask only; the image's sides must then be multiples of 8.
+  ResizeMode resize_mode = ResizeMode::JustResize;
   double strength = 0.75;
-  std::optional<Image> mask;  // white = repaint
-  int mask_blur = 0;          // pixels (A1111's mask_blur: a Gaussian with σ = mask_blur)
+  std::optional<Image> mask;  // white = repaint (A1111's create_binary_mask: an RGBA mask's alpha, else its gray)
+  int mask_blur = 0;          // pixels (A1111's mask_blur: cv::GaussianBlur with σ = mask_blur, at the mask's size)
   // A1111 "Inpaint area: Only masked" (inpaint_full_res): the mask's bounding box grown by `inpaint_padding`
   // pixels and then to the aspect ratio of width × height is cut out, resized to width × height, inpainted, resized
   // back and pasted into the init image with the blurred mask as alpha. The output has the init image's size.
@@ -91,7 +96,7 @@ struct GenerateRequest {
   enum class MaskedContent { Fill, Original, LatentNoise, LatentNothing };
   MaskedContent masked_content = MaskedContent::Original;
   // A1111's hires fix (txt2img only): the first pass at width × height, its latent (or decoded image) upscaled, then
-  // an img2img pass at the larger size. See pipelines/a1111_geometry.h for the size rules.
+  // an img2img pass at the larger size. See imaging/a1111_geometry.h for the size rules.
   struct HiresFix {
     double scale = 2.0;               // used when resize_x = resize_y = 0
     int resize_x = 0, resize_y = 0;   // target size (0 = from the other one / from scale)

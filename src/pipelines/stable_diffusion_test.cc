@@ -9,8 +9,9 @@
 #include <map>
 
 #include "io/safetensors.h"
-#include "pipelines/a1111_geometry.h"
-#include "pipelines/resample.h"
+#include "imaging/a1111_geometry.h"
+#include "imaging/resize.h"
+#include "imaging/blur.h"
 #include "sampling/rng.h"
 #include "text/tokenizer_files.h"
 
@@ -219,7 +220,7 @@ void expect_only_masked_area_changed(const StableDiffusion& sd) {
   ASSERT_EQ(out.width, 64);
   ASSERT_EQ(out.height, 48);
   // The paste's alpha is the blurred mask: where it is 0 the init image is kept exactly.
-  Image alpha = gaussian_blur_a1111(square_mask(), 2, 2);
+  Image alpha = mask_blur_a1111(square_mask(), 2, 2);
   int kept = 0, changed = 0;
   for (int y = 0; y < 48; ++y)
     for (int x = 0; x < 64; ++x)

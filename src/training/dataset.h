@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "pipelines/resample.h"
+#include "imaging/resize.h"
 
 namespace pigment::training {
 

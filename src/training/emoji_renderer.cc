@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "pipelines/resample.h"
+#include "imaging/resize.h"
 
 namespace pigment::training {
 
