@@ -301,6 +301,8 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   po.vae = o.vae;
   po.low_memory = o.low_memory;
   po.precision = ops::parse_precision(o.precision.c_str());
+  if (po.precision == ops::Precision::Fast && !ops::fast_precision_available())
+    std::fprintf(stderr, "warning: --precision fast has no fast path on this CPU (it needs AMX); running fp32\n");
   po.load.prediction = o.prediction;
   for (const auto& mc : o.model_configs) {
     size_t eq = mc.find('=');

@@ -1,6 +1,7 @@
 // pigment init --family sd15|sd21|sd21-v|sdxl [--dtype f32|f16|bf16] [--seed N] (--out FILE | --diffusers DIR):
 // a full-size random-weight checkpoint with the real key names and shapes, for tests and benchmarks without
-// downloading a model. With --controlnet, a random ControlNet for that family instead (original control_model.*
+// downloading a model. A diffusers folder is complete (tokenizer folders and every config) for diffusers'
+// from_pretrained. With --controlnet, a random ControlNet for that family instead (original control_model.*
 // layout, one file).
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "models/controlnet_loader.h"
 #include "models/model_family.h"
 #include "models/random_init.h"
+#include "pipelines/diffusers_folder.h"
 
 namespace pigment::cli {
 namespace {
@@ -43,6 +45,8 @@ int run_init() {
   InitReport r = g.controlnet         ? write_random_tensors(g.out, {controlnet_layout(p.unet)}, o, false)
                  : g.out.empty()      ? write_random_diffusers(g.diffusers, o)
                                       : write_random_single_file(g.out, o);
+  // diffusers' from_pretrained needs the tokenizer folders too: the built-in CLIP table with the family's pad token.
+  if (!g.controlnet && g.out.empty()) write_diffusers_tokenizers(g.diffusers, p.family);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("wrote %s: %s%s, %s, seed %llu (%s)\n", (g.out.empty() ? g.diffusers : g.out).c_str(), p.name.c_str(),
               g.controlnet ? " ControlNet" : "",

@@ -395,7 +395,8 @@ InitReport write_random_diffusers(const std::string& dir, const InitOptions& opt
   PIG_CHECK(!ec, (root / "scheduler").string(), ": cannot create folder: ", ec.message());
   write_json(root / "scheduler" / "scheduler_config.json", p.scheduler);
   index["scheduler"] = {"diffusers", p.scheduler["_class_name"]};
-  // No tokenizer files: pigment falls back to its built-in CLIP table (text/clip_builtin.h).
+  // The tokenizer folders come from the text layer (pipelines/diffusers_folder.h, which pigment init calls next and
+  // which names them here); a folder without them still loads in pigment, on its built-in CLIP table.
   index["tokenizer"] = {nullptr, nullptr};
   if (!p.text_encoder_2.is_null()) {
     index["tokenizer_2"] = {nullptr, nullptr};

@@ -40,7 +40,8 @@ struct InitReport {
 // The original single-file layout (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or
 // conditioner.embedders.*), with SAI model-spec metadata naming the architecture and prediction type.
 InitReport write_random_single_file(const std::string& path, const InitOptions& options);
-// A diffusers folder: model_index.json, scheduler/, and per component config.json + weights.
+// A diffusers folder: model_index.json, scheduler/, and per component config.json + weights. The tokenizer folders
+// are written by write_diffusers_tokenizers (pipelines/diffusers_folder.h).
 InitReport write_random_diffusers(const std::string& dir, const InitOptions& options);
 
 // Random weights for explicit layouts, under their file keys (single-file layout) or, with `diffusers_names`,

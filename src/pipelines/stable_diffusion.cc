@@ -276,6 +276,8 @@ SchedulerConfig StableDiffusion::scheduler_config(const GenerateRequest& r) cons
     for (auto it = o.begin(); it != o.end(); ++it) j[it.key()] = it.value();
   }
   if (!j.contains("prediction_type") || j["prediction_type"].is_null()) j["prediction_type"] = prediction_type_;
+  // DPM++ SDE's Brownian tree takes the image's seed, as AUTOMATIC1111 seeds it (diffusers would pick a random one).
+  if (!j.contains("noise_sampler_seed") || j["noise_sampler_seed"].is_null()) j["noise_sampler_seed"] = r.seed;
   return SchedulerConfig::from_json(j.dump());
 }
 

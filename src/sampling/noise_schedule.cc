@@ -164,7 +164,7 @@ float TrainSchedule::sqrt_one_minus_alpha_prod(int t) const {
 // ---- inference timesteps ----
 
 std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_timesteps, int n, int steps_offset,
-                                     bool round_linspace) {
+                                     bool round_linspace, bool f32_linspace) {
   const int T = num_train_timesteps;
   PIG_CHECK(n >= 1 && n <= T, "num_inference_steps must be in [1, ", T, "] (num_train_timesteps), got ", n);
   std::vector<double> ts;
@@ -175,7 +175,7 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_t
     for (double v : np_arange(T, 0, -double(T) / n)) ts.push_back(std::nearbyint(v) - 1);
   } else if (spacing == "linspace") {
     auto v = np_linspace(0, T - 1, n);
-    for (auto it = v.rbegin(); it != v.rend(); ++it) ts.push_back(round_linspace ? std::nearbyint(*it) : f32(*it));
+    for (auto it = v.rbegin(); it != v.rend(); ++it) ts.push_back(round_linspace ? std::nearbyint(*it) : f32_linspace ? f32(*it) : *it);
   } else {
     fail("scheduler config: timestep_spacing '", spacing, "' is not one of leading, trailing, linspace");
   }

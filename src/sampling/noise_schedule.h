@@ -40,10 +40,11 @@ struct TrainSchedule {
 // The common diffusers spacing (DDIM, DDPM, Euler family), descending, n values:
 //   leading:  (arange(n) * (T // n)).round()[::-1] + steps_offset
 //   trailing: round(arange(T, 0, -T / n)) - 1
-//   linspace: linspace(0, T - 1, n)[::-1], rounded when round_linspace (DDIM/DDPM) and left as floats (Euler)
+//   linspace: linspace(0, T - 1, n)[::-1], rounded when round_linspace (DDIM/DDPM) and left as floats: float32
+//             (Euler's dtype=np.float32) or, with f32_linspace false, float64 (DPMSolverSDEScheduler's dtype=float)
 // An unknown spacing or n outside [1, T] throws.
 std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_timesteps, int n, int steps_offset,
-                                     bool round_linspace);
+                                     bool round_linspace, bool f32_linspace = true);
 
 // np.interp(x, arange(len(table)), table) for each x (float64 result).
 std::vector<double> interp_table(const std::vector<double>& xs, const std::vector<float>& table);

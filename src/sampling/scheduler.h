@@ -54,7 +54,14 @@ class Scheduler {
   // Number of model calls per sampling step (2 for Heun / DPM2).
   virtual int order() const { return 1; }
 
+  // For the golden runner and tests: samplers whose noise does not come from the step generator (DPM++ SDE's
+  // Brownian tree) report each noise tensor they add ("noise", unit variance, before its σ scale) and the raw
+  // increment behind it ("brownian_increment"), in the order they draw them.
+  using NoiseObserver = std::function<void(const std::string& what, const Tensor& value)>;
+  void set_noise_observer(NoiseObserver observer) { noise_observer_ = std::move(observer); }
+
  protected:
+  NoiseObserver noise_observer_;
   std::vector<double> timesteps_;
   std::vector<double> sigmas_;
 };

@@ -26,7 +26,8 @@ SigmaScheduler::SigmaScheduler(const SchedulerConfig& c, std::string who)
 SigmaScheduler::StepTable SigmaScheduler::step_table(int n, bool round_sigma_timesteps) const {
   const int T = train_.size();
   StepTable st;
-  st.timesteps = spaced_timesteps(cfg_.timestep_spacing, T, n, cfg_.steps_offset, /*round_linspace=*/false);
+  st.timesteps =
+      spaced_timesteps(cfg_.timestep_spacing, T, n, cfg_.steps_offset, /*round_linspace=*/false, !linspace_f64_);
   const std::string interpolation = extra_string(cfg_, "interpolation_type", "linear");
   if (interpolation == "linear") {
     st.sigmas = interp_table(st.timesteps, train_sigmas_);

@@ -26,6 +26,8 @@ class SigmaScheduler : public Scheduler {
     std::vector<double> sigmas;
   };
   StepTable step_table(int n, bool round_sigma_timesteps = false) const;
+  // linspace spacing in float64 before σ is interpolated (DPMSolverSDEScheduler) instead of Euler's float32.
+  bool linspace_f64_ = false;
 
   // The call index of timestep t as diffusers' index_for_timestep picks it.
   int index_for_timestep(double t) const;

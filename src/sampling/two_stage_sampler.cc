@@ -9,6 +9,7 @@
 namespace pigment {
 
 TwoStageSampler::TwoStageSampler(const SchedulerConfig& c, std::string who) : SigmaScheduler(c, std::move(who)) {
+  linspace_f64_ = true;  // DPMSolverSDEScheduler's np.linspace(..., dtype=float)
   (void)schedule::spaced_timesteps(c.timestep_spacing, c.num_train_timesteps, 1, c.steps_offset, false);
 }
 
@@ -20,14 +21,17 @@ void TwoStageSampler::set_timesteps(int n) {
   sigmas_.clear();
   calls_.clear();
   mids_.assign(n, 0.0);
+  call_sigmas_.clear();
   for (int i = 0; i < n; ++i) {
     timesteps_.push_back(st.timesteps[i]);
     sigmas_.push_back(bounds_[i]);
+    call_sigmas_.push_back(bounds_[i]);
     calls_.push_back({i, false});
     mids_[i] = midpoint_sigma(bounds_[i], bounds_[i + 1]);
     if (mids_[i] > 0) {
       timesteps_.push_back(schedule::sigma_to_t(mids_[i], train_sigmas_));
-      sigmas_.push_back(mids_[i]);
+      sigmas_.push_back(bounds_[i + 1]);  // diffusers' table: the step's end σ, repeated for its next call
+      call_sigmas_.push_back(mids_[i]);
       calls_.push_back({i, true});
     }
   }
@@ -37,7 +41,7 @@ void TwoStageSampler::set_timesteps(int n) {
 }
 
 Tensor TwoStageSampler::scale_model_input(const Tensor& sample, double t) {
-  return scale_by_sigma(sample, sigmas_[step_index(t)]);
+  return scale_by_sigma(sample, call_sigmas_[step_index(t)]);
 }
 
 Tensor TwoStageSampler::step(const Tensor& model_output, double t, const Tensor& sample, Generator* gen) {
@@ -47,7 +51,7 @@ Tensor TwoStageSampler::step(const Tensor& model_output, double t, const Tensor&
   PIG_CHECK(model_output.shape() == sample.shape(), who_, ": model output shape ", shape_str(model_output.shape()),
             " differs from the sample's ", shape_str(sample.shape()));
   const Tensor x = sample.as_f32();
-  const Tensor d = predict_x0(model_output, x, sigmas_[k]);
+  const Tensor d = predict_x0(model_output, x, call_sigmas_[k]);
   const double s = bounds_[c.step], s_next = bounds_[c.step + 1], s_mid = mids_[c.step];
   Tensor out;
   if (c.second) {

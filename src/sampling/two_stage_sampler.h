@@ -15,7 +15,8 @@ class TwoStageSampler : public SigmaScheduler {
  public:
   TwoStageSampler(const SchedulerConfig& c, std::string who);
 
-  // timesteps() and sigmas() list every model call (sigmas() ends with a final 0).
+  // timesteps() lists every model call; sigmas() is diffusers' table for second-order samplers: σ_0, then each
+  // later step σ twice (the end of one step, the start of the next), then 0. The midpoint σ is internal.
   void set_timesteps(int n) override;
   // sample / (σ² + 1)^½ at the σ of the current model call.
   Tensor scale_model_input(const Tensor& sample, double t) override;
@@ -42,6 +43,8 @@ class TwoStageSampler : public SigmaScheduler {
   // The exponential-integrator (DPM-Solver++ first-order) step from σ s to σ `to` with denoised d:
   // (to/s)·x + (1 - to/s)·d, which is also the Euler step of the probability-flow ODE.
   static Tensor step_to(const Tensor& x, const Tensor& d, double s, double to);
+  // σ at the N + 1 step boundaries after set_timesteps (the last 0), without the midpoints.
+  const std::vector<double>& step_sigmas() const { return bounds_; }
 
  private:
   struct Call {
@@ -51,6 +54,7 @@ class TwoStageSampler : public SigmaScheduler {
   std::vector<Call> calls_;
   std::vector<double> bounds_;  // σ at the N + 1 step boundaries (the last 0)
   std::vector<double> mids_;    // midpoint σ per step (0: one call)
+  std::vector<double> call_sigmas_;  // the σ each model call sees (the midpoint for a second call)
   Tensor x_, d_;                // the first call's sample and denoised estimate
 };
 

@@ -43,10 +43,25 @@ TEST(TwoStageSampler, NoiseDraws) {
   auto anc = make_scheduler("dpmpp_2s_ancestral", sd_config());
   run_loop(*sde, 6, test_latents(), &sde_gen);
   run_loop(*anc, 6, test_latents(), &anc_gen);
-  EXPECT_EQ(sde_gen.draws, 10);  // two per two-call step
-  EXPECT_EQ(anc_gen.draws, 5);   // one per step not ending at σ = 0
+  EXPECT_EQ(sde_gen.draws, 1);  // without noise_sampler_seed: one draw seeds the Brownian tree
+  EXPECT_EQ(anc_gen.draws, 5);  // one per step not ending at σ = 0
   EXPECT_THROW(run_loop(*sde, 6, test_latents(), nullptr), Error);
   EXPECT_THROW(run_loop(*anc, 6, test_latents(), nullptr), Error);
+
+  // With a seed the tree needs no generator; it is asked twice per two-call step, and the same seed gives the same
+  // run whatever generator is passed.
+  auto seeded = make_scheduler("dpmpp_sde", sd_config(R"({"noise_sampler_seed": 99})"));
+  int noises = 0;
+  seeded->set_noise_observer([&](const std::string& what, const Tensor&) { noises += what == "noise"; });
+  CountingGenerator unused;
+  const Tensor a = run_loop(*seeded, 6, test_latents(), &unused);
+  EXPECT_EQ(unused.draws, 0);
+  EXPECT_EQ(noises, 10);
+  EXPECT_EQ(max_abs_diff(a, run_loop(*seeded, 6, test_latents(), nullptr)), 0.0);
+  auto other = make_scheduler("dpmpp_sde", sd_config(R"({"noise_sampler_seed": "100"})"));
+  EXPECT_GT(max_abs_diff(a, run_loop(*other, 6, test_latents(), nullptr)), 1e-3);
+  EXPECT_THROW(make_scheduler("dpmpp_sde", sd_config(R"({"noise_sampler_seed": -1})")), Error);
+  EXPECT_THROW(make_scheduler("dpmpp_sde", sd_config(R"({"noise_sampler_seed": "12x"})")), Error);
 }
 
 // With eta 0 both are the deterministic DPM-Solver++(2S) and give the same result.

@@ -10,6 +10,8 @@
 
 #include <zlib.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "io/gzip.h"
 #include "text/clip_builtin.h"
@@ -330,6 +332,39 @@ TEST(ClipTokenizer, PadTokenFromConfigOnlyWhenAsked) {
   ClipTokenizer plain = ClipTokenizer::open(f, false);
   EXPECT_EQ(plain.pad_id(), plain.eos_id());
   EXPECT_EQ(plain.encode("camera!!"), sd1_tokenizer().encode("camera!!"));  // "!" is not split out
+}
+
+// pigment init --diffusers writes the built-in table as a transformers tokenizer folder; read back (from the folder
+// and as a diffusers model's tokenizer/), it is the built-in tokenizer with the pad token asked for.
+TEST(TokenizerFiles, WritesTheBuiltinTableAsATokenizerFolder) {
+  REQUIRE_CLIP_TOKENIZER();
+  TempDir tmp;
+  write_builtin_tokenizer_files((tmp.path / "model" / "tokenizer").string(), "<|endoftext|>");
+  write_builtin_tokenizer_files((tmp.path / "model" / "tokenizer_2").string(), "!");
+  for (const char* sub : {"tokenizer", "tokenizer_2"})
+    for (const char* file : {"vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"})
+      EXPECT_TRUE(fs::is_regular_file(tmp.path / "model" / sub / file)) << sub << "/" << file;
+  // The files are OpenAI CLIP's: merges byte for byte, the vocabulary token for token.
+  const fs::path shared = testing::clip_tokenizer_dir();
+  EXPECT_EQ(read_all(tmp.path / "model" / "tokenizer" / "merges.txt"), read_all(shared / "merges.txt"));
+  EXPECT_EQ(nlohmann::json::parse(read_all(tmp.path / "model" / "tokenizer" / "vocab.json")),
+            nlohmann::json::parse(read_all(shared / "vocab.json")));
+  const auto cfg = nlohmann::json::parse(read_all(tmp.path / "model" / "tokenizer_2" / "tokenizer_config.json"));
+  EXPECT_EQ(cfg.at("tokenizer_class"), "CLIPTokenizer");
+  EXPECT_EQ(cfg.at("model_max_length"), 77);
+  EXPECT_EQ(cfg.at("pad_token"), "!");
+
+  TokenizerLocation where;
+  where.model_dir = (tmp.path / "model").string();
+  ASSERT_EQ(find_tokenizer_files(where).origin, TokenizerFiles::Origin::kModelDir);
+  expect_same_tokenizer(ClipTokenizer::load(where), ClipTokenizer::builtin());
+  where.subfolder = "tokenizer_2";
+  ClipTokenizer second = ClipTokenizer::load(where);
+  EXPECT_EQ(second.pad_id(), ClipTokenizer::kSd2PadId);
+  ClipTokenizer builtin_bang = ClipTokenizer::builtin();
+  builtin_bang.set_pad_token(ClipTokenizer::kSd2PadToken);
+  expect_same_tokenizer(second, builtin_bang);
+  EXPECT_THROW(write_builtin_tokenizer_files((tmp.path / "x").string(), "<nope>"), Error);
 }
 
 TEST(Gzip, RejectsTruncatedAndForeignData) {

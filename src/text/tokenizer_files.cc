@@ -7,7 +7,11 @@
 #include <optional>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "text/clip_builtin.h"
+#include "text/clip_tokenizer.h"
 
 namespace pigment {
 namespace {
@@ -139,6 +143,52 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where) {
   fail("CLIP tokenizer files (vocab.json + merges.txt) not found; looked in: ", list,
        ". Give --tokenizer PATH: a folder with vocab.json and merges.txt (or a diffusers model folder with "
        "tokenizer/), one of those two files, or OpenAI's ", kOpenAiBpe);
+}
+
+namespace {
+
+void write_text(const fs::path& path, std::string_view text) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(text.data(), std::streamsize(text.size()));
+  f.close();
+  PIG_CHECK(f.good(), path.string(), ": cannot write the file");
+}
+
+}  // namespace
+
+void write_builtin_tokenizer_files(const std::string& dir, const std::string& pad_token) {
+  const fs::path root(dir);
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  PIG_CHECK(!ec && is_dir(root), dir, ": cannot create folder: ", ec.message());
+  const ClipTokenizer tok = ClipTokenizer::builtin();
+  PIG_CHECK(pad_token == "<|endoftext|>" || tok.token_to_id(pad_token) >= 0, "tokenizer pad token '", pad_token,
+            "' is not in the vocabulary");
+  // vocab.json in id order, as transformers writes it (UTF-8, not \u escapes).
+  std::string vocab = "{";
+  for (int id = 0; id < tok.vocab_size(); ++id) {
+    if (id) vocab += ", ";
+    vocab += nlohmann::json(tok.id_to_token(id)).dump() + ": " + std::to_string(id);
+  }
+  vocab += "}";
+  write_text(root / "vocab.json", vocab);
+  write_text(root / "merges.txt", builtin_clip_merges());
+  nlohmann::ordered_json special = {{"bos_token", "<|startoftext|>"},
+                                    {"eos_token", "<|endoftext|>"},
+                                    {"pad_token", pad_token},
+                                    {"unk_token", "<|endoftext|>"}};
+  write_text(root / "special_tokens_map.json", special.dump(2) + "\n");
+  nlohmann::ordered_json config = {{"add_prefix_space", false},
+                                   {"bos_token", "<|startoftext|>"},
+                                   {"clean_up_tokenization_spaces", true},
+                                   {"do_lower_case", true},
+                                   {"eos_token", "<|endoftext|>"},
+                                   {"errors", "replace"},
+                                   {"model_max_length", ClipTokenizer::kContextLength},
+                                   {"pad_token", pad_token},
+                                   {"tokenizer_class", "CLIPTokenizer"},
+                                   {"unk_token", "<|endoftext|>"}};
+  write_text(root / "tokenizer_config.json", config.dump(2) + "\n");
 }
 
 }  // namespace pigment

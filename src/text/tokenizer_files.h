@@ -38,4 +38,9 @@ TokenizerFiles find_tokenizer_files(const TokenizerLocation& where);
 // The Hugging Face hub cache folders that exist under the environment above, in search order.
 std::vector<std::string> hf_hub_cache_dirs();
 
+// Writes the built-in CLIP table as a transformers CLIPTokenizer folder (creating `dir`): vocab.json, merges.txt,
+// special_tokens_map.json and tokenizer_config.json, padding with `pad_token` ("<|endoftext|>" for SD1 and SDXL's
+// first encoder, "!" for SD2 and SDXL's second). Throws naming the file that cannot be written.
+void write_builtin_tokenizer_files(const std::string& dir, const std::string& pad_token);
+
 }  // namespace pigment

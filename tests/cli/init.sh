@@ -55,14 +55,30 @@ rm "$tmp/sdxl.safetensors"
 "$BIN" init --family sd21-v --seed 7 --diffusers "$tmp/sd21v" >"$tmp/out"
 expect "$tmp/out" "component unet: 686 tensors, 865910724 parameters"
 expect "$tmp/out" "component text_encoder: 372 tensors, 340387840 parameters"
-test -f "$tmp/sd21v/model_index.json"
-test -f "$tmp/sd21v/unet/diffusion_pytorch_model.safetensors"
-test -f "$tmp/sd21v/text_encoder/model.safetensors"
+# Every file diffusers' StableDiffusionPipeline.from_pretrained reads: the index, the scheduler config, each
+# model's config and weights, and the CLIPTokenizer files (vocab.json + merges.txt, its two configs).
+for f in model_index.json scheduler/scheduler_config.json \
+         unet/config.json unet/diffusion_pytorch_model.safetensors vae/config.json vae/diffusion_pytorch_model.safetensors \
+         text_encoder/config.json text_encoder/model.safetensors \
+         tokenizer/vocab.json tokenizer/merges.txt tokenizer/tokenizer_config.json tokenizer/special_tokens_map.json; do
+  test -s "$tmp/sd21v/$f" || { echo "FAIL: init --diffusers wrote no $f"; exit 1; }
+done
 grep -q '"prediction_type": "v_prediction"' "$tmp/sd21v/scheduler/scheduler_config.json"
+tr -d ' \n' <"$tmp/sd21v/model_index.json" | grep -q '"tokenizer":\["transformers","CLIPTokenizer"\]' ||
+  { echo "FAIL: model_index.json does not name tokenizer/ as a CLIPTokenizer"; cat "$tmp/sd21v/model_index.json"; exit 1; }
+tr -d ' \n' <"$tmp/sd21v/tokenizer/special_tokens_map.json" | grep -q '"pad_token":"!"' ||
+  { echo "FAIL: the SD2 tokenizer does not pad with !"; exit 1; }
 "$BIN" inspect "$tmp/sd21v" >"$tmp/out"
 expect "$tmp/out" "family: sd2"
-generate_alone "$tmp/sd21v" "$tmp/sd21v.png"  # a diffusers folder without tokenizer/: the built-in table, "!" pad
-rm -rf "$tmp/sd21v"
+generate_alone "$tmp/sd21v" "$tmp/sd21v.png"
+# Read back by pigment, the folder's tokenizer/ is the built-in table: the same image with it and without it.
+bang() { "$BIN" generate -m "$tmp/sd21v" -p "a fox!! in the snow, 8k" -W 64 -H 64 --steps 1 -s 3 -q -o "$1"; }
+bang "$tmp/with_tokenizer.png"
+mv "$tmp/sd21v/tokenizer" "$tmp/tokenizer_aside"
+bang "$tmp/builtin.png"
+cmp -s "$tmp/with_tokenizer.png" "$tmp/builtin.png" ||
+  { echo "FAIL: the written tokenizer/ and the built-in table give different images"; exit 1; }
+rm -rf "$tmp/sd21v" "$tmp/tokenizer_aside"
 
 # Bad arguments are one clear error line and exit status 1.
 for args in "--family sd3 --out $tmp/x.safetensors" "--family sd15" "--family sd15 --dtype f8 --out $tmp/x.safetensors"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pigment generate --precision: fast writes an image (the bf16 path where the CPU has AMX, else the fp32 one),
-# the same bytes at 1 and 2 threads, and an unknown precision is a one-line error.
+# the same bytes at 1 and 2 threads, a one-line note on stderr where the CPU has no fast path, and an unknown
+# precision is a one-line error.
 set -u
 source "$(dirname "$0")/lib/common.bash"
 gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q \
@@ -12,6 +13,12 @@ gen --precision fast -t 2 -o "$T/fast2.png"
 check "fp32 and fast both write a PNG" '[ -s "$T/fp32.png" ] && [ -s "$T/fast1.png" ]'
 check "fast gives the same bytes at 1 and 2 threads" 'cmp -s "$T/fast1.png" "$T/fast2.png"'
 check "fp32 is the default" 'gen -o "$T/default.png" && cmp -s "$T/fp32.png" "$T/default.png"'
+# Where fast has no fast path (no AMX: forced here with the ISA cap) it says so in one line on stderr, and runs fp32.
+err32=$(PIGMENT_MAX_ISA=avx512_bf16 gen --precision fp32 -o "$T/capped32.png" 2>&1 >/dev/null)
+check "fp32 says nothing about a fast path" '! grep -q "fast path" <<<"$err32"'
+err=$(PIGMENT_MAX_ISA=avx512_bf16 gen --precision fast -o "$T/capped.png" 2>&1 >/dev/null)
+check "fast without AMX: one stderr line saying so" '[ "$(grep -c "no fast path" <<<"$err")" -eq 1 ] && [ $(wc -l <<<"$err") -eq 1 ]'
+check "fast without AMX gives the fp32 pixels" '[ "$(idat "$T/capped.png")" = "$(idat "$T/capped32.png")" ]'
 out=$(gen --precision half -o "$T/bad.png" 2>&1); rc=$?
 check "unknown precision: exit 1, one line, no file" '[ $rc -ne 0 ] && [ $(wc -l <<<"$out") -eq 1 ] && [ ! -e "$T/bad.png" ]'
 exit $((fails > 0))

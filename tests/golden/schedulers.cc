@@ -7,6 +7,7 @@
 
 #include "golden.h"
 #include "ops/ops.h"
+#include "sampling/brownian_tree.h"
 #include "sampling/noise_schedule.h"
 #include "sampling/rng.h"
 #include "sampling/scheduler.h"
@@ -163,6 +164,11 @@ void run_loops(Case& c, const std::string& cls) {
     const uint64_t seed_value =
         seed.is_string() ? std::stoull(seed.get<std::string>()) : seed.is_number() ? seed.get<uint64_t>() : 0;
     RecordingGenerator gen(make_generator("cpu", seed_value));
+    // Noise that does not come from the generator (DPM++ SDE's Brownian tree) is reported by the sampler.
+    std::vector<Tensor> tree_noise, tree_increments;
+    s->set_noise_observer([&](const std::string& what, const Tensor& v) {
+      (what == "noise" ? tree_noise : tree_increments).push_back(v.clone());
+    });
     Tensor x = ops::scale(latents, float(s->init_noise_sigma()));
     const auto ts = s->timesteps();
     try {
@@ -180,13 +186,94 @@ void run_loops(Case& c, const std::string& cls) {
       continue;
     }
     const int want_draws = loop["noise_draws"].is_number() ? loop["noise_draws"].get<int>() : -1;
-    if (want_draws >= 0 && int(gen.draws.size()) != want_draws)
-      c.failure(key + ".noise_draws", "drew " + std::to_string(gen.draws.size()) + " times, expected " +
+    const size_t drawn = gen.draws.size() + tree_noise.size();
+    if (want_draws >= 0 && int(drawn) != want_draws)
+      c.failure(key + ".noise_draws", "drew " + std::to_string(drawn) + " times, expected " +
                                           std::to_string(want_draws));
-    for (size_t i = 0; i < gen.draws.size(); ++i) {
+    // A loop whose noise equals another loop's (same seed, same σ) is held to that loop's tensors.
+    const std::string noise_key = loop.value("noise_same_as", key);
+    const std::vector<Tensor>& noise = gen.draws.empty() ? tree_noise : gen.draws;
+    for (size_t i = 0; i < noise.size(); ++i) {
       char name[32];
       std::snprintf(name, sizeof name, ".noise%02zu", i);
-      if (c.has(key + name)) c.compare(key + name, gen.draws[i]);
+      if (c.has(noise_key + name)) c.compare(noise_key + name, noise[i]);
+      else if (loop.value("noise_stored", false) || noise_key != key) c.failure(key + name, "no golden noise tensor");
+    }
+    for (size_t i = 0; i < tree_increments.size(); ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, ".bm_inc%02zu", i);
+      if (c.has(noise_key + name)) c.compare(noise_key + name, tree_increments[i]);
+    }
+  }
+}
+
+// The Brownian tree on its own (DPM++ SDE cases): SeedSequence test vectors, then per loop the tree built from the
+// recorded interval and entropy: the root's W, every recorded query's increment and tiling, and for the traced loop
+// every split's seed and every node's W.
+void run_brownian(Case& c) {
+  const auto& spec = c.spec();
+  for (const auto& v : spec.value("seedsequence_test_vectors", nlohmann::json::array())) {
+    const auto& e = v.at("entropy");
+    const uint64_t entropy = e.is_string() ? std::stoull(e.get<std::string>()) : e.get<uint64_t>();
+    std::vector<uint64_t> spawn;
+    for (const auto& k : v.at("spawn_key")) spawn.push_back(k.get<uint64_t>());
+    std::vector<int64_t> want, got;
+    for (const auto& w : v.at("words")) want.push_back(w.get<int64_t>());
+    for (uint32_t w : seed_sequence_state(entropy, spawn, v.at("n_words").get<int>())) got.push_back(w);
+    c.compare_ids("seedsequence(" + e.dump() + ", " + v.at("spawn_key").dump() + ")", got, want);
+  }
+  for (const auto& loop : spec.value("loops", nlohmann::json::array())) {
+    if (!loop.contains("brownian_tree")) continue;
+    const std::string key = loop.at("key");
+    const auto& bt = loop["brownian_tree"];
+    Shape shape;
+    for (const auto& d : bt.at("shape")) shape.push_back(d.get<int64_t>());
+    const auto& tol = bt.at("bm_tolerance");
+    const double atol = tol.at("atol"), rtol = tol.at("rtol");
+    try {
+      BrownianTree tree(bt.at("t0").get<double>(), bt.at("t1").get<double>(), shape, bt.at("entropy").get<uint64_t>());
+      if (tree.start() != bt.at("root_start").get<double>() || tree.end() != bt.at("root_end").get<double>())
+        c.failure(key + ".tree_interval", "rounded interval differs");
+      if (c.has(key + ".bm_root_W")) c.compare(key + ".bm_root_W", tree.root(), atol, rtol);
+      for (const auto& q : loop.value("brownian_queries", nlohmann::json::array())) {
+        char name[32];
+        std::snprintf(name, sizeof name, ".bm_inc%02d", q.at("draw").get<int>());
+        const double s = q.at("s"), s_next = q.at("s_next");
+        const auto pieces = tree.pieces(std::min(s, s_next), std::max(s, s_next));
+        if (int(pieces.size()) != q.at("pieces").get<int>())
+          c.failure(key + name + ".pieces", "tiled by " + std::to_string(pieces.size()) + " nodes, expected " +
+                                                std::to_string(q.at("pieces").get<int>()));
+        if (c.has(key + name)) c.compare(key + name, tree.increment(s, s_next), atol, rtol);  // the tree alone
+      }
+      if (!loop.contains("brownian_trace")) continue;
+      const auto& tr = loop["brownian_trace"];
+      const uint64_t entropy = bt.at("entropy").get<uint64_t>();
+      int bad_seeds = 0, bad_mids = 0;
+      for (const auto& sp : tr.at("splits")) {  // start, end, mid, spawn_key, depth, W_seed, made_by_draw
+        const uint64_t k = sp[3].get<uint64_t>();
+        const int depth = sp[4].get<int>();
+        if (seed_sequence_state(entropy, {k, uint64_t(depth)}, 4)[0] != sp[5].get<uint32_t>()) ++bad_seeds;
+        const auto iv = tree.node_interval(k, depth);
+        if (iv.first != sp[0].get<double>() || iv.second != sp[1].get<double>() ||
+            round_6_decimals(0.5 * (iv.first + iv.second)) != sp[2].get<double>())
+          ++bad_mids;
+      }
+      if (bad_seeds || bad_mids)
+        c.failure(key + ".brownian_trace.splits", std::to_string(bad_seeds) + " seeds and " + std::to_string(bad_mids) +
+                                                      " intervals differ");
+      else
+        std::printf("%-60s %zu splits PASS\n", (key + ".brownian_trace.splits").c_str(), tr.at("splits").size());
+      for (const auto& n : tr.at("nodes")) {  // node, start, end, spawn_key, depth
+        char name[32];
+        std::snprintf(name, sizeof name, ".bm_node%03d", n[0].get<int>());
+        if (!c.has(key + name)) continue;
+        const auto iv = tree.node_interval(n[3].get<uint64_t>(), n[4].get<int>());
+        if (iv.first != n[1].get<double>() || iv.second != n[2].get<double>())
+          c.failure(key + name, "node interval differs");
+        c.compare(key + name, tree.node(n[3].get<uint64_t>(), n[4].get<int>()), atol, rtol);
+      }
+    } catch (const Error& e) {
+      c.failure(key + ".brownian_tree", std::string("error: ") + e.what());
     }
   }
 }
@@ -200,6 +287,7 @@ void run_scheduler_case(Case& c) {
   }
   run_tables(c, cls);
   run_loops(c, cls);
+  if (c.spec().contains("brownian_tree_algorithm")) run_brownian(c);
 }
 
 Register reg("schedulers/", run_scheduler_case);

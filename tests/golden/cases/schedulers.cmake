@@ -10,6 +10,8 @@ list(APPEND PIGMENT_GOLDEN_CASES
   schedulers/dpmpp_2m_karras
   schedulers/dpmpp_2m_sde
   schedulers/dpmpp_2m_sde_karras
+  schedulers/dpmpp_sde
+  schedulers/dpmpp_sde_karras
   schedulers/euler
   schedulers/euler_ancestral
   schedulers/euler_karras
