@@ -49,6 +49,7 @@
 #include "core/error.h"
 #include "imaging/frechet_distance.h"
 #include "imaging/image_features.h"
+#include "imaging/resize.h"
 #include "io/image.h"
 #include "models/lora.h"
 #include "models/textual_inversion.h"
@@ -378,7 +379,8 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < groups[0].items.size(); ++i) {
           const size_t target = groups[0].items[i].target;
           Image src = real[target];
-          if (src.width != size || src.height != size) src = resize_bilinear(to_rgb(src), size, size);
+          if (src.width != size || src.height != size)
+            src = resize_image(to_rgb(src), size, size, ImageFilter::Bilinear);
           const Tensor latents = sd.vae().encode(image_to_tensor(src)).mode();
           const Tensor decoded = sd.vae().decode(latents);
           Image img = tensor_to_image(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
@@ -402,8 +404,8 @@ int main(int argc, char** argv) {
         for (int x = 2; x < moved.width; ++x)
           for (int c = 0; c < 3; ++c)
             moved.pixels[(size_t(y) * moved.width + x) * 3 + c] = src.at(x - 2, y - 1, c);
-      const Image blurred = resize_bilinear(resize_bilinear(moved, moved.width / 2, moved.height / 2), moved.width,
-                                            moved.height);
+      const Image half = resize_image(moved, moved.width / 2, moved.height / 2, ImageFilter::Bilinear);
+      const Image blurred = resize_image(half, moved.width, moved.height, ImageFilter::Bilinear);
       degraded.items.push_back({"", it.target});
       degraded.features.push_back(standardizer.apply(image_features(blurred)));
       degraded.retrieval.push_back(retrieve(degraded.features.back(), gallery, it.target));

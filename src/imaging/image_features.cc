@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "imaging/resize.h"
 
 namespace pigment {
 namespace {
@@ -44,7 +45,7 @@ int image_feature_dims() {
 FeatureVector image_features(const Image& image) {
   PIG_CHECK(image.width > 0 && image.height > 0 && !image.pixels.empty(), "image features: empty image");
   Image rgb = image.channels == 3 ? image : to_rgb(image);
-  if (rgb.width != kN || rgb.height != kN) rgb = resize_bilinear(rgb, kN, kN);
+  if (rgb.width != kN || rgb.height != kN) rgb = resize_image(rgb, kN, kN, ImageFilter::Bilinear);
 
   std::vector<double> v(size_t(kN) * kN * 3), lum(size_t(kN) * kN);
   std::vector<char> fg(size_t(kN) * kN);
