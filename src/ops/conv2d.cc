@@ -113,9 +113,10 @@ std::shared_ptr<ConvPrimitive> make_conv(const ConvShape& s, const Conv2dParams&
 
 // Auto's choice, from measurements on SD shapes (docs/performance.md): Winograd is 2.2x faster from 32x32 outputs up
 // and only ~1.25x at 16x16 and 8x8, where its weights (4x, resp. 1.8x, the plain ones) would cost gigabytes for the
-// 1280-channel layers; with fewer than 16 channels (conv_in) it is slower.
+// 1280-channel layers. With few channels it is slower: conv_in (< 16), and the 32- and 64-channel layers of small
+// models (pigment's emoji VAE at 64x64, batch 16, AMD EPYC: 32->32 Winograd ran at a seventh of direct's rate).
 bool onednn::auto_picks_winograd(int64_t in_channels, int64_t out_channels, int64_t out_pixels) {
-  return in_channels >= 16 && out_channels >= 16 && out_pixels >= 32 * 32;
+  return in_channels >= 128 && out_channels >= 128 && out_pixels >= 32 * 32;
 }
 
 void set_default_conv_algorithm(ConvAlgorithm a) { g_default_algorithm = int(a); }

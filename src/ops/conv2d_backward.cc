@@ -200,6 +200,17 @@ void im2col(const float* x, const ConvShape& s, const Conv2dParams& p, float* co
     }
   }
 }
+
+// out[c, r] = in[r, c] for in [rows, cols] (blocks of 32 x 32, so both sides stay in cache).
+void transpose_into(const float* in, int64_t rows, int64_t cols, float* out) {
+  constexpr int64_t B = 32;
+  for (int64_t r0 = 0; r0 < rows; r0 += B)
+    for (int64_t c0 = 0; c0 < cols; c0 += B) {
+      const int64_t r1 = std::min(rows, r0 + B), c1 = std::min(cols, c0 + B);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) out[c * rows + r] = in[r * cols + c];
+    }
+}
 }  // namespace
 
 Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape, Conv2dParams p) {
@@ -257,15 +268,17 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
   const int64_t P = s.Ho * s.Wo, CKK = s.C * s.kh * s.kw;
   const bool pointwise = s.kh == 1 && s.kw == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                          p.pad_bottom == 0 && p.pad_right == 0;
-  // dw[O, CKK] = dy[O, nP] · colᵀ[nP, CKK] over a chunk of n images side by side (dy's images moved next to each
-  // other, their im2col likewise): one product with a long K, instead of one per image, which at small image sizes
-  // is a short K per call and spends its time in calls and in reading and writing dw. Chunks of at least 32 MiB of
-  // im2col (or all images) are added in order. The buffers are tensors: uninitialised, and at 32 MiB and more
-  // reused by core/allocator, since a fresh buffer of that size costs more in page faults than the product itself.
+  // dwᵀ[CKK, O] = col[CKK, nP] · dyᵀ[nP, O] over a chunk of n images side by side (their im2col rows next to each
+  // other, each image's dy transposed below the previous one's): one product with a long K in the row-major form
+  // oneDNN's matmul runs fastest, instead of one per image, which at small image sizes is a short K per call and
+  // spends its time in calls and in reading and writing dw. Chunks of at least 32 MiB of im2col (or all images) are
+  // added in order. The buffers are tensors: uninitialised, and at 32 MiB and more reused by core/allocator, since
+  // a fresh buffer of that size costs more in page faults than the product itself.
   const int64_t per_image = CKK * P;
   const int64_t chunk = std::clamp<int64_t>(((int64_t(8) << 20) + per_image - 1) / std::max<int64_t>(1, per_image), 1, s.N);
-  Tensor col_t = Tensor::empty({per_image * chunk}), dyc_t = Tensor::empty({s.O * P * chunk});
-  float *col = col_t.f32(), *dyc = dyc_t.f32();
+  Tensor col_t = Tensor::empty({per_image * chunk}), dyt_t = Tensor::empty({s.O * P * chunk});
+  Tensor dwt = Tensor::empty({CKK, s.O});
+  float *col = col_t.f32(), *dyt = dyt_t.f32();
   for (int64_t n0 = 0; n0 < s.N; n0 += chunk) {
     const int64_t nc = std::min(chunk, s.N - n0), ld = nc * P;
     for (int64_t i = 0; i < nc; ++i) {
@@ -276,10 +289,11 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
       } else {
         im2col(xi, s, p, col + i * P, ld);
       }
-      for (int64_t o = 0; o < s.O; ++o) std::memcpy(dyc + o * ld + i * P, gi + o * P, size_t(P) * sizeof(float));
+      transpose_into(gi, s.O, P, dyt + i * P * s.O);
     }
-    tiled_product(1, s.O, CKK, ld, {dyc, ld, 1}, {col, 1, ld}, dw.f32(), CKK, 0, n0 > 0);
+    tiled_product(1, CKK, s.O, ld, {col, ld, 1}, {dyt, s.O, 1}, dwt.f32(), s.O, 0, n0 > 0);
   }
+  transpose_into(dwt.f32(), CKK, s.O, dw.f32());
   return dw;
 }
 
