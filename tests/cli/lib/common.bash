@@ -19,3 +19,24 @@ while i < len(b):
     if t==b"IDAT": out+=b[i+8:i+8+n]
     i+=12+n
 sys.stdout.buffer.write(out)' "$1" | sha256sum; }
+# CRC-32 (PNG's) of the bytes of file $1, as 8 hex digits; plain bash, no other tool.
+crc32() {
+  local crc=$((0xFFFFFFFF)) b k
+  for b in $(od -An -v -tu1 "$1"); do
+    crc=$((crc ^ b))
+    for k in 0 1 2 3 4 5 6 7; do crc=$(((crc >> 1) ^ (0xEDB88320 & -(crc & 1)))); done
+  done
+  printf '%08x' $((crc ^ 0xFFFFFFFF))
+}
+# png_with_parameters SRC DST TEXT: SRC (a PNG without text chunks) with a tEXt "parameters" chunk holding TEXT
+# (ASCII) right after its IHDR, as A1111 or another tool could have written it.
+png_with_parameters() {
+  local src=$1 dst=$2 body="$T/.text-chunk" n
+  { printf 'tEXtparameters\0'; printf '%s' "$3"; } >"$body"
+  n=$(($(stat -c %s "$body") - 4))
+  { head -c 33 "$src"
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((n >> 24 & 255)) $((n >> 16 & 255)) $((n >> 8 & 255)) $((n & 255)))"
+    cat "$body"
+    printf "$(crc32 "$body" | sed 's/../\\x&/g')"
+    tail -c +34 "$src"; } >"$dst"
+}
