@@ -11,6 +11,7 @@
 #include "models/checkpoint_layout.h"
 #include "ops/ops.h"
 #include "pipelines/a1111_geometry.h"
+#include "pipelines/latent_sampling.h"
 #include "pipelines/prompt_schedule.h"
 #include "pipelines/resample.h"
 #include "sampling/sampler_names.h"
@@ -438,7 +439,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     latents = timesteps.empty() ? *hires_init : sched->add_noise(*hires_init, noise, start_t);
   } else if (img2img) {
     Tensor image = image_to_tensor(resize_bilinear(*r.init_image, r.width, r.height));
-    image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+    image_latents = ops::scale(sample_latents(vae_.encode(image), *gen), sf);
     see("init_latents", image_latents);
     noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
     see("noise", noise);
@@ -455,7 +456,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     }
     Tensor image = image_to_tensor(init_rgb);
     if (!unet_inpaint || (!r.latents.defined() && !strength_max)) {
-      image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image), *gen), sf);
       if (r.masked_content == MC::LatentNoise || r.masked_content == MC::LatentNothing) {
         // A1111: init_latent·(1 − m) + m·(noise from the seed, or nothing), m the latent mask.
         Tensor inv = ops::sub(Tensor::full(mask_latents.shape(), 1.f), mask_latents);
@@ -479,7 +480,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     Tensor keep = Tensor::empty(mask.shape());
     for (int64_t i = 0; i < mask.numel(); ++i) keep.f32()[i] = mask.f32()[i] < 0.5f ? 1.f : 0.f;
     if (unet_inpaint) {
-      masked_image_latents = ops::scale(vae_.encode(ops::mul(image, keep)).sample(*gen), sf);
+      masked_image_latents = ops::scale(sample_latents(vae_.encode(ops::mul(image, keep)), *gen), sf);
       see("masked_image_latents", masked_image_latents);
     }
   } else {

@@ -5,7 +5,7 @@
 #include "golden.h"
 #include "models/clip_text.h"
 #include "models/model_config.h"
-#include "models/textual_inversion.h"
+#include "pipelines/embedding_set.h"
 #include "text/tokenizer_files.h"
 
 namespace pigment::golden {
