@@ -189,29 +189,27 @@ void apply_png(const std::string& path) {
   Infotext info = parse_infotext(it->second);
   if (!given("--prompt")) o.prompt = info.prompt;
   if (!given("--negative-prompt")) o.negative = info.negative_prompt;
-  auto num = [&](const char* key, auto& dst, const char* flag) {
-    if (const std::string* v = info.find(key); v && !given(flag)) {
-      try {
-        dst = static_cast<std::remove_reference_t<decltype(dst)>>(std::stod(*v));
-      } catch (const std::exception&) {
-        fail(path, ": parameter '", key, "' is not a number: ", *v);
-      }
-    }
+  // Strict: "Steps: 3abc" or "Seed: abc" is one error line naming the field and the value (infotext.h).
+  auto integer = [&](const char* key, auto& dst, const char* flag) {
+    if (auto v = infotext_integer(info, key, path); v && !given(flag))
+      dst = static_cast<std::remove_reference_t<decltype(dst)>>(*v);
   };
-  num("Steps", o.steps, "--steps");
-  num("CFG scale", o.cfg_scale, "--cfg-scale");
-  num("Clip skip", o.clip_skip, "--clip-skip");
-  num("Denoising strength", o.strength, "--strength");
-  num("CFG Rescale phi", o.guidance_rescale, "--guidance-rescale");
-  if (const std::string* v = info.find("Seed"); v && !given("--seed")) o.seed = std::stoll(*v);
+  auto number = [&](const char* key, auto& dst, const char* flag) {
+    if (auto v = infotext_number(info, key, path); v && !given(flag))
+      dst = static_cast<std::remove_reference_t<decltype(dst)>>(*v);
+  };
+  integer("Steps", o.steps, "--steps");
+  number("CFG scale", o.cfg_scale, "--cfg-scale");
+  integer("Clip skip", o.clip_skip, "--clip-skip");
+  number("Denoising strength", o.strength, "--strength");
+  number("CFG Rescale phi", o.guidance_rescale, "--guidance-rescale");
+  integer("Seed", o.seed, "--seed");
   if (const std::string* v = info.find("Sampler"); v && !given("--sampler")) o.sampler = *v;
   if (const std::string* v = info.find("Schedule type"); v && !given("--schedule")) o.schedule = *v;
   if (const std::string* v = info.find("RNG"); !given("--rng")) o.rng = (v && *v == "CPU") ? "cpu" : "cuda";
-  if (const std::string* v = info.find("Size"); v && !given("--width") && !given("--height")) {
-    size_t x = v->find('x');
-    PIG_CHECK(x != std::string::npos, path, ": Size '", *v, "' is not WxH");
-    o.width = std::stoi(v->substr(0, x));
-    o.height = std::stoi(v->substr(x + 1));
+  if (auto size = infotext_size(info, "Size", path); size && !given("--width") && !given("--height")) {
+    o.width = size->first;
+    o.height = size->second;
   }
   apply_a1111_infotext(info, *o.app, path, o.mask_blur);
 }

@@ -111,17 +111,17 @@ void add_a1111_options(CLI::App& c) {
 }
 
 void apply_a1111_infotext(const Infotext& info, const CLI::App& app, const std::string& path, int& mask_blur) {
+  // Strict readers (infotext.h): a malformed value is one error line naming the field and the value.
   auto number = [&](const char* key, auto& dst, const char* flag) {
-    const std::string* v = info.find(key);
-    if (!v || given(app, flag)) return false;
-    try {
-      size_t used = 0;
-      double d = std::stod(*v, &used);
-      if (used != v->size()) throw std::invalid_argument("");
-      dst = static_cast<std::remove_reference_t<decltype(dst)>>(d);
-    } catch (const std::exception&) {
-      fail(path, ": parameter '", key, "' is not a number: ", *v);
-    }
+    auto v = infotext_number(info, key, path);
+    if (!v) return false;
+    if (!given(app, flag)) dst = static_cast<std::remove_reference_t<decltype(dst)>>(*v);
+    return true;
+  };
+  auto integer = [&](const char* key, auto& dst, const char* flag) {
+    auto v = infotext_integer(info, key, path);
+    if (!v) return false;
+    if (!given(app, flag)) dst = static_cast<std::remove_reference_t<decltype(dst)>>(*v);
     return true;
   };
   auto text = [&](const char* key, std::string& dst, const char* flag) {
@@ -131,14 +131,14 @@ void apply_a1111_infotext(const Infotext& info, const CLI::App& app, const std::
   };
   bool hires = false;
   hires |= number("Hires upscale", a.hr_scale, "--hr-scale");
-  if (const std::string* v = info.find("Hires resize")) {
+  if (auto size = infotext_size(info, "Hires resize", path, /*allow_zero=*/true)) {
     hires = true;
-    auto [x, y] = parse_pair(*v, "Hires resize");
+    auto [x, y] = *size;
     if (!given(app, "--hr-resize-x")) a.hr_resize_x = x;
     if (!given(app, "--hr-resize-y")) a.hr_resize_y = y;
   }
   hires |= text("Hires upscaler", a.hr_upscaler, "--hr-upscaler");
-  hires |= number("Hires steps", a.hr_steps, "--hr-steps");
+  hires |= integer("Hires steps", a.hr_steps, "--hr-steps");
   if (hires) {
     a.hires = true;
     if (!given(app, "--denoising-strength")) number("Denoising strength", a.hr_denoising, "--hr-denoising-strength");
@@ -147,9 +147,9 @@ void apply_a1111_infotext(const Infotext& info, const CLI::App& app, const std::
     text("Hires sampler", a.hr_sampler, "--hr-sampler");
     text("Hires schedule type", a.hr_schedule, "--hr-schedule");
   }
-  number("Mask blur", mask_blur, "--mask-blur");
+  integer("Mask blur", mask_blur, "--mask-blur");
   if (const std::string* v = info.find("Inpaint area"); v && !given(app, "--inpaint-area")) a.inpaint_area = *v;
-  number("Masked area padding", a.inpaint_padding, "--inpaint-padding");
+  integer("Masked area padding", a.inpaint_padding, "--inpaint-padding");
   text("Masked content", a.masked_content, "--masked-content");
   text("SDXL original size", a.original_size, "--original-size");
   text("SDXL crop coords", a.crop_coords, "--crop-coords");

@@ -64,6 +64,8 @@ std::map<std::string, Tensor> HypernetworkModule::parameters() const {
   return out;
 }
 
+int64_t layer_width(int64_t dim, double multiplier) { return int64_t(std::trunc(double(dim) * multiplier)); }
+
 Hypernetwork Hypernetwork::load(const std::string& path, const std::string& name) {
   PIG_CHECK(std::filesystem::exists(path), path, ": hypernetwork file not found");
   PytorchZip zip = PytorchZip::open(path);
@@ -77,7 +79,11 @@ Hypernetwork Hypernetwork::load(const std::string& path, const std::string& name
   if (const Value* v = root.get("layer_structure"); v && v->kind != Kind::None) {
     PIG_CHECK(v->kind == Kind::List || v->kind == Kind::Tuple, path, ": layer_structure is not a list");
     hn.layer_structure_.clear();
-    for (const Value* i : v->items) hn.layer_structure_.push_back(int(i->kind == Kind::Float ? i->f : i->i));
+    for (const Value* i : v->items) {
+      PIG_CHECK(i->kind == Kind::Float || i->kind == Kind::Int, path, ": layer_structure holds a ", i->repr(),
+                ", expected numbers");
+      hn.layer_structure_.push_back(i->kind == Kind::Float ? i->f : double(i->i));
+    }
   }
   const auto& ls = hn.layer_structure_;
   PIG_CHECK(ls.size() >= 2 && ls.front() == 1 && ls.back() == 1, path, ": layer_structure must start and end with 1");
@@ -127,7 +133,11 @@ Hypernetwork Hypernetwork::load(const std::string& path, const std::string& name
       std::vector<HypernetworkModule::Step> steps;
       int index = 0;
       for (size_t i = 0; i + 1 < ls.size(); ++i) {
-        int64_t in = dim * ls[i], out = dim * ls[i + 1];
+        // A1111: Linear(int(dim * layer_structure[i]), int(dim * layer_structure[i + 1])): Python's int() of the
+        // float product, so "1, 1.5, 1" on 5 gives 7 (fractional multipliers are allowed).
+        const int64_t in = layer_width(dim, ls[i]), out = layer_width(dim, ls[i + 1]);
+        PIG_CHECK(in > 0 && out > 0, path, ": layer_structure ", ls[i], ", ", ls[i + 1], " gives an empty layer at width ",
+                  dim);
         steps.push_back({HypernetworkModule::Step::Linear, param(index, "weight", {out, in}),
                          param(index, "bias", {out}), index});
         ++index;

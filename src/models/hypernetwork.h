@@ -35,13 +35,17 @@ class HypernetworkModule {
   std::string activation_;
 };
 
+// The width of a hidden layer as A1111 builds it: int(dim * multiplier), Python's truncation of the float product.
+int64_t layer_width(int64_t dim, double multiplier);
+
 class Hypernetwork {
  public:
   // An A1111 .pt file; the name defaults to the file stem. Malformed files throw, naming the file and the field.
   static Hypernetwork load(const std::string& path, const std::string& name = "");
 
   const std::string& name() const { return name_; }
-  const std::vector<int>& layer_structure() const { return layer_structure_; }
+  // Width multipliers, first and last 1; fractional ones allowed (A1111: "1, 1.5, 1"), see layer_width.
+  const std::vector<double>& layer_structure() const { return layer_structure_; }
   std::vector<int64_t> sizes() const;
   bool applies_to(int64_t width) const { return layers_.count(width) != 0; }
   // Transforms (context_k, context_v) in place if a module pair for their width exists.
@@ -52,7 +56,7 @@ class Hypernetwork {
 
  private:
   std::string name_, activation_;
-  std::vector<int> layer_structure_;
+  std::vector<double> layer_structure_;
   std::map<int64_t, std::pair<HypernetworkModule, HypernetworkModule>> layers_;
 };
 

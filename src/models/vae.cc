@@ -76,23 +76,10 @@ LatentDistribution::LatentDistribution(const Tensor& moments) {
   std_ = ops::exp(ops::scale(logvar_, 0.5f));
 }
 
-Tensor LatentDistribution::sample_with_noise(const Tensor& noise) const {
+Tensor LatentDistribution::sample(const Tensor& noise) const {
   PIG_CHECK(noise.shape() == mean_.shape(), "VAE posterior: noise ", shape_str(noise.shape()), " is not the latent shape ",
             shape_str(mean_.shape()));
   return ops::add(mean_, ops::mul(std_, noise));
-}
-
-Tensor LatentDistribution::sample(Generator& g) const { return sample_with_noise(g.randn(mean_.shape())); }
-
-Tensor LatentDistribution::sample(const std::vector<Generator*>& per_item) const {
-  PIG_CHECK(int64_t(per_item.size()) == mean_.dim(0), "VAE posterior: ", per_item.size(), " generators for a batch of ",
-            mean_.dim(0));
-  std::vector<Tensor> noise;
-  for (Generator* g : per_item) {
-    PIG_CHECK(g, "VAE posterior: null generator");
-    noise.push_back(g->randn({1, mean_.dim(1), mean_.dim(2), mean_.dim(3)}));
-  }
-  return sample_with_noise(ops::concat(noise, 0));
 }
 
 // ---- loading ----

@@ -12,7 +12,6 @@
 #include "core/tensor.h"
 #include "models/model_config.h"
 #include "models/weights.h"
-#include "sampling/rng.h"
 
 namespace pigment {
 
@@ -46,12 +45,10 @@ class LatentDistribution {
   const Tensor& logvar() const { return logvar_; }
   const Tensor& stddev() const { return std_; }  // exp(0.5 · logvar)
   const Tensor& mode() const { return mean_; }
-  // mean + std · noise, noise = g.randn(mean's shape) (diffusers' randn_tensor with one generator).
-  Tensor sample(Generator& g) const;
-  // One generator per batch element, each drawing randn([1, C, h, w]) (diffusers with a list of generators).
-  Tensor sample(const std::vector<Generator*>& per_item) const;
-  // mean + std · noise for noise drawn elsewhere.
-  Tensor sample_with_noise(const Tensor& noise) const;
+  // mean + std · noise, for noise of the mean's shape drawn by the caller (diffusers' latent_dist.sample(generator)
+  // draws randn_tensor(mean.shape, generator); pipelines/latent_sampling.h does that with pigment's generators). The
+  // model layer takes the tensor, not a generator: models/ does not depend on sampling/.
+  Tensor sample(const Tensor& noise) const;
 
  private:
   Tensor mean_, logvar_, std_;

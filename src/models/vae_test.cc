@@ -140,10 +140,10 @@ TEST(Vae, Posterior) {
   for (int64_t i = 0; i < d.stddev().numel(); ++i)
     EXPECT_FLOAT_EQ(d.stddev().f32()[i], std::exp(0.5f * d.logvar().f32()[i]));
   Tensor noise = filled({1, 4, 2, 3}, 6, 0.f, 1.f);
-  Tensor s = d.sample_with_noise(noise);
+  Tensor s = d.sample(noise);
   for (int64_t i = 0; i < s.numel(); ++i)
     EXPECT_FLOAT_EQ(s.f32()[i], d.mean().f32()[i] + d.stddev().f32()[i] * noise.f32()[i]);
-  EXPECT_THROW(d.sample_with_noise(filled({1, 4, 3, 2}, 1)), Error);
+  EXPECT_THROW(d.sample(filled({1, 4, 3, 2}, 1)), Error);
   EXPECT_THROW(LatentDistribution(filled({1, 7, 2, 2}, 1)), Error);
 }
 
@@ -160,9 +160,9 @@ TEST(Vae, PosteriorGradients) {
   {
     ops::autograd::Recording rec(tape);
     d = LatentDistribution(m);
-    z = d.sample_with_noise(noise);
+    z = d.sample(noise);
   }
-  EXPECT_EQ(max_diff(z, LatentDistribution(moments).sample_with_noise(noise)), 0.f);  // the same bits as untaped
+  EXPECT_EQ(max_diff(z, LatentDistribution(moments).sample(noise)), 0.f);  // the same bits as untaped
   tape.backward(z, r);
   const Tensor g = tape.gradient(m);
   ASSERT_TRUE(g.defined());
@@ -174,19 +174,6 @@ TEST(Vae, PosteriorGradients) {
   }
   EXPECT_EQ(g.f32()[24], 0.f);
   EXPECT_EQ(g.f32()[25], 0.f);
-}
-
-TEST(Vae, PosteriorGenerators) {
-  LatentDistribution d(filled({2, 8, 2, 3}, 9));
-  auto g = make_generator("cpu", 1201);
-  Tensor whole = d.sample(*g);
-  EXPECT_EQ(whole.shape(), (Shape{2, 4, 2, 3}));
-  auto g0 = make_generator("cpu", 1), g1 = make_generator("cpu", 2);
-  Tensor each = d.sample(std::vector<Generator*>{g0.get(), g1.get()});
-  auto h1 = make_generator("cpu", 2);
-  Tensor second = d.sample_with_noise(ops::concat({make_generator("cpu", 1)->randn({1, 4, 2, 3}), h1->randn({1, 4, 2, 3})}, 0));
-  EXPECT_EQ(max_diff(each, second), 0.f);
-  EXPECT_THROW(d.sample(std::vector<Generator*>{g0.get()}), Error);
 }
 
 TEST(Vae, TiledLoopReassemblesIdentityAndUpsample) {

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "core/error.h"
+
 namespace pigment {
 
 const std::string* Infotext::find(const std::string& key) const {
@@ -27,6 +29,65 @@ std::string format_number(double v) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form, like Python's repr
   return std::string(buf, r.ptr);
+}
+
+namespace {
+
+std::string_view trimmed(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.remove_suffix(1);
+  return v;
+}
+
+// The whole of `v` as an integer, or nullopt (no sign other than a leading '-', no trailing text, in range).
+std::optional<int64_t> whole_integer(std::string_view v) {
+  int64_t x = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size()) return std::nullopt;
+  return x;
+}
+
+[[noreturn]] void bad_field(const std::string& source, const std::string& key, const std::string& value,
+                            const char* expected) {
+  fail(source, ": infotext field '", key, "': '", value, "' is ", expected);
+}
+
+}  // namespace
+
+std::optional<int64_t> infotext_integer(const Infotext& info, const std::string& key, const std::string& source) {
+  const std::string* v = info.find(key);
+  if (!v) return std::nullopt;
+  auto x = whole_integer(trimmed(*v));
+  if (!x) bad_field(source, key, *v, "not an integer");
+  return x;
+}
+
+std::optional<double> infotext_number(const Infotext& info, const std::string& key, const std::string& source) {
+  const std::string* v = info.find(key);
+  if (!v) return std::nullopt;
+  std::string_view t = trimmed(*v);
+  double x = 0;
+  auto r = std::from_chars(t.data(), t.data() + t.size(), x);
+  if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size() || !std::isfinite(x))
+    bad_field(source, key, *v, "not a number");
+  return x;
+}
+
+std::optional<std::pair<int, int>> infotext_size(const Infotext& info, const std::string& key,
+                                                 const std::string& source, bool allow_zero) {
+  const std::string* v = info.find(key);
+  if (!v) return std::nullopt;
+  std::string_view t = trimmed(*v);
+  size_t x = t.find('x');
+  std::optional<int64_t> w, h;
+  if (x != std::string_view::npos) {
+    w = whole_integer(t.substr(0, x));
+    h = whole_integer(t.substr(x + 1));
+  }
+  const int64_t lowest = allow_zero ? 0 : 1;
+  if (!w || !h || *w < lowest || *h < lowest || *w > 65536 || *h > 65536)
+    bad_field(source, key, *v, allow_zero ? "not a size WxH of two integers" : "not a size WxH of two positive integers");
+  return std::pair{int(*w), int(*h)};
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include "ops/ops.h"
 #include "imaging/a1111_geometry.h"
 #include "imaging/blur.h"
+#include "pipelines/latent_sampling.h"
 #include "pipelines/prompt_schedule.h"
 #include "imaging/resize.h"
 #include "sampling/sampler_names.h"
@@ -453,11 +454,11 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   } else if (img2img) {
     if (r.resize_mode == ResizeMode::LatentUpscale) {
       // A1111's "Just resize (latent upscale)": the init image encoded at its own size, the latent resized.
-      image_latents = ops::scale(vae_.encode(image_to_tensor(to_rgb(*r.init_image))).sample(*gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image_to_tensor(to_rgb(*r.init_image))), *gen), sf);
       image_latents = interpolate(image_latents, h, w, "bilinear", false);
     } else {
       Tensor image = image_to_tensor(resize_a1111(to_rgb(*r.init_image), r.resize_mode, r.width, r.height));
-      image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image), *gen), sf);
     }
     see("init_latents", image_latents);
     noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
@@ -473,7 +474,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     if (r.masked_content != MC::Original) init_rgb = fill_masked_area(init_rgb, mask_img);
     Tensor image = image_to_tensor(init_rgb);
     if (!unet_inpaint || (!r.latents.defined() && !strength_max)) {
-      image_latents = ops::scale(vae_.encode(image).sample(*gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image), *gen), sf);
       if (r.masked_content == MC::LatentNoise || r.masked_content == MC::LatentNothing) {
         // A1111: init_latent·(1 − m) + m·(noise from the seed, or nothing), m the latent mask.
         Tensor inv = ops::sub(Tensor::full(mask_latents.shape(), 1.f), mask_latents);
@@ -497,7 +498,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     Tensor keep = Tensor::empty(mask.shape());
     for (int64_t i = 0; i < mask.numel(); ++i) keep.f32()[i] = mask.f32()[i] < 0.5f ? 1.f : 0.f;
     if (unet_inpaint) {
-      masked_image_latents = ops::scale(vae_.encode(ops::mul(image, keep)).sample(*gen), sf);
+      masked_image_latents = ops::scale(sample_latents(vae_.encode(ops::mul(image, keep)), *gen), sf);
       see("masked_image_latents", masked_image_latents);
     }
   } else {

@@ -18,11 +18,11 @@
 #include "models/controlnet.h"
 #include "models/hypernetwork.h"
 #include "models/lora.h"
-#include "models/textual_inversion.h"
 #include "models/model_loader.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "ops/precision.h"
+#include "pipelines/embedding_set.h"
 #include "sampling/scheduler.h"
 #include "text/clip_tokenizer.h"
 

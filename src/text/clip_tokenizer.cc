@@ -12,6 +12,7 @@
 #include "io/gzip.h"
 #include "text/clip_builtin.h"
 #include "text/fix_text.h"
+#include "text/html_entities.h"
 #include "text/tokenizer_files.h"
 #include "text/unicode_text.h"
 
@@ -410,9 +411,15 @@ std::vector<std::string> ClipTokenizer::initial_symbols(const std::string& word)
 }
 
 std::vector<std::string> ClipTokenizer::piece_words(std::string_view text) const {
-  std::u32string clean = cleanup_ == TextCleanup::kFtfy
-                             ? python_lower(clip_whitespace_clean(ftfy_fix_text(utf8_to_u32(text))))
-                             : bert_basic_clean(utf8_to_u32(text));
+  std::u32string clean;
+  switch (cleanup_) {
+    case TextCleanup::kFtfy: clean = python_lower(clip_whitespace_clean(ftfy_fix_text(utf8_to_u32(text)))); break;
+    case TextCleanup::kBasic: clean = bert_basic_clean(utf8_to_u32(text)); break;
+    case TextCleanup::kOpenai:
+      clean = python_lower(
+          clip_whitespace_clean(python_html_unescape(python_html_unescape(ftfy_fix_text(utf8_to_u32(text))))));
+      break;
+  }
   std::vector<std::string> words;
   for (const std::u32string& w : split_words(clean)) {
     std::string utf8 = u32_to_utf8(w);

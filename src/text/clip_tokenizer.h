@@ -64,8 +64,10 @@ class ClipTokenizer {
   // How a piece of text is cleaned before it is split into words. kFtfy (the default) is CLIPTokenizer with ftfy
   // installed, the usual Stable Diffusion setup. kBasic is CLIPTokenizer without ftfy, which uses BERT's
   // BasicTokenizer instead: control characters dropped, CJK ideographs set apart, NFC, lower-case, and no HTML
-  // decoding, ligature or width fixes.
-  enum class TextCleanup { kFtfy, kBasic };
+  // decoding, ligature or width fixes. kOpenai is OpenAI CLIP's own SimpleTokenizer (ids_openai of the golden case):
+  // ftfy, then Python's html.unescape twice (html_entities.h: HTML 4 names only), white space,
+  // lower case.
+  enum class TextCleanup { kFtfy, kBasic, kOpenai };
   void set_text_cleanup(TextCleanup cleanup) { cleanup_ = cleanup; }
 
   // Token strings in the byte-level alphabet ("a</w>", "ðŁĲ¶</w>", "<|endoftext|>").

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "text/clip_tokenizer.h"
+#include "text/html_entities.h"
 #include "text/unicode_text.h"
 
 namespace pigment {
@@ -44,6 +46,25 @@ TEST(UnicodeText, PythonLower) {
 TEST(UnicodeText, InvalidUtf8BecomesReplacement) {
   const std::string bad = std::string("a\xff") + "b";
   EXPECT_EQ(utf8_to_u32(bad), U"a\uFFFDb");
+}
+
+// Python's html.unescape (the values below are what Python 3.11 returns for the same text).
+TEST(FixText, PythonHtmlUnescape) {
+  auto unescape = [](const std::string& s) { return u32_to_utf8(python_html_unescape(utf8_to_u32(s))); };
+  EXPECT_EQ(unescape("<b>&amp;</b>"), "<b>&</b>");  // no "looks like HTML" rule, unlike ftfy
+  EXPECT_EQ(unescape("&ampx &amp &copy2 &notit; &EACUTE; &TRADE; &#39 &#x27x &# &bogus; &lt&gt"),
+            "&x & \u00a92 \u00acit; &EACUTE; \u2122 ' 'x &# &bogus; <>");
+  EXPECT_EQ(unescape("&amp;lt;"), "&lt;");  // once per call
+}
+
+TEST(ClipTokenizerOpenai, UnescapesTwiceAfterFtfy) {
+  ClipTokenizer openai = ClipTokenizer::builtin();
+  openai.set_text_cleanup(ClipTokenizer::TextCleanup::kOpenai);
+  ClipTokenizer hf = ClipTokenizer::builtin();
+  // "<b>" stops ftfy's unescaping, OpenAI's html.unescape still decodes "&amp;amp;" twice.
+  EXPECT_EQ(openai.tokenize("<b> &amp;amp;"), hf.tokenize("<b> &"));
+  EXPECT_NE(hf.tokenize("<b> &amp;amp;"), hf.tokenize("<b> &"));
+  EXPECT_EQ(openai.encode("a photograph of an astronaut"), hf.encode("a photograph of an astronaut"));
 }
 
 }  // namespace

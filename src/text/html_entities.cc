@@ -1,5 +1,6 @@
 #include "text/html_entities.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -83,7 +84,101 @@ const std::map<std::u32string, std::u32string>& named_table() {
   return table;
 }
 
+// kNamed as Python's html.entities.html5 has it (no ftfy capitals). `legacy`: the names html5 also lists without
+// the ';' (the Latin-1 set and amp, lt, gt, quot with their capital forms AMP, COPY, GT, LT, QUOT, REG).
+struct PythonNamed {
+  std::map<std::u32string, std::u32string> all, legacy;
+};
+const PythonNamed& python_named() {
+  static const PythonNamed table = [] {
+    PythonNamed t;
+    for (const auto& e : kNamed) {
+      const std::string name = e.name;
+      t.all[utf8_to_u32(name)] = std::u32string(1, e.code);
+      bool legacy = (e.code >= 0xA0 && e.code <= 0xFF) || name == "amp" || name == "lt" || name == "gt" ||
+                    name == "quot" || name == "AMP" || name == "GT" || name == "LT" || name == "QUOT";
+      if (legacy) t.legacy[utf8_to_u32(name)] = std::u32string(1, e.code);
+    }
+    return t;
+  }();
+  return table;
+}
+
+bool is_hex_digit(char32_t c) { return (c >= U'0' && c <= U'9') || (c >= U'a' && c <= U'f') || (c >= U'A' && c <= U'F'); }
+
 }  // namespace
+
+std::u32string python_html_unescape(std::u32string_view s) {
+  const PythonNamed& named = python_named();
+  std::u32string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s[i] != U'&' || i + 1 >= s.size()) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    size_t j = i + 1;
+    if (s[j] == U'#') {  // #[0-9]+;? or #[xX][0-9a-fA-F]+;?
+      bool hex = j + 1 < s.size() && (s[j + 1] == U'x' || s[j + 1] == U'X');
+      size_t k = j + (hex ? 2 : 1), start = k;
+      uint64_t value = 0;
+      while (k < s.size() && (hex ? is_hex_digit(s[k]) : (s[k] >= U'0' && s[k] <= U'9'))) {
+        char32_t c = s[k++];
+        unsigned digit = c <= U'9' ? unsigned(c - U'0') : c <= U'F' ? unsigned(c - U'A' + 10) : unsigned(c - U'a' + 10);
+        value = std::min<uint64_t>(value * (hex ? 16 : 10) + digit, 0x110000);
+      }
+      if (k == start) {  // "&#" without digits: the pattern does not match
+        out.push_back(s[i++]);
+        continue;
+      }
+      if (k < s.size() && s[k] == U';') ++k;
+      out += decode_numeric_reference(char32_t(value));
+      i = k;
+      continue;
+    }
+    // [^\t\n\f <&#;]{1,32};?
+    size_t k = j;
+    while (k < s.size() && k - j < 32 && s[k] != U'\t' && s[k] != U'\n' && s[k] != U'\f' && s[k] != U' ' &&
+           s[k] != U'<' && s[k] != U'&' && s[k] != U'#' && s[k] != U';')
+      ++k;
+    if (k == j) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    std::u32string name(s.substr(j, k - j));
+    bool semicolon = k < s.size() && s[k] == U';';
+    size_t end = semicolon ? k + 1 : k;
+    if (semicolon) {
+      auto it = named.all.find(name);
+      if (it != named.all.end()) {
+        out += it->second;
+        i = end;
+        continue;
+      }
+    } else if (auto it = named.legacy.find(name); it != named.legacy.end()) {
+      out += it->second;
+      i = end;
+      continue;
+    }
+    // The longest legacy name that starts the match, the rest kept as written.
+    std::u32string match(s.substr(j, end - j));
+    bool done = false;
+    for (size_t x = match.size() - 1; x > 1 && !done; --x) {
+      auto it = named.legacy.find(match.substr(0, x));
+      if (it == named.legacy.end()) continue;
+      out += it->second;
+      out += match.substr(x);
+      done = true;
+    }
+    if (!done) {
+      out.push_back(U'&');
+      out += match;
+    }
+    i = end;
+  }
+  return out;
+}
 
 char32_t windows1252_c1(unsigned byte) {
   static constexpr char32_t kTable[32] = {

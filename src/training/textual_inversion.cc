@@ -2,8 +2,8 @@
 
 #include "io/safetensors.h"
 #include "models/clip_text.h"
-#include "models/textual_inversion.h"
 #include "ops/ops.h"
+#include "pipelines/embedding_set.h"
 #include "pipelines/stable_diffusion.h"
 #include "training/trainer.h"
 

@@ -12,6 +12,7 @@
 
 #include "io/safetensors.h"
 #include "ops/autograd.h"
+#include "pipelines/latent_sampling.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
 #include "training/ema.h"
@@ -266,7 +267,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
         continue;
       }
       // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
-      Tensor latents = ops::scale(model.vae().encode(batch.images).sample(*gen), model.vae().scaling_factor());
+      Tensor latents = ops::scale(sample_latents(model.vae().encode(batch.images), *gen), model.vae().scaling_factor());
       std::vector<std::string> captions = batch.captions;
       Tensor drop = gen->rand({B});
       for (int64_t b = 0; b < B; ++b)

@@ -13,6 +13,7 @@
 #include "ops/autograd.h"
 #include "ops/backward.h"
 #include "ops/ops.h"
+#include "pipelines/latent_sampling.h"
 #include "pipelines/stable_diffusion.h"
 #include "training/dataset.h"
 #include "training/model_copy.h"
@@ -39,7 +40,7 @@ class VaeMethod : public WholeModelMethod {
     {
       ops::autograd::Recording rec(tape);
       LatentDistribution dist = vae_.encode(x);
-      z = dist.sample(gen);
+      z = sample_latents(dist, gen);
       recon = vae_.decode(z);
       Tensor var = ops::exp(dist.logvar());
       kl_terms = ops::sub(ops::add(ops::mul(dist.mean(), dist.mean()), var), dist.logvar());

@@ -4,6 +4,7 @@
 # error with exit 1, and LoRA keys that match nothing are a warning.
 set -u
 source "$(dirname "$0")/lib/common.bash"
+requires python3
 gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q \
   -W 64 -H 32 --steps 3 -s 5 --sampler Euler "$@"; }
 LORA=$G/lora/kohya/lora_kohya.safetensors
@@ -24,22 +25,20 @@ check "infotext has Lora hashes (data after the header)" 'grep -qx "Lora hashes:
 raw=$("$BIN/pigment" png-info "$T/flag.png")
 check "the PNG text quotes the list once, as A1111" 'grep -q "Lora hashes: \"lora_kohya: $want\"" <<<"$raw" && ! grep -qF "\\\"" <<<"$raw"'
 # <lora:NAME:TE:UNET>: separate weights; zero for both is the base image, each half alone changes it.
-if command -v python3 >/dev/null; then
-  gen -p "a cat <lora:tiny:te=0:unet=0>" --lora-dir "$T/loras" -o "$T/zero.png"
-  check "<lora:NAME:te=0:unet=0> gives the base pixels" '[ "$(idat "$T/zero.png")" = "$(idat "$T/base.png")" ]'
-  gen -p "a cat <lora:tiny:0.6:0>" --lora-dir "$T/loras" -o "$T/te.png"
-  gen -p "a cat <lora:tiny:0:0.6>" --lora-dir "$T/loras" -o "$T/unet.png"
-  check "TE-only and UNet-only weights each change the image" \
-    '[ "$(idat "$T/te.png")" != "$(idat "$T/base.png")" ] && [ "$(idat "$T/unet.png")" != "$(idat "$T/base.png")" ] && [ "$(idat "$T/te.png")" != "$(idat "$T/unet.png")" ]'
-  gen -p "a cat <lora:tiny:0.6:0.6>" --lora-dir "$T/loras" -o "$T/both.png"
-  check "<lora:NAME:W:W> equals <lora:NAME:W>" '[ "$(idat "$T/both.png")" = "$(idat "$T/tag.png")" ]'
-  out=$(gen -p "a cat <lora:tiny:1:1:8>" --lora-dir "$T/loras" -o "$T/dyn.png" 2>&1)
-  check "dyn= is ignored with a warning" '[ -s "$T/dyn.png" ] && grep -q "^warning: <lora:tiny:1:1:8>: dyn=8" <<<"$out"'
-  out=$(gen -p "a cat" -n "blurry <lora:tiny:1>" --lora-dir "$T/loras" -o "$T/neg.png" 2>&1)
-  info=$("$BIN/pigment" png-info --fields "$T/neg.png")
-  check "a <lora:> tag in the negative prompt is dropped with a warning, not applied" \
-    'grep -q "^warning: <lora:tiny:1> in the negative prompt is ignored" <<<"$out" && ! grep -q "^Lora hashes" <<<"$info"'
-fi
+gen -p "a cat <lora:tiny:te=0:unet=0>" --lora-dir "$T/loras" -o "$T/zero.png"
+check "<lora:NAME:te=0:unet=0> gives the base pixels" '[ "$(idat "$T/zero.png")" = "$(idat "$T/base.png")" ]'
+gen -p "a cat <lora:tiny:0.6:0>" --lora-dir "$T/loras" -o "$T/te.png"
+gen -p "a cat <lora:tiny:0:0.6>" --lora-dir "$T/loras" -o "$T/unet.png"
+check "TE-only and UNet-only weights each change the image" \
+  '[ "$(idat "$T/te.png")" != "$(idat "$T/base.png")" ] && [ "$(idat "$T/unet.png")" != "$(idat "$T/base.png")" ] && [ "$(idat "$T/te.png")" != "$(idat "$T/unet.png")" ]'
+gen -p "a cat <lora:tiny:0.6:0.6>" --lora-dir "$T/loras" -o "$T/both.png"
+check "<lora:NAME:W:W> equals <lora:NAME:W>" '[ "$(idat "$T/both.png")" = "$(idat "$T/tag.png")" ]'
+out=$(gen -p "a cat <lora:tiny:1:1:8>" --lora-dir "$T/loras" -o "$T/dyn.png" 2>&1)
+check "dyn= is ignored with a warning" '[ -s "$T/dyn.png" ] && grep -q "^warning: <lora:tiny:1:1:8>: dyn=8" <<<"$out"'
+out=$(gen -p "a cat" -n "blurry <lora:tiny:1>" --lora-dir "$T/loras" -o "$T/neg.png" 2>&1)
+info=$("$BIN/pigment" png-info --fields "$T/neg.png")
+check "a <lora:> tag in the negative prompt is dropped with a warning, not applied" \
+  'grep -q "^warning: <lora:tiny:1> in the negative prompt is ignored" <<<"$out" && ! grep -q "^Lora hashes" <<<"$info"'
 
 gen -p "a photo of my-concept" -n "(other-style:1.2)" --embedding-dir "$G/ti/embeddings" -o "$T/ti.png"
 check "embeddings by name in prompt and negative prompt" '[ -s "$T/ti.png" ]'
@@ -59,9 +58,8 @@ gen -p "a cat" --control-net "$M/controlnet" --control-image "$T/base.png" --con
   --control-image "$T/hn.png" --control-strength 0.5 --control-guess-mode -o "$T/cn2.png"
 check "two ControlNets in guess mode" '[ -s "$T/cn2.png" ]'
 
-if command -v python3 >/dev/null; then
-  # The tiny LoRA plus one key for a layer the model does not have.
-  python3 - "$LORA" "$T/extra.safetensors" <<'PY'
+# The tiny LoRA plus one key for a layer the model does not have.
+python3 - "$LORA" "$T/extra.safetensors" <<'PY'
 import json, struct, sys
 src = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', src[:8])[0]
@@ -82,9 +80,9 @@ for part, shape in (('lora_down', [4, 640]), ('lora_up', [640, 4])):
 h = json.dumps(head).encode()
 open(sys.argv[2].replace('extra', 'sdxl'), 'wb').write(struct.pack('<Q', len(h)) + h + data)
 PY
-  # LyCORIS from the tiny LoRA's module list: LoHa on the linears, LoKr on the convs (w1 2x2 full, w2 factored), and a
-  # LoHa with a factor of the wrong shape.
-  python3 - "$LORA" "$T/loras" <<'PY'
+# LyCORIS from the tiny LoRA's module list: LoHa on the linears, LoKr on the convs (w1 2x2 full, w2 factored), and a
+# LoHa with a factor of the wrong shape.
+python3 - "$LORA" "$T/loras" <<'PY'
 import json, struct, sys, random
 src = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', src[:8])[0]
@@ -117,15 +115,14 @@ name = bad[0][0][:-len('.hada_w1_b')]
 write(sys.argv[2] + '/badloha.safetensors', [(name + '.hada_w1_a', [8, 2]), (name + '.hada_w1_b', [3, 5]),
                                              (name + '.hada_w2_a', [8, 2]), (name + '.hada_w2_b', [2, 5])])
 PY
-  gen -p "a cat <lora:lyco:0.8>" --lora-dir "$T/loras" -o "$T/lyco.png"
-  gen -p "a cat <lora:lyco:0.8>" --lora-dir "$T/loras" --lora-apply runtime -o "$T/lyco-rt.png"
-  check "a LoHa+LoKr file changes the image, merged and at run time" \
-    '[ -s "$T/lyco.png" ] && [ -s "$T/lyco-rt.png" ] && ! cmp -s "$T/base.png" "$T/lyco.png" && ! cmp -s "$T/base.png" "$T/lyco-rt.png"'
+gen -p "a cat <lora:lyco:0.8>" --lora-dir "$T/loras" -o "$T/lyco.png"
+gen -p "a cat <lora:lyco:0.8>" --lora-dir "$T/loras" --lora-apply runtime -o "$T/lyco-rt.png"
+check "a LoHa+LoKr file changes the image, merged and at run time" \
+  '[ -s "$T/lyco.png" ] && [ -s "$T/lyco-rt.png" ] && ! cmp -s "$T/base.png" "$T/lyco.png" && ! cmp -s "$T/base.png" "$T/lyco-rt.png"'
 
-  out=$(gen -p "a cat" --lora "$T/extra.safetensors:0.5" -o "$T/extra.png" 2>&1); rc=$?
-  check "unmatched LoRA key warns and generation continues" \
-    '[ $rc -eq 0 ] && [ -s "$T/extra.png" ] && grep -q "^warning: LoRA key matches no layer: .*no_such_layer" <<<"$out"'
-fi
+out=$(gen -p "a cat" --lora "$T/extra.safetensors:0.5" -o "$T/extra.png" 2>&1); rc=$?
+check "unmatched LoRA key warns and generation continues" \
+  '[ $rc -eq 0 ] && [ -s "$T/extra.png" ] && grep -q "^warning: LoRA key matches no layer: .*no_such_layer" <<<"$out"'
 
 err() {  # expect exit 1 and exactly one line starting with "error:" on stderr, and no output file
   local name=$1; shift

@@ -7,6 +7,7 @@
 # Bad input is a one-line error with exit 1 and no output file.
 set -u
 source "$(dirname "$0")/lib/common.bash"
+requires python3
 MODEL=("${TINY_SD1[@]}")
 gen() { "$BIN/pigment" generate "${MODEL[@]}" -q -W 64 -H 32 --steps 3 -s 5 --sampler Euler -p "a cat" "$@"; }
 CN=(--control-net "$M/controlnet")

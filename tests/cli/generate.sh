@@ -47,6 +47,17 @@ err "absurd size" -p x -W 65536 -H 65536
 err "unreadable init image" -p x -i /etc/passwd
 err "mask of another size" -p x -W 64 -H 32 -i "$T/a.png" --mask "$T/t1.png"
 err "mask without init image" -p x --mask "$T/a.png"
+# --from-png reads the recipe's numbers strictly: one error line naming the field and the value.
+"$BIN/pigment" qr x --code-only -W 64 -H 32 -o "$T/plain.png" >/dev/null
+for bad in "Seed: abc" "Size: 32xfoo" "Steps: 3abc"; do
+  field=${bad%%:*} value=${bad#*: }
+  params="Steps: 3, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x32"
+  params=$(sed -E "s/$field: [^,]*/$bad/" <<<"$params")
+  png_with_parameters "$T/plain.png" "$T/recipe.png" "a cat
+$params"
+  err "--from-png with '$bad'" --from-png "$T/recipe.png"
+  check "  ... the error names $field and $value" 'grep -q "field .$field.: .$value. is not" <<<"$out"'
+done
 out=$("$BIN/pigment" generate -m "$T/missing.safetensors" -p x 2>&1); rc=$?
 check "missing model" '[ $rc -eq 1 ] && grep -q "^error: .*missing.safetensors" <<<"$out"'
 out=$("$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$T" -p x 2>&1); rc=$?

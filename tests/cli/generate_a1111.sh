@@ -5,6 +5,7 @@
 # src/pipelines/stable_diffusion_test.cc.
 set -u
 source "$(dirname "$0")/lib/common.bash"
+requires python3 script
 gen() { "$BIN/pigment" generate "${TINY_SD1[@]}" -q "$@"; }
 genxl() { "$BIN/pigment" generate -m "$M/sdxl_single_file_fp16.safetensors" --tokenizer "$SHARED/clip-tokenizer" \
   --model-config unet=$M/unet_sdxl --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 \
@@ -94,14 +95,12 @@ out=$("$BIN/pigment" generate -m "$M/sd1_single_file.safetensors" --tokenizer "$
   -p "a cat" -W 32 -H 32 --steps 2 -s 5 -b 2 -o "$T/p.png" 2>&1 >/dev/null)
 check "not a terminal: one line per image (after the load line)" \
   '[ $(grep -c "^image [12]/2: seed [0-9]*, 32x32, 2 steps in .* s -> " <<<"$out") -eq 2 ] && [ $(wc -l <<<"$out") -eq 3 ]'
-if command -v script >/dev/null; then
-  cmd="$BIN/pigment generate -m $M/sd1_single_file.safetensors --tokenizer $SHARED/clip-tokenizer \
+cmd="$BIN/pigment generate -m $M/sd1_single_file.safetensors --tokenizer $SHARED/clip-tokenizer \
 --model-config unet=$M/unet_sd1 --model-config vae=$M/vae --model-config text_encoder=$M/clip_sd1 \
 -p cat -W 32 -H 32 --steps 2 -s 5 --hires-fix --hr-steps 2 -o $T/tty.png"
-  out=$(script -qec "$cmd" /dev/null 2>&1 | tr '\r' '\n')
-  check "terminal: a bar with step, it/s and ETA for each pass" \
-    'grep -q "\] 2/2  [0-9.]* it/s  ETA [0-9]* s" <<<"$out" && grep -q "^hires \[.*\] 2/2  [0-9.]* it/s  ETA" <<<"$out"'
-fi
+out=$(script -qec "$cmd" /dev/null 2>&1 | tr '\r' '\n')
+check "terminal: a bar with step, it/s and ETA for each pass" \
+  'grep -q "\] 2/2  [0-9.]* it/s  ETA [0-9]* s" <<<"$out" && grep -q "^hires \[.*\] 2/2  [0-9.]* it/s  ETA" <<<"$out"'
 
 # ---- errors: one line, exit 1, no file ----
 err() {

@@ -3,6 +3,8 @@
 # bytes agree with an independent reading (Python standard library only: safetensors headers, and PyTorch zips
 # through pickle with stub classes).
 set -euo pipefail
+source "$(dirname "$0")/lib/requires.bash"
+requires python3
 BIN="${PIGMENT_BIN_DIR:?}/pigment"
 GOLDEN="${PIGMENT_SHARED_DIR:?}/golden"
 tmp=$(mktemp -d)

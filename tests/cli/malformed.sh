@@ -2,6 +2,8 @@
 # Every malformed or hostile input makes `pigment inspect` print exactly one line "error: <input>: <what>" on
 # stderr, nothing on stdout, and exit with status 1: no crash, no hang, no runaway memory.
 set -uo pipefail
+source "$(dirname "$0")/lib/requires.bash"
+requires python3
 BIN="${PIGMENT_BIN_DIR:?}/pigment"
 DATA="${PIGMENT_SOURCE_DIR:?}/tests/data/io/malformed"
 tmp=$(mktemp -d)

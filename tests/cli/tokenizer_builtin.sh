@@ -5,6 +5,7 @@
 # bpe_simple_vocab_16e6.txt.gz too, and a stray special_tokens_map.json beside the files does not change SD1's pad.
 set -u
 source "$(dirname "$0")/lib/common.bash"
+requires python3
 TOK=$SHARED/clip-tokenizer
 NO_TOK=()  # TINY_SD1 less its --tokenizer
 for ((i = 0; i < ${#TINY_SD1[@]}; i++)); do

@@ -4,6 +4,7 @@
 # pigment generate, and bad input is a one-line error before the first step.
 set -u
 source "$(dirname "$0")/lib/common.bash"
+requires python3
 P=$BIN/pigment
 # Training data: two images the tiny model draws, with captions (any image will do for these checks).
 mkdir -p "$T/data/2_thing"

@@ -9,8 +9,21 @@ namespace {
 
 void run_controlnet_model(Case& c) {
   const auto& spec = c.spec();
-  ControlNet controlnet = ControlNet::load((c.models_dir() / "controlnet").string());
-  UNet unet = UNet::load((c.models_dir() / "unet_sd1").string());
+  // "diffusers.ControlNetModel (models/controlnet, ...) and UNet2DConditionModel (models/unet_sd1) ..."
+  fs::path controlnet_dir, unet_dir;
+  const std::string description = spec.value("description", "");
+  const std::regex folder_re(R"(models/(\w+))");
+  for (auto it = std::sregex_iterator(description.begin(), description.end(), folder_re);
+       it != std::sregex_iterator(); ++it) {
+    const std::string folder = (*it)[1];
+    fs::path& dir = folder.find("controlnet") != std::string::npos ? controlnet_dir : unet_dir;
+    if (dir.empty() && (folder.find("controlnet") != std::string::npos || folder.find("unet") != std::string::npos))
+      dir = c.models_dir() / folder;
+  }
+  PIG_CHECK(!controlnet_dir.empty() && !unet_dir.empty(), c.name(),
+            ": the description names no models/<controlnet> and models/<unet> folders");
+  ControlNet controlnet = ControlNet::load(controlnet_dir.string());
+  UNet unet = UNet::load(unet_dir.string());
   Tensor sample = c.tensor("sample"), ctx = c.tensor("encoder_hidden_states"), cond = c.tensor("controlnet_cond");
   std::vector<float> t{spec["timestep"].get<float>()};
   // conditioning_scale as the producer's call passed it.

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
@@ -34,7 +35,7 @@ class Case {
   std::vector<std::string> tensor_names() const;
 
   // Compares `actual` with golden tensor `name` using case.json's atol/rtol (or the given ones) and prints
-  // "name  max_abs=…  max_rel=…  PASS|FAIL". Shapes must agree (element count at least, when `loose_shape`).
+  // "name  max_abs=…  max_rel=…  PASS|FAIL". The shapes must be equal (a transposed result of the same size fails).
   bool compare(const std::string& name, const Tensor& actual);
   bool compare(const std::string& name, const Tensor& actual, double atol, double rtol);
   // Exact comparison of integer sequences (token ids) or strings; prints one line.
@@ -45,6 +46,8 @@ class Case {
 
   int compared() const { return compared_; }
   int failed() const { return failed_; }
+  // The labels of the failed comparisons, in order (tests of the harness check which ones failed).
+  const std::vector<std::string>& failed_labels() const { return failed_labels_; }
 
  private:
   fs::path dir_;
@@ -52,6 +55,11 @@ class Case {
   nlohmann::json spec_;
   std::optional<SafeTensors> tensors_;
   int compared_ = 0, failed_ = 0;
+  std::vector<std::string> failed_labels_;
+  void count_failure(const std::string& label) {
+    ++failed_;
+    failed_labels_.push_back(label);
+  }
 };
 
 using Runner = std::function<void(Case&)>;

@@ -1,9 +1,11 @@
 // lora/*: a kohya or diffusers LoRA on the tiny SD1 model: UNet output and prompt embeddings without it, at run time
-// with scales 1.0 and 0.6, merged at 0.6 (diffusers' fuse_lora, plus some fused weights), and a txt2img run at 0.6.
+// at the scales the case's tensor names carry, fused (diffusers' fuse_lora, plus some fused weights), and the
+// txt2img run of the case's pipeline_call (size, steps, guidance, LoRA scale, scheduler read by case_inputs.h).
 #include <cstring>
 #include <map>
 
 #include "adapters_models.h"
+#include "case_inputs.h"
 #include "models/clip_text.h"
 #include "models/lora.h"
 #include "models/unet.h"
@@ -41,18 +43,25 @@ void run_lora(Case& c) {
 
   c.compare("unet_out.base", base.forward(sample, t, ctx));
   c.compare("te_embeds.base", embeds(0));
-  for (auto [scale, key] : {std::pair<float, const char*>{1.f, "scale1p0"}, {0.6f, "scale0p6"}}) {
-    LoraRuntime rt("unet", {{shared, scale}});
+  // The scales are those the case's tensor names carry: unet_out.scale<S> / te_embeds.scale<S> at run time,
+  // unet_out.fused<S> / te_embeds.fused<S> after fuse_lora(lora_scale=S) (whose fused_weight.* tensors then hold).
+  const auto runtime_scales = scales_in_names(c, "unet_out.scale");
+  const auto fused_scales = scales_in_names(c, "unet_out.fused");
+  PIG_CHECK(!runtime_scales.empty(), c.name(), ": no unet_out.scale<S> tensors");
+  PIG_CHECK(fused_scales.size() == 1, c.name(), ": expected one unet_out.fused<S> tensor, found ", fused_scales.size());
+  for (const auto& [key, scale] : runtime_scales) {
+    LoraRuntime rt("unet", {{shared, float(scale)}});
     UNetExtras e;
     e.hooks.layer_delta = [&](const std::string& n, const Tensor& x, Tensor& y) { rt.apply(n, x, y); };
-    c.compare(std::string("unet_out.") + key, base.forward(sample, t, ctx, e));
-    c.compare(std::string("te_embeds.") + key, embeds(scale));
+    c.compare("unet_out.scale" + key, base.forward(sample, t, ctx, e));
+    c.compare("te_embeds.scale" + key, embeds(float(scale)));
   }
-  std::vector<LoraUse> fuse{{shared, 0.6f}};
+  const auto& [fused_key, fused_scale] = *fused_scales.begin();
+  std::vector<LoraUse> fuse{{shared, float(fused_scale)}};
   auto merged_unet = merge_loras(*un.tensors, "unet", fuse);
   auto merged_te = merge_loras(*te.tensors, "text_encoder", fuse);
-  c.compare("unet_out.fused0p6", UNet(cfg, Weights(merged_unet, un.source)).forward(sample, t, ctx));
-  c.compare("te_embeds.fused0p6", embeds(0.6f));
+  c.compare("unet_out.fused" + fused_key, UNet(cfg, Weights(merged_unet, un.source)).forward(sample, t, ctx));
+  c.compare("te_embeds.fused" + fused_key, embeds(float(fused_scale)));
   for (const auto& name : c.tensor_names()) {
     const std::string prefix = "fused_weight.";
     if (name.rfind(prefix, 0) != 0) continue;
@@ -63,21 +72,23 @@ void run_lora(Case& c) {
     c.compare(name, m.at(module).as_f32());
   }
 
-  // The pipeline run at 0.6, once with each way of applying the LoRA.
+  // The pipeline run as the case's call made it, once with each way of applying the LoRA.
+  const PipelineCall call = read_pipeline_call(c);
+  PIG_CHECK(call.lora_scale, c.name(), ": the pipeline call gives no cross_attention_kwargs={'scale': S}");
+  const float pipe_scale = float(*call.lora_scale);
   StableDiffusion sd = StableDiffusion::create(model, tok);
   GenerateRequest r;
   r.a1111_syntax = false;
-  r.prompt = spec["prompt"];
-  // The case records no negative prompt text; the producer's script used the one of the pipeline cases.
-  r.negative_prompt = spec.value("negative_prompt", "blurry, low quality");
-  r.sampler = "DDIMScheduler";
-  r.steps = 4;
-  r.cfg_scale = 7.5;
-  r.height = 64;
-  r.width = 128;
+  r.prompt = call.prompt;
+  r.negative_prompt = call.negative_prompt;
+  r.sampler = call.scheduler;
+  r.steps = call.steps;
+  r.cfg_scale = call.guidance_scale;
+  r.height = call.height;
+  r.width = call.width;
   r.latents = c.tensor("pipe.latents");
   for (LoraApply mode : {LoraApply::Runtime, LoraApply::Merge}) {
-    sd.set_loras({{lora, 0.6f}}, mode);
+    sd.set_loras({{lora, pipe_scale}}, mode);
     GenerateResult out = sd.generate(r);
     c.compare("pipe.final_latents", out.latents);
     c.compare("pipe.image", ops::permute(out.pixels, {0, 2, 3, 1}));
@@ -86,19 +97,24 @@ void run_lora(Case& c) {
   for (const auto& m : resolved.modules)
     if (m.component == "unet") probe = m.module + ".weight";
   // A1111's <lora:NAME:TE:UNET>: the text-encoder weight reaches only text-encoder layers, the UNet weight only
-  // UNet layers (embeddings as diffusers' at 0.6 or without the LoRA; UNet weights the base views or patched copies).
-  for (auto [te_w, unet_w] : {std::pair{0.6f, 0.f}, std::pair{0.f, 0.6f}}) {
-    sd.set_loras({LoraChoice(lora, te_w, unet_w)});
-    const std::string label = te_w != 0 ? "te=0.6:unet=0 " : "te=0:unet=0.6 ";
-    c.compare(te_w != 0 ? "te_embeds.scale0p6" : "te_embeds.base", sd.encode_prompt(spec["prompt"], r).context);
-    bool unet_is_base = sd.unet().weights().all().at(probe).raw() == un.tensors->at(probe).raw();
-    if (unet_is_base != (unet_w == 0)) c.failure(label + "unet", unet_is_base ? "the UNet was not patched" : "the UNet was patched");
+  // UNet layers (embeddings as diffusers' at scale S or without the LoRA; UNet weights the base views or patched
+  // copies). S: each run-time scale of the case.
+  for (const auto& [key, s] : runtime_scales) {
+    for (auto [te_w, unet_w] : {std::pair{float(s), 0.f}, std::pair{0.f, float(s)}}) {
+      sd.set_loras({LoraChoice(lora, te_w, unet_w)});
+      const std::string label = te_w != 0 ? "te=" + key + ":unet=0 " : "te=0:unet=" + key + " ";
+      c.compare(te_w != 0 ? "te_embeds.scale" + key : std::string("te_embeds.base"),
+                sd.encode_prompt(call.prompt, r).context);
+      bool unet_is_base = sd.unet().weights().all().at(probe).raw() == un.tensors->at(probe).raw();
+      if (unet_is_base != (unet_w == 0))
+        c.failure(label + "unet", unet_is_base ? "the UNet was not patched" : "the UNet was patched");
+    }
   }
   // Switching back to no LoRA reuses the loaded base weights: no reload, and they were never written to.
   sd.set_loras({});
   if (sd.unet().weights().all().at(probe).raw() != un.tensors->at(probe).raw())
     c.failure("switch", "the UNet does not use the base weights after set_loras({})");
-  Tensor reread = SafeTensors::open((c.models_dir() / "unet_sd1" / "diffusion_pytorch_model.safetensors").string())
+  Tensor reread = SafeTensors::open((golden_folder(c, "sd1", "unet") / "diffusion_pytorch_model.safetensors").string())
                       .get(probe);
   const Tensor& held = un.tensors->at(probe);
   if (reread.nbytes() != held.nbytes() || std::memcmp(reread.raw(), held.raw(), held.nbytes()) != 0)

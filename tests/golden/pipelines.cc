@@ -5,6 +5,7 @@
 #include <map>
 #include <regex>
 
+#include "case_inputs.h"
 #include "golden.h"
 #include "io/safetensors.h"
 #include "ops/ops.h"
@@ -42,16 +43,8 @@ Image image_from(const Tensor& t) {  // [H, W, 3] or [H, W] of 0..255 values
   return img;
 }
 
-double call_number(const std::string& call, const std::string& key, double fallback) {
-  std::smatch m;
-  std::regex re(key + R"(=([0-9.]+))");
-  return std::regex_search(call, m, re) ? std::stod(m[1].str()) : fallback;
-}
-
 void run_pipeline(Case& c) {
   const auto& spec = c.spec();
-  const std::string call = spec["producer"].value("call", "");
-  const std::string desc = spec.value("description", "");
   std::string kind = "sd1";
   if (c.name().find("inpaint") != std::string::npos) kind = "sd1_inpaint";
   if (c.name().find("sd2") != std::string::npos) kind = "sd2_v";
@@ -83,26 +76,21 @@ void run_pipeline(Case& c) {
   }
   StableDiffusion sd = StableDiffusion::create(model, std::move(tok), std::move(tok2));
 
+  const PipelineCall call = read_pipeline_call(c);
   GenerateRequest r;
   r.a1111_syntax = false;
-  r.prompt = spec.value("prompt", "");
-  r.negative_prompt = spec["negative_prompt"].is_string() ? spec["negative_prompt"].get<std::string>() : "";
-  std::smatch m;
-  std::regex cls(R"((\w+Scheduler))");
-  r.sampler = std::regex_search(desc, m, cls) ? m[1].str()
-              : desc.find("Euler") != std::string::npos ? "EulerDiscreteScheduler"
-                                                         : "DDIMScheduler";
-  r.steps = int(call_number(call, "num_inference_steps", 50));
-  r.cfg_scale = call_number(call, "guidance_scale", 7.5);
-  r.strength = call_number(call, "strength", 1.0);
-  r.height = int(call_number(call, "height", 0));
-  r.width = int(call_number(call, "width", 0));
-  if (std::regex_search(call, m, std::regex(R"(manual_seed\((\d+)\))"))) r.seed = std::stoull(m[1].str());
+  r.prompt = call.prompt;
+  r.negative_prompt = call.negative_prompt;
+  r.sampler = call.scheduler;
+  r.steps = call.steps;
+  r.cfg_scale = call.guidance_scale;
+  r.strength = call.strength;
+  r.height = call.height;
+  r.width = call.width;
+  if (call.seed) r.seed = *call.seed;
   if (c.has("latents")) r.latents = c.tensor("latents");
   if (c.has("init_image_uint8")) r.init_image = image_from(c.tensor("init_image_uint8"));
   if (c.has("mask_uint8")) r.mask = image_from(c.tensor("mask_uint8"));
-  if (r.height == 0) r.height = r.init_image ? r.init_image->height : int(r.latents.dim(2) * 8);
-  if (r.width == 0) r.width = r.init_image ? r.init_image->width : int(r.latents.dim(3) * 8);
 
   std::map<std::string, Tensor> seen;
   GenerateResult out = sd.generate(r, {}, [&](const std::string& name, const Tensor& t) { seen[name] = t.clone(); });

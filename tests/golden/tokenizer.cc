@@ -1,6 +1,6 @@
-// Golden runner for tokenizer/*: CLIP BPE ids, tokens, SD1 / SD2 77-token ids and the ids without ftfy for every
-// prompt of the case. ids_openai (OpenAI's own tokenizer, which also html-unescapes twice) is an alternative
-// reference that pigment does not reproduce as a separate mode; it is not compared.
+// Golden runner for tokenizer/*: CLIP BPE ids, tokens, SD1 / SD2 77-token ids, the ids without ftfy and the ids of
+// OpenAI's own SimpleTokenizer (ids_openai: ftfy, then html.unescape twice) for every prompt of the case. A prompt
+// that lacks one of these lists is a failure, not a skipped check.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -29,6 +29,8 @@ void run_clip_bpe(Case& c) {
   tok2.set_pad_token(ClipTokenizer::kSd2PadToken);
   ClipTokenizer basic = ClipTokenizer::load(where);
   basic.set_text_cleanup(ClipTokenizer::TextCleanup::kBasic);
+  ClipTokenizer openai = ClipTokenizer::load(where);
+  openai.set_text_cleanup(ClipTokenizer::TextCleanup::kOpenai);
   const auto& prompts = c.spec().at("prompts");
   std::vector<float> sd1, sd2;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -42,9 +44,13 @@ void run_clip_bpe(Case& c) {
     std::vector<int> ids2 = tok2.encode_padded(text);
     c.compare_ids(label + "ids_sd1_77", widen(ids1), p.at("ids_sd1_77").get<std::vector<int64_t>>());
     c.compare_ids(label + "ids_sd2_77", widen(ids2), p.at("ids_sd2_77").get<std::vector<int64_t>>());
-    if (p.contains("ids_no_ftfy"))
-      c.compare_ids(label + "ids_no_ftfy", widen(basic.encode_with_special(text)),
-                    p.at("ids_no_ftfy").get<std::vector<int64_t>>());
+    for (auto [key, tokenizer] : {std::pair<const char*, const ClipTokenizer*>{"ids_no_ftfy", &basic},
+                                  {"ids_openai", &openai}}) {
+      if (!p.contains(key))
+        c.failure(label + key, "the case gives no such list");
+      else
+        c.compare_ids(label + key, widen(tokenizer->encode_with_special(text)), p.at(key).get<std::vector<int64_t>>());
+    }
     sd1.insert(sd1.end(), ids1.begin(), ids1.end());
     sd2.insert(sd2.end(), ids2.begin(), ids2.end());
   }

@@ -7,6 +7,7 @@
 #include "golden.h"
 #include "models/model_config.h"
 #include "models/vae.h"
+#include "pipelines/latent_sampling.h"
 #include "ops/ops.h"
 #include "sampling/rng.h"
 
@@ -48,7 +49,7 @@ void run_vae(Case& c) {
     Tensor noise = gen->randn(post.mean().shape());
     auto again = make_generator("cpu", seed_from(spec["tensors"]["latent_sample_noise"].value("meaning", "")));
     produced["latent_sample_noise"] = noise;
-    produced["latent_sample"] = post.sample(*again);
+    produced["latent_sample"] = sample_latents(post, *again);
     produced["latent_sample_scaled"] = ops::scale(produced["latent_sample"], vae.scaling_factor());
   }
   produced["decoded"] = vae.decode(c.tensor("z"), {}, record("dec.intermediate."));

@@ -1,0 +1,2 @@
+// Allowed: apps may use every layer.
+#include "pipelines/stable_diffusion.h"
