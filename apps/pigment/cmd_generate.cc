@@ -15,6 +15,7 @@
 #include "core/threading.h"
 #include "io/file_hash.h"
 #include "io/checkpoint.h"
+#include "imaging/resize.h"
 #include "io/image.h"
 #include "models/model_family.h"
 #include "pipelines/infotext.h"
@@ -40,6 +41,8 @@ struct Options {
   std::vector<std::string> loras;
   std::string lora_dir, lora_apply = "merge", embedding_dir, hypernetwork_dir;
   std::string precision = "fp32";
+  int upscale = 1;
+  std::string upscale_filter = "lanczos";
   const CLI::App* app = nullptr;
 };
 Options o;
@@ -53,6 +56,12 @@ void setup(CLI::App& c, bool model_required) {
   if (model_required) model->required();
   c.add_option("-p,--prompt", o.prompt, "prompt (A1111 syntax: (word:1.2), [word], BREAK, [a:b:when], [a|b], AND)");
   c.add_option("-n,--negative-prompt", o.negative, "negative prompt");
+  c.add_option("--upscale", o.upscale, "write the picture N times larger (for viewing; 1-16)")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  c.add_option("--upscale-filter", o.upscale_filter, "--upscale filter: lanczos or nearest")
+      ->check(CLI::IsMember({"lanczos", "nearest"}))
+      ->capture_default_str();
   c.add_option("-W,--width", o.width, "image width in pixels, a multiple of 8")->capture_default_str();
   c.add_option("-H,--height", o.height, "image height in pixels, a multiple of 8")->capture_default_str();
   c.add_option("--steps", o.steps, "sampling steps")->capture_default_str();
@@ -392,6 +401,9 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     add_control_infotext(info);
     info.set("Version", "pigment");
     std::string path = output_path(b);
+    if (o.upscale > 1)  // for viewing small models' pictures; the recipe stays the generation's
+      res.image = resize_image(res.image, res.image.width * o.upscale, res.image.height * o.upscale,
+                               o.upscale_filter == "nearest" ? ImageFilter::Nearest : ImageFilter::Lanczos);
     write_png(path, res.image, {{"parameters", format_infotext(info)}});
     if (hooks.written) hooks.written(path);
     if (!o.quiet) {

@@ -1,5 +1,6 @@
 // pigment train --method lora|textual-inversion|full -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a
 // folder of captioned images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +24,22 @@ struct Args {
   std::string recipe;
   training::EmojiRecipeOptions r;
 } g;
+
+// --config FILE.toml: the same keys as the flags, in kohya's spelling too (learning_rate or learning-rate), in any
+// [section] (kohya's config files group keys in sections such as [training_arguments]); an unknown key is an error.
+class TrainConfig : public CLI::ConfigBase {
+ public:
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::vector<CLI::ConfigItem> out;
+    for (CLI::ConfigItem item : CLI::ConfigBase::from_config(input)) {
+      if (item.name == "++" || item.name == "--") continue;  // section markers: sections are only grouping here
+      item.parents.clear();
+      std::replace(item.name.begin(), item.name.end(), '_', '-');
+      out.push_back(std::move(item));
+    }
+    return out;
+  }
+};
 
 // SIGINT / SIGTERM: finish the current step, write a checkpoint, exit 0 (a second signal kills as usual).
 std::atomic<bool> g_stop{false};
@@ -113,6 +130,10 @@ RegisterCommand reg(
     "from a `pigment init` checkpoint)",
     [](CLI::App& c) {
       auto& t = g.t;
+      c.config_formatter(std::make_shared<TrainConfig>());
+      c.allow_config_extras(CLI::config_extras_mode::error);
+      c.set_config("--config", "", "a TOML file holding any of these options by their long names (kohya's key "
+                                   "names with _ work too); flags on the command line win");
       std::string methods;
       for (const auto& n : training::method_names()) methods += (methods.empty() ? "" : ", ") + n;
       c.add_option("--method", t.method,

@@ -172,6 +172,24 @@ StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
   return sd;
 }
 
+StableDiffusion StableDiffusion::with_components(const std::map<std::string, ModelComponent>& replaced) const {
+  LoadedModel m;
+  m.path = "(" + std::to_string(replaced.size()) + " replaced components)";
+  m.format = "components";
+  m.detection.family = family_;
+  m.prediction_type = prediction_type_;
+  m.scheduler_config = scheduler_json_;
+  m.components = *base_;
+  for (const auto& [name, c] : replaced) {
+    PIG_CHECK(m.components.count(name), "with_components: the model has no component '", name, "'");
+    m.components[name] = c;
+  }
+  StableDiffusion sd = create(m, *base_tokenizer_,
+                              base_tokenizer_2_ ? std::optional<ClipTokenizer>(*base_tokenizer_2_) : std::nullopt);
+  sd.low_memory_ = low_memory_;
+  return sd;
+}
+
 StableDiffusion StableDiffusion::create(const LoadedModel& model, ClipTokenizer tokenizer,
                                         std::optional<ClipTokenizer> tokenizer_2) {
   StableDiffusion sd;

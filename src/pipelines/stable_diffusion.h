@@ -161,6 +161,9 @@ class StableDiffusion {
 
   // The loaded (unpatched) unet / vae / text_encoder / text_encoder_2 component; throws for another name.
   const ModelComponent& base_component(const std::string& name) const;
+  // The same pipeline (family, scheduler, tokenizers, memory mode) with some components replaced, e.g. by the
+  // trained copies of a training run for its sample images. Adapters set on this one are not carried over.
+  StableDiffusion with_components(const std::map<std::string, ModelComponent>& replaced) const;
 
   Family family() const { return family_; }
   const std::string& prediction_type() const { return prediction_type_; }

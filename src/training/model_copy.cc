@@ -64,6 +64,20 @@ const ModelComponent& WholeModelMethod::train_component(const std::string& name)
   return components_[name] = std::move(copy.component);
 }
 
+bool WholeModelMethod::apply_to(StableDiffusion& model) const {
+  std::map<std::string, ModelComponent> trained;
+  for (const auto& name : trained_) trained[name] = components_.at(name);
+  saved_ = std::make_unique<StableDiffusion>(model);
+  model = model.with_components(trained);
+  return true;
+}
+
+void WholeModelMethod::remove_from(StableDiffusion& model) const {
+  if (!saved_) return;
+  model = std::move(*saved_);
+  saved_.reset();
+}
+
 void WholeModelMethod::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
   SingleFileWriteOptions wo;
   wo.dtype = save_dtype_;

@@ -3,10 +3,12 @@
 // checkpoint written from the trained copies and the base model's other components.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "models/model_loader.h"
+#include "pipelines/stable_diffusion.h"
 #include "training/method.h"
 
 namespace pigment::training {
@@ -27,6 +29,9 @@ class WholeModelMethod : public Method {
   WholeModelMethod(const StableDiffusion& model, const struct TrainOptions& o);
   std::vector<Param> params() override { return params_; }
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const override;
+  // Sample images: the model with the trained copies swapped in, then back.
+  bool apply_to(StableDiffusion& model) const override;
+  void remove_from(StableDiffusion& model) const override;
 
  protected:
   // Trains `name` from now on: returns its copy (kept in components_, its params appended to params_).
@@ -40,6 +45,7 @@ class WholeModelMethod : public Method {
   std::map<std::string, ModelComponent> components_;
   std::vector<Param> params_;
   std::vector<std::string> trained_;  // the components train_component() copied
+  mutable std::unique_ptr<StableDiffusion> saved_;  // the model as training uses it, while samples are drawn
 
  private:
   std::map<std::string, Tensor> carried_over_text_tensors() const;

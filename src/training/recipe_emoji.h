@@ -24,10 +24,10 @@ struct EmojiRecipeOptions {
   int dataset_limit = 0;    // tests: only the first N emoji (0: all)
   int merges = 8000;
   uint64_t seed = 0;
-  int64_t vae_steps = 600;
+  int64_t vae_steps = 800;
   int vae_batch = 8;
   double vae_lr = 1e-3;
-  int64_t unet_steps = 1600;
+  int64_t unet_steps = 2400;
   int unet_batch = 32;
   double unet_lr = 3e-4;
   int64_t save_every = 100;  // checkpoints of both training stages

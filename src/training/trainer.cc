@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "io/safetensors.h"
 #include "ops/autograd.h"
+#include "ops/ops.h"
 #include "pipelines/latent_sampling.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
@@ -160,6 +162,48 @@ PromptEmbeds encode_captions(const StableDiffusion& model, const std::vector<std
   return out;
 }
 
+// The VAE posterior of each training image, encoded alone (so its bits do not depend on the batch it came in, and a
+// resumed run, whose cache starts empty, sees the same values) and kept for the run: a later use of the image only
+// draws new noise. Keyed by the path and a hash of the pixels (a flipped copy is another entry). Up to `max_bytes`
+// of moments; beyond that images are encoded (alone) every time.
+class LatentCache {
+ public:
+  explicit LatentCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  LatentDistribution encode(const Vae& vae, const Batch& batch) {
+    const int64_t B = batch.images.dim(0);
+    std::vector<Tensor> moments;
+    for (int64_t b = 0; b < B; ++b) {
+      Tensor image = batch.images.slice0(b, b + 1);
+      const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(pixel_hash(image));
+      auto it = cache_.find(key);
+      if (it != cache_.end()) {
+        moments.push_back(it->second);
+        continue;
+      }
+      LatentDistribution d = vae.encode(image);
+      Tensor m = ops::concat({d.mean(), d.logvar()}, 1);
+      if (bytes_ + m.nbytes() <= max_bytes_) {
+        cache_.emplace(key, m);
+        bytes_ += m.nbytes();
+      }
+      moments.push_back(m);
+    }
+    return LatentDistribution(B == 1 ? moments[0] : ops::concat(moments, 0));
+  }
+
+ private:
+  static uint64_t pixel_hash(const Tensor& t) {
+    Tensor f = t.as_f32();
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes
+    const auto* p = static_cast<const unsigned char*>(f.raw());
+    for (size_t i = 0; i < f.nbytes(); ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+  }
+  size_t max_bytes_, bytes_ = 0;
+  std::unordered_map<std::string, Tensor> cache_;
+};
+
 }  // namespace
 
 TrainSummary train(const TrainOptions& o, const std::function<void(const StepReport&)>& on_step) {
@@ -239,6 +283,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   }
   std::ofstream log(log_path, std::ios::app);
 
+  LatentCache latent_cache(size_t(2) << 30);
   ops::autograd::Tape tape;
   for (const auto& p : params) tape.watch(p.value);
   UNetHooks hooks = method->unet_hooks();
@@ -267,7 +312,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
         continue;
       }
       // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
-      Tensor latents = ops::scale(sample_latents(model.vae().encode(batch.images), *gen), model.vae().scaling_factor());
+      Tensor latents = ops::scale(sample_latents(latent_cache.encode(model.vae(), batch), *gen), model.vae().scaling_factor());
       std::vector<std::string> captions = batch.captions;
       Tensor drop = gen->rand({B});
       for (int64_t b = 0; b < B; ++b)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# pigment generate --precision: fast writes an image (the bf16 path where the CPU has AMX, else the fp32 one),
+# pigment generate --precision: fast writes an image (the bf16 path where the CPU has AMX, else the fp32 one) within
+# a PSNR threshold of fp32's,
 # the same bytes at 1 and 2 threads, a one-line note on stderr where the CPU has no fast path, and an unknown
 # precision is a one-line error.
 set -u
@@ -13,6 +14,15 @@ gen --precision fast -t 2 -o "$T/fast2.png"
 check "fp32 and fast both write a PNG" '[ -s "$T/fp32.png" ] && [ -s "$T/fast1.png" ]'
 check "fast gives the same bytes at 1 and 2 threads" 'cmp -s "$T/fast1.png" "$T/fast2.png"'
 check "fp32 is the default" 'gen -o "$T/default.png" && cmp -s "$T/fp32.png" "$T/default.png"'
+# fast against fp32 after the same steps: close (bf16 products where the CPU has them; the same pixels where it has
+# none), with a threshold that a broken fast path fails: another seed's image is far below it.
+MEASURE=$BIN/pigment-measure
+psnr=$("$MEASURE" psnr "$T/fp32.png" "$T/fast1.png")
+echo "fast vs fp32 after 3 steps at 32x32: PSNR $psnr dB"
+check "fast has a PSNR of at least 25 dB against fp32" '[ "$psnr" = inf ] || awk -v p="$psnr" "BEGIN { exit !(p >= 25) }"'
+gen --precision fp32 -s 8 -o "$T/other.png"
+other=$("$MEASURE" psnr "$T/fp32.png" "$T/other.png")
+check "the threshold fails another image ($other dB)" 'awk -v p="$other" "BEGIN { exit !(p < 25) }"'
 # Where fast has no fast path (no AMX: forced here with the ISA cap) it says so in one line on stderr, and runs fp32.
 err32=$(PIGMENT_MAX_ISA=avx512_bf16 gen --precision fp32 -o "$T/capped32.png" 2>&1 >/dev/null)
 check "fp32 says nothing about a fast path" '! grep -q "fast path" <<<"$err32"'

@@ -43,13 +43,38 @@ Image image_from(const Tensor& t) {  // [H, W, 3] or [H, W] of 0..255 values
   return img;
 }
 
+// Which entry of models/pipelines.json a case ran, from what the case says (never from its name): the entry whose
+// UNet folder the case's text names ("models/unet_sd2"), without a ControlNet; else, from the producer's pipeline
+// class, the SDXL entry (two text encoders), the inpainting entry (a 9-channel UNet) or the plain text-to-image one
+// (a 4-channel UNet, one text encoder, the case's prediction type). Anything else, or two candidates, is an error.
+std::string pipeline_kind(const nlohmann::json& spec, const nlohmann::json& pipelines, const fs::path& models,
+                          const std::string& name) {
+  nlohmann::json text = spec;
+  text.erase("tensors");
+  const std::string said = text.dump();
+  std::vector<std::string> named, by_class;
+  const std::string cls = spec["producer"].is_object() ? spec["producer"].value("class", "") : "";
+  const bool xl = cls.find("XL") != std::string::npos, inpaint = cls.find("Inpaint") != std::string::npos;
+  const bool vpred = said.find("v_prediction") != std::string::npos;
+  for (const auto& [k, v] : pipelines.items()) {
+    if (!v.is_object() || !v.contains("unet") || v.contains("controlnet")) continue;
+    const std::string unet = folder_of(v["unet"]);
+    if (std::regex_search(said, std::regex("\\b" + unet + "\\b"))) named.push_back(k);
+    const bool two = v.contains("text_encoder_2");
+    const bool nine = read_json(models / unet / "config.json").value("in_channels", 4) == 9;
+    const bool v_entry = v.contains("scheduler") && v["scheduler"].dump().find("v_prediction") != std::string::npos;
+    if (two == xl && nine == inpaint && (xl || inpaint || v_entry == vpred)) by_class.push_back(k);
+  }
+  const auto& pick = named.size() == 1 ? named : by_class;
+  PIG_CHECK(pick.size() == 1, name, ": cannot tell which models/pipelines.json entry the case ran (named: ",
+            named.size(), ", by class ", cls, ": ", by_class.size(), ")");
+  return pick[0];
+}
+
 void run_pipeline(Case& c) {
   const auto& spec = c.spec();
-  std::string kind = "sd1";
-  if (c.name().find("inpaint") != std::string::npos) kind = "sd1_inpaint";
-  if (c.name().find("sd2") != std::string::npos) kind = "sd2_v";
-  if (c.name().find("sdxl") != std::string::npos) kind = "sdxl";
   nlohmann::json pipelines = read_json(c.models_dir() / "pipelines.json");
+  const std::string kind = pipeline_kind(spec, pipelines, c.models_dir(), c.name());
   const auto& p = pipelines[kind];
 
   LoadedModel model;

@@ -31,14 +31,36 @@ class RecordingGenerator : public Generator {
   std::unique_ptr<Generator> inner_;
 };
 
-// model(x_in, t) = 0.3 · x_in · cos(t / 1000) + 0.1, the cosine in double and applied in float32.
-Tensor synthetic_model(const Tensor& x_in, double t) {
-  const float c = float(std::cos(t / 1000.0));
-  Tensor y = ops::scale(ops::scale(x_in.as_f32(), 0.3f), c);
-  float* p = y.f32();
-  for (int64_t i = 0; i < y.numel(); ++i) p[i] += 0.1f;
-  return y;
-}
+// The cases' synthetic model, model(x_in, t) = a · x_in · cos(t / b) + c (the cosine in double, applied in float32),
+// with a, b and c read from the case's "synthetic_model" text: another model is refused, not silently replaced.
+struct SyntheticModel {
+  float a = 0, c = 0;
+  double b = 1;
+
+  static SyntheticModel from_case(const nlohmann::json& spec) {
+    PIG_CHECK(spec.contains("synthetic_model") && spec["synthetic_model"].is_string(),
+              "scheduler case without a synthetic_model description");
+    const std::string text = spec["synthetic_model"].get<std::string>();
+    static const std::regex form(
+        R"(model\(x_in, t\) = ([0-9.eE+-]+) \* x_in \* cos\(float\(t\) / ([0-9.eE+-]+)\) \+ ([0-9.eE+-]+))");
+    std::smatch m;
+    PIG_CHECK(std::regex_search(text, m, form), "scheduler case: synthetic_model '", text,
+              "' is not of the form model(x_in, t) = a * x_in * cos(float(t) / b) + c");
+    SyntheticModel sm;
+    sm.a = std::stof(m[1].str());
+    sm.b = std::stod(m[2].str());
+    sm.c = std::stof(m[3].str());
+    return sm;
+  }
+
+  Tensor operator()(const Tensor& x_in, double t) const {
+    const float k = float(std::cos(t / b));
+    Tensor y = ops::scale(ops::scale(x_in.as_f32(), a), k);
+    float* p = y.f32();
+    for (int64_t i = 0; i < y.numel(); ++i) p[i] += c;
+    return y;
+  }
+};
 
 std::string class_name(const nlohmann::json& producer) {
   std::string cls = producer.value("class", "");
@@ -137,6 +159,8 @@ void run_tables(Case& c, const std::string& cls) {
 
 void run_loops(Case& c, const std::string& cls) {
   const auto& spec = c.spec();
+  if (spec.value("loops", nlohmann::json::array()).empty()) return;
+  const SyntheticModel synthetic_model = SyntheticModel::from_case(spec);
   const Tensor latents = c.tensor("latents");
   for (const auto& loop : spec.value("loops", nlohmann::json::array())) {
     const std::string key = loop.at("key");
