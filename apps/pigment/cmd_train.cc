@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <fstream>
 #include <cstdio>
 
 #include "command.h"
@@ -14,16 +15,6 @@
 
 namespace pigment::cli {
 namespace {
-
-struct Args {
-  training::TrainOptions t;
-  std::vector<std::string> model_configs;
-  std::string output_dir, output_name, prediction, save_precision = "f16";
-  int threads = 0;
-  bool no_buckets = false;
-  std::string recipe;
-  training::EmojiRecipeOptions r;
-} g;
 
 // --config FILE.toml: the same keys as the flags, in kohya's spelling too (learning_rate or learning-rate), in any
 // [section] (kohya's config files group keys in sections such as [training_arguments]); an unknown key is an error.
@@ -40,6 +31,43 @@ class TrainConfig : public CLI::ConfigBase {
     return out;
   }
 };
+
+struct Args {
+  training::TrainOptions t;
+  std::vector<std::string> model_configs;
+  std::string output_dir, output_name, prediction, save_precision = "f16";
+  int threads = 0;
+  bool no_buckets = false;
+  std::string recipe;
+  training::EmojiRecipeOptions r;
+  std::string config_file;
+  CLI::App* app = nullptr;
+} g;
+
+// --config: each key sets the option of that long name unless the command line gave it; an unknown key, a key of
+// the wrong kind or a file that cannot be read is an error (CLI11 reads a subcommand's own config file only for
+// the top-level app, so pigment applies it here).
+void apply_config_file(CLI::App& app, const std::string& path) {
+  std::ifstream in(path);
+  PIG_CHECK(in, "--config: cannot open ", path);
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = TrainConfig().from_config(in);
+  } catch (const std::exception& e) {
+    fail("--config ", path, ": ", e.what());
+  }
+  for (const auto& item : items) {
+    CLI::Option* op = app.get_option_no_throw("--" + item.name);
+    PIG_CHECK(op != nullptr && item.name != "config", "--config ", path, ": unknown key '", item.name, "'");
+    if (op->count() > 0) continue;  // the command line wins
+    try {
+      op->add_result(item.inputs);
+      op->run_callback();
+    } catch (const std::exception& e) {
+      fail("--config ", path, ": key '", item.name, "': ", e.what());
+    }
+  }
+}
 
 // SIGINT / SIGTERM: finish the current step, write a checkpoint, exit 0 (a second signal kills as usual).
 std::atomic<bool> g_stop{false};
@@ -85,6 +113,7 @@ int run_recipe() {
 }
 
 int run_train() {
+  if (!g.config_file.empty()) apply_config_file(*g.app, g.config_file);
   if (g.threads > 0) set_num_threads(g.threads);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
@@ -130,10 +159,10 @@ RegisterCommand reg(
     "from a `pigment init` checkpoint)",
     [](CLI::App& c) {
       auto& t = g.t;
-      c.config_formatter(std::make_shared<TrainConfig>());
-      c.allow_config_extras(CLI::config_extras_mode::error);
-      c.set_config("--config", "", "a TOML file holding any of these options by their long names (kohya's key "
-                                   "names with _ work too); flags on the command line win");
+      g.app = &c;
+      c.add_option("--config", g.config_file,
+                   "a TOML file holding any of these options by their long names (kohya's key names with _ work "
+                   "too, in any [section]); flags on the command line win");
       std::string methods;
       for (const auto& n : training::method_names()) methods += (methods.empty() ? "" : ", ") + n;
       c.add_option("--method", t.method,

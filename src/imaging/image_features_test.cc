@@ -92,8 +92,10 @@ TEST(ImageFeatures, RedDisc) {
 TEST(ImageFeatures, OtherSizesAreResampled) {
   const FeatureVector a = image_features(draw(disc(0.5, 0.5, 0.3), 0, 0, 255, 64));
   const FeatureVector b = image_features(draw(disc(0.5, 0.5, 0.3), 0, 0, 255, 128));
-  EXPECT_NEAR(at(a, "global", 0), at(b, "global", 0), 0.02);
-  EXPECT_NEAR(at(a, "global", 3), at(b, "global", 3), 0.02);
+  // Pillow's bilinear filter widens its support when it shrinks (antialiasing): the 128-pixel disc's edge pixels come
+  // out partly coloured and count as foreground, so its fraction is up to ~0.03 above the 64-pixel drawing's.
+  EXPECT_NEAR(at(a, "global", 0), at(b, "global", 0), 0.035);
+  EXPECT_NEAR(at(a, "global", 3), at(b, "global", 3), 0.035);
   Image gray{64, 64, 1, std::vector<uint8_t>(64 * 64, 255)};
   EXPECT_EQ(image_features(gray)[size_t(block("thumbnail").offset)], 1.0);
   EXPECT_THROW(image_features(Image{}), Error);
