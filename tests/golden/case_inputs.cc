@@ -184,4 +184,17 @@ std::map<std::string, double> scales_in_names(const Case& c, const std::string& 
   return out;
 }
 
+GenerateRequest request_of(const PipelineCall& call) {
+  GenerateRequest r;
+  r.a1111_syntax = false;
+  r.prompt = call.prompt;
+  r.negative_prompt = call.negative_prompt;
+  r.sampler = call.scheduler;
+  r.steps = call.steps;
+  r.cfg_scale = call.guidance_scale;
+  r.height = call.height;
+  r.width = call.width;
+  return r;
+}
+
 }  // namespace pigment::golden

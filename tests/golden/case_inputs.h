@@ -9,6 +9,7 @@
 #include <string>
 
 #include "golden.h"
+#include "pipelines/stable_diffusion.h"
 
 namespace pigment::golden {
 
@@ -37,6 +38,9 @@ struct PipelineCall {
 //   A case that records no negative prompt at all (lora/*) shares it with the pipelines/* cases of the same golden
 //   set run on the same prompt; it is read from there, and it is an error when they disagree or none exists.
 PipelineCall read_pipeline_call(const Case& c);
+// The request every pipeline runner starts from: the call's prompts (literal text), scheduler, steps, guidance and
+// size. Strength, seed and latents are the runner's to add.
+GenerateRequest request_of(const PipelineCall& call);
 
 // The diffusers scheduler class a case ran: producer.scheduler_config._class_name, else the first "...Scheduler"
 // word, else the first of DDIM / Euler a / Euler / DPM++ 2M named in the description, the producer's fields or a

@@ -15,15 +15,7 @@ void run_controlnet_pipeline(Case& c) {
   const PipelineCall call = read_pipeline_call(c);
   PIG_CHECK(call.controlnet_scale, c.name(), ": no controlnet_conditioning_scale in the call or the description");
   StableDiffusion sd = StableDiffusion::create(golden_sd1(c), golden_tokenizer(c));
-  GenerateRequest r;
-  r.a1111_syntax = false;
-  r.prompt = call.prompt;
-  r.negative_prompt = call.negative_prompt;
-  r.sampler = call.scheduler;
-  r.steps = call.steps;
-  r.cfg_scale = call.guidance_scale;
-  r.height = call.height;
-  r.width = call.width;
+  GenerateRequest r = request_of(call);
   r.latents = c.tensor("latents");
   Tensor img = c.tensor("control_image_uint8");
   Image control{int(img.dim(1)), int(img.dim(0)), 3, std::vector<uint8_t>(size_t(img.numel()))};

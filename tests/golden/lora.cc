@@ -77,15 +77,7 @@ void run_lora(Case& c) {
   PIG_CHECK(call.lora_scale, c.name(), ": the pipeline call gives no cross_attention_kwargs={'scale': S}");
   const float pipe_scale = float(*call.lora_scale);
   StableDiffusion sd = StableDiffusion::create(model, tok);
-  GenerateRequest r;
-  r.a1111_syntax = false;
-  r.prompt = call.prompt;
-  r.negative_prompt = call.negative_prompt;
-  r.sampler = call.scheduler;
-  r.steps = call.steps;
-  r.cfg_scale = call.guidance_scale;
-  r.height = call.height;
-  r.width = call.width;
+  GenerateRequest r = request_of(call);
   r.latents = c.tensor("pipe.latents");
   for (LoraApply mode : {LoraApply::Runtime, LoraApply::Merge}) {
     sd.set_loras({{lora, pipe_scale}}, mode);

@@ -102,16 +102,8 @@ void run_pipeline(Case& c) {
   StableDiffusion sd = StableDiffusion::create(model, std::move(tok), std::move(tok2));
 
   const PipelineCall call = read_pipeline_call(c);
-  GenerateRequest r;
-  r.a1111_syntax = false;
-  r.prompt = call.prompt;
-  r.negative_prompt = call.negative_prompt;
-  r.sampler = call.scheduler;
-  r.steps = call.steps;
-  r.cfg_scale = call.guidance_scale;
+  GenerateRequest r = request_of(call);
   r.strength = call.strength;
-  r.height = call.height;
-  r.width = call.width;
   if (call.seed) r.seed = *call.seed;
   if (c.has("latents")) r.latents = c.tensor("latents");
   if (c.has("init_image_uint8")) r.init_image = image_from(c.tensor("init_image_uint8"));
