@@ -187,8 +187,14 @@ RegisterCommand reg(
       c.add_option("--recipe-merges", g.r.merges, "--recipe: BPE merges of the tokenizer")->capture_default_str();
       c.add_option("--recipe-vae-steps", g.r.vae_steps, "--recipe: VAE steps")->capture_default_str();
       c.add_option("--recipe-vae-batch", g.r.vae_batch, "--recipe: VAE batch")->capture_default_str();
-      c.add_option("--recipe-unet-steps", g.r.unet_steps, "--recipe: UNet + text encoder steps")->capture_default_str();
+      c.add_option("--recipe-unet-steps", g.r.unet_steps, "--recipe: UNet (+ text encoder) steps")->capture_default_str();
       c.add_option("--recipe-unet-batch", g.r.unet_batch, "--recipe: UNet batch")->capture_default_str();
+      c.add_option("--recipe-te-lr", g.r.te_lr,
+                   "--recipe: the text encoder's learning rate in the UNet stage (0: it stays at its random "
+                   "initialisation)")
+          ->capture_default_str();
+      c.add_option("--recipe-sample-every", g.r.sample_every, "--recipe: sample pictures every N UNet steps (0: none)")
+          ->capture_default_str();
       c.add_option("--recipe-save-every", g.r.save_every, "--recipe: checkpoint interval of both training stages")
           ->capture_default_str();
       c.add_option("--caption-extension", t.data.caption_extension, "caption file extension")->capture_default_str();
@@ -198,6 +204,7 @@ RegisterCommand reg(
           ->capture_default_str();
       c.add_flag("--no-buckets", g.no_buckets, "resize and crop every image to resolution² (no aspect buckets)");
       c.add_flag("--flip-aug", t.random_flip, "random horizontal flips");
+      c.add_flag("--random-crop", t.random_crop, "random instead of centre crops to the bucket (no disk latent cache)");
       c.add_flag("--gradient-checkpointing", t.gradient_checkpointing,
                  "recompute each UNet block in the backward instead of keeping its activations (less memory)");
       c.add_option("--output", t.output,
@@ -236,6 +243,15 @@ RegisterCommand reg(
       c.add_option("--seed", t.seed, "seed of every random choice")->capture_default_str();
       c.add_option("--caption-dropout-rate", t.caption_dropout, "probability of training on the empty caption")
           ->capture_default_str();
+      c.add_flag("--cache-latents-to-disk,!--no-cache-latents-to-disk", t.cache_latents_to_disk,
+                 "keep the training images' latents in DATA/.pigment-latents/vae-HASH/ for later runs (default on; "
+                 "not with random crops)");
+      c.add_option("--noise-offset", t.noise_offset,
+                   "add noise_offset × N(0,1) per sample and channel to the noise (kohya/diffusers; 0: off)")
+          ->capture_default_str();
+      c.add_option("--input-perturbation,--ip-noise-gamma", t.input_perturbation,
+                   "noise the latents with noise + p × N(0,1), the target keeps the noise (diffusers; 0: off)")
+          ->capture_default_str();
       c.add_option("--min-snr-gamma", t.min_snr_gamma, "min-SNR-γ loss weighting (0: off)")->capture_default_str();
       c.add_option("--prediction-type", g.prediction, "override the model's: epsilon or v_prediction");
       c.add_option("--network-dim", t.lora.rank, "LoRA rank")->capture_default_str();
@@ -249,6 +265,9 @@ RegisterCommand reg(
       c.add_option("--conv-alpha", t.lora.conv_alpha, "LoCon alpha")->capture_default_str();
       c.add_flag("--train-text-encoder", t.train_text_encoder,
                  "--method full: the text encoder trains too (every weight, float32)");
+      c.add_option("--text-encoder-lr", t.text_encoder_lr,
+                   "--train-text-encoder: the text encoder's learning rate (default: --learning-rate), under the same "
+                   "schedule");
       c.add_option("--vae-loss", t.vae_loss, "--method vae: reconstruction loss, l1 or mse")->capture_default_str();
       c.add_option("--kl-weight", t.kl_weight, "--method vae: weight of the KL term")->capture_default_str();
       c.add_option("--token-string", t.token_string, "textual inversion: the new word")->capture_default_str();

@@ -78,12 +78,13 @@ void AdamW::step(std::span<Param> params) {
     // Python-side scalars in double, as torch/optim/adamw.py computes them; float32 inside the kernels.
     const double bias_correction1 = 1 - std::pow(o.beta1, double(k));
     const double bias_correction2 = 1 - std::pow(o.beta2, double(k));
-    const float decay = float(1 - o.lr * o.weight_decay);
+    const double lr = o.lr * p.lr_scale;
+    const float decay = float(1 - lr * o.weight_decay);
     const float b1 = float(o.beta1), one_minus_b1 = float(1 - o.beta1);
     const float b2 = float(o.beta2), one_minus_b2 = float(1 - o.beta2);
     const float bc2_sqrt = float(std::sqrt(bias_correction2));
     const float eps = float(o.eps);
-    const float neg_step_size = float(-(o.lr / bias_correction1));
+    const float neg_step_size = float(-(lr / bias_correction1));
     float* w = p.value.f32();
     const float* g = p.grad.f32();
     float* m = s.exp_avg.f32();
@@ -134,9 +135,9 @@ SGD::SGD(SGDOptions options) : options_(options) {
 void SGD::step(std::span<Param> params) {
   const SGDOptions& o = options_;
   const float wd = float(o.weight_decay), mom = float(o.momentum), one_minus_damp = float(1 - o.dampening);
-  const float neg_lr = float(-o.lr);
   for (Param& p : params) {
     if (!p.grad.defined()) continue;
+    const float neg_lr = float(-o.lr * p.lr_scale);
     check_param(p);
     Slot& s = slots_[p.name];
     const bool first = !s.momentum_buffer.defined();

@@ -17,6 +17,9 @@ struct Param {
   std::string name;
   Tensor value;  // float32, writable (not a view of a memory-mapped file: clone those)
   Tensor grad;   // float32, same shape as value, or undefined (clip_grad_norm scales it in place)
+  // This parameter's learning rate is lr_scale × the optimizer's (a torch param group whose base lr is that
+  // multiple of the default one, under the same LambdaLR schedule: e.g. kohya's --text_encoder_lr).
+  double lr_scale = 1.0;
 };
 
 // Optimizer state as name → tensor, for checkpoints: "<param>.<state>" (e.g. "conv_in.weight.exp_avg") plus

@@ -49,6 +49,31 @@ TEST(AdamW, MatchesTheFormulaOverSeveralSteps) {
   EXPECT_NEAR(s.at("w.exp_avg_sq").to_vector()[0], ref[0].v, 1e-6);
 }
 
+// A parameter with lr_scale s moves as under an optimizer whose lr is s × lr (a torch param group), and its
+// neighbour with the default scale as under lr itself.
+TEST(AdamW, LrScaleActsAsAParamGroup) {
+  AdamWOptions o{.lr = 1e-2, .weight_decay = 0.1};
+  AdamW mixed(o);
+  AdamWOptions scaled = o;
+  scaled.lr = 0.25 * o.lr;
+  AdamW plain(o), quarter(scaled);
+  std::vector<Param> both = {make_param("te", {0.5f, -1.f}, {}), make_param("unet", {2.f, 0.25f}, {})};
+  both[0].lr_scale = 0.25;
+  std::vector<Param> a = {make_param("te", {0.5f, -1.f}, {})}, b = {make_param("unet", {2.f, 0.25f}, {})};
+  for (int k = 1; k <= 3; ++k) {
+    for (auto* p : {&both[0], &a[0]}) p->grad = Tensor::from_vector({2}, {0.3f * k, -0.7f});
+    for (auto* p : {&both[1], &b[0]}) p->grad = Tensor::from_vector({2}, {1.5f, 0.2f / k});
+    mixed.step(both);
+    quarter.step(a);
+    plain.step(b);
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(both[0].value.f32()[i], a[0].value.f32()[i]);
+    EXPECT_EQ(both[1].value.f32()[i], b[0].value.f32()[i]);
+  }
+  EXPECT_NE(a[0].value.f32()[0], 0.5f);
+}
+
 TEST(AdamW, UpdatesTheSharedWeightInPlace) {
   Tensor weight = Tensor::from_vector({2}, {1.0f, -1.0f});
   std::vector<Param> params = {{"w", weight, Tensor::from_vector({2}, {1.0f, -1.0f})}};

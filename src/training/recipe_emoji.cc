@@ -113,7 +113,10 @@ EmojiRecipeReport run_emoji_recipe(const EmojiRecipeOptions& o, const std::funct
 
   TrainOptions unet;
   unet.method = "full";
-  unet.train_text_encoder = true;
+  unet.train_text_encoder = o.te_lr > 0;
+  unet.text_encoder_lr = o.te_lr;
+  unet.sample_every = o.sample_every;
+  unet.sample_prompts = {"red apple", "grinning face", "flag: Japan", "红苹果", "dog face", "smiling face with sunglasses"};
   unet.model.model = vae.output;
   unet.output = output;
   unet.batch_size = o.unet_batch;

@@ -30,6 +30,11 @@ struct EmojiRecipeOptions {
   int64_t unet_steps = 2400;
   int unet_batch = 32;
   double unet_lr = 3e-4;
+  // The text encoder's learning rate in the UNet stage; 0 keeps it at its random initialisation (frozen). Trained
+  // jointly at the UNet's rate from scratch, its outputs collapsed: most captions came out nearly alike and the
+  // model ignored them (docs/emoji_quality.md).
+  double te_lr = 0;
+  int64_t sample_every = 500;  // sample pictures of a few prompts in WORK/unet.run/samples (0: none)
   int64_t save_every = 100;  // checkpoints of both training stages
   const std::atomic<bool>* stop = nullptr;
 };

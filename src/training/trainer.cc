@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -164,25 +165,42 @@ PromptEmbeds encode_captions(const StableDiffusion& model, const std::vector<std
 
 // The VAE posterior of each training image, encoded alone (so its bits do not depend on the batch it came in, and a
 // resumed run, whose cache starts empty, sees the same values) and kept for the run: a later use of the image only
-// draws new noise. Keyed by the path and a hash of the pixels (a flipped copy is another entry). Up to `max_bytes`
-// of moments; beyond that images are encoded (alone) every time.
+// draws new noise. Keyed by the path and a hash of the pixels after resizing, cropping and flipping (a flipped copy
+// is another entry; a changed image file gives other pixels). Up to `max_bytes` of moments in memory; beyond that
+// images are encoded (alone) every time.
+//
+// With a disk folder (`--cache-latents-to-disk`, on by default) each posterior is also written there as
+// <hash of the path>-<hash of the pixels>.safetensors (float32 "moments", exactly the values an encode gives), in
+// DATA/.pigment-latents/vae-<hash of the VAE's weights>/, and read back by later runs instead of encoding. A folder
+// that cannot be written is reported once and the run goes on without it.
 class LatentCache {
  public:
-  explicit LatentCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+  // data_dir empty: memory only. The disk folder is made at the first encode (a method that never asks for latents,
+  // such as the VAE's own, leaves no folder behind).
+  LatentCache(size_t max_bytes, fs::path data_dir, const ModelComponent* vae_weights)
+      : max_bytes_(max_bytes), data_dir_(std::move(data_dir)), vae_weights_(vae_weights) {}
 
   LatentDistribution encode(const Vae& vae, const Batch& batch) {
+    if (!data_dir_.empty()) open_disk();
     const int64_t B = batch.images.dim(0);
     std::vector<Tensor> moments;
     for (int64_t b = 0; b < B; ++b) {
       Tensor image = batch.images.slice0(b, b + 1);
-      const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(pixel_hash(image));
+      const uint64_t pixels = hash_bytes(image.as_f32());
+      const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(pixels);
       auto it = cache_.find(key);
       if (it != cache_.end()) {
         moments.push_back(it->second);
         continue;
       }
-      LatentDistribution d = vae.encode(image);
-      Tensor m = ops::concat({d.mean(), d.logvar()}, 1);
+      const fs::path file = disk_.empty() ? fs::path() : disk_ / (hex(hash_string(batch.paths[size_t(b)])) + "-" +
+                                                                    hex(pixels) + ".safetensors");
+      Tensor m = disk_.empty() ? Tensor() : read_disk(file, image);
+      if (!m.defined()) {
+        LatentDistribution d = vae.encode(image);
+        m = ops::concat({d.mean(), d.logvar()}, 1);
+        if (!disk_.empty()) write_disk(file, m);
+      }
       if (bytes_ + m.nbytes() <= max_bytes_) {
         cache_.emplace(key, m);
         bytes_ += m.nbytes();
@@ -192,15 +210,79 @@ class LatentCache {
     return LatentDistribution(B == 1 ? moments[0] : ops::concat(moments, 0));
   }
 
+  // A hash of a model component's weights (names, dtypes, shapes and bytes): the latent cache's folder name.
  private:
-  static uint64_t pixel_hash(const Tensor& t) {
-    Tensor f = t.as_f32();
-    uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes
-    const auto* p = static_cast<const unsigned char*>(f.raw());
-    for (size_t i = 0; i < f.nbytes(); ++i) h = (h ^ p[i]) * 1099511628211ull;
+  static uint64_t weights_hash(const ModelComponent& c) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (const auto& [name, t] : *c.tensors) {
+      h = mix(h ^ hash_string(name));
+      h = mix(h ^ uint64_t(t.dtype()));
+      for (int64_t d : t.shape()) h = mix(h ^ uint64_t(d));
+      h = mix(h ^ hash_raw(t.raw(), t.nbytes()));
+    }
     return h;
   }
+
+  static uint64_t mix(uint64_t x) {  // splitmix64's finaliser
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  }
+  static uint64_t hash_raw(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    uint64_t h = mix(n), word;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::memcpy(&word, p + i, 8);
+      h = mix(h ^ word) + 0x9E3779B97F4A7C15ull;
+    }
+    for (; i < n; ++i) h = mix(h ^ p[i]);
+    return h;
+  }
+  static uint64_t hash_bytes(const Tensor& t) { return hash_raw(t.raw(), t.nbytes()); }
+  static uint64_t hash_string(const std::string& s) { return hash_raw(s.data(), s.size()); }
+  static std::string hex(uint64_t v) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+  }
+
+  // The cached moments of `image`, or an undefined tensor when there is no usable file (a damaged one is ignored
+  // and rewritten).
+  static Tensor read_disk(const fs::path& file, const Tensor& image) {
+    if (!fs::exists(file)) return Tensor();
+    try {
+      SafeTensors st = SafeTensors::open(file.string());
+      Tensor m = st.get("moments").as_f32().clone();
+      if (m.ndim() == 4 && m.dim(0) == 1 && m.dim(2) > 0 && image.dim(2) % m.dim(2) == 0) return m;
+    } catch (const std::exception&) {
+    }
+    std::fprintf(stderr, "warning: ignoring the damaged latent cache file %s\n", file.string().c_str());
+    return Tensor();
+  }
+  void open_disk() {
+    disk_ = data_dir_ / ".pigment-latents" / ("vae-" + hex(weights_hash(*vae_weights_)));
+    data_dir_.clear();
+    std::error_code ec;
+    fs::create_directories(disk_, ec);
+    if (ec || !fs::is_directory(disk_)) {
+      std::fprintf(stderr, "warning: cannot create the latent cache %s (%s); latents are kept in memory only\n",
+                   disk_.string().c_str(), ec.message().c_str());
+      disk_.clear();
+    }
+  }
+  void write_disk(const fs::path& file, const Tensor& m) {
+    try {
+      write_safetensors(file.string(), {{"moments", m}});
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: cannot write the latent cache (%s); latents are kept in memory only\n", e.what());
+      disk_.clear();
+    }
+  }
+
   size_t max_bytes_, bytes_ = 0;
+  fs::path data_dir_, disk_;
+  const ModelComponent* vae_weights_;
   std::unordered_map<std::string, Tensor> cache_;
 };
 
@@ -211,6 +293,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   PIG_CHECK(o.batch_size > 0 && o.batch_size <= 1024, "--train-batch-size must be in [1, 1024], got ", o.batch_size);
   PIG_CHECK(o.learning_rate > 0 && std::isfinite(o.learning_rate), "--learning-rate must be positive, got ",
             o.learning_rate);
+  PIG_CHECK(o.text_encoder_lr < 0 || std::isfinite(o.text_encoder_lr), "--text-encoder-lr must be finite, got ",
+            o.text_encoder_lr);
+  PIG_CHECK(o.noise_offset >= 0 && o.noise_offset <= 1, "--noise-offset must be in [0, 1], got ", o.noise_offset);
+  PIG_CHECK(o.input_perturbation >= 0 && o.input_perturbation <= 1, "--input-perturbation must be in [0, 1], got ",
+            o.input_perturbation);
   PIG_CHECK(o.caption_dropout >= 0 && o.caption_dropout <= 1, "--caption-dropout-rate must be in [0, 1], got ",
             o.caption_dropout);
   PIG_CHECK(o.gradient_accumulation_steps >= 1 && o.gradient_accumulation_steps <= 4096,
@@ -235,6 +322,9 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   PIG_CHECK(model.family() != Family::SDXL, "train: SDXL training is not implemented yet (SD1.x and SD2.x are)");
   std::unique_ptr<Method> method = make_method(o.method, model, o);
   std::vector<Param> params = method->params();
+  if (o.text_encoder_lr >= 0)
+    for (Param& p : params)
+      if (p.name.rfind("text_encoder", 0) == 0) p.lr_scale = o.text_encoder_lr / o.learning_rate;
 
   ObjectiveOptions oo;
   oo.prediction = prediction_from_name(o.prediction_type.empty() ? model.prediction_type() : o.prediction_type);
@@ -249,6 +339,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   lopt.batch_size = o.batch_size;
   lopt.seed = o.seed;
   lopt.random_flip = o.random_flip;
+  lopt.random_crop = o.random_crop;
   DataLoader loader(data, lopt);
 
   std::unique_ptr<Ema> ema;
@@ -283,7 +374,9 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   }
   std::ofstream log(log_path, std::ios::app);
 
-  LatentCache latent_cache(size_t(2) << 30);
+  LatentCache latent_cache(size_t(2) << 30,
+                           o.cache_latents_to_disk && !o.random_crop ? fs::path(o.data_dir) : fs::path(),
+                           &model.base_component("vae"));
   ops::autograd::Tape tape;
   for (const auto& p : params) tape.watch(p.value);
   UNetHooks hooks = method->unet_hooks();
@@ -322,7 +415,14 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       std::vector<int> ts;
       for (int64_t b = 0; b < B; ++b) ts.push_back(std::min(T - 1, int(u.f32()[b] * float(T))));
       Tensor noise = gen->randn(latents.shape());
-      Tensor noisy = objective.add_noise(latents, noise, ts);
+      if (o.noise_offset != 0) {
+        Tensor offset = gen->randn({B, latents.dim(1), 1, 1});
+        noise = ops::add(noise, ops::scale(offset, o.noise_offset));  // broadcast over H, W
+      }
+      Tensor noised_with = noise;
+      if (o.input_perturbation != 0)
+        noised_with = ops::add(noise, ops::scale(gen->randn(latents.shape()), o.input_perturbation));
+      Tensor noisy = objective.add_noise(latents, noised_with, ts);
       Tensor target = objective.target(latents, noise, ts);
 
       method->begin_micro_batch(step_seed(o.seed ^ 0xD50Full, step * N + m));
@@ -385,6 +485,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       {"ss_training_started_by", "pigment"},
       {"ss_network_module", o.method == "lora" ? "networks.lora" : ""},
       {"ss_learning_rate", std::to_string(o.learning_rate)},
+      {"ss_text_encoder_lr", std::to_string(o.text_encoder_lr < 0 ? o.learning_rate : o.text_encoder_lr)},
       {"ss_max_train_steps", std::to_string(o.max_steps)},
       {"ss_train_batch_size", std::to_string(o.batch_size)},
       {"ss_lr_scheduler", o.lr_scheduler},
@@ -392,6 +493,8 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       {"ss_resolution", std::to_string(o.data.resolution)},
       {"ss_caption_dropout_rate", std::to_string(o.caption_dropout)},
       {"ss_min_snr_gamma", std::to_string(o.min_snr_gamma)},
+      {"ss_noise_offset", std::to_string(o.noise_offset)},
+      {"ss_ip_noise_gamma", std::to_string(o.input_perturbation)},
       {"ss_num_train_images", std::to_string(data.items().size())},
   };
   if (ema) {

@@ -47,8 +47,17 @@ struct TrainOptions {
   uint64_t seed = 0;
   float caption_dropout = 0;   // probability of the empty caption
   float min_snr_gamma = 0;     // 0: plain MSE
+  // Noise offset (kohya / diffusers): noise += noise_offset · N(0,1) per sample and channel, so the model learns to
+  // change an image's mean brightness. Input perturbation (diffusers): the noisy latent gets noise + p · N(0,1) while
+  // the target keeps the plain noise. 0: off (and no extra random draws).
+  // Latents of the training images are also kept on disk beside the data (DATA/.pigment-latents/vae-HASH/), so a
+  // later run with the same VAE and images skips the encoding. Not with random crops (each crop is new pixels).
+  bool cache_latents_to_disk = true;
+  float noise_offset = 0;
+  float input_perturbation = 0;
   std::string prediction_type; // "" = the model's
   bool random_flip = false;
+  bool random_crop = false;  // off: centre crop to the bucket
   bool gradient_checkpointing = false;  // recompute each UNet block in the backward instead of keeping it
   // An exponential moving average of the trained tensors (diffusers' EMAModel), updated after each optimizer step,
   // kept in checkpoints; the output file holds the averaged weights.
@@ -64,8 +73,9 @@ struct TrainOptions {
   std::string init_word = "*";
   // full fine-tuning and the VAE method: the dtype of the saved checkpoint (F32, F16 or BF16)
   DType save_precision = DType::F16;
-  // full fine-tuning: the text encoder trains too
+  // full fine-tuning: the text encoder trains too, at text_encoder_lr (< 0: learning_rate) under the same schedule
   bool train_text_encoder = false;
+  double text_encoder_lr = -1;
   // the VAE method: reconstruction loss (l1 | mse) and the weight of the KL term
   std::string vae_loss = "l1";
   double kl_weight = 1e-6;

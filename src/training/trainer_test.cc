@@ -323,6 +323,87 @@ TEST(Trainer, NetworkDropoutIsReproducibleAndResumable) {
   EXPECT_THROW(train(whole), Error);
 }
 
+// Noise offset and input perturbation change what the model sees from the first step on, and resume exactly.
+TEST(Trainer, NoiseOffsetAndInputPerturbationChangeTheNoiseAndResume) {
+  ScopedNumThreads one(1);
+  TempDir a;
+  TrainOptions plain = lora_options(a.path);
+  plain.max_steps = 4;
+  train(plain);
+  const auto l0 = step_and_loss(fs::path(plain.output + ".run") / "log.csv");
+  for (int which = 0; which < 2; ++which) {
+    TempDir w, r;
+    TrainOptions whole = lora_options(w.path);
+    (which == 0 ? whole.noise_offset : whole.input_perturbation) = 0.1f;
+    whole.max_steps = 4;
+    train(whole);
+    TrainOptions part = whole;
+    part.data_dir = make_dataset(r.path).string();
+    part.output = (r.path / "out" / "tiny_lora.safetensors").string();
+    part.max_steps = 2;
+    train(part);
+    part.max_steps = 4;
+    part.resume = true;
+    train(part);
+    const auto l1 = step_and_loss(fs::path(whole.output + ".run") / "log.csv");
+    ASSERT_EQ(l1.size(), l0.size());
+    EXPECT_NE(l1[0], l0[0]) << (which == 0 ? "noise offset" : "input perturbation") << " changed nothing";
+    EXPECT_EQ(l1, step_and_loss(fs::path(part.output + ".run") / "log.csv"));
+  }
+  plain.noise_offset = -0.5f;
+  EXPECT_THROW(train(plain), Error);
+}
+
+// The latents kept on disk beside the data are what later runs use (doctored ones change the loss, damaged ones are
+// re-encoded), and --no-cache-latents-to-disk leaves no folder.
+TEST(Trainer, LatentsAreCachedOnDiskAndReused) {
+  ScopedNumThreads one(1);
+  TempDir a;
+  TrainOptions o = lora_options(a.path);
+  o.max_steps = 2;
+  train(o);
+  const auto first = step_and_loss(fs::path(o.output + ".run") / "log.csv");
+  const fs::path root = fs::path(o.data_dir) / ".pigment-latents";
+  ASSERT_TRUE(fs::is_directory(root));
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) files.push_back(e.path());
+  ASSERT_FALSE(files.empty());
+  EXPECT_EQ(files[0].parent_path().filename().string().rfind("vae-", 0), 0u);
+
+  auto rerun = [&](const char* name) {
+    TrainOptions again = o;
+    again.output = (a.path / name / "x.safetensors").string();
+    train(again);
+    return step_and_loss(fs::path(again.output + ".run") / "log.csv");
+  };
+  EXPECT_EQ(rerun("same"), first) << "the cached latents are the encoded ones, bit for bit";
+
+  std::map<fs::path, std::string> saved;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    saved[f] = std::string(std::istreambuf_iterator<char>(in), {});
+    Tensor m = SafeTensors::open(f.string()).get("moments").as_f32().clone();
+    Tensor zeros = Tensor::zeros(m.shape());
+    write_safetensors(f.string(), {{"moments", zeros}});
+  }
+  EXPECT_NE(rerun("doctored")[0], first[0]) << "the run did not read the cache";
+
+  for (const auto& f : files) {
+    std::ofstream out(f, std::ios::binary | std::ios::trunc);
+    out << "not a safetensors file";
+  }
+  EXPECT_EQ(rerun("damaged"), first) << "damaged cache files are re-encoded";
+  for (const auto& f : files) EXPECT_NO_THROW(SafeTensors::open(f.string())) << "rewritten: " << f;
+
+  TempDir b;
+  TrainOptions off = lora_options(b.path);
+  off.max_steps = 1;
+  off.cache_latents_to_disk = false;
+  train(off);
+  EXPECT_FALSE(fs::exists(fs::path(off.data_dir) / ".pigment-latents"));
+}
+
 TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {
   TempDir tmp;
   TrainOptions o = lora_options(tmp.path);
