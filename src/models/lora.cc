@@ -5,6 +5,7 @@
 #include <set>
 
 #include "io/checkpoint.h"
+#include "models/checkpoint_layout.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -333,10 +334,21 @@ LoraFile LoraFile::load(const std::string& path) {
   return from_tensors(c.tensors, path);
 }
 
-ResolvedLora resolve_lora(const LoraFile& file, const std::map<std::string, const TensorMap*>& components) {
+std::map<std::string, std::string> unet_original_module_names(const nlohmann::json& unet_config) {
+  std::map<std::string, std::string> out;
+  const std::string prefix = file_prefix::kUNet;
+  for (const LayoutEntry& e : unet_layout(unet_config))
+    if (ends_with(e.name, ".weight") && ends_with(e.file_key, ".weight") && e.file_key.rfind(prefix, 0) == 0)
+      out[e.file_key.substr(prefix.size(), e.file_key.size() - prefix.size() - 7)] = e.name.substr(0, e.name.size() - 7);
+  return out;
+}
+
+ResolvedLora resolve_lora(const LoraFile& file, const std::map<std::string, const TensorMap*>& components,
+                          const ModuleAliases& aliases) {
   ResolvedLora r;
   r.path = file.path;
-  // Flattened name → module name, per component, from the model's own weights.
+  // Flattened name → module name, per component, from the model's own weights (and the aliases, which never
+  // replace a name of the model's own).
   std::map<std::string, std::map<std::string, std::string>> flat;
   for (const auto& [comp, map] : components)
     for (const auto& [name, t] : *map)
@@ -344,6 +356,9 @@ ResolvedLora resolve_lora(const LoraFile& file, const std::map<std::string, cons
         std::string module = name.substr(0, name.size() - 7);
         flat[comp][flatten(module)] = module;
       }
+  for (const auto& [comp, names] : aliases)
+    for (const auto& [alias, module] : names)
+      if (components.count(comp) && components.at(comp)->count(module + ".weight")) flat[comp].emplace(flatten(alias), module);
   for (const LoraEntry& e : file.entries) {
     auto cit = components.find(e.component);
     std::string module;

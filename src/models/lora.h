@@ -17,6 +17,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
 #include <string>
@@ -78,7 +79,16 @@ struct ResolvedLora {
 // Binds every entry to a layer of `components` (component name → its tensor map). The kohya mapping is built from
 // the model's own names ('.' → '_'). A shape that does not fit, or a file of which nothing fits, throws (a LoRA for
 // another family).
-ResolvedLora resolve_lora(const LoraFile& file, const std::map<std::string, const TensorMap*>& components);
+// `aliases` (optional): per component, more module names (e.g. the original single-file ones) → the model's module
+// name; kohya names SDXL's UNet modules by the SGM checkpoint's keys (`lora_unet_input_blocks_4_1_..._to_q`).
+using ModuleAliases = std::map<std::string, std::map<std::string, std::string>>;
+ResolvedLora resolve_lora(const LoraFile& file, const std::map<std::string, const TensorMap*>& components,
+                          const ModuleAliases& aliases = {});
+
+// The UNet's modules by their names in the original single-file layout (without "model.diffusion_model.",
+// "input_blocks.4.1.transformer_blocks.0.attn1.to_q" → "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"),
+// generated from the UNet's config: the aliases kohya's SDXL LoRAs need.
+std::map<std::string, std::string> unet_original_module_names(const nlohmann::json& unet_config);
 
 struct LoraUse {
   std::shared_ptr<const ResolvedLora> lora;

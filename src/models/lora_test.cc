@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "models/unet.h"
 #include "models/unet_layers.h"
@@ -53,6 +54,35 @@ std::map<std::string, Tensor> kohya_file(int64_t r, float alpha, float phase) {
           {"lora_unet_blk_conv.lora_down.weight", pattern({r, 3, 3, 3}, phase + 2)},
           {"lora_unet_blk_conv.lora_up.weight", pattern({4, r, 1, 1}, phase + 3)},
           {"lora_unet_blk_conv.alpha", Tensor::full({}, alpha)}};
+}
+
+// kohya names SDXL UNet modules by the SGM checkpoint's keys; they bind to the same layers as the diffusers names.
+TEST(Lora, SgmNamedSdxlModulesBindThroughTheLayout) {
+  std::ifstream f(std::filesystem::path(golden_dir()) / "models" / "unet_sdxl" / "config.json");
+  const auto names = unet_original_module_names(nlohmann::json::parse(f));
+  const std::string q = "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q";
+  EXPECT_EQ(names.at("input_blocks.4.1.transformer_blocks.0.attn1.to_q"), q);
+  EXPECT_EQ(names.at("middle_block.1.proj_in"), "mid_block.attentions.0.proj_in");
+  EXPECT_EQ(names.at("input_blocks.0.0"), "conv_in");
+  EXPECT_EQ(names.at("out.2"), "conv_out");
+
+  TensorMap unet = {{q + ".weight", pattern({32, 32}, 0.1f)}};
+  std::map<std::string, const TensorMap*> comps{{"unet", &unet}};
+  const ModuleAliases aliases = {{"unet", names}};
+  auto file = [](const std::string& module) {
+    return LoraFile::from_tensors({{"lora_unet_" + module + ".lora_down.weight", pattern({2, 32}, 0)},
+                                   {"lora_unet_" + module + ".lora_up.weight", pattern({32, 2}, 1)}},
+                                  "f.safetensors");
+  };
+  ResolvedLora sgm = resolve_lora(file("input_blocks_4_1_transformer_blocks_0_attn1_to_q"), comps, aliases);
+  ResolvedLora diffusers = resolve_lora(file("down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q"), comps, aliases);
+  ASSERT_EQ(sgm.modules.size(), 1u);
+  ASSERT_EQ(diffusers.modules.size(), 1u);
+  EXPECT_EQ(sgm.modules[0].module, q);
+  EXPECT_EQ(diffusers.modules[0].module, q);
+  EXPECT_TRUE(sgm.unmatched.empty());
+  // Without the aliases the SGM name matches nothing.
+  EXPECT_NE(error_of([&] { resolve_lora(file("input_blocks_4_1_transformer_blocks_0_attn1_to_q"), comps); }), "");
 }
 
 TEST(Lora, StackingTwoEqualsMergingByHand) {

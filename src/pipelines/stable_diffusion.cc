@@ -253,10 +253,12 @@ std::vector<std::string> StableDiffusion::set_loras(const std::vector<LoraChoice
   std::map<std::string, const TensorMap*> maps;
   for (const auto& [name, c] : *base_)
     if (name != "vae") maps[name] = c.tensors.get();  // LoRAs patch the UNet and the text encoders
+  // kohya names SDXL UNet modules by the SGM file's keys; those resolve through the layout table.
+  const ModuleAliases aliases = {{"unet", unet_original_module_names(base_component("unet").config)}};
   std::vector<LoraUse> uses, te_uses;  // A1111: text-encoder layers take the TE multiplier, the UNet its own
   std::vector<std::string> unmatched;
   for (const LoraChoice& l : loras) {
-    auto r = std::make_shared<const ResolvedLora>(resolve_lora(l.file, maps));
+    auto r = std::make_shared<const ResolvedLora>(resolve_lora(l.file, maps, aliases));
     for (const auto& u : r->unmatched) unmatched.push_back(l.file.path + ": " + u);
     uses.push_back({r, l.unet_weight});
     te_uses.push_back({r, l.te_weight});
