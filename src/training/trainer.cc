@@ -243,8 +243,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   // train_dreambooth.py does) instead of going into aspect buckets.
   DatasetOptions data_options = o.data;
   if (dreambooth) data_options.buckets = false;
-  // Captions that the instance prompt replaces need not exist.
-  if (dreambooth && !o.dreambooth.instance_prompt.empty()) data_options.warn = [](const std::string&) {};
+  // Captions that the instance prompt replaces need not exist (other warnings, such as unreadable images, stay).
+  auto warn_but_not_captions = [](const std::string& line) {
+    if (line.find("no caption") == std::string::npos) warn_to_stderr(line);
+  };
+  if (dreambooth && !o.dreambooth.instance_prompt.empty()) data_options.warn = warn_but_not_captions;
   Dataset data = Dataset::scan(o.data_dir, data_options);
 
   StableDiffusion model = StableDiffusion::load(o.model);
@@ -276,9 +279,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
               prior->weight);
     DatasetOptions co = data_options;
     co.caption_per_line = false;
-    co.warn = [](const std::string& line) {
-      if (line.find("caption") == std::string::npos) warn_to_stderr(line);  // the class prompt replaces captions
-    };
+    co.warn = warn_but_not_captions;  // the class prompt replaces their captions
     class_data = Dataset::scan(prior->dir, co);
     LoaderOptions cl = lopt;
     cl.seed = o.seed ^ 0xC1A55C1A55ull;  // an order of its own
