@@ -1,4 +1,4 @@
-// pigment train --method lora|textual-inversion|full -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a
+// pigment train --method lora|textual-inversion|full|dreambooth|vae -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a
 // folder of captioned images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
 #include <algorithm>
 #include <atomic>
@@ -38,6 +38,7 @@ struct Args {
   std::string output_dir, output_name, prediction, save_precision = "f16";
   int threads = 0;
   bool no_buckets = false;
+  bool with_prior = false;
   std::string recipe;
   training::EmojiRecipeOptions r;
   std::string config_file;
@@ -141,6 +142,7 @@ int run_train() {
     fail("--save-precision: expected f32, f16 or bf16, got '", g.save_precision, "'");
   o.model.load.prediction = g.prediction;
   o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
+  PIG_CHECK(!g.with_prior || !o.dreambooth.class_prompt.empty(), "--with-prior-preservation needs --class-prompt");
   o.stop = &g_stop;
   training::TrainSummary s = training::train(o, [&](const training::StepReport& r) { print_step(r); });
   if (s.stopped) {
@@ -155,8 +157,8 @@ int run_train() {
 
 RegisterCommand reg(
     "train",
-    "fine-tune a model on a folder of captioned images (LoRA, textual inversion, full UNet fine-tuning or training "
-    "from a `pigment init` checkpoint)",
+    "fine-tune a model on a folder of captioned images (LoRA, textual inversion, full UNet fine-tuning, DreamBooth "
+    "with prior preservation, the VAE, or training from a `pigment init` checkpoint)",
     [](CLI::App& c) {
       auto& t = g.t;
       g.app = &c;
@@ -169,7 +171,9 @@ RegisterCommand reg(
                    "training method: " + methods +
                        " (full: every UNet weight trains, in float32 with AdamW: about 16 bytes per UNet parameter, 14 GB for "
                        "SD1.5; the result is a whole single-file checkpoint; vae: the autoencoder alone, reconstruction "
-                       "+ KL, saved as a whole checkpoint with the latents' scaling factor)")
+                       "+ KL, saved as a whole checkpoint with the latents' scaling factor; dreambooth: full fine-tuning on a few "
+                       "images of one subject with --instance-prompt, and with --class-prompt prior preservation: class "
+                       "images drawn once by the base model, loss = instance + --prior-loss-weight * prior)")
           ->capture_default_str();
       c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
                    "base model: a .safetensors/.ckpt file or a diffusers folder");
@@ -264,10 +268,34 @@ RegisterCommand reg(
           ->capture_default_str();
       c.add_option("--conv-alpha", t.lora.conv_alpha, "LoCon alpha")->capture_default_str();
       c.add_flag("--train-text-encoder", t.train_text_encoder,
-                 "--method full: the text encoder trains too (every weight, float32)");
+                 "--method full|dreambooth: the text encoder trains too (every weight, float32)");
       c.add_option("--text-encoder-lr", t.text_encoder_lr,
                    "--train-text-encoder: the text encoder's learning rate (default: --learning-rate), under the same "
                    "schedule");
+      c.add_option("--instance-prompt", t.dreambooth.instance_prompt,
+                   "--method dreambooth: the prompt of every training image, with the subject's identifier (\"a photo "
+                   "of sks dog\"; default: the images' captions)");
+      c.add_option("--class-prompt", t.dreambooth.class_prompt,
+                   "--method dreambooth: prior preservation with class images of this prompt (\"a photo of a dog\"), "
+                   "drawn once by the base model and reused");
+      c.add_flag("--with-prior-preservation", g.with_prior, "--method dreambooth: (needs --class-prompt, which implies it)");
+      c.add_option("--class-data-dir", t.dreambooth.class_data_dir,
+                   "--method dreambooth: folder of the class images (default: RUN_DIR/class_images); images already "
+                   "there are used, the missing ones drawn");
+      c.add_option("--num-class-images", t.dreambooth.num_class_images,
+                   "--method dreambooth: class images to have in the folder")
+          ->capture_default_str();
+      c.add_option("--prior-loss-weight", t.dreambooth.prior_loss_weight,
+                   "--method dreambooth: loss = instance + W * prior")
+          ->capture_default_str();
+      c.add_option("--class-image-steps", t.dreambooth.class_image_steps,
+                   "--method dreambooth: sampling steps (Euler a) of each class image")
+          ->capture_default_str();
+      c.add_option("--class-image-cfg", t.dreambooth.class_image_cfg, "--method dreambooth: CFG scale of class images")
+          ->capture_default_str();
+      c.add_flag("--save-as-lora", t.dreambooth.save_as_lora,
+                 "--method dreambooth: also write the difference to the base as a LoRA, OUTPUT-lora.safetensors "
+                 "(rank --network-dim, 3x3 rank --conv-dim; pigment lora extract)");
       c.add_option("--vae-loss", t.vae_loss, "--method vae: reconstruction loss, l1 or mse")->capture_default_str();
       c.add_option("--kl-weight", t.kl_weight, "--method vae: weight of the KL term")->capture_default_str();
       c.add_option("--token-string", t.token_string, "textual inversion: the new word")->capture_default_str();

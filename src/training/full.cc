@@ -7,6 +7,8 @@
 // WeightCache, which the trainer tells to forget each changed tensor). The result is one single-file checkpoint in
 // the family's original layout, in --save-precision (f16 by default), which `pigment generate -m` and other tools
 // load.
+#include "training/full.h"
+
 #include "core/error.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
@@ -16,43 +18,28 @@
 
 namespace pigment::training {
 
-namespace {
-
-class FullMethod : public WholeModelMethod {
- public:
-  FullMethod(const StableDiffusion& model, const TrainOptions& o)
-      : WholeModelMethod(model, o), tokenizer_(model.tokenizer()) {
-    const ModelComponent& unet = train_component("unet");
-    unet_ = std::make_unique<UNet>(UNetConfig::from_json(unet.config.dump(), unet.source), unet.weights());
-    if (o.train_text_encoder) {
-      PIG_CHECK(family_ != Family::SDXL, "--train-text-encoder: SDXL's two text encoders are not implemented yet");
-      PIG_CHECK(family_ != Family::SD2, "--train-text-encoder: the OpenCLIP text tower of SD2 is not implemented yet");
-      const ModelComponent& te = train_component("text_encoder");
-      te_ = ClipTextModel::load(te.model_config(), te.weights());
-      train_te_ = true;
-    }
+FullMethod::FullMethod(const StableDiffusion& model, const TrainOptions& o)
+    : WholeModelMethod(model, o), tokenizer_(model.tokenizer()) {
+  const ModelComponent& unet = train_component("unet");
+  unet_ = std::make_unique<UNet>(UNetConfig::from_json(unet.config.dump(), unet.source), unet.weights());
+  if (o.train_text_encoder) {
+    PIG_CHECK(family_ != Family::SDXL, "--train-text-encoder: SDXL's two text encoders are not implemented yet");
+    PIG_CHECK(family_ != Family::SD2, "--train-text-encoder: the OpenCLIP text tower of SD2 is not implemented yet");
+    const ModelComponent& te = train_component("text_encoder");
+    te_ = ClipTextModel::load(te.model_config(), te.weights());
+    train_te_ = true;
   }
+}
 
-  const UNet* unet() const override { return unet_.get(); }
-
-  Tensor encode_captions(const std::vector<std::string>& captions) const override {
-    if (!train_te_) return Tensor();
-    std::vector<std::vector<int64_t>> ids;
-    for (const auto& caption : captions) {
-      std::vector<int> t = tokenizer_.encode_padded(caption);
-      ids.emplace_back(t.begin(), t.end());
-    }
-    return te_.forward(ids, ClipOptions{}).context;
+Tensor FullMethod::encode_captions(const std::vector<std::string>& captions) const {
+  if (!train_te_) return Tensor();
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& caption : captions) {
+    std::vector<int> t = tokenizer_.encode_padded(caption);
+    ids.emplace_back(t.begin(), t.end());
   }
-
- private:
-  ClipTokenizer tokenizer_;
-  std::unique_ptr<UNet> unet_;
-  ClipTextModel te_;
-  bool train_te_ = false;
-};
-
-}  // namespace
+  return te_.forward(ids, ClipOptions{}).context;
+}
 
 std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o) {
   return std::make_unique<FullMethod>(model, o);

@@ -51,6 +51,16 @@ class Method {
                                              float scale) {
     return std::nullopt;
   }
+  // DreamBooth: the prompt every training image is trained with ("" keeps the images' captions) ...
+  virtual std::string instance_prompt() const { return ""; }
+  // ... and prior preservation: a folder of class images (the method made them before training), their prompt and
+  // the weight of their loss. Each step's batch then holds the training images and as many class images, and the
+  // loss is instance + weight · prior (diffusers' train_dreambooth.py).
+  struct PriorData {
+    std::string dir, prompt;
+    float weight = 1;
+  };
+  virtual std::optional<PriorData> prior_data() const { return std::nullopt; }
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
 };
@@ -65,5 +75,6 @@ std::unique_ptr<Method> make_lora_method(const StableDiffusion& model, const Tra
 std::unique_ptr<Method> make_textual_inversion_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_vae_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_dreambooth_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <unordered_map>
 
 #include "io/safetensors.h"
@@ -72,6 +73,7 @@ struct RunState {
   int64_t step = 0;
   float smoothed_loss = 0;
   LoaderState loader;
+  std::optional<LoaderState> prior_loader;  // the class images' loader (prior preservation)
 };
 
 NamedTensors named(const StateDict& state) {
@@ -102,6 +104,7 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
   }
   nlohmann::json j = {{"step", s.step}, {"smoothed_loss", s.smoothed_loss},
                       {"loader", nlohmann::json::parse(s.loader.to_json())}};
+  if (s.prior_loader) j["prior_loader"] = nlohmann::json::parse(s.prior_loader->to_json());
   {
     std::ofstream f(tmp / "state.json");
     f << j.dump(1);
@@ -144,6 +147,7 @@ RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Op
   s.step = j.at("step").get<int64_t>();
   s.smoothed_loss = j.at("smoothed_loss").get<float>();
   s.loader = LoaderState::from_json(j.at("loader").dump());
+  if (j.contains("prior_loader")) s.prior_loader = LoaderState::from_json(j.at("prior_loader").dump());
   return s;
 }
 
@@ -288,6 +292,8 @@ class LatentCache {
 
 }  // namespace
 
+std::string run_dir_of(const TrainOptions& o) { return o.run_dir.empty() ? o.output + ".run" : o.run_dir; }
+
 TrainSummary train(const TrainOptions& o, const std::function<void(const StepReport&)>& on_step) {
   PIG_CHECK(o.max_steps > 0, "--max-train-steps must be positive, got ", o.max_steps);
   PIG_CHECK(o.batch_size > 0 && o.batch_size <= 1024, "--train-batch-size must be in [1, 1024], got ", o.batch_size);
@@ -306,7 +312,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   PIG_CHECK(o.sample_every >= 0, "--sample-every-n-steps must be >= 0, got ", o.sample_every);
   PIG_CHECK(o.sample_every == 0 || !o.sample_prompts.empty(), "--sample-every-n-steps needs --sample-prompt");
   PIG_CHECK(!o.output.empty(), "train: give --output FILE (or --output-dir and --output-name)");
-  const fs::path run_dir = o.run_dir.empty() ? fs::path(o.output + ".run") : fs::path(o.run_dir);
+  const bool dreambooth = o.method == "dreambooth";
+  PIG_CHECK(dreambooth || (o.dreambooth.instance_prompt.empty() && o.dreambooth.class_prompt.empty() &&
+                           !o.dreambooth.save_as_lora),
+            "--instance-prompt, --class-prompt and --save-as-lora belong to --method dreambooth");
+  const fs::path run_dir = run_dir_of(o);
   // Everything that can fail without training fails now: the output, the run folder, the schedule, the data.
   check_writable(o.output, "--output");
   check_writable(run_dir / "log.csv", "--run-dir");
@@ -316,7 +326,16 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   lo.warmup_steps = o.lr_warmup_steps;
   lo.total_steps = o.max_steps;
   LrSchedule lr_schedule(lo);
-  Dataset data = Dataset::scan(o.data_dir, o.data);
+  // DreamBooth: training and class images share a batch, so every image is cropped to resolution² (as diffusers'
+  // train_dreambooth.py does) instead of going into aspect buckets.
+  DatasetOptions data_options = o.data;
+  if (dreambooth) data_options.buckets = false;
+  // Captions that the instance prompt replaces need not exist (other warnings, such as unreadable images, stay).
+  auto warn_but_not_captions = [](const std::string& line) {
+    if (line.find("no caption") == std::string::npos) warn_to_stderr(line);
+  };
+  if (dreambooth && !o.dreambooth.instance_prompt.empty()) data_options.warn = warn_but_not_captions;
+  Dataset data = Dataset::scan(o.data_dir, data_options);
 
   StableDiffusion model = StableDiffusion::load(o.model);
   PIG_CHECK(model.family() != Family::SDXL, "train: SDXL training is not implemented yet (SD1.x and SD2.x are)");
@@ -325,6 +344,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   if (o.text_encoder_lr >= 0)
     for (Param& p : params)
       if (p.name.rfind("text_encoder", 0) == 0) p.lr_scale = o.text_encoder_lr / o.learning_rate;
+  const std::string instance_prompt = method->instance_prompt();
+  // Prior preservation: the class images (the method has made them by now) and a loader of their own.
+  const std::optional<Method::PriorData> prior = method->prior_data();
+  std::optional<Dataset> class_data;
+  std::unique_ptr<DataLoader> class_loader;
 
   ObjectiveOptions oo;
   oo.prediction = prediction_from_name(o.prediction_type.empty() ? model.prediction_type() : o.prediction_type);
@@ -341,6 +365,21 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   lopt.random_flip = o.random_flip;
   lopt.random_crop = o.random_crop;
   DataLoader loader(data, lopt);
+  if (prior) {
+    PIG_CHECK(std::isfinite(prior->weight) && prior->weight >= 0, "--prior-loss-weight must be >= 0, got ",
+              prior->weight);
+    DatasetOptions co = data_options;
+    co.caption_per_line = false;
+    co.warn = warn_but_not_captions;  // the class prompt replaces their captions
+    class_data = Dataset::scan(prior->dir, co);
+    LoaderOptions cl = lopt;
+    cl.seed = o.seed ^ 0xC1A55C1A55ull;  // an order of its own
+    class_loader = std::make_unique<DataLoader>(*class_data, cl);
+  }
+  // The prior term's loss is plain MSE (diffusers), whatever weighting the instance term has.
+  ObjectiveOptions prior_oo = oo;
+  prior_oo.min_snr_gamma = 0;
+  DiffusionObjective prior_objective(objective.schedule(), prior_oo);
 
   std::unique_ptr<Ema> ema;
   if (o.use_ema) {
@@ -353,6 +392,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   if (o.resume) {
     state = read_checkpoint(run_dir, params, optimizer, ema.get());
     loader.restore(state.loader);
+    if (class_loader) {
+      PIG_CHECK(state.prior_loader.has_value(), "--resume: the checkpoint in ", run_dir.string(),
+                " was written without prior preservation (--class-prompt)");
+      class_loader->restore(*state.prior_loader);
+    }
     std::fprintf(stderr, "resumed from %s at step %lld\n", run_dir.string().c_str(), (long long)state.step);
   }
   PIG_CHECK(state.step < o.max_steps, "--resume: the checkpoint is at step ", state.step, ", --max-train-steps is ",
@@ -395,6 +439,21 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
     float step_loss = 0;
     for (int m = 0; m < N; ++m) {
       Batch batch = loader.next();
+      if (!instance_prompt.empty())
+        for (auto& c : batch.captions) c = instance_prompt;
+      // Prior preservation: as many class images after the training images, in the same batch.
+      const int64_t n_instance = batch.images.dim(0);
+      if (class_loader) {
+        Batch cb = class_loader->next();
+        PIG_CHECK(cb.images.dim(2) == batch.images.dim(2) && cb.images.dim(3) == batch.images.dim(3),
+                  "prior preservation: class images are ", cb.images.dim(3), "x", cb.images.dim(2),
+                  " but training images ", batch.images.dim(3), "x", batch.images.dim(2));
+        batch.images = ops::concat({batch.images, cb.images}, 0);
+        for (size_t i = 0; i < cb.paths.size(); ++i) {
+          batch.captions.push_back(prior->prompt);
+          batch.paths.push_back(cb.paths[i]);
+        }
+      }
       const int64_t B = batch.images.dim(0);
       auto gen = make_generator("cpu", step_seed(o.seed, step * N + m));
       if (std::optional<float> own = method->own_objective(batch, *gen, tape, 1.f / float(N))) {
@@ -437,7 +496,17 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
         extras.hooks = hooks;
         pred = unet.forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
       }
-      DiffusionObjective::Loss loss = objective.loss(pred, target, ts);
+      DiffusionObjective::Loss loss;
+      if (n_instance == B) {
+        loss = objective.loss(pred, target, ts);
+      } else {
+        // loss = instance + weight · prior, each the mean over its half of the batch (diffusers).
+        const std::vector<int> ti(ts.begin(), ts.begin() + n_instance), tc(ts.begin() + n_instance, ts.end());
+        DiffusionObjective::Loss li = objective.loss(pred.slice0(0, n_instance), target.slice0(0, n_instance), ti);
+        DiffusionObjective::Loss lc = prior_objective.loss(pred.slice0(n_instance, B), target.slice0(n_instance, B), tc);
+        loss.value = li.value + prior->weight * lc.value;
+        loss.dpred = ops::concat({li.dpred, ops::scale(lc.dpred, prior->weight)}, 0);
+      }
       PIG_CHECK(std::isfinite(loss.value), "train: the loss became ", loss.value, " at step ", step + 1,
                 " (learning rate too high?); the last checkpoint is in ", run_dir.string());
       tape.backward(pred, N == 1 ? loss.dpred : ops::scale(loss.dpred, 1.f / float(N)));
@@ -457,6 +526,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
     state.step = step + 1;
     state.smoothed_loss = step == 0 ? step_loss : 0.9f * state.smoothed_loss + 0.1f * step_loss;
     state.loader = loader.state();
+    if (class_loader) state.prior_loader = class_loader->state();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char line[160];
     std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", (long long)state.step, step_loss,
@@ -497,6 +567,10 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
       {"ss_ip_noise_gamma", std::to_string(o.input_perturbation)},
       {"ss_num_train_images", std::to_string(data.items().size())},
   };
+  if (prior) {
+    meta["ss_num_reg_images"] = std::to_string(class_data->items().size());
+    meta["ss_prior_loss_weight"] = std::to_string(prior->weight);
+  }
   if (ema) {
     ema->copy_to(params);  // diffusers saves the averaged weights
     meta["ss_ema_decay"] = std::to_string(o.ema_decay);

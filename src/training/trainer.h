@@ -76,6 +76,17 @@ struct TrainOptions {
   // full fine-tuning: the text encoder trains too, at text_encoder_lr (< 0: learning_rate) under the same schedule
   bool train_text_encoder = false;
   double text_encoder_lr = -1;
+  // DreamBooth (--method dreambooth; diffusers' train_dreambooth.py names)
+  struct DreamBooth {
+    std::string instance_prompt;  // every training image's prompt ("" : their captions)
+    std::string class_prompt;     // prior preservation on when given
+    std::string class_data_dir;   // the class images, made once and reused ("" : RUN_DIR/class_images)
+    int num_class_images = 100;   // made with the base model until the folder holds this many
+    float prior_loss_weight = 1;
+    int class_image_steps = 20;   // sampling steps (Euler a) of each class image
+    float class_image_cfg = 7.5f;
+    bool save_as_lora = false;    // also write the difference as a LoRA (rank --network-dim, --conv-dim)
+  } dreambooth;
   // the VAE method: reconstruction loss (l1 | mse) and the weight of the KL term
   std::string vae_loss = "l1";
   double kl_weight = 1e-6;
@@ -95,6 +106,9 @@ struct TrainSummary {
   int64_t last_step = 0;
   std::string run_dir;
 };
+
+// The run folder: o.run_dir, or OUTPUT.run.
+std::string run_dir_of(const TrainOptions& o);
 
 // Runs the training; `on_step` sees every step. Throws pigment::Error on bad options or data, before step 1
 // where it can (an unwritable output folder, no images, an unknown method or schedule).
