@@ -4,10 +4,13 @@
 //   lora   a LoRA of rank RANK on every attention projection and feed-forward linear (training/lora.h), with the
 //          AdamW step: a real `pigment train --method lora` step minus data loading and the frozen VAE/text encoder
 //   full   every UNet weight in float32 with its gradient (no optimizer step, as the anchor)
+//   controlnet  `pigment train --method controlnet`'s step minus data loading and the frozen VAE/text encoder: the
+//          ControlNet made from the UNet (training/controlnet.cc) on a random control map, its residuals into the
+//          frozen UNet, every ControlNet weight's gradient and the AdamW step
 // Prints per step: seconds, GFLOP counted by the ops (2 per multiply-add of the direct algorithm; Winograd and the
 // backward products count as their direct form), GFLOP/s and its share of the fp32 FMA peak measured by this process
 // at start-up; at the end the median step and the peak RSS.
-//   train_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full] [RANK=16] [--checkpointing]
+//   train_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet] [RANK=16] [--checkpointing]
 // --checkpointing: gradient checkpointing per UNet block (UNetHooks::checkpoint_blocks).
 #include <sys/resource.h>
 
@@ -27,8 +30,11 @@
 #include "pipelines/stable_diffusion.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
+#include "training/dataset.h"
 #include "training/lora.h"
+#include "training/method.h"
 #include "training/optimizer.h"
+#include "training/trainer.h"
 
 using namespace pigment;
 using Clock = std::chrono::steady_clock;
@@ -69,14 +75,15 @@ int main(int argc, char** argv) {
   argc = int(args.size());
   argv = args.data();
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full] [RANK=16]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet] [RANK=16]\n", argv[0]);
     return 2;
   }
   try {
     const int size = argc > 3 ? std::stoi(argv[3]) : 512, steps = argc > 4 ? std::stoi(argv[4]) : 3;
     const std::string mode = argc > 5 ? argv[5] : "lora";
     const int rank = argc > 6 ? std::stoi(argv[6]) : 16;
-    if (mode != "floor" && mode != "lora" && mode != "full") throw std::runtime_error("mode: floor, lora or full");
+    if (mode != "floor" && mode != "lora" && mode != "full" && mode != "controlnet")
+      throw std::runtime_error("mode: floor, lora, full or controlnet");
     if (size % 8 || size < 64 || steps < 1) throw std::runtime_error("SIZE: a multiple of 8 from 64; STEPS >= 1");
     const bench::FmaPeak peak = bench::measure_fma_peak();
     std::printf("cpu: %s, %d threads, fp32 FMA peak %.0f GFLOP/s (%s)\n", cpu_model_name().c_str(), num_threads(),
@@ -96,6 +103,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<UNet> full_unet;
     std::shared_ptr<TensorMap> full_weights;
     std::vector<training::Param> params;
+    std::unique_ptr<training::Method> controlnet;
+    training::Batch batch;  // controlnet: the control map
     UNetExtras extras;
     extras.hooks.checkpoint_blocks = checkpointing;
     const ModelComponent& uc = sd.base_component("unet");
@@ -114,6 +123,12 @@ int main(int argc, char** argv) {
       full_unet = std::make_unique<UNet>(UNetConfig::from_json(uc.config.dump(), uc.source),
                                          Weights(full_weights, uc.source));
       for (auto& [name, t] : *full_weights) params.push_back({name, t, Tensor()});
+    } else if (mode == "controlnet") {
+      training::TrainOptions to;
+      to.method = "controlnet";
+      controlnet = training::make_method("controlnet", sd, to);
+      params = controlnet->params();
+      batch.conditioning = make_generator("cpu", 99)->rand({1, 3, size, size});
     }
     for (const auto& p : params) tape.watch(p.value);
     int64_t trained = 0;
@@ -138,14 +153,16 @@ int main(int argc, char** argv) {
       Tensor pred;
       {
         ops::autograd::Recording rec(tape);
-        pred = unet.forward(noisy, {float(ts[0])}, context, extras);
+        UNetExtras x = extras;
+        if (controlnet) controlnet->add_unet_inputs(x, noisy, {float(ts[0])}, context, batch);
+        pred = unet.forward(noisy, {float(ts[0])}, context, x);
       }
       const double fwd = since(t0);
       auto loss = objective.loss(pred, objective.target(x0, noise, ts), ts);
       tape.backward(pred, loss.dpred);
       for (auto& p : params) p.grad = tape.gradient(p.value);
       tape.clear();
-      if (mode == "lora") {
+      if (mode == "lora" || mode == "controlnet") {
         adamw.step(params);
         for (auto& p : params) ops::default_weight_cache().forget(p.value);
       }

@@ -1,4 +1,5 @@
-// pigment train --method lora|textual-inversion|full|dreambooth|vae -m MODEL --data DIR --output FILE [...]: fine-tunes a model on a
+// pigment train --method lora|textual-inversion|full|dreambooth|vae|controlnet -m MODEL --data DIR --output FILE [...]:
+// fine-tunes a model on a
 // folder of captioned images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
 #include <algorithm>
 #include <atomic>
@@ -158,7 +159,7 @@ int run_train() {
 RegisterCommand reg(
     "train",
     "fine-tune a model on a folder of captioned images (LoRA, textual inversion, full UNet fine-tuning, DreamBooth "
-    "with prior preservation, the VAE, or training from a `pigment init` checkpoint)",
+    "with prior preservation, ControlNet, the VAE, or training from a `pigment init` checkpoint)",
     [](CLI::App& c) {
       auto& t = g.t;
       g.app = &c;
@@ -173,7 +174,9 @@ RegisterCommand reg(
                        "SD1.5; the result is a whole single-file checkpoint; vae: the autoencoder alone, reconstruction "
                        "+ KL, saved as a whole checkpoint with the latents' scaling factor; dreambooth: full fine-tuning on a few "
                        "images of one subject with --instance-prompt, and with --class-prompt prior preservation: class "
-                       "images drawn once by the base model, loss = instance + --prior-loss-weight * prior)")
+                       "images drawn once by the base model, loss = instance + --prior-loss-weight * prior; controlnet: "
+                       "a ControlNet made from the UNet's encoder (diffusers' from_unet, zero convolutions) trains on "
+                       "images, captions and control maps, everything else frozen)")
           ->capture_default_str();
       c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
                    "base model: a .safetensors/.ckpt file or a diffusers folder");
@@ -212,10 +215,10 @@ RegisterCommand reg(
       c.add_flag("--gradient-checkpointing", t.gradient_checkpointing,
                  "recompute each UNet block in the backward instead of keeping its activations (less memory)");
       c.add_option("--output", t.output,
-                   "the result file (.safetensors): a LoRA, an embedding, or with --method full a checkpoint in the "
-                   "model family's original single-file layout");
+                   "the result file (.safetensors): a LoRA, an embedding, with --method full|vae a checkpoint in the "
+                   "model family's original single-file layout, with --method controlnet a ControlNet");
       c.add_option("--save-precision", g.save_precision,
-                   "--method full|vae: dtype of the saved checkpoint: f32, f16 or bf16 (training itself is float32)")
+                   "--method full|vae|controlnet: dtype of the saved checkpoint: f32, f16 or bf16 (training itself is float32)")
           ->capture_default_str();
       c.add_option("--output-dir", g.output_dir, "folder of the result (with --output-name)");
       c.add_option("--output-name", g.output_name, "name of the result, without extension");
@@ -298,6 +301,31 @@ RegisterCommand reg(
                  "(rank --network-dim, 3x3 rank --conv-dim; pigment lora extract)");
       c.add_option("--vae-loss", t.vae_loss, "--method vae: reconstruction loss, l1 or mse")->capture_default_str();
       c.add_option("--kl-weight", t.kl_weight, "--method vae: weight of the KL term")->capture_default_str();
+      c.add_option("--conditioning-data-dir", t.data.conditioning_dir,
+                   "--method controlnet: the folder of control maps (default DATA/conditioning, left out of the "
+                   "image scan): the map of DATA/sub/a.png is CONDITIONING/sub/a.png (same relative path and name, "
+                   "any of png, jpg, jpeg, webp); an image without its map is an error");
+      c.add_option("--control-preprocess", t.data.control_preprocess,
+                   "--method controlnet: none (maps from the conditioning folder) or canny (the Canny edges of each "
+                   "training image after its crop and flip, made on the fly; no folder needed)")
+          ->capture_default_str();
+      c.add_option("--canny-low", t.data.canny_low, "--control-preprocess canny: low threshold")->capture_default_str();
+      c.add_option("--canny-high", t.data.canny_high, "--control-preprocess canny: high threshold")
+          ->capture_default_str();
+      c.add_option("--controlnet-conditioning-scale", t.controlnet_conditioning_scale,
+                   "--method controlnet: scale of the ControlNet's residuals in training and sample images")
+          ->capture_default_str();
+      c.add_option("--controlnet-model-name-or-path", t.controlnet_init,
+                   "--method controlnet: start from this ControlNet (a file in the original or diffusers naming, or "
+                   "a diffusers folder) instead of from the base UNet");
+      c.add_option("--sample-control-image,--validation-image", t.sample_control_images,
+                   "--method controlnet: control map of the sample images (one, or one per --sample-prompt; with "
+                   "--control-preprocess canny a picture whose edges are taken); default: the first training image's");
+      c.add_option("--save-format", t.controlnet_save_format,
+                   "--method controlnet: original (one .safetensors with control_model.* keys, as lllyasviel's "
+                   "ControlNets) or diffusers (--output is then a folder: config.json + "
+                   "diffusion_pytorch_model.safetensors); --save-precision gives the dtype")
+          ->capture_default_str();
       c.add_option("--token-string", t.token_string, "textual inversion: the new word")->capture_default_str();
       c.add_option("--num-vectors-per-token", t.num_vectors, "textual inversion: vectors of the word")
           ->capture_default_str();

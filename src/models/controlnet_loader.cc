@@ -1,8 +1,12 @@
 #include "models/controlnet_loader.h"
 
 #include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "models/checkpoint_layout.h"
 
 namespace pigment {
@@ -35,9 +39,24 @@ std::string original_extra_name(const std::string& key) {
 }  // namespace
 
 ControlNet load_controlnet(const std::string& path, const nlohmann::json& base_unet_config) {
+  ControlNetFile f = read_controlnet(path, base_unet_config);
+  return ControlNet(ControlNetConfig::from_json(f.config.dump(), path), Weights(f.tensors, path));
+}
+
+ControlNetFile read_controlnet(const std::string& path, const nlohmann::json& base_unet_config) {
   namespace fs = std::filesystem;
   PIG_CHECK(fs::exists(path), path, ": ControlNet file not found");
-  if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.json")) return ControlNet::load(path);
+  if (fs::is_directory(path) && fs::exists(fs::path(path) / "config.json")) {
+    std::ifstream in(fs::path(path) / "config.json");
+    nlohmann::json cfg;
+    try {
+      cfg = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+      fail(path, "/config.json: not valid JSON: ", e.what());
+    }
+    Weights w = load_diffusers_weights(path);
+    return {cfg, std::make_shared<const TensorMap>(w.all())};
+  }
   Checkpoint ck = load_checkpoint(path);
   auto map = std::make_shared<TensorMap>();
   // The original layout, with the control_model. prefix (lllyasviel's .pth) or without it (control_v11 files).
@@ -74,16 +93,80 @@ ControlNet load_controlnet(const std::string& path, const nlohmann::json& base_u
     PIG_CHECK(it != map->end(), path, ": not a ControlNet (no '", name, "')");
     return it->second;
   };
-  nlohmann::json cfg = base_unet_config;
-  cfg.erase("up_block_types");
-  cfg["_class_name"] = "ControlNetModel";
   const Tensor& conv_in = get("controlnet_cond_embedding.conv_in.weight");
-  cfg["conditioning_channels"] = conv_in.dim(1);
   std::vector<int64_t> widths{conv_in.dim(0)};
   for (int b = 1; map->count("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight"); b += 2)
     widths.push_back(get("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight").dim(0));
-  cfg["conditioning_embedding_out_channels"] = widths;
-  return ControlNet(ControlNetConfig::from_json(cfg.dump(), path), Weights(map, path));
+  return {controlnet_config_from_unet(base_unet_config, conv_in.dim(1), widths), map};
+}
+
+nlohmann::json controlnet_config_from_unet(const nlohmann::json& base_unet_config, int64_t conditioning_channels,
+                                           const std::vector<int64_t>& embedding_widths) {
+  nlohmann::json cfg = base_unet_config;
+  for (const char* k : {"up_block_types", "out_channels", "conv_out_kernel", "center_input_sample",
+                        "reverse_transformer_layers_per_block", "resnet_out_scale_factor", "sample_size"})
+    cfg.erase(k);
+  cfg["_class_name"] = "ControlNetModel";
+  cfg["conditioning_channels"] = conditioning_channels;
+  cfg["conditioning_embedding_out_channels"] = embedding_widths;
+  if (!cfg.contains("controlnet_conditioning_channel_order")) cfg["controlnet_conditioning_channel_order"] = "rgb";
+  if (!cfg.contains("global_pool_conditions")) cfg["global_pool_conditions"] = false;
+  return cfg;
+}
+
+void write_controlnet(const std::string& path, ControlNetFormat format, const nlohmann::json& base_unet_config,
+                      const std::map<std::string, Tensor>& tensors, DType dtype,
+                      const std::map<std::string, std::string>& metadata) {
+  namespace fs = std::filesystem;
+  PIG_CHECK(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, path,
+            ": a ControlNet is written in f32, f16 or bf16, not ", dtype_name(dtype));
+  auto at = [&](const std::string& name) -> const Tensor& {
+    auto it = tensors.find(name);
+    PIG_CHECK(it != tensors.end(), path, ": the ControlNet has no tensor '", name, "'");
+    return it->second;
+  };
+  const Tensor& conv_in = at("controlnet_cond_embedding.conv_in.weight");
+  const Layout layout = controlnet_layout(base_unet_config, "control_model.", conv_in.dim(1));
+  NamedTensors out;
+  for (const LayoutEntry& e : layout) {
+    const Tensor& t = at(e.name);
+    PIG_CHECK(t.shape() == e.shape, path, ": ControlNet tensor '", e.name, "' has shape ", shape_str(t.shape()),
+              ", expected ", shape_str(e.shape), format == ControlNetFormat::Original
+                                                    ? " (the original layout needs the widths 16, 32, 96, 256)"
+                                                    : "");
+    PIG_CHECK(e.transform == KeyTransform::Same || e.transform == KeyTransform::Reshape, path, ": ", e.name,
+              " has no single-tensor form in the original layout");
+    Tensor c = t.dtype() == dtype ? t : t.to(dtype);
+    if (format == ControlNetFormat::Original)
+      out.emplace_back(e.file_key, e.transform == KeyTransform::Reshape ? c.reshape(e.file_shape) : c);
+    else
+      out.emplace_back(e.name, c);
+  }
+  if (format == ControlNetFormat::Original) {
+    write_safetensors(path, out, metadata);
+    return;
+  }
+  // A folder: written beside as PATH.tmp-PID, then renamed over an earlier one.
+  const fs::path dst(path), tmp = fs::path(path + ".tmp-" + std::to_string(::getpid())), old = fs::path(path + ".old");
+  PIG_CHECK(!fs::exists(dst) || fs::is_directory(dst), path,
+            ": exists and is not a folder (the diffusers layout is a folder: config.json + weights)");
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp);
+  std::vector<int64_t> widths{conv_in.dim(0)};
+  for (int b = 1; tensors.count("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight"); b += 2)
+    widths.push_back(at("controlnet_cond_embedding.blocks." + std::to_string(b) + ".weight").dim(0));
+  nlohmann::json cfg = controlnet_config_from_unet(base_unet_config, conv_in.dim(1), widths);
+  {
+    std::ofstream f(tmp / "config.json");
+    f << cfg.dump(2) << "\n";
+    PIG_CHECK(f.good(), "cannot write ", (tmp / "config.json").string());
+  }
+  write_safetensors((tmp / "diffusion_pytorch_model.safetensors").string(), out, metadata);
+  fs::remove_all(old, ec);
+  if (fs::exists(dst)) fs::rename(dst, old);
+  fs::rename(tmp, dst);
+  fs::remove_all(old, ec);
 }
 
 Layout controlnet_layout(const nlohmann::json& base_unet_config, const std::string& prefix,

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "imaging/control_preprocess.h"
 #include "io/image.h"
 
 namespace pigment::training {
@@ -146,9 +147,26 @@ Dataset Dataset::scan(const std::string& folder, DatasetOptions options) {
   std::string cap_ext = options.caption_extension;
   if (!cap_ext.empty() && cap_ext[0] != '.') cap_ext = "." + cap_ext;
 
+  PIG_CHECK(options.control_preprocess == "none" || options.control_preprocess == "canny",
+            "--control-preprocess: unknown preprocessor '", options.control_preprocess, "' (known: none, canny)");
+  PIG_CHECK(options.canny_low >= 0 && options.canny_low <= options.canny_high,
+            "--canny-low/--canny-high: need 0 <= low <= high (got ", options.canny_low, ", ", options.canny_high, ")");
+  const bool maps = !options.conditioning_dir.empty() && options.control_preprocess == "none";
+  fs::path cond_dir;
+  if (maps) {
+    PIG_CHECK(fs::is_directory(options.conditioning_dir), "control maps: the folder '", options.conditioning_dir,
+              "' does not exist (put each image's control map, same name, there; or use --control-preprocess canny)");
+    cond_dir = fs::weakly_canonical(options.conditioning_dir);
+  }
   std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(folder, fs::directory_options::skip_permission_denied))
-    if (e.is_regular_file() && is_image(e.path())) files.push_back(e.path());
+  for (auto it = fs::recursive_directory_iterator(folder, fs::directory_options::skip_permission_denied);
+       it != fs::recursive_directory_iterator(); ++it) {
+    if (maps && it->is_directory() && fs::weakly_canonical(it->path()) == cond_dir) {
+      it.disable_recursion_pending();  // the control maps are not training images
+      continue;
+    }
+    if (it->is_regular_file() && is_image(it->path())) files.push_back(it->path());
+  }
   std::sort(files.begin(), files.end());  // the directory order is the file system's, not ours
 
   Dataset d;
@@ -182,6 +200,26 @@ Dataset Dataset::scan(const std::string& folder, DatasetOptions options) {
     if (item.caption.empty())
       options.warn("no caption for " + item.path + " (no " + cap.filename().string() +
                    ", no N_name folder): training it with an empty caption");
+    if (maps) {
+      const fs::path rel = fs::relative(f, folder);
+      const fs::path stem = cond_dir / rel.parent_path() / rel.stem();
+      for (const char* ext : {".png", ".jpg", ".jpeg", ".webp", ".PNG", ".JPG", ".JPEG", ".WEBP"}) {
+        fs::path c = stem;
+        c += ext;
+        if (fs::is_regular_file(c)) {
+          item.conditioning_path = c.string();
+          break;
+        }
+      }
+      PIG_CHECK(!item.conditioning_path.empty(), "no control map for ", item.path, ": expected ", stem.string(),
+                ".png (or .jpg, .jpeg, .webp), the same name under ", options.conditioning_dir,
+                " (or use --control-preprocess canny)");
+      try {
+        (void)read_image(item.conditioning_path);
+      } catch (const std::exception& e) {
+        fail("the control map ", item.conditioning_path, " of ", item.path, " cannot be read: ", one_line(e.what()));
+      }
+    }
     item.bucket = select_bucket(d.buckets_, item.width, item.height);
     const BucketSize& b = d.buckets_[item.bucket.bucket];
     if (item.bucket.resized_width > item.width || item.bucket.resized_height > item.height)
@@ -263,14 +301,23 @@ void DataLoader::restore(const LoaderState& state) {
   state_ = state;
 }
 
-Tensor DataLoader::load(const DataItem& item, uint64_t rng_seed, bool& ok) {
+Tensor DataLoader::load(const DataItem& item, uint64_t rng_seed, bool& ok, Tensor* conditioning) {
   ok = false;
-  Image img;
+  Image img, map;
   try {
     img = to_rgb(read_image(item.path));
   } catch (const std::exception& e) {
     dataset_.options().warn("leaving out unreadable image " + item.path + ": " + one_line(e.what()));
     return {};
+  }
+  if (!item.conditioning_path.empty()) {
+    try {
+      map = to_rgb(read_image(item.conditioning_path));
+    } catch (const std::exception& e) {
+      dataset_.options().warn("leaving out " + item.path + ": its control map " + item.conditioning_path +
+                              " cannot be read: " + one_line(e.what()));
+      return {};
+    }
   }
   const BucketSize& b = dataset_.buckets()[item.bucket.bucket];
   // Resize to cover the bucket as chosen at scan time (for the file's size now, should it have changed).
@@ -281,20 +328,41 @@ Tensor DataLoader::load(const DataItem& item, uint64_t rng_seed, bool& ok) {
   }
   if (c.resized_width != img.width || c.resized_height != img.height)
     img = resize_image(img, c.resized_width, c.resized_height, options_.filter);
+  // The control map is brought to the image's covering size (stretched if its aspect differs), then cut and
+  // flipped exactly as the image.
+  if (!map.pixels.empty() && (map.width != img.width || map.height != img.height))
+    map = resize_image(map, img.width, img.height, options_.filter);
   Rng rng{rng_seed};
   const int trim_x = img.width - b.width, trim_y = img.height - b.height;
   const int x0 = options_.random_crop ? int(rng.below(uint64_t(trim_x) + 1)) : trim_x / 2;
   const int y0 = options_.random_crop ? int(rng.below(uint64_t(trim_y) + 1)) : trim_y / 2;
   const bool flip = options_.random_flip && (rng.next() >> 63);
+  auto cut = [&](const Image& src) {
+    Image out{b.width, b.height, 3, std::vector<uint8_t>(size_t(b.width) * b.height * 3)};
+    for (int y = 0; y < b.height; ++y)
+      for (int x = 0; x < b.width; ++x) {
+        const int sx = x0 + (flip ? b.width - 1 - x : x);
+        for (int c3 = 0; c3 < 3; ++c3) out.pixels[(size_t(y) * b.width + x) * 3 + c3] = src.at(sx, y0 + y, c3);
+      }
+    return out;
+  };
+  const Image crop = cut(img);
   Tensor t = Tensor::empty({3, b.height, b.width});
   float* out = t.f32();
   for (int c3 = 0; c3 < 3; ++c3)
     for (int y = 0; y < b.height; ++y)
-      for (int x = 0; x < b.width; ++x) {
-        const int sx = x0 + (flip ? b.width - 1 - x : x);
+      for (int x = 0; x < b.width; ++x)
         // ToTensor then Normalize(0.5, 0.5), as diffusers' scripts: (v/255 - 0.5) / 0.5.
-        out[(size_t(c3) * b.height + y) * b.width + x] = (float(img.at(sx, y0 + y, c3)) / 255.0f - 0.5f) / 0.5f;
-      }
+        out[(size_t(c3) * b.height + y) * b.width + x] = (float(crop.at(x, y, c3)) / 255.0f - 0.5f) / 0.5f;
+  const DatasetOptions& dopt = dataset_.options();
+  if (conditioning && (!map.pixels.empty() || dopt.control_preprocess == "canny")) {
+    const Image m = map.pixels.empty() ? canny_edges(crop, dopt.canny_low, dopt.canny_high) : cut(map);
+    *conditioning = Tensor::empty({3, b.height, b.width});
+    float* o = conditioning->f32();
+    for (int c3 = 0; c3 < 3; ++c3)
+      for (int y = 0; y < b.height; ++y)
+        for (int x = 0; x < b.width; ++x) o[(size_t(c3) * b.height + y) * b.width + x] = float(m.at(x, y, c3)) / 255.0f;
+  }
   ok = true;
   return t;
 }
@@ -306,16 +374,18 @@ Batch DataLoader::next() {
     if (state_.batch >= per_epoch) state_ = {state_.seed, state_.epoch + 1, 0};
     const int64_t epoch = state_.epoch, index = state_.batch++;
     const std::vector<int> ids = batch_items(epoch, index);
-    std::vector<Tensor> images;
+    std::vector<Tensor> images, maps;
     Batch batch;
     batch.epoch = epoch;
     batch.index = index;
     for (size_t k = 0; k < ids.size(); ++k) {
       const DataItem& item = dataset_.items()[ids[k]];
       bool ok = false;
-      Tensor img = load(item, mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 1}), ok);
+      Tensor map;
+      Tensor img = load(item, mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 1}), ok, &map);
       if (!ok) continue;
       images.push_back(img);
+      if (map.defined()) maps.push_back(map);
       const auto& alt = item.alternatives;
       batch.captions.push_back(alt.size() > 1 ? alt[mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 2}) % alt.size()]
                                               : item.caption);
@@ -326,6 +396,12 @@ Batch DataLoader::next() {
     batch.images = Tensor::empty({int64_t(images.size()), s[0], s[1], s[2]});
     for (size_t k = 0; k < images.size(); ++k)
       std::copy(images[k].f32(), images[k].f32() + images[k].numel(), batch.images.f32() + k * images[k].numel());
+    if (!maps.empty()) {
+      PIG_CHECK(maps.size() == images.size(), "data loader: a batch with control maps for only some images");
+      batch.conditioning = Tensor::empty(batch.images.shape());
+      for (size_t k = 0; k < maps.size(); ++k)
+        std::copy(maps[k].f32(), maps[k].f32() + maps[k].numel(), batch.conditioning.f32() + k * maps[k].numel());
+    }
     return batch;
   }
 }

@@ -50,6 +50,14 @@ struct DatasetOptions {
   bool buckets = true;                     // off: every image resized and cropped to resolution²
   int min_bucket_size = 256, max_bucket_size = 1024, bucket_step = 64;
   WarningSink warn = warn_to_stderr;
+  // Control maps (ControlNet training). conditioning_dir: the map of DATA/rel/a.png is the image file
+  // conditioning_dir/rel/a.<png|jpg|jpeg|webp> (same relative path and stem, any image extension); a folder inside
+  // the data folder is left out of the image scan; an image without its map is an error naming both files.
+  // control_preprocess "canny": the map is the Canny edges of the training image itself, made after its crop and
+  // flip (no folder then). Both empty / "none": no control maps.
+  std::string conditioning_dir;
+  std::string control_preprocess = "none";
+  double canny_low = 100, canny_high = 200;
 };
 
 struct DataItem {
@@ -59,6 +67,7 @@ struct DataItem {
   int repeats = 1;
   int width = 0, height = 0;  // of the image file
   BucketChoice bucket;
+  std::string conditioning_path;  // the control map file (DatasetOptions::conditioning_dir), else ""
 };
 
 class Dataset {
@@ -102,6 +111,9 @@ struct Batch {
   std::vector<std::string> captions;
   std::vector<std::string> paths;
   int64_t epoch = 0, index = 0;  // which batch this is
+  // With control maps: [B, 3, H, W] float32 in [0, 1] (ToTensor, no normalisation, as diffusers' ControlNet
+  // script), cropped and flipped as the images; else undefined.
+  Tensor conditioning;
 };
 
 // Each epoch: every item `repeats` times, grouped by bucket, shuffled within its bucket, cut into batches of
@@ -120,7 +132,7 @@ class DataLoader {
 
  private:
   const std::vector<std::vector<int>>& epoch_order(int64_t epoch);
-  Tensor load(const DataItem& item, uint64_t rng_seed, bool& ok);
+  Tensor load(const DataItem& item, uint64_t rng_seed, bool& ok, Tensor* conditioning);
   const Dataset& dataset_;
   LoaderOptions options_;
   LoaderState state_;

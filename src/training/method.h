@@ -13,7 +13,9 @@
 namespace pigment {
 class StableDiffusion;
 class UNet;
+struct UNetExtras;
 class Generator;
+struct GenerateRequest;
 }
 namespace pigment::ops::autograd {
 class Tape;
@@ -41,6 +43,12 @@ class Method {
   // cannot yet. remove_from undoes it, leaving the model as the training loop uses it.
   virtual bool apply_to(StableDiffusion& model) const { return false; }
   virtual void remove_from(StableDiffusion& model) const {}
+  // What the method feeds the UNet besides hooks, computed from the micro-batch while the tape records (ControlNet:
+  // its residuals from the noisy latents, timesteps, text conditioning and the batch's control maps).
+  virtual void add_unet_inputs(UNetExtras& extras, const Tensor& noisy, const std::vector<float>& timesteps,
+                               const Tensor& context, const Batch& batch) const {}
+  // Sample image `index`: what the request needs besides the prompt (ControlNet: its control map and unit).
+  virtual void prepare_sample(GenerateRequest& request, size_t index) const {}
   // Called before each micro-batch's forward with a seed of that micro-batch (random choices inside the forward,
   // such as network dropout, come from it: the same on a recomputation and on a resumed run).
   virtual void begin_micro_batch(uint64_t seed) {}
@@ -76,5 +84,6 @@ std::unique_ptr<Method> make_textual_inversion_method(const StableDiffusion& mod
 std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_vae_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_dreambooth_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_controlnet_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

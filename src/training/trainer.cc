@@ -294,7 +294,16 @@ class LatentCache {
 
 std::string run_dir_of(const TrainOptions& o) { return o.run_dir.empty() ? o.output + ".run" : o.run_dir; }
 
-TrainSummary train(const TrainOptions& o, const std::function<void(const StepReport&)>& on_step) {
+TrainSummary train(const TrainOptions& options, const std::function<void(const StepReport&)>& on_step) {
+  TrainOptions o = options;
+  if (o.method == "controlnet") {
+    // The control maps: DATA/conditioning unless another folder is named, or Canny edges made on the fly.
+    if (o.data.control_preprocess == "none" && o.data.conditioning_dir.empty())
+      o.data.conditioning_dir = (fs::path(o.data_dir) / "conditioning").string();
+  } else {
+    PIG_CHECK(o.data.conditioning_dir.empty() && o.data.control_preprocess == "none" && o.sample_control_images.empty(),
+              "--conditioning-data-dir, --control-preprocess and --sample-control-image are for --method controlnet");
+  }
   PIG_CHECK(o.max_steps > 0, "--max-train-steps must be positive, got ", o.max_steps);
   PIG_CHECK(o.batch_size > 0 && o.batch_size <= 1024, "--train-batch-size must be in [1, 1024], got ", o.batch_size);
   PIG_CHECK(o.learning_rate > 0 && std::isfinite(o.learning_rate), "--learning-rate must be positive, got ",
@@ -336,6 +345,11 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   };
   if (dreambooth && !o.dreambooth.instance_prompt.empty()) data_options.warn = warn_but_not_captions;
   Dataset data = Dataset::scan(o.data_dir, data_options);
+  if (o.method == "controlnet" && o.sample_every > 0 && o.sample_control_images.empty()) {
+    // Sample images follow the first training image's control map (its picture, with Canny made on the fly).
+    const DataItem& first = data.items().front();
+    o.sample_control_images.push_back(first.conditioning_path.empty() ? first.path : first.conditioning_path);
+  }
 
   StableDiffusion model = StableDiffusion::load(o.model);
   PIG_CHECK(model.family() != Family::SDXL, "train: SDXL training is not implemented yet (SD1.x and SD2.x are)");
@@ -494,6 +508,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
         if (!context.defined()) context = encode_captions(model, captions).context;
         UNetExtras extras;
         extras.hooks = hooks;
+        method->add_unet_inputs(extras, noisy, std::vector<float>(ts.begin(), ts.end()), context, batch);
         pred = unet.forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
       }
       DiffusionObjective::Loss loss;

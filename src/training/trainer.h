@@ -90,6 +90,15 @@ struct TrainOptions {
   // the VAE method: reconstruction loss (l1 | mse) and the weight of the KL term
   std::string vae_loss = "l1";
   double kl_weight = 1e-6;
+  // ControlNet (--method controlnet). The control maps: data.conditioning_dir ("" = DATA/conditioning) or
+  // data.control_preprocess = "canny" (edges of each training image). The ControlNet's residuals are scaled by
+  // controlnet_conditioning_scale in training and in sample images. Sample images use sample_control_images (one
+  // for every prompt, or one per prompt; prepared as the training maps: Canny applied with --control-preprocess
+  // canny), by default the control map of the first training image.
+  float controlnet_conditioning_scale = 1.0f;
+  std::vector<std::string> sample_control_images;
+  std::string controlnet_save_format = "original";  // original: one .safetensors (control_model.*); diffusers: a folder
+  std::string controlnet_init;  // "" = from the base UNet (diffusers' from_unet); else an existing ControlNet
 };
 
 struct StepReport {
