@@ -5,7 +5,7 @@
 namespace pigment::training {
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"lora", "textual-inversion", "full", "vae"};
+  static const std::vector<std::string> names{"lora", "textual-inversion", "hypernetwork", "full", "vae"};
   return names;
 }
 
@@ -14,6 +14,7 @@ std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusi
   if (name == "textual-inversion" || name == "ti") return make_textual_inversion_method(model, o);
   if (name == "full") return make_full_method(model, o);
   if (name == "vae") return make_vae_method(model, o);
+  if (name == "hypernetwork") return make_hypernetwork_method(model, o);
   std::string known;
   for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
   fail("--method: unknown training method '", name, "' (implemented: ", known, ")");

@@ -12,6 +12,7 @@
 
 namespace pigment {
 class StableDiffusion;
+struct GenerateRequest;
 class UNet;
 class Generator;
 }
@@ -41,6 +42,8 @@ class Method {
   // cannot yet. remove_from undoes it, leaving the model as the training loop uses it.
   virtual bool apply_to(StableDiffusion& model) const { return false; }
   virtual void remove_from(StableDiffusion& model) const {}
+  // Adds what the method needs to a sample image's request (hypernetworks act per request, not on the model).
+  virtual void prepare_sample(GenerateRequest& r) const {}
   // Called before each micro-batch's forward with a seed of that micro-batch (random choices inside the forward,
   // such as network dropout, come from it: the same on a recomputation and on a resumed run).
   virtual void begin_micro_batch(uint64_t seed) {}
@@ -53,6 +56,9 @@ class Method {
   }
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
+  // Files that go beside the result, written after save() with the optimizer's final state (a hypernetwork's
+  // A1111 <output>.optim; a textual-inversion .pt's too).
+  virtual void save_extras(const std::string& path, const AdamW& optimizer) const {}
 };
 
 // The methods `pigment train --method` accepts.
@@ -65,5 +71,6 @@ std::unique_ptr<Method> make_lora_method(const StableDiffusion& model, const Tra
 std::unique_ptr<Method> make_textual_inversion_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_vae_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_hypernetwork_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

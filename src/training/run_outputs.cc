@@ -32,6 +32,7 @@ void write_samples(StableDiffusion& model, const Method& method, const TrainOpti
     r.steps = 20;
     r.sampler = "Euler a";
     r.seed = o.seed;
+    method.prepare_sample(r);
     const GenerateResult g = model.generate(r);
     Infotext info;
     info.prompt = r.prompt;

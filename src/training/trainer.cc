@@ -400,6 +400,7 @@ TrainSummary train(const TrainOptions& o, const std::function<void(const StepRep
   }
   meta["ss_gradient_accumulation_steps"] = std::to_string(N);
   method->save(o.output, meta);
+  method->save_extras(o.output, optimizer);
   return summary;
 }
 
