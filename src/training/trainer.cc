@@ -603,6 +603,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
   meta["ss_gradient_accumulation_steps"] = std::to_string(N);
   method->save(o.output, meta);
+  method->save_extras(o.output, optimizer);
   return summary;
 }
 

@@ -102,9 +102,12 @@ inline std::vector<std::string> step_and_loss(const fs::path& log) {
   return out;
 }
 
-// Mean squared distance between the final latents of a 64x64 generation of `prompt` and the latents of `image`.
-inline double latent_distance(const StableDiffusion& sd, const std::string& prompt, const Image& image) {
+// Mean squared distance between the final latents of a 64x64 generation of `prompt` (with the hypernetworks, if
+// any) and the latents of `image`.
+inline double latent_distance(const StableDiffusion& sd, const std::string& prompt, const Image& image,
+                              const std::vector<HypernetworkUse>& hypernetworks = {}) {
   GenerateRequest r;
+  r.hypernetworks = hypernetworks;
   r.prompt = prompt;
   r.width = r.height = 64;
   r.steps = 12;
