@@ -690,6 +690,15 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   return out;
 }
 
+Image StableDiffusion::decode_latents(const Tensor& latents) const {
+  const float sf = vae_.scaling_factor();
+  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf), decode_tiling(low_memory_));
+  Image img = tensor_to_image(clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f))));
+  decoded = Tensor();
+  memory_phase_boundary();
+  return img;
+}
+
 GenerateResult StableDiffusion::generate_hires(const GenerateRequest& r, const ProgressCallback& progress,
                                                const PipelineProbe& probe) const {
   const GenerateRequest::HiresFix& hr = *r.hires;

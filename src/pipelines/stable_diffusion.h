@@ -152,6 +152,9 @@ class StableDiffusion {
   GenerateResult generate(const GenerateRequest& r, const ProgressCallback& progress = {},
                           const PipelineProbe& probe = {}) const;
 
+  // Latents [1, C, h, w] as they stand during sampling → the picture (for live previews and interrupted runs).
+  Image decode_latents(const Tensor& latents) const;
+
   // Replaces the active LoRAs (empty: none); resolves each against this model's components. Returns the LoRA
   // modules that matched no layer ("file: component:key"), for the caller to report.
   std::vector<std::string> set_loras(const std::vector<LoraChoice>& loras, LoraApply mode = LoraApply::Merge);
