@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "imaging/control_preprocess.h"
+#include "models/controlnet.h"
 #include "pipelines/generation_request.h"
 #include "pipelines/stable_diffusion.h"
 
@@ -84,6 +86,18 @@ struct ModelEntry {
   std::string title, model_name, filename, hash;  // hash: A1111's 10-digit short hash, "" until known
 };
 
+// One unit of the ControlNet extension's alwayson_scripts.controlnet.args.
+struct ControlRequest {
+  std::string model_path, model_name;
+  Image image;
+  ControlPreprocess module;
+  ControlResize resize = ControlResize::CropAndResize;
+  double weight = 1, start = 0, end = 1;
+  int control_mode = 0;  // 0 Balanced, 1 My prompt is more important, 2 ControlNet is more important (guess mode)
+};
+// ControlNet models of --control-net-dir: files (.safetensors, .pth, .ckpt, .bin) and diffusers folders, by name.
+std::vector<std::pair<std::string, std::string>> controlnet_models(const std::string& dir);
+
 struct Image64 {
   std::string png_base64, infotext;
   uint64_t seed = 0;
@@ -111,7 +125,7 @@ class Engine {
   void skip();
 
   // Run on the worker thread (from a job): generate / switch the loaded model (by title, name, file or hash).
-  GenerationOutput generate(const GenerationRequest& g, Job& job);
+  GenerationOutput generate(const GenerationRequest& g, Job& job, const std::vector<ControlRequest>& control = {});
   void switch_model(const std::string& name);
 
   std::vector<ModelEntry> models();  // -m and --model-dir, hashes where known
@@ -142,6 +156,7 @@ class Engine {
   // Worker-thread state.
   std::unique_ptr<StableDiffusion> sd_;
   bool has_loras_ = false, has_embeddings_ = false;
+  std::map<std::string, std::shared_ptr<const ControlNet>> controlnets_;  // loaded for the current model
 };
 
 // The HTTP side: routes, authentication, CORS, limits, static files. Blocks until stop(); returns the exit status.

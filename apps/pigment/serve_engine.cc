@@ -6,6 +6,7 @@
 
 #include "default_model.h"
 #include "io/file_hash.h"
+#include "models/controlnet_loader.h"
 #include "pipelines/memory_mode.h"
 #include "serve.h"
 
@@ -81,6 +82,7 @@ void Engine::load(const std::string& path) {
   sd_.reset();  // the old model's memory goes before the new one comes
   memory_phase_boundary();
   has_loras_ = has_embeddings_ = false;
+  controlnets_.clear();
   sd_ = std::make_unique<StableDiffusion>(StableDiffusion::load(po));
   std::string hash;
   {
@@ -310,7 +312,27 @@ void Engine::worker() {
   }
 }
 
-GenerationOutput Engine::generate(const GenerationRequest& g, Job& job) {
+std::vector<std::pair<std::string, std::string>> controlnet_models(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::error_code ec;
+  if (dir.empty() || !fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const fs::path& p = e.path();
+    std::string ext = p.extension().string();
+    if ((e.is_regular_file(ec) && (ext == ".safetensors" || ext == ".pth" || ext == ".ckpt" || ext == ".bin")) ||
+        (e.is_directory(ec) && fs::exists(p / "config.json", ec)))
+      out.emplace_back(e.is_directory(ec) ? p.filename().string() : p.stem().string(), p.string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+static const char* control_resize_label(ControlResize m) {
+  return m == ControlResize::JustResize ? "Just Resize" : m == ControlResize::ResizeAndFill ? "Resize and Fill"
+                                                                                           : "Crop and Resize";
+}
+
+GenerationOutput Engine::generate(const GenerationRequest& g, Job& job, const std::vector<ControlRequest>& control) {
   GenerationOutput out;
   Adapters adapters;
   try {
@@ -335,6 +357,36 @@ GenerationOutput Engine::generate(const GenerationRequest& g, Job& job) {
   recipe.vae_path = config_.pipeline.vae;
   recipe.lora_hashes = adapters.lora_hashes;
   recipe.ti_hashes = adapters.ti_hashes;
+  // ControlNet units: loaded once per model, the control map fitted to the output size.
+  std::vector<ControlUnit> units;
+  for (size_t i = 0; i < control.size(); ++i) {
+    const ControlRequest& c = control[i];
+    auto& net = controlnets_[c.model_path];
+    try {
+      if (!net)
+        net = std::make_shared<const ControlNet>(load_controlnet(c.model_path, sd_->base_component("unet").config));
+      ControlUnit u;
+      u.net = net;
+      u.image = prepare_control_image(c.image, g.gen.width, g.gen.height, c.module, c.resize);
+      u.strength = c.weight;
+      u.start = c.start;
+      u.end = c.end;
+      u.guess_mode = c.control_mode == 2;
+      units.push_back(std::move(u));
+    } catch (const Error& e) {
+      controlnets_.erase(c.model_path);
+      throw http_error(422, std::string("alwayson_scripts.controlnet: ") + e.what());
+    }
+    std::string v = "Module: " + c.module.name + ", Model: " + c.model_name + ", Weight: " + format_number(c.weight) +
+                    ", Resize Mode: " + control_resize_label(c.resize);
+    if (c.module.name == "canny")
+      v += ", Threshold A: " + format_number(c.module.low) + ", Threshold B: " + format_number(c.module.high);
+    v += ", Guidance Start: " + format_number(c.start) + ", Guidance End: " + format_number(c.end) +
+         ", Pixel Perfect: True, Control Mode: " +
+         (c.control_mode == 2 ? "ControlNet is more important"
+                              : c.control_mode == 1 ? "My prompt is more important" : "Balanced");
+    recipe.extra.emplace_back("ControlNet " + std::to_string(i), v);
+  }
   out.model_name = model.model_name;
   out.model_hash = model.hash;
 
@@ -359,6 +411,7 @@ GenerationOutput Engine::generate(const GenerationRequest& g, Job& job) {
   for (int b = 0; b < g.batch_count; ++b) {
     GenerateRequest r = pipeline_request(g, seed + uint64_t(b), adapters.prompt, adapters.negative_prompt);
     r.hypernetworks = adapters.hypernetworks;
+    r.control = units;
     job.skipped = false;
     {
       std::lock_guard lock(m_);

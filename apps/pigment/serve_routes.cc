@@ -158,7 +158,62 @@ void unsupported_if(bool cond, const char* field, const std::string& why) {
 
 // A1111's txt2img / img2img request → GenerationRequest, with A1111's defaults. `override_model` receives
 // override_settings.sd_model_checkpoint.
-GenerationRequest a1111_request(const json& body, bool img2img, std::string& override_model, bool& restore) {
+// One unit of the ControlNet extension's API (alwayson_scripts.controlnet.args[i]); a disabled unit comes back with
+// an empty model_path.
+ControlRequest control_unit(const json& unit, size_t i, const std::string& cn_dir) {
+  const std::string field = "alwayson_scripts.controlnet.args[" + std::to_string(i) + "]";
+  ControlRequest c;
+  if (!unit.is_object()) throw field_error("alwayson_scripts", field + " must be an object");
+  Fields u{unit};
+  auto fail_unit = [&](const std::string& why) { return field_error("alwayson_scripts", field + ": " + why); };
+  if (!u.boolean("enabled", true)) return c;
+  std::string image = u.string("input_image", u.string("image", ""));
+  if (image.empty()) throw fail_unit("input_image is required (base64)");
+  c.image = decode_b64_image(image, field + ".input_image");
+  c.module.name = u.string("module", "none");
+  if (c.module.name != "none" && c.module.name != "canny")
+    throw fail_unit("module '" + c.module.name + "' is not supported (none, canny)");
+  c.module.low = u.number("threshold_a", 100);
+  c.module.high = u.number("threshold_b", 200);
+  if (c.module.low < 0 || c.module.low > c.module.high) throw fail_unit("need 0 <= threshold_a <= threshold_b");
+  std::string model = u.string("model", "");
+  std::string bare = model.substr(0, model.find(" ["));  // "name [hash]" as the extension lists it
+  for (const auto& [name, path] : controlnet_models(cn_dir))
+    if (name == bare) c.model_path = path, c.model_name = name;
+  if (c.model_path.empty())
+    throw fail_unit("no ControlNet model '" + model + "' in --control-net-dir (GET /controlnet/model_list)");
+  c.weight = u.number("weight", 1.0);
+  c.start = u.number("guidance_start", 0.0);
+  c.end = u.number("guidance_end", 1.0);
+  if (!(c.start >= 0 && c.end <= 1 && c.start < c.end)) throw fail_unit("need 0 <= guidance_start < guidance_end <= 1");
+  if (!std::isfinite(c.weight) || c.weight < 0 || c.weight > 10) throw fail_unit("weight must be in [0, 10]");
+  const json& rm = unit.contains("resize_mode") ? unit["resize_mode"] : json("Crop and Resize");
+  if (rm.is_number_integer() && rm >= 0 && rm <= 2) {
+    static const ControlResize modes[] = {ControlResize::JustResize, ControlResize::CropAndResize,
+                                          ControlResize::ResizeAndFill};
+    c.resize = modes[rm.get<int>()];
+  } else if (rm.is_string()) {
+    try {
+      c.resize = parse_control_resize(rm.get<std::string>());
+    } catch (const Error& e) {
+      throw fail_unit(e.what());
+    }
+  } else {
+    throw fail_unit("resize_mode must be 0-2 or a label such as \"Crop and Resize\"");
+  }
+  const json& cm = unit.contains("control_mode") ? unit["control_mode"] : json(0);
+  if (cm.is_number_integer()) c.control_mode = cm.get<int>();
+  else if (cm == "Balanced") c.control_mode = 0;
+  else if (cm == "My prompt is more important") c.control_mode = 1;
+  else if (cm == "ControlNet is more important") c.control_mode = 2;
+  else c.control_mode = -1;
+  if (c.control_mode < 0 || c.control_mode > 2) throw fail_unit("control_mode must be 0-2 or its label");
+  if (c.control_mode == 1) throw fail_unit("control_mode 'My prompt is more important' is not supported by pigment");
+  return c;
+}
+
+GenerationRequest a1111_request(const json& body, bool img2img, std::string& override_model, bool& restore,
+                                std::vector<ControlRequest>& control, const std::string& cn_dir) {
   Fields f{body};
   GenerationRequest g;
   GenerateRequest& r = g.gen;
@@ -220,14 +275,22 @@ GenerationRequest a1111_request(const json& body, bool img2img, std::string& ove
     const json& a = body["alwayson_scripts"];
     if (!a.is_object()) throw field_error("alwayson_scripts", "Input should be a valid dictionary", "dict_type");
     for (const auto& [name, script] : a.items()) {
+      std::string lower;
+      for (char ch : name) lower += char(std::tolower(static_cast<unsigned char>(ch)));
+      const json args = script.is_object() && script.contains("args") ? script["args"] : json::array();
+      if (!args.is_array()) throw field_error("alwayson_scripts", name + ".args must be a list");
+      if (lower == "controlnet") {
+        for (size_t i = 0; i < args.size(); ++i) control.push_back(control_unit(args[i], i, cn_dir));
+        continue;
+      }
       bool active = false;
-      if (script.is_object() && script.contains("args") && script["args"].is_array())
-        for (const auto& unit : script["args"])
-          active |= !unit.is_object() || unit.value("enabled", true);
+      for (const auto& unit : args) active |= !unit.is_object() || unit.value("enabled", true);
       if (active)
         throw field_error("alwayson_scripts", "always-on script '" + name + "' is not supported by pigment serve",
                           "not_supported");
     }
+    control.erase(std::remove_if(control.begin(), control.end(), [](const ControlRequest& c) { return c.model_path.empty(); }),
+                  control.end());
   }
   const double denoising = f.number("denoising_strength", img2img ? 0.75 : r.strength);
   if (!img2img) {
@@ -441,14 +504,14 @@ struct HttpServer::Impl {
 
   // Validates, queues, waits; the generation's output. Switches the model for the job when asked.
   GenerationOutput run_generation(const std::string& kind, const GenerationRequest& g, const std::string& model,
-                                  bool restore) {
+                                  bool restore, const std::vector<ControlRequest>& control = {}) {
     validate(g, engine.config().limits);
     GenerationOutput out;
     auto job = engine.submit(kind, [&, model, restore](Job& j) {
       std::string previous = engine.current_model().title;
       if (!model.empty()) engine.switch_model(model);
       try {
-        out = engine.generate(g, j);
+        out = engine.generate(g, j, control);
       } catch (...) {
         if (!model.empty() && restore) engine.switch_model(previous);
         throw;
@@ -464,8 +527,9 @@ struct HttpServer::Impl {
       json body = parse_body(req);
       std::string model;
       bool restore = true;
-      GenerationRequest g = a1111_request(body, img2img, model, restore);
-      GenerationOutput out = run_generation(img2img ? "img2img" : "txt2img", g, model, restore);
+      std::vector<ControlRequest> control;
+      GenerationRequest g = a1111_request(body, img2img, model, restore, control, engine.config().control_net_dir);
+      GenerationOutput out = run_generation(img2img ? "img2img" : "txt2img", g, model, restore, control);
       json images = json::array();
       if (Fields{body}.boolean("send_images", true))
         for (const auto& im : out.images) images.push_back(im.png_base64);
@@ -739,7 +803,7 @@ struct HttpServer::Impl {
     });
     svr.Get("/controlnet/model_list", [this](const auto&, auto& res) {
       json out = json::array();
-      for (const auto& p : list_adapter_files(engine.config().control_net_dir)) out.push_back(fs::path(p).stem().string());
+      for (const auto& [name, path] : controlnet_models(engine.config().control_net_dir)) out.push_back(name);
       reply(res, 200, json{{"model_list", out}});
     });
     if (!cfg.web_dir.empty()) svr.set_mount_point("/", cfg.web_dir);

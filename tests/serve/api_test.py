@@ -26,8 +26,14 @@ os.makedirs(tmp + "/loras")
 shutil.copy(lora, tmp + "/loras/tiny.safetensors")
 os.makedirs(tmp + "/models")
 os.symlink(os.path.abspath(model), tmp + "/models/other.safetensors")
+os.makedirs(tmp + "/cn")
+os.symlink(os.path.abspath(os.path.join(os.path.dirname(model), "controlnet")), tmp + "/cn/tiny_canny")
+os.makedirs(tmp + "/web")
+with open(tmp + "/web/index.html", "w") as f:
+    f.write("<!doctype html><title>pigment</title>")
 s = Server(pigment, model_args + ["--lora-dir", tmp + "/loras", "--model-dir", tmp + "/models", "--max-steps", "40",
-                                  "--max-pixels", str(256 * 256), "--max-body-mb", "1"], tmp + "/server.log")
+                                  "--max-pixels", str(256 * 256), "--max-body-mb", "1", "--control-net-dir",
+                                  tmp + "/cn", "--web-dir", tmp + "/web"], tmp + "/server.log")
 
 # --- listings -----------------------------------------------------------------------------------------------------
 st, samplers = s.get("/sdapi/v1/samplers")
@@ -58,6 +64,10 @@ c.check("cmd-flags", st == 200 and flags["lora_dir"] == tmp + "/loras" and flags
 st, p = s.get("/sdapi/v1/progress")
 c.check("progress when idle", st == 200 and p["progress"] == 0 and p["state"]["job"] == "" and
         p["current_image"] is None, p)
+st, cn = s.get("/controlnet/model_list")
+c.check("controlnet/model_list lists --control-net-dir", st == 200 and cn == {"model_list": ["tiny_canny"]}, cn)
+st, page = s.get("/")
+c.check("GET / serves --web-dir's index.html", st == 200 and b"<title>pigment</title>" in page, page)
 for r in ("refresh-checkpoints", "refresh-loras"):
     st, _ = s.post("/sdapi/v1/" + r)
     c.check(r, st == 200)
@@ -145,6 +155,36 @@ st, r = s.post("/sdapi/v1/img2img", {"prompt": "x", "init_images": [init], "step
                                      "resize_mode": 1, "seed": 1})
 c.check("img2img without a mask, crop-and-resize", st == 200 and png_pixels(base64.b64decode(r["images"][0]))[:2] ==
         (32, 32))
+
+# --- ControlNet through alwayson_scripts: the CLI's pixels and recipe ----------------------------------------------
+edges = solid_png(64, 32, lambda x, y: (255, 255, 255) if (x // 8 + y // 8) % 2 else (0, 0, 0))
+open(tmp + "/control.png", "wb").write(edges)
+unit = {"enabled": True, "input_image": b64(edges), "module": "canny", "model": "tiny_canny [0123abcd]",
+        "weight": 0.8, "guidance_start": 0.0, "guidance_end": 1.0, "resize_mode": "Crop and Resize", "control_mode": 0}
+creq = {"prompt": "a cat", "steps": 3, "width": 64, "height": 32, "seed": 5, "sampler_name": "Euler",
+        "alwayson_scripts": {"controlnet": {"args": [unit]}}}
+st, r = s.post("/sdapi/v1/txt2img", creq)
+ok = c.check("txt2img with a ControlNet unit (canny)", st == 200 and len(r["images"]) == 1, r)
+if ok:
+    png = base64.b64decode(r["images"][0])
+    c.check("  ... the infotext records the unit", "ControlNet 0" in png_text(png)["parameters"])
+    cli = tmp + "/cli_cn.png"
+    subprocess.run([pigment, "generate"] + model_args + ["-q", "-p", "a cat", "--steps", "3", "-W", "64", "-H", "32",
+                    "-s", "5", "--sampler", "Euler", "--cfg-scale", "7", "--control-net", tmp + "/cn/tiny_canny",
+                    "--control-image", tmp + "/control.png", "--canny", "--control-strength", "0.8", "-o", cli],
+                   check=True)
+    cli_png = open(cli, "rb").read()
+    c.check("  ... the CLI's pixels for the same unit", png_pixels(cli_png) == png_pixels(png))
+    c.check("  ... and the CLI's recipe", png_text(cli_png)["parameters"] == png_text(png)["parameters"],
+            (png_text(cli_png)["parameters"], png_text(png)["parameters"]))
+    st, off = s.post("/sdapi/v1/txt2img", dict(creq, alwayson_scripts={"controlnet": {"args": [dict(unit, enabled=False)]}}))
+    plain_req = {k: v for k, v in creq.items() if k != "alwayson_scripts"}
+    st2, plain_cn = s.post("/sdapi/v1/txt2img", plain_req)
+    off_px = png_pixels(base64.b64decode(off["images"][0])) if st == 200 else None
+    c.check("  ... a disabled unit is the image without ControlNet", st == 200 and st2 == 200 and
+            off_px == png_pixels(base64.b64decode(plain_cn["images"][0])) and off_px != png_pixels(png))
+st, r = s.post("/sdapi/v1/txt2img", dict(creq, alwayson_scripts={"controlnet": {"args": [dict(unit, model="nosuch")]}}))
+c.check("an unknown ControlNet model is 422", st == 422 and "nosuch" in json.dumps(r), r)
 
 # --- progress with preview, interrupt -----------------------------------------------------------------------------
 st, _ = s.post("/sdapi/v1/options", {"show_progress_every_n_steps": 1})
@@ -241,8 +281,10 @@ expect("a mask of another size", 422, s.post("/sdapi/v1/img2img", dict(
     small, init_images=[init], mask=b64(solid_png(32, 32, (255, 255, 255))))), "mask")
 expect("restore_faces (unsupported)", 422, s.post("/sdapi/v1/txt2img", dict(small, restore_faces=True)),
        "restore_faces")
-expect("ControlNet units in alwayson_scripts (not yet)", 422, s.post("/sdapi/v1/txt2img", dict(
-    small, alwayson_scripts={"controlnet": {"args": [{"enabled": True, "module": "canny"}]}})), "alwayson_scripts")
+expect("an unknown always-on script", 422, s.post("/sdapi/v1/txt2img", dict(
+    small, alwayson_scripts={"adetailer": {"args": [{"enabled": True}]}})), "alwayson_scripts")
+expect("a ControlNet unit without an image", 422, s.post("/sdapi/v1/txt2img", dict(
+    small, alwayson_scripts={"controlnet": {"args": [{"module": "canny", "model": "tiny_canny"}]}})), "alwayson_scripts")
 expect("options: eta_noise_seed_delta 31337", 422, s.post("/sdapi/v1/options", {"eta_noise_seed_delta": 31337}),
        "eta_noise_seed_delta")
 expect("png-info of a non-PNG", 400, s.post("/sdapi/v1/png-info", {"image": b64(b"GIF89a....")}))
@@ -256,8 +298,10 @@ code = s.terminate()
 c.check("SIGTERM when idle exits 0", code == 0, code)
 
 # --- a second server: auth, timeout, SIGTERM with queued jobs ------------------------------------------------------
-s2 = Server(pigment, model_args + ["--api-auth", "alice:s3cret-pass,bob:other", "--timeout", "2", "--max-queue", "4"],
-            tmp + "/server2.log")
+# No -m: the default model (here $PIGMENT_MODEL, as apps/pigment/default_model.h looks for it).
+env = dict(os.environ, PIGMENT_MODEL=model)
+s2 = Server(pigment, model_flags + ["--api-auth", "alice:s3cret-pass,bob:other", "--max-queue", "4",
+                                    "--cors-allow-origins", "http://localhost:3000"], tmp + "/server2.log", env=env)
 st, r = s2.get("/sdapi/v1/options")
 c.check("--api-auth: no credentials is 401", st == 401)
 s2.auth = "alice:wrong"
@@ -268,9 +312,14 @@ c.check("--api-auth: the page is protected too", st == 401)
 s2.auth = "bob:other"
 st, r = s2.get("/sdapi/v1/progress")
 c.check("--api-auth: the second user's credentials work", st == 200)
+st, r = s2.get("/sdapi/v1/options", headers={"Origin": "http://localhost:3000"})
+c.check("without -m the default model is served", st == 200 and r["sd_model_checkpoint"].startswith("sd1_single_file"))
+c.check("--cors-allow-origins: the origin is allowed",
+        s2.last_headers.get("Access-Control-Allow-Origin") == "http://localhost:3000", s2.last_headers)
+st, r = s2.request("OPTIONS", "/sdapi/v1/txt2img", headers={"Origin": "http://localhost:3000",
+                                                             "Access-Control-Request-Method": "POST"})
+c.check("  ... and a preflight is answered", st == 204 and "POST" in s2.last_headers.get("Access-Control-Allow-Methods", ""))
 s2.auth = "alice:s3cret-pass"
-st, r = s2.post("/sdapi/v1/txt2img", {"prompt": "x", "steps": 150, "width": 256, "height": 256, "seed": 1})
-c.check("--timeout: a job that runs too long is 504", st == 504, (st, r))
 results = []
 threads = [threading.Thread(target=lambda: results.append(s2.post("/sdapi/v1/txt2img", {
     "prompt": "x", "steps": 30, "width": 128, "height": 128, "seed": 2}, timeout=60))) for _ in range(3)]
@@ -293,4 +342,14 @@ c.check("  ... every request answered (running 200, queued 503)", len(results) =
 log = open(tmp + "/server2.log").read()
 c.check("no credential in the log", "s3cret" not in log and "alice" not in log and "YWxpY2" not in log)
 c.check("the log names requests", "GET /sdapi/v1/progress 401" in log, log[-500:])
+
+# --- a third: --timeout ---------------------------------------------------------------------------------------------
+s3 = Server(pigment, model_args + ["--timeout", "3"], tmp + "/server3.log")
+t0 = time.time()
+st, r = s3.post("/sdapi/v1/txt2img", {"prompt": "x", "steps": 150, "width": 256, "height": 256, "seed": 1})
+c.check("--timeout: a job that runs too long is stopped with 504", st == 504 and "timeout" in r["detail"] and
+        time.time() - t0 < 60, (st, r))
+st, r = s3.post("/sdapi/v1/txt2img", {"prompt": "x", "steps": 1, "width": 32, "height": 32, "seed": 1})
+c.check("  ... and the next one runs", st == 200, (st, r))
+c.check("  ... SIGTERM exits 0", s3.terminate() == 0)
 sys.exit(1 if c.fails else 0)

@@ -14,10 +14,10 @@ import zlib
 class Server:
     """`pigment serve ARGS --listen 127.0.0.1:0`; the port comes from its first stdout line."""
 
-    def __init__(self, pigment, args, log_path):
+    def __init__(self, pigment, args, log_path, env=None):
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen([pigment, "serve", "--listen", "127.0.0.1:0"] + list(args),
-                                     stdout=subprocess.PIPE, stderr=self.log)
+                                     stdout=subprocess.PIPE, stderr=self.log, env=env)
         line = self.proc.stdout.readline().decode()
         if "listening on http://" not in line:
             self.proc.kill()
@@ -36,6 +36,7 @@ class Server:
         conn.request(method, path, body=data, headers=h)
         resp = conn.getresponse()
         payload = resp.read()
+        self.last_headers = dict(resp.getheaders())
         conn.close()
         try:
             parsed = json.loads(payload) if payload else None
