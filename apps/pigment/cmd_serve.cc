@@ -107,7 +107,7 @@ int run() {
     cfg.auth.emplace_back(item.substr(0, c), item.substr(c + 1));
   }
   cfg.cors_origins = split(so.cors, ',');
-  PIG_CHECK(cfg.max_queue >= 0, "--max-queue must be 0 or more");
+  PIG_CHECK(cfg.max_queue >= 1, "--max-queue must be at least 1");
   PIG_CHECK(cfg.limits.max_pixels >= 64, "--max-pixels must be at least 64");
   PIG_CHECK(cfg.limits.max_steps >= 1, "--max-steps must be at least 1");
   PIG_CHECK(cfg.limits.max_batch >= 1, "--max-batch must be at least 1");
