@@ -89,6 +89,14 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 int run() {
+  // SIGTERM / SIGINT go to one thread that shuts down in order; every other thread (OpenMP's, httplib's, all
+  // started after this) blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
   // --listen
   size_t colon = so.listen.rfind(':');
   PIG_CHECK(colon != std::string::npos && colon > 0, "--listen expects HOST:PORT, got '", so.listen, "'");
@@ -133,13 +141,6 @@ int run() {
   }
   if (so.threads > 0) set_num_threads(so.threads);
 
-  // SIGTERM / SIGINT go to one thread that shuts down in order; every other thread (OpenMP's, httplib's) blocks them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   serve::Engine engine(cfg);
   serve::HttpServer http(engine);

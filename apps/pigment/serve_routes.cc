@@ -728,8 +728,8 @@ struct HttpServer::Impl {
     });
     svr.Get(api + "hypernetworks", [this](const auto&, auto& res) {
       json out = json::array();
-      for (const auto& p : list_adapter_files(engine.config().folders.hypernetwork_dir))
-        out.push_back({{"name", fs::path(p).stem().string()}, {"path", p}});
+      for (const auto& p : list_adapter_files(engine.config().folders.hypernetwork_dir))  // A1111's: .pt files
+        if (fs::path(p).extension() == ".pt") out.push_back({{"name", fs::path(p).stem().string()}, {"path", p}});
       reply(res, 200, out);
     });
     svr.Get(api + "embeddings", [this](const auto&, auto& res) {

@@ -3,7 +3,7 @@ the same recipe; the same seed gives the CLI's image; img2img with a mask; progr
 interrupt stops a job; switching models), each bad input answered with its status code, HTTP Basic auth, the
 timeout, and SIGTERM answering queued jobs and exiting 0.
 
-usage: api_test.py PIGMENT TMPDIR LORA_FILE -- MODEL_ARGS..."""
+usage: api_test.py PIGMENT TMPDIR GOLDEN_DIR -- MODEL_ARGS..."""
 import base64
 import json
 import os
@@ -16,7 +16,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from client import Checks, Server, b64, png_pixels, png_text, solid_png  # noqa: E402
 
-pigment, tmp, lora = sys.argv[1], sys.argv[2], sys.argv[3]
+pigment, tmp, golden = sys.argv[1], sys.argv[2], sys.argv[3]
+lora = golden + "/lora/kohya/lora_kohya.safetensors"
 model_args = sys.argv[sys.argv.index("--") + 1:]
 model = model_args[model_args.index("-m") + 1]
 model_flags = [a for i, a in enumerate(model_args) if a != "-m" and (i == 0 or model_args[i - 1] != "-m")]
@@ -32,7 +33,8 @@ os.makedirs(tmp + "/web")
 with open(tmp + "/web/index.html", "w") as f:
     f.write("<!doctype html><title>pigment</title>")
 s = Server(pigment, model_args + ["--lora-dir", tmp + "/loras", "--model-dir", tmp + "/models", "--max-steps", "40",
-                                  "--max-pixels", str(256 * 256), "--max-body-mb", "1", "--control-net-dir",
+                                  "--max-pixels", str(256 * 256), "--max-body-mb", "1", "--embedding-dir", golden + "/ti/embeddings",
+                                  "--hypernetwork-dir", golden + "/hypernetwork/a1111", "--control-net-dir",
                                   tmp + "/cn", "--web-dir", tmp + "/web"], tmp + "/server.log")
 
 # --- listings -----------------------------------------------------------------------------------------------------
@@ -54,9 +56,10 @@ c.check("the loaded model's title carries its hash", st == 200 and opts["sd_mode
 st, loras = s.get("/sdapi/v1/loras")
 c.check("loras lists --lora-dir", st == 200 and [x["name"] for x in loras] == ["tiny"], loras)
 st, emb = s.get("/sdapi/v1/embeddings")
-c.check("embeddings answers loaded/skipped", st == 200 and emb == {"loaded": {}, "skipped": {}}, emb)
+c.check("embeddings lists --embedding-dir", st == 200 and {"my-concept", "other-style"} <= set(emb["loaded"]) and
+        emb["loaded"]["my-concept"]["vectors"] >= 1, emb)
 st, hn = s.get("/sdapi/v1/hypernetworks")
-c.check("hypernetworks", st == 200 and hn == [])
+c.check("hypernetworks lists --hypernetwork-dir", st == 200 and [x["name"] for x in hn] == ["tiny_hypernet"], hn)
 st, mem = s.get("/sdapi/v1/memory")
 c.check("memory reports the process's RAM", st == 200 and mem["ram"]["used"] > 0 and mem["ram"]["total"] > 0, mem)
 st, flags = s.get("/sdapi/v1/cmd-flags")
@@ -127,6 +130,12 @@ c.check("  ... and the infotext has its hash", ok and "Lora hashes" in json.load
 st, r = s.post("/sdapi/v1/txt2img", base)
 c.check("  ... the next request without it is the plain image again",
         st == 200 and png_pixels(base64.b64decode(r["images"][0])) == png_pixels(base64.b64decode(plain["images"][0])))
+st, r = s.post("/sdapi/v1/txt2img", dict(base, prompt="a cat <hypernet:tiny_hypernet:0.8>"))
+c.check("<hypernet:...> in an API prompt changes the image", st == 200 and
+        png_pixels(base64.b64decode(r["images"][0])) != png_pixels(base64.b64decode(plain["images"][0])), r)
+st, r = s.post("/sdapi/v1/txt2img", dict(base, prompt="a photo of my-concept"))
+c.check("an embedding by name in an API prompt (TI hashes in the infotext)", st == 200 and
+        "TI hashes" in json.loads(r["info"])["infotexts"][0], r)
 st, r = s.post("/sdapi/v1/txt2img", dict(base, prompt="a cat <lora:nosuch:1>"))
 c.check("an unknown LoRA is 422", st == 422 and "nosuch" in json.dumps(r), r)
 
@@ -244,6 +253,12 @@ st2, opts = s.get("/sdapi/v1/options")
 c.check("override_settings.sd_model_checkpoint applies to the request and is restored", st == 200 and
         json.loads(r["info"])["sd_model_name"] == "sd1_single_file" and
         opts["sd_model_checkpoint"].startswith("other"), (r if st != 200 else "", opts))
+rss0 = s.rss_kb()
+for name in ("sd1_single_file", "other") * 3:
+    s.post("/sdapi/v1/options", {"sd_model_checkpoint": name})
+rss1 = s.rss_kb()
+print("model switching: RSS %.1f MiB before 6 switches, %.1f MiB after" % (rss0 / 1024, rss1 / 1024))
+c.check("  ... switching 6 times does not grow memory (< 16 MiB)", rss1 - rss0 < 16 * 1024, (rss0, rss1))
 st, r = s.post("/sdapi/v1/options", {"sd_model_checkpoint": "nosuch"})
 c.check("an unknown model is 422", st == 422 and r["detail"][0]["loc"] == ["body", "sd_model_checkpoint"], r)
 s.post("/sdapi/v1/options", {"sd_model_checkpoint": "sd1_single_file"})
