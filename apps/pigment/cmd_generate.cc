@@ -18,6 +18,7 @@
 #include "imaging/resize.h"
 #include "io/image.h"
 #include "models/model_family.h"
+#include "pipelines/generation_request.h"
 #include "pipelines/infotext.h"
 #include "pipelines/stable_diffusion.h"
 #include "sampling/sampler_names.h"
@@ -116,110 +117,35 @@ void setup(CLI::App& c, bool model_required) {
   add_a1111_options(c);
 }
 
-// "FILE:WEIGHT" → (FILE, WEIGHT); a suffix that is no number belongs to the path.
-std::pair<std::string, float> file_and_weight(const std::string& arg) {
-  size_t colon = arg.rfind(':');
-  if (colon != std::string::npos && colon + 1 < arg.size()) {
-    try {
-      size_t used = 0;
-      float w = std::stof(arg.substr(colon + 1), &used);
-      if (used == arg.size() - colon - 1) return {arg.substr(0, colon), w};
-    } catch (const std::exception&) {
-    }
-  }
-  return {arg, 1.f};
-}
-
-// NAME.{safetensors,pt,ckpt} in `dir`, or a one-line error naming the tag and the folder.
-std::string find_named_file(const std::string& dir, const std::string& name, const char* flag, const std::string& tag) {
-  PIG_CHECK(!dir.empty(), tag, ": no ", flag, " given to look for '", name, "' in");
-  for (const char* ext : {".safetensors", ".pt", ".ckpt", ".bin"}) {
-    fs::path p = fs::path(dir) / (name + ext);
-    if (fs::is_regular_file(p)) return p.string();
-  }
-  fail(tag, ": no file named '", name, "' (.safetensors/.pt/.ckpt) in ", flag, " ", dir);
-}
-
-// Everything the adapter flags and prompt tags ask for, loaded before any sampling.
-struct Adapters {
-  std::vector<LoraChoice> loras;
-  std::vector<Embedding> embeddings;
-  std::vector<HypernetworkUse> hypernetworks;
-  std::vector<std::string> lora_hashes, ti_hashes;
-};
-
-// A1111's "NAME: hash12" item of Lora hashes / TI hashes: ':' and ',' are dropped from the name.
-std::string hash_item(std::string name, const std::string& hash) {
-  std::erase_if(name, [](char c) { return c == ':' || c == ','; });
-  return name + ": " + hash.substr(0, 12);
-}
-
-Adapters load_adapters(const ExtraNetworkPrompt& tags) {
-  Adapters a;
-  for (const auto& arg : o.loras) {
-    auto [file, weight] = file_and_weight(arg);
-    PIG_CHECK(fs::exists(file), "--lora: file not found: ", file);
-    a.loras.emplace_back(LoraFile::load(file), weight);
-    a.lora_hashes.push_back(hash_item(fs::path(file).stem().string(), lora_file_hash(file)));
-  }
-  for (const auto& t : tags.tags) {
-    if (t.kind == "lora" || t.kind == "lyco") {
-      std::string file = find_named_file(o.lora_dir, t.name, "--lora-dir", t.tag);
-      if (t.dyn_dim != 0)
-        std::fprintf(stderr, "warning: %s: dyn=%d (rank limit) is ignored; the whole LoRA is applied\n", t.tag.c_str(),
-                     t.dyn_dim);
-      a.loras.emplace_back(LoraFile::load(file), float(t.te_weight), float(t.unet_weight));
-      a.lora_hashes.push_back(hash_item(t.name, lora_file_hash(file)));
-    } else if (t.kind == "hypernet") {
-      std::string file = find_named_file(o.hypernetwork_dir, t.name, "--hypernetwork-dir", t.tag);
-      a.hypernetworks.push_back({std::make_shared<const Hypernetwork>(Hypernetwork::load(file, t.name)),
-                                 float(t.te_weight)});
-    } else {
-      std::fprintf(stderr, "warning: %s: unknown extra network kind '%s', ignored\n", t.tag.c_str(), t.kind.c_str());
-    }
-  }
-  if (!o.embedding_dir.empty()) {
-    // Only the embeddings a prompt names are read, so an unrelated broken file does not stop a generation.
-    for (const auto& file : list_embedding_files(o.embedding_dir)) {
-      std::string name = fs::path(file).stem().string();
-      if (o.prompt.find(name) == std::string::npos && o.negative.find(name) == std::string::npos) continue;
-      a.embeddings.push_back(load_embedding(file));
-      a.ti_hashes.push_back(hash_item(name, sha256_file(file)));
-    }
-  }
-  return a;
-}
-
 // Fills options from a PNG's infotext, except those given on the command line.
 void apply_png(const std::string& path) {
   auto text = read_png_text(path);
   auto it = text.find("parameters");
   PIG_CHECK(it != text.end(), path, ": the PNG has no 'parameters' text chunk");
   Infotext info = parse_infotext(it->second);
-  if (!given("--prompt")) o.prompt = info.prompt;
-  if (!given("--negative-prompt")) o.negative = info.negative_prompt;
-  // Strict: "Steps: 3abc" or "Seed: abc" is one error line naming the field and the value (infotext.h).
-  auto integer = [&](const char* key, auto& dst, const char* flag) {
-    if (auto v = infotext_integer(info, key, path); v && !given(flag))
-      dst = static_cast<std::remove_reference_t<decltype(dst)>>(*v);
+  // The recipe over the current options (pipelines/generation_request.h reads it strictly: "Steps: 3abc" is one
+  // error line naming the field and the value); then every flag given on the command line wins.
+  GenerationRequest g;
+  GenerateRequest& r = g.gen;
+  r.prompt = o.prompt, r.negative_prompt = o.negative, r.steps = o.steps, r.cfg_scale = o.cfg_scale;
+  r.clip_skip = o.clip_skip, r.strength = o.strength, r.guidance_rescale = o.guidance_rescale, g.seed = o.seed;
+  r.sampler = o.sampler, r.schedule = o.schedule, r.rng = o.rng, r.width = o.width, r.height = o.height;
+  apply_infotext(g, info, path);
+  auto take = [&](const char* flag, auto& dst, const auto& v) {
+    if (!given(flag)) dst = v;
   };
-  auto number = [&](const char* key, auto& dst, const char* flag) {
-    if (auto v = infotext_number(info, key, path); v && !given(flag))
-      dst = static_cast<std::remove_reference_t<decltype(dst)>>(*v);
-  };
-  integer("Steps", o.steps, "--steps");
-  number("CFG scale", o.cfg_scale, "--cfg-scale");
-  integer("Clip skip", o.clip_skip, "--clip-skip");
-  number("Denoising strength", o.strength, "--strength");
-  number("CFG Rescale phi", o.guidance_rescale, "--guidance-rescale");
-  integer("Seed", o.seed, "--seed");
-  if (const std::string* v = info.find("Sampler"); v && !given("--sampler")) o.sampler = *v;
-  if (const std::string* v = info.find("Schedule type"); v && !given("--schedule")) o.schedule = *v;
-  if (const std::string* v = info.find("RNG"); !given("--rng")) o.rng = (v && *v == "CPU") ? "cpu" : "cuda";
-  if (auto size = infotext_size(info, "Size", path); size && !given("--width") && !given("--height")) {
-    o.width = size->first;
-    o.height = size->second;
-  }
+  take("--prompt", o.prompt, r.prompt);
+  take("--negative-prompt", o.negative, r.negative_prompt);
+  take("--steps", o.steps, r.steps);
+  take("--cfg-scale", o.cfg_scale, r.cfg_scale);
+  take("--clip-skip", o.clip_skip, r.clip_skip);
+  take("--strength", o.strength, r.strength);
+  take("--guidance-rescale", o.guidance_rescale, r.guidance_rescale);
+  take("--seed", o.seed, g.seed);
+  take("--sampler", o.sampler, r.sampler);
+  take("--schedule", o.schedule, r.schedule);
+  take("--rng", o.rng, r.rng);
+  if (!given("--width") && !given("--height")) o.width = r.width, o.height = r.height;
   apply_a1111_infotext(info, *o.app, path, o.mask_blur);
 }
 
@@ -232,25 +158,6 @@ std::string output_path(int index) {
   if (o.overwrite) return numbered(index);
   for (int n = index;; ++n)
     if (!fs::exists(numbered(n))) return numbered(n);
-}
-
-// The A1111 label of the sampler ("Euler a") and schedule type ("Karras"), for the infotext.
-std::pair<std::string, std::string> a1111_names(const SamplerChoice& c, const std::string& schedule) {
-  std::string label = o.sampler;
-  for (const auto& l : a1111_sampler_labels())
-    if (l.choice.scheduler == c.scheduler && l.choice.schedule.empty()) {
-      label = l.label;
-      break;
-    }
-  std::string sched = schedule.empty() ? c.schedule : schedule;
-  if (!sched.empty()) {
-    for (const auto& s : schedule_labels())
-      if (resolve_schedule(s) == sched) {
-        sched = s;
-        break;
-      }
-  }
-  return {label, sched};
 }
 
 // The picture size a self-describing model (model_family.h) was made for: its VAE's sample_size; 0 for other models.
@@ -274,8 +181,8 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
   PIG_CHECK(o.batch_count >= 1 && o.batch_count <= 1000, "--batch-count must be between 1 and 1000");
   PIG_CHECK(o.threads >= 0, "--threads must be 0 (all cores) or positive");
   PIG_CHECK(o.mask.empty() || !o.init_img.empty(), "--mask needs --init-img");
-  SamplerChoice choice = resolve_sampler(o.sampler);  // an unknown name fails here, before loading anything
-  std::string schedule = o.schedule.empty() ? "" : resolve_schedule(o.schedule);
+  resolve_sampler(o.sampler);  // an unknown name fails here, before loading anything
+  if (!o.schedule.empty()) resolve_schedule(o.schedule);
   if (o.threads > 0) set_num_threads(o.threads);
   fs::path out_dir = fs::path(o.output).parent_path();
   PIG_CHECK(out_dir.empty() || fs::is_directory(out_dir), "--output: folder ", out_dir.string(), " does not exist");
@@ -316,16 +223,19 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     PIG_CHECK(eq != std::string::npos && eq > 0, "--model-config expects COMPONENT=PATH, got '", mc, "'");
     po.load.config_paths[mc.substr(0, eq)] = mc.substr(eq + 1);
   }
-  ExtraNetworkPrompt tags = extract_extra_networks(o.prompt);
-  r.prompt = tags.prompt;
-  // A1111 activates extra networks from the positive prompt only; tags in the negative prompt are dropped (A1111
-  // would encode their text) with a warning.
-  ExtraNetworkPrompt negative_tags = extract_extra_networks(o.negative);
-  r.negative_prompt = negative_tags.prompt;
-  for (const auto& t : negative_tags.tags)
-    std::fprintf(stderr, "warning: %s in the negative prompt is ignored (extra networks apply from the prompt only)\n",
-                 t.tag.c_str());
-  Adapters adapters = load_adapters(tags);
+  // The request with its prompts as given (tags included): the library loads the adapters they name and writes the
+  // infotext from it (pipelines/generation_request.h).
+  GenerationRequest g;
+  g.gen = r;
+  g.gen.prompt = o.prompt;
+  g.gen.negative_prompt = o.negative;
+  g.lora_files = o.loras;
+  g.lora_apply = o.lora_apply;
+  g.crop_coords_given = a1111_crop_coords_set();
+  Adapters adapters = load_adapters(g, {o.lora_dir, o.embedding_dir, o.hypernetwork_dir});
+  for (const auto& w : adapters.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  r.prompt = adapters.prompt;
+  r.negative_prompt = adapters.negative_prompt;
   if (hooks.leading_control_images) control_options().leading_images = hooks.leading_control_images(o.width, o.height);
   check_control_options();
   StableDiffusion sd = StableDiffusion::load(po);
@@ -345,8 +255,15 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
 
   uint64_t seed = o.seed >= 0 ? uint64_t(o.seed) : (uint64_t(std::random_device{}()) & 0xffffffffu);
   if (o.seed < 0) std::printf("seed: %llu\n", (unsigned long long)seed);
-  auto [sampler_label, schedule_label] = a1111_names(choice, schedule);
-  std::string hash = model_short_hash(o.model);
+  RecipeContext recipe;
+  recipe.model_path = o.model;
+  recipe.model_hash = model_short_hash(o.model);
+  recipe.vae_path = o.vae;
+  recipe.lora_hashes = adapters.lora_hashes;
+  recipe.ti_hashes = adapters.ti_hashes;
+  Infotext control_keys;
+  add_control_infotext(control_keys);
+  recipe.extra = control_keys.params;
   const bool tty = isatty(fileno(stderr));
 
   for (int b = 0; b < o.batch_count; ++b) {
@@ -371,35 +288,7 @@ int run(const CLI::App& app, const GenerateHooks& hooks) {
     GenerateResult res = sd.generate(r, progress);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-    Infotext info;
-    info.prompt = o.prompt;
-    info.negative_prompt = o.negative;
-    info.set("Steps", std::to_string(o.steps));
-    info.set("Sampler", sampler_label);
-    if (!schedule_label.empty()) info.set("Schedule type", schedule_label);
-    info.set("CFG scale", format_number(o.cfg_scale));
-    info.set("Seed", std::to_string(r.seed));
-    info.set("Size", std::to_string(o.width) + "x" + std::to_string(o.height));
-    if (!hash.empty()) info.set("Model hash", hash);
-    info.set("Model", fs::path(o.model).filename().replace_extension().string());
-    if (!o.vae.empty()) info.set("VAE", fs::path(o.vae).filename().string());
-    if (r.init_image) info.set("Denoising strength", format_number(o.strength));
-    else if (r.hires) info.set("Denoising strength", format_number(r.hires->denoising_strength));
-    if (r.mask) info.set("Mask blur", std::to_string(o.mask_blur));
-    if (o.clip_skip > 1) info.set("Clip skip", std::to_string(o.clip_skip));
-    if (o.guidance_rescale > 0) info.set("CFG Rescale phi", format_number(o.guidance_rescale));
-    if (o.rng == "cpu") info.set("RNG", "CPU");
-    // format_infotext quotes the joined list (it holds ':' and ','), as A1111 writes it.
-    auto joined = [](const std::vector<std::string>& v) {
-      std::string s;
-      for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-      return s;
-    };
-    add_a1111_infotext(info, r);
-    if (!adapters.lora_hashes.empty()) info.set("Lora hashes", joined(adapters.lora_hashes));
-    if (!adapters.ti_hashes.empty()) info.set("TI hashes", joined(adapters.ti_hashes));
-    add_control_infotext(info);
-    info.set("Version", "pigment");
+    Infotext info = request_infotext(g, r.seed, recipe);
     std::string path = output_path(b);
     if (o.upscale > 1)  // for viewing small models' pictures; the recipe stays the generation's
       res.image = resize_image(res.image, res.image.width * o.upscale, res.image.height * o.upscale,

@@ -50,12 +50,6 @@ GenerateRequest::MaskedContent masked_content(const std::string& v) {
   fail("--masked-content: expected fill, original, latent noise or latent nothing, got '", v, "'");
 }
 
-const char* masked_content_label(GenerateRequest::MaskedContent m) {
-  using MC = GenerateRequest::MaskedContent;
-  return m == MC::Fill ? "fill" : m == MC::LatentNoise ? "latent noise" : m == MC::LatentNothing ? "latent nothing"
-                                                                                                 : "original";
-}
-
 bool only_masked(const std::string& v) {
   std::string s;
   for (char c : v) s += char(std::tolower(static_cast<unsigned char>(c)));
@@ -226,31 +220,6 @@ void check_a1111_family(Family family) {
             family_name(family));
 }
 
-void add_a1111_infotext(Infotext& info, const GenerateRequest& r) {
-  if (r.hires) {  // in the order A1111 adds them to extra_generation_params
-    const GenerateRequest::HiresFix& hr = *r.hires;
-    if (!hr.sampler.empty() && hr.sampler != r.sampler) info.set("Hires sampler", hr.sampler);
-    if (!hr.prompt.empty() && hr.prompt != r.prompt) info.set("Hires prompt", hr.prompt);
-    if (!hr.negative_prompt.empty() && hr.negative_prompt != r.negative_prompt)
-      info.set("Hires negative prompt", hr.negative_prompt);
-    if (!hr.schedule.empty() && hr.schedule != r.schedule) info.set("Hires schedule type", hr.schedule);
-    if (hr.resize_x == 0 && hr.resize_y == 0) info.set("Hires upscale", format_number(hr.scale));
-    else info.set("Hires resize", std::to_string(hr.resize_x) + "x" + std::to_string(hr.resize_y));
-    if (hr.steps > 0) info.set("Hires steps", std::to_string(hr.steps));
-    info.set("Hires upscaler", hr.upscaler);
-  }
-  if (r.mask) {
-    if (r.inpaint_only_masked) {
-      info.set("Inpaint area", "Only masked");
-      info.set("Masked area padding", std::to_string(r.inpaint_padding));
-    }
-    if (r.masked_content != GenerateRequest::MaskedContent::Original)
-      info.set("Masked content", masked_content_label(r.masked_content));
-  }
-  auto size = [](int w, int h) { return std::to_string(w) + "x" + std::to_string(h); };
-  if (r.original_width > 0) info.set("SDXL original size", size(r.original_width, r.original_height));
-  if (!a.crop_coords.empty()) info.set("SDXL crop coords", size(r.crop_top, r.crop_left));
-  if (r.target_width > 0) info.set("SDXL target size", size(r.target_width, r.target_height));
-}
+bool a1111_crop_coords_set() { return !a.crop_coords.empty(); }
 
 }  // namespace pigment::cli

@@ -16,7 +16,7 @@ void apply_a1111_infotext(const Infotext& info, const CLI::App& app, const std::
 void fill_a1111_request(GenerateRequest& r, const CLI::App& app, double& img2img_strength);
 // After loading: refuses SDXL micro-conditioning flags for other families.
 void check_a1111_family(Family family);
-// The infotext keys A1111 writes for these settings (and pigment's own for the SDXL sizes).
-void add_a1111_infotext(Infotext& info, const GenerateRequest& r);
+// Whether SDXL crop coordinates were given (flag or recipe): the infotext then records them, 0x0 included.
+bool a1111_crop_coords_set();
 
 }  // namespace pigment::cli

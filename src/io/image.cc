@@ -190,10 +190,14 @@ Image read_image(const std::string& path) {
 
 std::map<std::string, std::string> read_png_text(const std::string& path) {
   auto d = read_file(path);
+  return png_text_chunks(d.data(), d.size(), path);
+}
+
+std::map<std::string, std::string> png_text_chunks(const uint8_t* data, size_t size, const std::string& label) {
   std::map<std::string, std::string> text;
   static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-  PIG_CHECK(d.size() >= 8 && std::memcmp(d.data(), png_sig, 8) == 0, path, ": not a PNG file");
-  decode_png(d.data(), d.size(), path, &text);
+  PIG_CHECK(size >= 8 && std::memcmp(data, png_sig, 8) == 0, label, ": not a PNG file");
+  decode_png(data, size, label, &text);
   return text;
 }
 

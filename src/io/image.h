@@ -18,6 +18,8 @@ Image read_image(const std::string& path);
 Image decode_image(const uint8_t* data, size_t size, const std::string& label);
 // Text chunks of a PNG file (tEXt, zTXt and iTXt), keyword → text (UTF-8).
 std::map<std::string, std::string> read_png_text(const std::string& path);
+// The same from PNG bytes in memory (`label` names them in errors).
+std::map<std::string, std::string> png_text_chunks(const uint8_t* data, size_t size, const std::string& label);
 // Writes an 8-bit PNG with the given text chunks (iTXt where the text is not Latin-1, tEXt otherwise).
 // Written to a temporary file and renamed into place: a failure never leaves a partial file.
 void write_png(const std::string& path, const Image& img, const std::map<std::string, std::string>& text = {});

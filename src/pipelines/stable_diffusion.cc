@@ -425,28 +425,16 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
   return run_pass(r, nullptr, 1, 1, true, progress, probe);
 }
 
-GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor* hires_init, int pass, int passes,
-                                         bool decode, const ProgressCallback& progress,
-                                         const PipelineProbe& probe) const {
-  check_request(r);
-  auto see = [&](const std::string& name, const Tensor& t) {
-    if (probe) probe(pass > 1 ? "hires." + name : name, t);
-  };
-  std::unique_ptr<Scheduler> sched = make_sampler(r.sampler, scheduler_config(r), r.schedule);
-  std::unique_ptr<Generator> gen = make_generator(r.rng, r.seed);
-  const float sf = vae_.scaling_factor();
-  const int64_t f = downscale(), h = r.height / f, w = r.width / f, C = latent_channels();
-  const Shape latent_shape{1, C, h, w};
-
+PassSchedule StableDiffusion::pass_schedule(const GenerateRequest& r, const Tensor* hires_init, Scheduler& sched) const {
+  const int64_t f = downscale();
+  const Shape latent_shape{1, latent_channels(), r.height / f, r.width / f};
   // Timesteps: all of them, or the last strength·N for img2img / inpainting below strength 1.
-  sched->set_timesteps(r.steps);
-  std::vector<double> timesteps = sched->timesteps();
+  sched.set_timesteps(r.steps);
+  std::vector<double> timesteps = sched.timesteps();
   double start_t = timesteps.empty() ? 0 : timesteps.front();
-  const bool img2img = r.init_image && !r.mask;
-  const bool inpaint = r.init_image && r.mask;
   const bool strength_max = r.strength >= 1.0;
   if (r.init_image && !strength_max) {
-    schedule::Img2ImgTimesteps ts = schedule::img2img_timesteps(*sched, r.steps, r.strength);
+    schedule::Img2ImgTimesteps ts = schedule::img2img_timesteps(sched, r.steps, r.strength);
     timesteps = ts.timesteps;
     start_t = ts.start_timestep;
   }
@@ -456,34 +444,53 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     PIG_CHECK(hires_init->shape() == latent_shape, "hires latents ", shape_str(hires_init->shape()),
               " do not match the second pass's size");
     const int total = int(r.steps / std::min(r.strength, 0.999));
-    sched->set_timesteps(total);
-    const std::vector<double>& all = sched->timesteps();
-    const size_t from = std::min(all.size(), size_t(total - r.steps) * size_t(sched->order()));
+    sched.set_timesteps(total);
+    const std::vector<double>& all = sched.timesteps();
+    const size_t from = std::min(all.size(), size_t(total - r.steps) * size_t(sched.order()));
     timesteps.assign(all.begin() + int64_t(from), all.end());
     start_t = timesteps.empty() ? 0 : timesteps.front();
   }
 
-  // Initial latents, drawing from the generator in diffusers' order.
-  Tensor latents, noise, image_latents, mask_latents, masked_image_latents;
+  return {timesteps, start_t};
+}
+
+PassLatents StableDiffusion::initial_latents(const GenerateRequest& r, const Tensor* hires_init, const PassSchedule& plan,
+                                             Scheduler& sched, Generator& gen,
+                                             const std::function<void(const std::string&, const Tensor&)>& see) const {
+  const float sf = vae_.scaling_factor();
+  const int64_t f = downscale(), h = r.height / f, w = r.width / f, C = latent_channels();
+  const Shape latent_shape{1, C, h, w};
+  const std::vector<double>& timesteps = plan.timesteps;
+  const double start_t = plan.start_t;
+  const bool img2img = r.init_image && !r.mask;
+  const bool inpaint = r.init_image && r.mask;
+  const bool strength_max = r.strength >= 1.0;
   const bool unet_inpaint = unet_->config().in_channels == 2 * C + 1;
+  // Initial latents, drawing from the generator in diffusers' order.
+  PassLatents out;
+  Tensor& latents = out.latents;
+  Tensor& noise = out.noise;
+  Tensor& image_latents = out.image_latents;
+  Tensor& mask_latents = out.mask_latents;
+  Tensor& masked_image_latents = out.masked_image_latents;
   if (hires_init) {
     // sample_hr_pass: a new ImageRNG on the same seed at the larger latent shape; its first draw is the noise.
-    noise = gen->randn(latent_shape);
+    noise = gen.randn(latent_shape);
     see("noise", noise);
-    latents = timesteps.empty() ? *hires_init : sched->add_noise(*hires_init, noise, start_t);
+    latents = timesteps.empty() ? *hires_init : sched.add_noise(*hires_init, noise, start_t);
   } else if (img2img) {
     if (r.resize_mode == ResizeMode::LatentUpscale) {
       // A1111's "Just resize (latent upscale)": the init image encoded at its own size, the latent resized.
-      image_latents = ops::scale(sample_latents(vae_.encode(image_to_tensor(to_rgb(*r.init_image))), *gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image_to_tensor(to_rgb(*r.init_image))), gen), sf);
       image_latents = interpolate(image_latents, h, w, "bilinear", false);
     } else {
       Tensor image = image_to_tensor(resize_a1111(to_rgb(*r.init_image), r.resize_mode, r.width, r.height));
-      image_latents = ops::scale(sample_latents(vae_.encode(image), *gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image), gen), sf);
     }
     see("init_latents", image_latents);
-    noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
+    noise = r.latents.defined() ? r.latents : gen.randn(latent_shape);
     see("noise", noise);
-    latents = timesteps.empty() ? image_latents : sched->add_noise(image_latents, noise, start_t);
+    latents = timesteps.empty() ? image_latents : sched.add_noise(image_latents, noise, start_t);
   } else if (inpaint) {
     Image init_rgb = resize_a1111(to_rgb(*r.init_image), r.resize_mode, r.width, r.height);
     const Image mask_img = resized_mask(*r.mask, r.width, r.height, r.mask_blur, r.resize_mode);
@@ -494,7 +501,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     if (r.masked_content != MC::Original) init_rgb = fill_masked_area(init_rgb, mask_img);
     Tensor image = image_to_tensor(init_rgb);
     if (!unet_inpaint || (!r.latents.defined() && !strength_max)) {
-      image_latents = ops::scale(sample_latents(vae_.encode(image), *gen), sf);
+      image_latents = ops::scale(sample_latents(vae_.encode(image), gen), sf);
       if (r.masked_content == MC::LatentNoise || r.masked_content == MC::LatentNothing) {
         // A1111: init_latent·(1 − m) + m·(noise from the seed, or nothing), m the latent mask.
         Tensor inv = ops::sub(Tensor::full(mask_latents.shape(), 1.f), mask_latents);
@@ -507,24 +514,55 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
     }
     if (r.latents.defined()) {
       noise = r.latents;
-      latents = ops::scale(noise, float(sched->init_noise_sigma()));
+      latents = ops::scale(noise, float(sched.init_noise_sigma()));
     } else {
-      noise = gen->randn(latent_shape);
-      latents = strength_max       ? ops::scale(noise, float(sched->init_noise_sigma()))
+      noise = gen.randn(latent_shape);
+      latents = strength_max       ? ops::scale(noise, float(sched.init_noise_sigma()))
                 : timesteps.empty() ? image_latents  // strength · steps < 1: nothing to denoise
-                                    : sched->add_noise(image_latents, noise, start_t);
+                                    : sched.add_noise(image_latents, noise, start_t);
     }
     // masked_image = image · (mask < 0.5): the part to keep, with the repainted area at 0 (grey).
     Tensor keep = Tensor::empty(mask.shape());
     for (int64_t i = 0; i < mask.numel(); ++i) keep.f32()[i] = mask.f32()[i] < 0.5f ? 1.f : 0.f;
     if (unet_inpaint) {
-      masked_image_latents = ops::scale(sample_latents(vae_.encode(ops::mul(image, keep)), *gen), sf);
+      masked_image_latents = ops::scale(sample_latents(vae_.encode(ops::mul(image, keep)), gen), sf);
       see("masked_image_latents", masked_image_latents);
     }
   } else {
-    noise = r.latents.defined() ? r.latents : gen->randn(latent_shape);
-    latents = ops::scale(noise, float(sched->init_noise_sigma()));
+    noise = r.latents.defined() ? r.latents : gen.randn(latent_shape);
+    latents = ops::scale(noise, float(sched.init_noise_sigma()));
   }
+
+  return out;
+}
+
+Tensor StableDiffusion::decode_pixels(const Tensor& latents) const {
+  memory_phase_boundary();  // nor the UNet's while decoding
+  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / vae_.scaling_factor()), decode_tiling(low_memory_));
+  Tensor pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
+  decoded = Tensor();
+  memory_phase_boundary();  // a long-lived process (the server, batches) gets the decoder's work memory back
+  return pixels;
+}
+
+GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor* hires_init, int pass, int passes,
+                                         bool decode, const ProgressCallback& progress,
+                                         const PipelineProbe& probe) const {
+  check_request(r);
+  auto see = [&](const std::string& name, const Tensor& t) {
+    if (probe) probe(pass > 1 ? "hires." + name : name, t);
+  };
+  std::unique_ptr<Scheduler> sched = make_sampler(r.sampler, scheduler_config(r), r.schedule);
+  std::unique_ptr<Generator> gen = make_generator(r.rng, r.seed);
+  const int64_t C = latent_channels();
+
+  const PassSchedule plan = pass_schedule(r, hires_init, *sched);
+  const std::vector<double>& timesteps = plan.timesteps;
+  const bool inpaint = r.init_image && r.mask;
+  const bool unet_inpaint = unet_->config().in_channels == 2 * C + 1;
+  PassLatents init = initial_latents(r, hires_init, plan, *sched, *gen, see);
+  Tensor latents = init.latents, noise = init.noise, image_latents = init.image_latents,
+         mask_latents = init.mask_latents, masked_image_latents = init.masked_image_latents;
 
   // Text conditioning per step: AND parts and prompt editing from the prompt, each distinct text encoded once.
   const int total = std::max(1, int(timesteps.size()));
@@ -683,14 +721,12 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   GenerateResult out;
   out.latents = latents;
   if (!decode) return out;
-  memory_phase_boundary();  // nor the UNet's while decoding
-  Tensor decoded = vae_.decode(ops::scale(latents, 1.f / sf), decode_tiling(low_memory_));
-  out.pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
+  out.pixels = decode_pixels(latents);
   out.image = tensor_to_image(out.pixels);
-  decoded = Tensor();
-  memory_phase_boundary();  // a long-lived process (the server, batches) gets the decoder's work memory back
   return out;
 }
+
+Image StableDiffusion::decode_latents(const Tensor& latents) const { return tensor_to_image(decode_pixels(latents)); }
 
 GenerateResult StableDiffusion::generate_hires(const GenerateRequest& r, const ProgressCallback& progress,
                                                const PipelineProbe& probe) const {

@@ -139,6 +139,18 @@ struct PipelineOptions {
   bool low_memory = false;
 };
 
+class Generator;
+
+// One sampling pass's timesteps, and the timestep its starting latents are noised to.
+struct PassSchedule {
+  std::vector<double> timesteps;
+  double start_t = 0;
+};
+// A pass's starting latents per mode, and what inpainting keeps for the loop.
+struct PassLatents {
+  Tensor latents, noise, image_latents, mask_latents, masked_image_latents;
+};
+
 class StableDiffusion {
  public:
   static StableDiffusion load(const PipelineOptions& options);
@@ -151,6 +163,9 @@ class StableDiffusion {
   PromptEmbeds encode_prompt(const std::string& prompt, const GenerateRequest& r) const;
   GenerateResult generate(const GenerateRequest& r, const ProgressCallback& progress = {},
                           const PipelineProbe& probe = {}) const;
+
+  // Latents [1, C, h, w] as they stand during sampling → the picture (for live previews and interrupted runs).
+  Image decode_latents(const Tensor& latents) const;
 
   // Replaces the active LoRAs (empty: none); resolves each against this model's components. Returns the LoRA
   // modules that matched no layer ("file: component:key"), for the caller to report.
@@ -182,6 +197,13 @@ class StableDiffusion {
   // schedule has int(steps / min(strength, 0.999)) steps and its last `steps` run, from noise of a fresh generator.
   GenerateResult run_pass(const GenerateRequest& r, const Tensor* hires_init, int pass, int passes, bool decode,
                           const ProgressCallback& progress, const PipelineProbe& probe) const;
+  // run_pass's pieces: the schedule (txt2img, img2img / inpainting strength, the hires pass's A1111 counting), the
+  // starting latents of each mode (drawing from `gen` in diffusers' order), and the decoding.
+  PassSchedule pass_schedule(const GenerateRequest& r, const Tensor* hires_init, Scheduler& sched) const;
+  PassLatents initial_latents(const GenerateRequest& r, const Tensor* hires_init, const PassSchedule& plan,
+                              Scheduler& sched, Generator& gen,
+                              const std::function<void(const std::string&, const Tensor&)>& see) const;
+  Tensor decode_pixels(const Tensor& latents) const;
   GenerateResult generate_hires(const GenerateRequest& r, const ProgressCallback& progress,
                                 const PipelineProbe& probe) const;
   GenerateResult generate_only_masked(const GenerateRequest& r, const ProgressCallback& progress,
