@@ -301,6 +301,11 @@ function setBusy(on) {
   setServerStatus(on ? "generating" : "ready");
   clearInterval(polling);
   if (on) {
+    // Bring the progress and the preview into view: the top of the result column on a wide screen (it scrolls on
+    // its own), the result itself below the settings on a narrow one.
+    const out = document.querySelector(".output");
+    if (getComputedStyle(out).position === "sticky") out.scrollTo({ top: 0 });
+    else $("progress-row").scrollIntoView({ block: "start" });
     $("progress-fill").style.width = "0%";
     $("progress-text").textContent = "starting…";
     polling = setInterval(pollProgress, 400);

@@ -1,6 +1,8 @@
 // The inpainting mask: a canvas over the source image, painted with a round brush (mouse, pen or touch through
 // pointer events). Painted pixels are opaque, the rest transparent; the server gets a black-and-white PNG of the
 // same size as the source image (white = regenerate), as A1111's API expects its `mask`.
+const PAINT = [60, 198, 208];  // how the mask is shown over the picture; only its alpha is sent
+
 export class MaskPainter {
   constructor(canvas, sizeInput) {
     this.canvas = canvas;
@@ -39,7 +41,7 @@ export class MaskPainter {
     const c = this.ctx;
     c.save();
     c.globalCompositeOperation = this.erasing ? "destination-out" : "source-over";
-    c.strokeStyle = c.fillStyle = "#fff";
+    c.strokeStyle = c.fillStyle = `rgb(${PAINT.join(",")})`;
     c.lineCap = c.lineJoin = "round";
     c.lineWidth = this.radius() * 2;
     c.beginPath();
@@ -84,7 +86,7 @@ export class MaskPainter {
     let any = false;
     for (let i = 0; i < d.length; i += 4) {
       const a = d[i + 3] > 127 ? 0 : 255;
-      d[i] = d[i + 1] = d[i + 2] = 255;
+      [d[i], d[i + 1], d[i + 2]] = PAINT;
       d[i + 3] = a;
       any = any || a > 0;
     }

@@ -167,6 +167,7 @@ try {
   await page.click("#seed-reuse");
   check("Reuse last seed puts the run's seed back", (await page.inputValue("#seed")) === "4242");
   await page.fill("#batch_size", "1");
+  await page.locator("#networks-panel").evaluate((d) => { d.open = false; });
   await shot(page, "desktop-txt2img");
 
   // ---- dropping the PNG back restores its recipe ----------------------------------------------------------------------
