@@ -35,6 +35,7 @@ fs.mkdirSync(path.join(tmp, "cn"), { recursive: true });
 const model = modelArgs[modelArgs.indexOf("-m") + 1];
 fs.symlinkSync(path.resolve(path.dirname(model), "controlnet"), path.join(tmp, "cn/tiny_canny"));
 fs.mkdirSync(shotDir, { recursive: true });
+for (const f of fs.readdirSync(shotDir)) if (f.endsWith(".png")) fs.unlinkSync(path.join(shotDir, f));
 
 const log = fs.openSync(path.join(tmp, "server.log"), "w");
 const server = spawn(pigment, ["serve", "--listen", "127.0.0.1:0", "--web-dir", webDir, "--lora-dir", path.join(tmp, "loras"),
@@ -79,8 +80,10 @@ async function settle(page) {  // fields filled, then generate
 }
 // What the window shows (sticky parts where a person sees them), after scrolling `to` into view (a selector).
 async function shot(page, name, to) {
+  await page.evaluate(() => document.querySelector(".output").scrollTo(0, 0));
   if (to) await page.locator(to).evaluate((el) => el.scrollIntoView({ block: "start" }));
   else await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(250);  // transitions (the panels' arrows, the progress bar) come to rest
   await page.screenshot({ path: path.join(shotDir, name + ".png") });
 }
 
