@@ -351,6 +351,8 @@ try {
   await kb.keyboard.press("Control+Enter");
   await waitForResults(kb, 2);
   check("Ctrl+Enter in the prompt generates", (await galleryCount(kb)) === 2);
+  await kb.emulateMedia({ colorScheme: "dark" });
+  await shot(kb, "desktop-dark");
   await kb.context().close();
 
   // ---- phone width --------------------------------------------------------------------------------------------------------
