@@ -806,6 +806,46 @@ struct HttpServer::Impl {
       for (const auto& [name, path] : controlnet_models(engine.config().control_net_dir)) out.push_back(name);
       reply(res, 200, json{{"model_list", out}});
     });
+    svr.Get("/controlnet/module_list", [](const auto&, auto& res) {
+      reply(res, 200, json{{"module_list", control_preprocessor_names()}});
+    });
+    // The ControlNet extension's preprocessor preview: each input image through the module at its own size (the
+    // web page's canny preview). A generation fits the image to its size first, then runs the same Canny.
+    svr.Post("/controlnet/detect", [](const httplib::Request& req, auto& res) {
+      guarded(res, [&] {
+        json body = parse_body(req);
+        Fields f{body};
+        const std::string module = f.string("controlnet_module", "none");
+        if (module != "none" && module != "canny")
+          throw field_error("controlnet_module", "'" + module + "' is not supported (none, canny)");
+        if (!f.has("controlnet_input_images") || !body["controlnet_input_images"].is_array() ||
+            body["controlnet_input_images"].empty())
+          throw field_error("controlnet_input_images", "Field required: a list of base64 images", "missing");
+        double low = f.number("controlnet_threshold_a", 100), high = f.number("controlnet_threshold_b", 200);
+        if (low < 0) low = 100;  // the extension sends -1 for "the module's default"
+        if (high < 0) high = 200;
+        if (!(low >= 1 && low <= 255 && high >= 1 && high <= 255 && low <= high))
+          throw field_error("controlnet_threshold_a", "need 1 <= threshold_a <= threshold_b <= 255");
+        json images = json::array();
+        const json& inputs = body["controlnet_input_images"];
+        for (size_t i = 0; i < inputs.size(); ++i) {
+          const std::string field = "controlnet_input_images[" + std::to_string(i) + "]";
+          if (!inputs[i].is_string()) throw field_error("controlnet_input_images", field + " must be a base64 string");
+          Image img = decode_b64_image(inputs[i].get<std::string>(), field);
+          if (img.channels == 4) {  // Canny reads RGB or gray: drop the alpha channel
+            Image rgb{img.width, img.height, 3, {}};
+            rgb.pixels.reserve(size_t(img.width) * img.height * 3);
+            for (size_t p = 0; p < img.pixels.size(); p += 4)
+              rgb.pixels.insert(rgb.pixels.end(), img.pixels.begin() + long(p), img.pixels.begin() + long(p) + 3);
+            img = std::move(rgb);
+          }
+          Image out = module == "canny" ? canny_edges(img, low, high) : img;
+          auto png = encode_png(out);
+          images.push_back(base64_encode(std::string(png.begin(), png.end())));
+        }
+        reply(res, 200, json{{"images", images}, {"info", "Success"}});
+      });
+    });
     if (!cfg.web_dir.empty()) svr.set_mount_point("/", cfg.web_dir);
   }
 };

@@ -69,6 +69,33 @@ c.check("progress when idle", st == 200 and p["progress"] == 0 and p["state"]["j
         p["current_image"] is None, p)
 st, cn = s.get("/controlnet/model_list")
 c.check("controlnet/model_list lists --control-net-dir", st == 200 and cn == {"model_list": ["tiny_canny"]}, cn)
+st, ml = s.get("/controlnet/module_list")
+c.check("controlnet/module_list names none and canny", st == 200 and ml == {"module_list": ["none", "canny"]}, ml)
+# The extension's preprocessor preview (the web page's canny preview): a dark square on white has edges around it.
+square = solid_png(32, 32, lambda x, y: (20, 20, 20) if 8 <= x < 24 and 8 <= y < 24 else (240, 240, 240))
+st, det = s.post("/controlnet/detect", {"controlnet_module": "canny", "controlnet_input_images": [b64(square)]})
+ok = c.check("controlnet/detect canny answers one map", st == 200 and len(det["images"]) == 1, det)
+if ok:
+    w, h, raw = png_pixels(base64.b64decode(det["images"][0]))
+    rows, prev, stride = [], bytearray(3 * w), 3 * w  # PNG's row filters undone (8-bit RGB)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a, b, cc = (line[i - 3] if i >= 3 else 0), prev[i], (prev[i - 3] if i >= 3 else 0)
+            pa, pb, pc = abs(b - cc), abs(a - cc), abs(a + b - 2 * cc)  # Paeth
+            pr = a if pa <= pb and pa <= pc else (b if pb <= pc else cc)
+            line[i] = (line[i] + [0, a, b, (a + b) // 2, pr][f]) & 255
+        rows.append(line)
+        prev = line
+    rgb = [rows[y][3 * x] for y in range(h) for x in range(w)]
+    c.check("  ... black and white, edges on the square's border only", (w, h) == (32, 32) and set(rgb) == {0, 255} and
+            rgb[16 * w + 16] == 0 and rgb[2 * w + 2] == 0 and max(rgb[8 * w + 6: 8 * w + 10]) == 255)
+st, det = s.post("/controlnet/detect", {"controlnet_module": "depth", "controlnet_input_images": [b64(square)]})
+c.check("controlnet/detect: an unknown module is 422", st == 422 and "depth" in json.dumps(det), det)
+st, det = s.post("/controlnet/detect", {"controlnet_module": "canny"})
+c.check("controlnet/detect: no images is 422", st == 422, det)
+st, det = s.post("/controlnet/detect", {"controlnet_module": "canny", "controlnet_input_images": ["bm90IGFuIGltYWdl"]})
+c.check("controlnet/detect: bytes that are no image are 400", st == 400, det)
 st, page = s.get("/")
 c.check("GET / serves --web-dir's index.html", st == 200 and b"<title>pigment</title>" in page, page)
 for r in ("refresh-checkpoints", "refresh-loras"):
