@@ -41,8 +41,17 @@ void wait_quietly(MPI_Request& req) {
   int done = 0;
   for (int spins = 0; !done; ++spins) {
     check_mpi(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
-    if (!done && spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(spins > 20000 ? 2000 : 100));
+    if (!done && spins > 200) std::this_thread::sleep_for(std::chrono::microseconds(spins > 2000 ? 1000 : 50));
   }
+}
+
+// A small all-reduce where ranks may arrive far apart (the first of a step: the others may still be in their
+// backward): non-blocking, waited for quietly, so a waiting rank does not take the CPU from one still working
+// (several ranks on one machine). The gradient buckets that follow use the blocking call: by then all ranks are there.
+void allreduce_quietly(void* data, int count, MPI_Datatype type, MPI_Op op) {
+  MPI_Request req;
+  check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, op, MPI_COMM_WORLD, &req), "MPI_Iallreduce");
+  wait_quietly(req);
 }
 
 uint64_t splitmix(uint64_t z) {
@@ -143,9 +152,7 @@ void average_gradients(std::vector<Param>& params) {
   // Which parameters have a gradient on any rank.
   std::vector<int> has(params.size());
   for (size_t i = 0; i < params.size(); ++i) has[i] = params[i].grad.defined() ? 1 : 0;
-  if (!has.empty())
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, has.data(), int(has.size()), MPI_INT, MPI_MAX, MPI_COMM_WORLD),
-              "MPI_Allreduce");
+  if (!has.empty()) allreduce_quietly(has.data(), int(has.size()), MPI_INT, MPI_MAX);
   std::vector<Param*> todo;
   for (size_t i = 0; i < params.size(); ++i) {
     if (!has[i]) continue;
@@ -193,14 +200,14 @@ void average_gradients(std::vector<Param>& params) {
 
 double mean(double value) {
   if (g_size == 1) return value;
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+  allreduce_quietly(&value, 1, MPI_DOUBLE, MPI_SUM);
   return value / double(g_size);
 }
 
 bool any(bool flag) {
   if (g_size == 1) return flag;
   int v = flag ? 1 : 0;
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  allreduce_quietly(&v, 1, MPI_INT, MPI_MAX);
   return v != 0;
 }
 
