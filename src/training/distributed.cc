@@ -244,20 +244,29 @@ CheckpointSource::CheckpointSource(const fs::path& run_dir) : dir_(run_dir) {
     broadcast_bytes(&len, sizeof len);
     name.resize(len);
     broadcast_bytes(name.data(), len);
-    std::string bytes;
+    // The file in pieces of 64 MiB (an optimizer state of a full fine-tune is many GB).
+    std::ifstream in;
+    std::ofstream out;
+    uint64_t n = 0;
     if (is_root()) {
-      std::ifstream f(src / name, std::ios::binary);
-      bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    }
-    uint64_t n = bytes.size();
-    broadcast_bytes(&n, sizeof n);
-    bytes.resize(n);
-    broadcast_bytes(bytes.data(), n);
-    if (!is_root()) {
+      in.open(src / name, std::ios::binary);
+      PIG_CHECK(in.good(), "--resume: cannot read ", (src / name).string());
+      n = fs::file_size(src / name);
+    } else {
       PIG_CHECK(name.find('/') == std::string::npos, "--resume: bad checkpoint file name from rank 0: ", name);
-      std::ofstream f(dir_ / "checkpoint" / name, std::ios::binary);
-      f.write(bytes.data(), std::streamsize(n));
-      PIG_CHECK(f.good(), "--resume: cannot write ", (dir_ / "checkpoint" / name).string());
+      out.open(dir_ / "checkpoint" / name, std::ios::binary);
+    }
+    broadcast_bytes(&n, sizeof n);
+    std::vector<char> piece(size_t(std::min<uint64_t>(n, uint64_t(64) << 20)));
+    for (uint64_t off = 0; off < n; off += piece.size()) {
+      const uint64_t m = std::min<uint64_t>(piece.size(), n - off);
+      if (is_root()) in.read(piece.data(), std::streamsize(m));
+      broadcast_bytes(piece.data(), m);
+      if (!is_root()) out.write(piece.data(), std::streamsize(m));
+    }
+    if (!is_root()) {
+      out.close();
+      PIG_CHECK(out.good(), "--resume: cannot write ", (dir_ / "checkpoint" / name).string());
     }
   }
 }
