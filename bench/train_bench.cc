@@ -10,7 +10,9 @@
 // Prints per step: seconds, GFLOP counted by the ops (2 per multiply-add of the direct algorithm; Winograd and the
 // backward products count as their direct form), GFLOP/s and its share of the fp32 FMA peak measured by this process
 // at start-up; at the end the median step and the peak RSS.
-//   train_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet] [RANK=16] [--checkpointing]
+//   hypernetwork  an A1111 hypernetwork (layer structure 1, 2, 1, linear, the widths of every attention context:
+//          768, 320, 640, 1280 on SD1) with the AdamW step: a `pigment train --method hypernetwork` step as above
+//   train_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet|hypernetwork] [RANK=16] [--checkpointing]
 // --checkpointing: gradient checkpointing per UNet block (UNetHooks::checkpoint_blocks).
 #include <sys/resource.h>
 
@@ -22,7 +24,10 @@
 #include <string>
 #include <vector>
 
+#include <set>
+
 #include "core/threading.h"
+#include "models/hypernetwork.h"
 #include "fma_peak.h"
 #include "ops/autograd.h"
 #include "ops/ops.h"
@@ -75,15 +80,15 @@ int main(int argc, char** argv) {
   argc = int(args.size());
   argv = args.data();
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet] [RANK=16]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet|hypernetwork] [RANK=16]\n", argv[0]);
     return 2;
   }
   try {
     const int size = argc > 3 ? std::stoi(argv[3]) : 512, steps = argc > 4 ? std::stoi(argv[4]) : 3;
     const std::string mode = argc > 5 ? argv[5] : "lora";
     const int rank = argc > 6 ? std::stoi(argv[6]) : 16;
-    if (mode != "floor" && mode != "lora" && mode != "full" && mode != "controlnet")
-      throw std::runtime_error("mode: floor, lora, full or controlnet");
+    if (mode != "floor" && mode != "lora" && mode != "full" && mode != "controlnet" && mode != "hypernetwork")
+      throw std::runtime_error("mode: floor, lora, full, controlnet or hypernetwork");
     if (size % 8 || size < 64 || steps < 1) throw std::runtime_error("SIZE: a multiple of 8 from 64; STEPS >= 1");
     const bench::FmaPeak peak = bench::measure_fma_peak();
     std::printf("cpu: %s, %d threads, fp32 FMA peak %.0f GFLOP/s (%s)\n", cpu_model_name().c_str(), num_threads(),
@@ -101,6 +106,7 @@ int main(int argc, char** argv) {
     ops::autograd::Tape tape;
     std::unique_ptr<training::LoraNetwork> lora;
     std::unique_ptr<UNet> full_unet;
+    std::shared_ptr<Hypernetwork> hypernet;
     std::shared_ptr<TensorMap> full_weights;
     std::vector<training::Param> params;
     std::unique_ptr<training::Method> controlnet;
@@ -117,6 +123,21 @@ int main(int argc, char** argv) {
       for (const auto& [name, t] : lora->parameters()) params.push_back({name, t, Tensor()});
       extras.hooks = lora->hooks();
       extras.hooks.checkpoint_blocks = checkpointing;
+    } else if (mode == "hypernetwork") {
+      std::set<int64_t> widths;  // every attention context width (to_k inputs), as the training method's default
+      for (const auto& [name, t] : *uc.tensors)
+        if (name.size() > 12 && name.compare(name.size() - 12, 12, ".to_k.weight") == 0) widths.insert(t.dim(1));
+      hypernet = std::make_shared<Hypernetwork>(
+          Hypernetwork::create("bench", {widths.begin(), widths.end()}, HypernetworkStructure{}));
+      auto g = make_generator("cpu", 1);
+      for (auto& [name, t] : hypernet->parameters()) {  // A1111's Normal init: N(0, 0.01) weights, zero biases
+        Tensor w = t;
+        const Tensor z = g->randn(w.shape());
+        const bool bias = name.find(".bias") != std::string::npos;
+        for (int64_t i = 0; i < w.numel(); ++i) w.f32()[i] = bias ? 0.f : 0.01f * z.f32()[i];
+        params.push_back({name, t, Tensor()});
+      }
+      extras.hooks.attention_context = hypernetwork_hook({{hypernet, 1.f}});
     } else if (mode == "full") {
       full_weights = std::make_shared<TensorMap>();
       for (const auto& [name, t] : *uc.tensors) (*full_weights)[name] = t.to(DType::F32);
@@ -162,7 +183,7 @@ int main(int argc, char** argv) {
       tape.backward(pred, loss.dpred);
       for (auto& p : params) p.grad = tape.gradient(p.value);
       tape.clear();
-      if (mode == "lora" || mode == "controlnet") {
+      if (mode == "lora" || mode == "controlnet" || mode == "hypernetwork") {
         adamw.step(params);
         for (auto& p : params) ops::default_weight_cache().forget(p.value);
       }
@@ -176,7 +197,9 @@ int main(int argc, char** argv) {
     }
     std::vector<double> sorted = times;
     std::sort(sorted.begin(), sorted.end());
-    std::printf("median step %.2f s, peak RSS %.2f GB\n", sorted[sorted.size() / 2], peak_rss_gb());
+    const double median = sorted[sorted.size() / 2];
+    std::printf("median step %.2f s (%.3f samples/s at batch 1), peak RSS %.2f GB\n", median, 1.0 / median,
+                peak_rss_gb());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,5 +1,5 @@
-// pigment train --method lora|textual-inversion|full|dreambooth|vae|controlnet -m MODEL --data DIR --output FILE [...]:
-// fine-tunes a model on a
+// pigment train --method lora|textual-inversion|hypernetwork|full|dreambooth|vae|controlnet -m MODEL --data DIR
+// --output FILE [...]: fine-tunes a model on a
 // folder of captioned images (kohya's layout). Flags follow kohya's sd-scripts names where one exists.
 #include <algorithm>
 #include <atomic>
@@ -249,8 +249,10 @@ RegisterCommand reg(
       c.add_flag("--gradient-checkpointing", t.gradient_checkpointing,
                  "recompute each UNet block in the backward instead of keeping its activations (less memory)");
       c.add_option("--output", t.output,
-                   "the result file (.safetensors): a LoRA, an embedding, with --method full|vae a checkpoint in the "
-                   "model family's original single-file layout, with --method controlnet a ControlNet");
+                   "the result file: a LoRA (.safetensors), an embedding (.safetensors, or A1111's .pt when the name "
+                   "ends in .pt), a hypernetwork (A1111's .pt, with its AdamW state in FILE.optim), with --method "
+                   "full|dreambooth|vae a checkpoint in the model family's original single-file layout, with --method "
+                   "controlnet a ControlNet");
       c.add_option("--save-precision", g.save_precision,
                    "--method full|vae|controlnet: dtype of the saved checkpoint: f32, f16 or bf16 (training itself is float32)")
           ->capture_default_str();
@@ -365,6 +367,30 @@ RegisterCommand reg(
           ->capture_default_str();
       c.add_option("--init-word", t.init_word, "textual inversion: the word whose embedding the vectors start from")
           ->capture_default_str();
+      auto& h = t.hypernetwork;
+      c.add_option("--layer-structure", h.layer_structure,
+                   "--method hypernetwork: A1111's layer structure, width multipliers starting and ending with 1")
+          ->capture_default_str();
+      c.add_option("--activation-func", h.activation,
+                   "--method hypernetwork: linear, relu, leakyrelu, elu, swish (torch's Hardswish, as A1111), "
+                   "hardswish, tanh, sigmoid, softsign, mish, silu, gelu")
+          ->capture_default_str();
+      c.add_option("--weight-init", h.weight_init,
+                   "--method hypernetwork: Normal, XavierUniform, XavierNormal, KaimingUniform or KaimingNormal")
+          ->capture_default_str();
+      c.add_flag("--add-layer-norm", h.layer_norm, "--method hypernetwork: a LayerNorm after each linear layer");
+      c.add_flag("--activate-output", h.activate_output,
+                 "--method hypernetwork: the activation after the output layer too");
+      c.add_flag("--use-dropout", h.use_dropout,
+                 "--method hypernetwork: dropout 0.3 after the hidden layers (A1111's default structure)");
+      c.add_flag("--last-layer-dropout", h.last_layer_dropout,
+                 "--method hypernetwork, --use-dropout: dropout after the last hidden layer too");
+      c.add_option("--dropout-structure", h.dropout_structure,
+                   "--method hypernetwork: a probability per layer-structure entry, first and last 0 (e.g. "
+                   "\"0, 0.1, 0\"); implies --use-dropout");
+      c.add_option("--hypernetwork-sizes,--enable-sizes", h.sizes,
+                   "--method hypernetwork: the context widths that get a module pair, e.g. \"768, 320, 640, 1280\" "
+                   "(default: every width the UNet's attention layers see; on SD1 that is A1111's default)");
       c.add_option("--threads", g.threads, "worker threads (default: all cores)");
       c.add_flag("--distributed", g.distributed,
                  "data-parallel over MPI: run as `mpirun -np N pigment train ... --distributed`; each process takes "

@@ -157,6 +157,12 @@ Tensor exp(const Tensor& x) {
   return y;
 }
 
+Tensor pointwise(const Tensor& x, Pointwise f) {
+  Tensor y = plain([&] { return ops::pointwise(x, f); });
+  record(y, {&x}, [xs = saved(x), f](const Tensor& dy, Grads& g) { g[0] = pointwise_backward(dy, xs, f); });
+  return y;
+}
+
 Tensor upsample_nearest2x(const Tensor& x) {
   Tensor y = plain([&] { return ops::upsample_nearest2x(x); });
   record(y, {&x}, [](const Tensor& dy, Grads& g) { g[0] = upsample_nearest2x_backward(dy); });

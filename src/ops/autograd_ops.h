@@ -22,6 +22,7 @@ Tensor geglu(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 Tensor exp(const Tensor& x);
+Tensor pointwise(const Tensor& x, Pointwise f);
 Tensor upsample_nearest2x(const Tensor& x);
 Tensor avg_pool2x(const Tensor& x);
 Tensor concat(const std::vector<Tensor>& xs, int dim);

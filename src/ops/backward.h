@@ -64,6 +64,10 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a);
 Tensor relu_backward(const Tensor& dy, const Tensor& x);
 Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi);
 Tensor exp_backward(const Tensor& dy, const Tensor& y);
+// pointwise: dy ⊙ f'(x) from the forward's input x (PyTorch's conventions at kinks: LeakyReLU and ELU take the
+// negative side's slope at 0 only for x < 0 and x <= 0 respectively, as torch; Hardswish's slope is x/3 + 1/2 on
+// [-3, 3]).
+Tensor pointwise_backward(const Tensor& dy, const Tensor& x, Pointwise f);
 
 // ---- shape and resampling ----
 Tensor upsample_nearest2x_backward(const Tensor& dy);  // [N, C, 2H, 2W] → [N, C, H, W] (sum of each 2x2)
@@ -112,6 +116,7 @@ Tensor activation_backward(const Tensor& dy, const Tensor& x, Activation a);
 Tensor relu_backward(const Tensor& dy, const Tensor& x);
 Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi);
 Tensor exp_backward(const Tensor& dy, const Tensor& y);
+Tensor pointwise_backward(const Tensor& dy, const Tensor& x, Pointwise f);
 Tensor upsample_nearest2x_backward(const Tensor& dy);
 Tensor avg_pool2x_backward(const Tensor& dy);
 Tensor slice_backward(const Tensor& dy, const Shape& x_shape, int dim, int64_t begin);

@@ -96,6 +96,7 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
   return map(x, [lo, hi](float v) { return std::clamp(v, lo, hi); });
 }
 Tensor exp(const Tensor& x) { return map(x, [](float v) { return std::exp(v); }); }
+Tensor pointwise(const Tensor& x, Pointwise f) { return map(x, [f](float v) { return pointwise_value(v, f); }); }
 
 Tensor activation(const Tensor& x, Activation a) {
   switch (a) {
@@ -280,6 +281,25 @@ Tensor exp(const Tensor& x) {
   if (autograd::any_needs_grad({&x})) return recorded::exp(x);
   if (precision() == Precision::Reference) return ref::exp(x);
   return map_chunks("exp", x, [](float v) { return std::exp(v); });
+}
+
+float pointwise_value(float v, Pointwise f) {
+  switch (f) {
+    case Pointwise::LeakyRelu: return v > 0 ? v : 0.01f * v;
+    case Pointwise::Elu: return v > 0 ? v : std::expm1(v);
+    case Pointwise::HardSwish: return v <= -3.f ? 0.f : v >= 3.f ? v : v * (v + 3.f) / 6.f;
+    case Pointwise::Tanh: return std::tanh(v);
+    case Pointwise::Sigmoid: return 1.f / (1.f + std::exp(-v));
+    case Pointwise::Softsign: return v / (1.f + std::fabs(v));
+    case Pointwise::Mish: return v * std::tanh(v > 20.f ? v : std::log1p(std::exp(v)));
+  }
+  return v;
+}
+
+Tensor pointwise(const Tensor& x, Pointwise f) {
+  if (autograd::any_needs_grad({&x})) return recorded::pointwise(x, f);
+  if (precision() == Precision::Reference) return ref::pointwise(x, f);
+  return map_chunks("pointwise", x, [f](float v) { return pointwise_value(v, f); });
 }
 
 Tensor geglu(const Tensor& x) {

@@ -236,6 +236,13 @@ Tensor geglu_backward(const Tensor& dy, const Tensor& x) {
   }
   return dx;
 }
+Tensor pointwise_backward(const Tensor& dy, const Tensor& x, Pointwise f) {
+  check_same_shape("pointwise_backward", dy, x);
+  std::vector<float> g = dy.as_f32().to_vector(), v = x.as_f32().to_vector();
+  for (size_t i = 0; i < g.size(); ++i) g[i] = pointwise_grad(g[i], v[i], f);
+  return Tensor::from_vector(x.shape(), g);
+}
+
 }  // namespace ref
 
 namespace {
@@ -310,6 +317,37 @@ Tensor clamp_backward(const Tensor& dy, const Tensor& x, float lo, float hi) {
 Tensor exp_backward(const Tensor& dy, const Tensor& y) {
   if (precision() == Precision::Reference) return ref::exp_backward(dy, y);
   return masked_backward("exp_backward", dy, y, [](float g, float e) { return g * e; });
+}
+
+float pointwise_grad(float g, float v, Pointwise f) {
+  switch (f) {
+    case Pointwise::LeakyRelu: return v > 0 ? g : g * 0.01f;
+    case Pointwise::Elu: return v > 0 ? g : g * std::exp(v);
+    case Pointwise::HardSwish: return v < -3.f ? 0.f : v <= 3.f ? g * (v / 3.f + 0.5f) : g;
+    case Pointwise::Tanh: {
+      const float t = std::tanh(v);
+      return g * (1.f - t * t);
+    }
+    case Pointwise::Sigmoid: {
+      const float s = 1.f / (1.f + std::exp(-v));
+      return g * s * (1.f - s);
+    }
+    case Pointwise::Softsign: {
+      const float d = 1.f + std::fabs(v);
+      return g / (d * d);
+    }
+    case Pointwise::Mish: {
+      const float t = std::tanh(v > 20.f ? v : std::log1p(std::exp(v)));
+      const float s = 1.f / (1.f + std::exp(-v));
+      return g * (t + v * s * (1.f - t * t));
+    }
+  }
+  return g;
+}
+
+Tensor pointwise_backward(const Tensor& dy, const Tensor& x, Pointwise f) {
+  if (precision() == Precision::Reference) return ref::pointwise_backward(dy, x, f);
+  return masked_backward("pointwise_backward", dy, x, [f](float g, float v) { return pointwise_grad(g, v, f); });
 }
 
 Tensor geglu_backward(const Tensor& dy, const Tensor& x) {

@@ -231,5 +231,65 @@ TEST(MapBackward, SameBitsAtOneAndTwoThreads) {
   EXPECT_TRUE(deterministic([&] { return exp(x); }));
 }
 
+// ---- pointwise: the other torch.nn activations (A1111 hypernetworks) ----
+
+// The forwards in double from PyTorch's definitions.
+double softplus_d(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
+struct PointwiseCase {
+  const char* name;
+  Pointwise f;
+  double (*forward)(double);
+  std::vector<float> kinks;
+};
+const PointwiseCase kPointwise[] = {
+    {"leakyrelu", Pointwise::LeakyRelu, [](double x) { return x > 0 ? x : 0.01 * x; }, {0.f}},
+    {"elu", Pointwise::Elu, [](double x) { return x > 0 ? x : std::expm1(x); }, {0.f}},
+    {"hardswish", Pointwise::HardSwish,
+     [](double x) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; }, {-3.f, 3.f}},
+    {"tanh", Pointwise::Tanh, [](double x) { return std::tanh(x); }, {}},
+    {"sigmoid", Pointwise::Sigmoid, [](double x) { return 1 / (1 + std::exp(-x)); }, {}},
+    {"softsign", Pointwise::Softsign, [](double x) { return x / (1 + std::fabs(x)); }, {0.f}},
+    {"mish", Pointwise::Mish, [](double x) { return x * std::tanh(softplus_d(x)); }, {20.f}},
+};
+
+TEST(PointwiseBackward, ReferenceMatchesFiniteDifferences) {
+  const Tensor r = randn({3, 5, 7}, 50);
+  for (const PointwiseCase& c : kPointwise) {
+    const Tensor x = away_from({3, 5, 7}, 51, c.kinks);
+    EXPECT_TRUE(close(ref::pointwise(x, c.f), from_double(x.shape(), elementwise(c.forward)(to_double(x))), 1e-6f,
+                      1e-6f))
+        << c.name;
+    EXPECT_TRUE(matches_finite_differences(ref::pointwise_backward(r, x, c.f), elementwise(c.forward), x, r)) << c.name;
+  }
+}
+
+TEST(PointwiseBackward, KinksFollowPyTorch) {
+  // torch: leaky_relu passes dy·slope at 0, elu passes dy at 0 (x <= 0 uses e^x = 1), hardswish has slope
+  // x/3 + 1/2 on [-3, 3] (so -1/2 at -3, 3/2 at 3: torch's hardswish_backward), 0 below and 1 above.
+  const Tensor x = Tensor::from_vector({5}, {-3.5f, -3.f, 0.f, 3.f, 3.5f});
+  const Tensor dy = Tensor::full({5}, 2.f);
+  for (auto f : {pointwise_backward, ref::pointwise_backward}) {
+    EXPECT_EQ(f(dy, x, Pointwise::HardSwish).to_vector(), (std::vector<float>{0, -1, 1, 3, 2}));
+    EXPECT_EQ(f(dy, x, Pointwise::LeakyRelu).to_vector(), (std::vector<float>{0.02f, 0.02f, 0.02f, 2, 2}));
+    EXPECT_EQ(f(dy, x, Pointwise::Elu).to_vector()[2], 2.f);
+  }
+  EXPECT_EQ(pointwise(x, Pointwise::HardSwish).to_vector(), (std::vector<float>{0, 0, 0, 3, 3.5f}));
+  // Mish stays finite where exp overflows.
+  const Tensor big = Tensor::from_vector({2}, {100.f, -100.f});
+  EXPECT_EQ(pointwise(big, Pointwise::Mish).to_vector()[0], 100.f);
+  EXPECT_TRUE(std::isfinite(pointwise_backward(Tensor::full({2}, 1.f), big, Pointwise::Mish).to_vector()[1]));
+  EXPECT_THROW(pointwise_backward(dy, Tensor::zeros({4}), Pointwise::Tanh), Error);
+}
+
+TEST(PointwiseBackward, FastGivesTheReferenceBitsAtOneAndTwoThreads) {
+  const Tensor x = wide_inputs(), dy = randn(x.shape(), 52);
+  for (const PointwiseCase& c : kPointwise) {
+    EXPECT_TRUE(same_bits(pointwise(x, c.f), ref::pointwise(x, c.f))) << c.name;
+    EXPECT_TRUE(same_bits(pointwise_backward(dy, x, c.f), ref::pointwise_backward(dy, x, c.f))) << c.name;
+    EXPECT_TRUE(deterministic([&] { return pointwise_backward(dy, x, c.f); })) << c.name;
+    EXPECT_TRUE(deterministic([&] { return pointwise(x, c.f); })) << c.name;
+  }
+}
+
 }  // namespace
 }  // namespace pigment::ops

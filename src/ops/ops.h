@@ -137,6 +137,14 @@ Tensor geglu(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 Tensor exp(const Tensor& x);
+// The other element-wise activations of torch.nn that A1111 hypernetworks offer, as PyTorch defines them:
+// LeakyReLU (slope 0.01), ELU (α 1), Hardswish (x·relu6(x + 3)/6; A1111's "swish"), Tanh, Sigmoid, Softsign
+// (x/(1 + |x|)) and Mish (x·tanh(softplus(x)), softplus linear above 20 as torch's).
+enum class Pointwise { LeakyRelu, Elu, HardSwish, Tanh, Sigmoid, Softsign, Mish };
+Tensor pointwise(const Tensor& x, Pointwise f);
+// One element of pointwise() and of its derivative times g: the scalar definitions every path uses.
+float pointwise_value(float v, Pointwise f);
+float pointwise_grad(float g, float v, Pointwise f);
 
 // ---- shape and resampling ----
 Tensor upsample_nearest2x(const Tensor& x);     // [N, C, H, W] → [N, C, 2H, 2W]

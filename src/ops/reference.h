@@ -28,6 +28,7 @@ Tensor geglu(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 Tensor exp(const Tensor& x);
+Tensor pointwise(const Tensor& x, Pointwise f);
 // The activation named by `a` (Activation::None: a copy).
 Tensor activation(const Tensor& x, Activation a);
 

@@ -301,7 +301,8 @@ void DataLoader::restore(const LoaderState& state) {
   state_ = state;
 }
 
-Tensor DataLoader::load(const DataItem& item, uint64_t rng_seed, bool& ok, Tensor* conditioning) {
+Tensor DataLoader::load(const DataItem& item, uint64_t rng_seed, bool& ok, Tensor* conditioning,
+                        std::array<int64_t, 6>* time_ids) {
   ok = false;
   Image img, map;
   try {
@@ -337,6 +338,8 @@ Tensor DataLoader::load(const DataItem& item, uint64_t rng_seed, bool& ok, Tenso
   const int x0 = options_.random_crop ? int(rng.below(uint64_t(trim_x) + 1)) : trim_x / 2;
   const int y0 = options_.random_crop ? int(rng.below(uint64_t(trim_y) + 1)) : trim_y / 2;
   const bool flip = options_.random_flip && (rng.next() >> 63);
+  // diffusers flips before cropping, so its crop's left edge is counted in the flipped image.
+  if (time_ids) *time_ids = {item.height, item.width, y0, flip ? trim_x - x0 : x0, b.height, b.width};
   auto cut = [&](const Image& src) {
     Image out{b.width, b.height, 3, std::vector<uint8_t>(size_t(b.width) * b.height * 3)};
     for (int y = 0; y < b.height; ++y)
@@ -387,9 +390,11 @@ Batch DataLoader::next() {
       const DataItem& item = dataset_.items()[ids[k]];
       bool ok = false;
       Tensor map;
-      Tensor img = load(item, mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 1}), ok, &map);
+      std::array<int64_t, 6> ids6{};
+      Tensor img = load(item, mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 1}), ok, &map, &ids6);
       if (!ok) continue;
       images.push_back(img);
+      batch.time_ids.push_back(ids6);
       if (map.defined()) maps.push_back(map);
       const auto& alt = item.alternatives;
       batch.captions.push_back(alt.size() > 1 ? alt[mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 2}) % alt.size()]

@@ -6,6 +6,7 @@
 // recursively. A folder named `N_name` (e.g. `10_sks dog`) repeats its images N times per epoch, and `name` is the
 // caption of an image that has no caption file; the nearest such folder above an image applies (none: 1 repeat).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -119,6 +120,9 @@ struct Batch {
   // With control maps: [B, 3, H, W] float32 in [0, 1] (ToTensor, no normalisation, as diffusers' ControlNet
   // script), cropped and flipped as the images; else undefined.
   Tensor conditioning;
+  // SDXL's micro-conditioning of each image, as diffusers' train_text_to_image_sdxl.py: original height and width
+  // (the file's), the crop's top and left in the resized (and flipped) image, the target height and width.
+  std::vector<std::array<int64_t, 6>> time_ids;
   // Each image's position in the global batch (0..B-1 without sharding; an unreadable image leaves a gap), and how
   // many items the global batch has (all ranks' slices together).
   std::vector<int> positions;
@@ -142,7 +146,8 @@ class DataLoader {
 
  private:
   const std::vector<std::vector<int>>& epoch_order(int64_t epoch);
-  Tensor load(const DataItem& item, uint64_t rng_seed, bool& ok, Tensor* conditioning);
+  Tensor load(const DataItem& item, uint64_t rng_seed, bool& ok, Tensor* conditioning,
+             std::array<int64_t, 6>* time_ids);
   const Dataset& dataset_;
   LoaderOptions options_;
   LoaderState state_;

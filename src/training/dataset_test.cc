@@ -201,6 +201,24 @@ TEST(DataLoader, SquareCropAndPixelValues) {
   }
 }
 
+// SDXL's micro-conditioning: the file's size, the crop's top-left in the resized image (counted in the flipped
+// image when flipped, as diffusers flips before cropping) and the target size.
+TEST(DataLoader, SdxlTimeIdsGiveSizesAndCrop) {
+  TempDir dir;
+  write_image(dir.path / "wide.png", 49, 32);
+  DatasetOptions o;
+  o.resolution = 32;
+  o.buckets = false;
+  o.warn = nullptr;
+  Dataset d = Dataset::scan(dir.path.string(), o);
+  DataLoader plain(d, LoaderOptions{});
+  EXPECT_EQ(plain.next().time_ids.at(0), (std::array<int64_t, 6>{32, 49, 0, 8, 32, 32}));
+  DataLoader flips(d, LoaderOptions{.batch_size = 1, .seed = 3, .random_flip = true});
+  std::set<int64_t> lefts;
+  for (int k = 0; k < 30; ++k) lefts.insert(flips.next().time_ids.at(0)[3]);
+  EXPECT_EQ(lefts, (std::set<int64_t>{8, 9}));  // trim 17: left 8, or 17 - 8 in the flipped image
+}
+
 TEST(DataLoader, OneCaptionLineAtRandomPerUse) {
   TempDir dir;
   write_image(dir.path / "apple.png", 32, 32);

@@ -135,7 +135,9 @@ std::vector<std::unique_ptr<Generator>> sample_generators(uint64_t seed, const B
   std::vector<std::unique_ptr<Generator>> gens;
   for (int64_t b = 0; b < B; ++b) {
     const uint64_t pos = batch.positions.empty() ? uint64_t(b) : uint64_t(batch.positions[size_t(b)]);
-    gens.push_back(make_generator("cpu", splitmix(seed ^ splitmix(pos + 1))));
+    // Position 0 draws from the step's own generator: a batch of one draws exactly what the trainer drew before it
+    // had per-sample generators (its draws, in the same order, all came from that one generator).
+    gens.push_back(make_generator("cpu", pos == 0 ? seed : splitmix(seed ^ splitmix(pos + 1))));
   }
   return gens;
 }

@@ -48,7 +48,8 @@ void shard(LoaderOptions& loader);
 // The generator seed of this rank for a draw that is not per sample (LoRA network dropout, a method's own
 // objective): the seed itself on rank 0 (so one process draws as it always has), a mix of it and the rank elsewhere.
 uint64_t rank_seed(uint64_t seed);
-// One generator per sample of `batch`, seeded by (seed, the sample's position in the global batch).
+// One generator per sample of `batch`, seeded by (seed, the sample's position in the global batch); position 0's is
+// seeded by `seed` itself, so a batch of one draws what a single generator of the step draws.
 std::vector<std::unique_ptr<Generator>> sample_generators(uint64_t seed, const Batch& batch);
 // The factor of this rank's loss and gradient that makes the average over ranks the mean over the global batch:
 // size × (this rank's images / the global batch's images); 1 when the batch splits evenly, 0 for an empty share.

@@ -57,6 +57,7 @@ TEST(Distributed, SampleGeneratorsFollowTheGlobalPosition) {
   EXPECT_NE(both[0], both[1]);
   EXPECT_NE(draws(8, batch_of(1, {0}, 2))[0], both[0]);
   EXPECT_TRUE(draws(7, batch_of(0)).empty());
+  EXPECT_EQ(both[0], make_generator("cpu", 7)->randn({5}).to_vector());  // position 0: the step's own generator
   EXPECT_THROW(distributed::sample_generators(7, batch_of(2, {0}, 2)), Error);
 }
 

@@ -151,7 +151,13 @@ namespace {
 class LoraMethod : public Method {
  public:
   LoraMethod(const StableDiffusion& model, const TrainOptions& o)
-      : net_(LoraNetwork::create(*model.base_component("unet").tensors, o.lora, o.seed)) {}
+      : net_(LoraNetwork::create(*model.base_component("unet").tensors, o.lora, o.seed)) {
+    // kohya names SDXL's UNet modules by the SGM checkpoint's keys (lora_unet_input_blocks_4_1_..._to_q), which
+    // A1111, ComfyUI and sd-scripts expect; SD1/SD2 files use the diffusers names.
+    if (model.family() == Family::SDXL)
+      for (const auto& [original, module] : unet_original_module_names(model.base_component("unet").config))
+        file_names_[LoraNetwork::kohya_name(module)] = LoraNetwork::kohya_name(original);
+  }
 
   std::vector<Param> params() override {
     std::vector<Param> p;
@@ -173,7 +179,11 @@ class LoraMethod : public Method {
 
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const override {
     NamedTensors t;
-    for (const auto& [k, v] : net_.kohya_tensors()) t.emplace_back(k, v);
+    for (const auto& [k, v] : net_.kohya_tensors()) {
+      const size_t dot = k.find('.');
+      auto it = file_names_.find(k.substr(0, dot));
+      t.emplace_back(it == file_names_.end() ? k : it->second + k.substr(dot), v);
+    }
     std::map<std::string, std::string> meta = metadata;
     meta["ss_network_module"] = "networks.lora";
     meta["ss_network_dim"] = std::to_string(net_.options().rank);
@@ -192,6 +202,7 @@ class LoraMethod : public Method {
 
  private:
   LoraNetwork net_;
+  std::map<std::string, std::string> file_names_;  // SDXL: kohya module name (diffusers) → the SGM one
 };
 }  // namespace
 

@@ -5,7 +5,8 @@
 namespace pigment::training {
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"lora", "textual-inversion", "full", "dreambooth", "vae", "controlnet"};
+  static const std::vector<std::string> names{"lora", "textual-inversion", "hypernetwork", "full", "dreambooth", "vae",
+                                               "controlnet"};
   return names;
 }
 
@@ -16,6 +17,7 @@ std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusi
   if (name == "vae") return make_vae_method(model, o);
   if (name == "dreambooth") return make_dreambooth_method(model, o);
   if (name == "controlnet") return make_controlnet_method(model, o);
+  if (name == "hypernetwork") return make_hypernetwork_method(model, o);
   std::string known;
   for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
   fail("--method: unknown training method '", name, "' (implemented: ", known, ")");

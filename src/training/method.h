@@ -12,10 +12,10 @@
 
 namespace pigment {
 class StableDiffusion;
+struct GenerateRequest;
 class UNet;
 struct UNetExtras;
 class Generator;
-struct GenerateRequest;
 }
 namespace pigment::ops::autograd {
 class Tape;
@@ -47,7 +47,8 @@ class Method {
   // its residuals from the noisy latents, timesteps, text conditioning and the batch's control maps).
   virtual void add_unet_inputs(UNetExtras& extras, const Tensor& noisy, const std::vector<float>& timesteps,
                                const Tensor& context, const Batch& batch) const {}
-  // Sample image `index`: what the request needs besides the prompt (ControlNet: its control map and unit).
+  // Sample image `index`: what the request needs besides the prompt (ControlNet: its control map and unit;
+  // hypernetworks act per request, not on the model).
   virtual void prepare_sample(GenerateRequest& request, size_t index) const {}
   // Called before each micro-batch's forward with a seed of that micro-batch (random choices inside the forward,
   // such as network dropout, come from it: the same on a recomputation and on a resumed run).
@@ -71,6 +72,9 @@ class Method {
   virtual std::optional<PriorData> prior_data() const { return std::nullopt; }
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
+  // Files that go beside the result, written after save() with the optimizer's final state (a hypernetwork's
+  // A1111 <output>.optim; a textual-inversion .pt's too).
+  virtual void save_extras(const std::string& path, const AdamW& optimizer) const {}
 };
 
 // The methods `pigment train --method` accepts.
@@ -85,5 +89,6 @@ std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const Tra
 std::unique_ptr<Method> make_vae_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_dreambooth_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_controlnet_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_hypernetwork_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

@@ -3,6 +3,7 @@
 // about an ulp (PyTorch's AVX2 kernels fuse some multiply-adds; we do not, to stay identical on every machine).
 #include "training/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace pigment::training {
@@ -107,6 +108,39 @@ StateDict AdamW::state() const {
     out[name + ".step"] = step_tensor(s.step);
   }
   return out;
+}
+
+pickle::Object AdamW::torch_state_dict(const std::vector<std::string>& names) const {
+  using pickle::Object;
+  Object state = Object::dict(), params = Object::list();
+  for (size_t i = 0; i < names.size(); ++i) {
+    params.append(Object::integer(int64_t(i)));
+    auto it = slots_.find(names[i]);
+    if (it == slots_.end()) continue;
+    Object s = Object::dict();
+    s.set("step", Object::tensor(Tensor::full({}, float(it->second.step))));
+    s.set("exp_avg", Object::tensor(it->second.exp_avg.clone()));
+    s.set("exp_avg_sq", Object::tensor(it->second.exp_avg_sq.clone()));
+    state.set(Object::integer(int64_t(i)), std::move(s));
+  }
+  for (const auto& [name, s] : slots_)
+    PIG_CHECK(std::find(names.begin(), names.end(), name) != names.end(), "AdamW state: parameter ", name,
+              " is not in the list to export");
+  Object group = Object::dict();
+  group.set("lr", Object::real(options_.lr));
+  group.set("betas", Object::tuple({Object::real(options_.beta1), Object::real(options_.beta2)}));
+  group.set("eps", Object::real(options_.eps));
+  group.set("weight_decay", Object::real(options_.weight_decay));
+  group.set("amsgrad", Object::boolean(false));
+  group.set("foreach", Object::none());
+  group.set("maximize", Object::boolean(false));
+  group.set("capturable", Object::boolean(false));
+  group.set("differentiable", Object::boolean(false));
+  group.set("params", std::move(params));
+  Object root = Object::dict();
+  root.set("state", std::move(state));
+  root.set("param_groups", Object::list({std::move(group)}));
+  return root;
 }
 
 void AdamW::load_state(const StateDict& state) {

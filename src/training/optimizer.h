@@ -5,8 +5,10 @@
 #include <map>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
+#include "io/pickle_writer.h"
 
 namespace pigment::training {
 
@@ -58,6 +60,12 @@ class AdamW : public Optimizer {
   StateDict state() const override;
   void load_state(const StateDict& state) override;
   const AdamWOptions& options() const { return options_; }
+  // torch.optim.AdamW.state_dict() as torch 1.13 writes it, for .optim files: {'state': {i: {'step': 0-d float
+  // tensor, 'exp_avg', 'exp_avg_sq'}}, 'param_groups': [{'lr', 'betas', 'eps', 'weight_decay', 'amsgrad',
+  // 'foreach', 'maximize', 'capturable', 'differentiable', 'params': [0 … n-1]}]}, index i being the position of
+  // the parameter's name in `names` (the order the parameters were given to the optimizer). Parameters without
+  // state (no step yet) are left out of 'state', as torch does.
+  pickle::Object torch_state_dict(const std::vector<std::string>& names) const;
 
  private:
   struct Slot {

@@ -1,6 +1,10 @@
 #include "training/textual_inversion.h"
 
+#include <filesystem>
+
+#include "io/file_hash.h"
 #include "io/safetensors.h"
+#include "io/torch_save.h"
 #include "models/clip_text.h"
 #include "ops/ops.h"
 #include "pipelines/embedding_set.h"
@@ -10,6 +14,8 @@
 namespace pigment::training {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 class TextualInversionMethod : public Method {
  public:
@@ -33,6 +39,10 @@ class TextualInversionMethod : public Method {
     e.name = token_;
     e.vectors = vectors_;
     set_.add(e, tokenizer_, V, H);
+    if (fs::is_regular_file(o.model.model)) {  // A1111 records the base model's short hash and name
+      sd_checkpoint_ = model_short_hash(o.model.model);
+      sd_checkpoint_name_ = fs::path(o.model.model).stem().string();
+    }
   }
 
   std::vector<Param> params() override { return {{"emb_params", vectors_, Tensor()}}; }
@@ -59,15 +69,32 @@ class TextualInversionMethod : public Method {
     return te_.forward(ids, opt).context;
   }
 
-  // A1111's safetensors embedding: emb_params [n, D], the file stem being the word people type.
+  // A1111's embedding, the file stem being the word people type: a .pt as A1111's trainer writes it
+  // (string_to_token {'*': 265}, string_to_param {'*': [n, D]}, name, step, sd_checkpoint, sd_checkpoint_name),
+  // anything else a .safetensors with emb_params [n, D].
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const override {
+    const fs::path p(path);
+    if (p.extension() == ".pt") {
+      using pickle::Object;
+      auto it = metadata.find("ss_max_train_steps");
+      auto str_or_none = [](const std::string& s) { return s.empty() ? Object::none() : Object::str(s); };
+      Object root = Object::dict();
+      root.set("string_to_token", Object::dict().set("*", Object::integer(265)));
+      root.set("string_to_param", Object::dict().set("*", Object::tensor(vectors_.clone())));
+      root.set("name", Object::str(p.stem().string()));
+      root.set("step", Object::integer(it == metadata.end() ? 0 : std::stoll(it->second)));
+      root.set("sd_checkpoint", str_or_none(sd_checkpoint_));
+      root.set("sd_checkpoint_name", str_or_none(sd_checkpoint_name_));
+      torch_save(path, root, p.stem().string().empty() ? "archive" : p.stem().string());
+      return;
+    }
     std::map<std::string, std::string> meta = metadata;
     meta["name"] = token_;
     write_safetensors(path, {{"emb_params", vectors_}}, meta);
   }
 
  private:
-  std::string token_;
+  std::string token_, sd_checkpoint_, sd_checkpoint_name_;
   ClipTokenizer tokenizer_;
   EmbeddingSet set_;
   ClipTextModel te_;

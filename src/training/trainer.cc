@@ -355,7 +355,6 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
 
   StableDiffusion model = StableDiffusion::load(o.model);
-  PIG_CHECK(model.family() != Family::SDXL, "train: SDXL training is not implemented yet (SD1.x and SD2.x are)");
   std::unique_ptr<Method> method;  // (--distributed: rank 0 first, so files it makes, class images, are there after)
   distributed::root_first([&] { method = make_method(o.method, model, o); });
   std::vector<Param> params = method->params();
@@ -483,6 +482,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
           batch.paths.push_back(cb.paths[i]);
           batch.positions.push_back(int(batch.global_size) + cb.positions[i]);  // after the global batch's own
         }
+        batch.time_ids.insert(batch.time_ids.end(), cb.time_ids.begin(), cb.time_ids.end());
       }
       const int64_t B = batch.images.dim(0);
       auto gen = make_generator("cpu", distributed::rank_seed(step_seed(o.seed, step * N + m)));
@@ -532,8 +532,19 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
       {
         ops::autograd::Recording rec(tape);
         Tensor context = method->encode_captions(captions);
-        if (!context.defined()) context = encode_captions(model, captions).context;
         UNetExtras extras;
+        if (!context.defined()) {
+          PromptEmbeds e = encode_captions(model, captions);
+          context = e.context;
+          if (model.family() == Family::SDXL) extras.text_embeds = e.pooled;
+        }
+        if (model.family() == Family::SDXL) {
+          PIG_CHECK(extras.text_embeds.defined(), "train: --method ", o.method, " gives no SDXL pooled text embedding");
+          PIG_CHECK(int64_t(batch.time_ids.size()) == B, "train: the batch has no SDXL size conditioning");
+          std::vector<float> ids;
+          for (const auto& t6 : batch.time_ids) ids.insert(ids.end(), t6.begin(), t6.end());
+          extras.time_ids = Tensor::from_vector({B, 6}, ids);
+        }
         extras.hooks = hooks;
         method->add_unet_inputs(extras, noisy, std::vector<float>(ts.begin(), ts.end()), context, batch);
         pred = unet.forward(noisy, std::vector<float>(ts.begin(), ts.end()), context, extras);
@@ -623,7 +634,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
   meta["ss_gradient_accumulation_steps"] = std::to_string(N);
   if (distributed::size() > 1) meta["ss_num_processes"] = std::to_string(distributed::size());
-  if (distributed::is_root()) method->save(o.output, meta);
+  if (distributed::is_root()) {
+    method->save(o.output, meta);
+    method->save_extras(o.output, optimizer);
+  }
   distributed::barrier();
   return summary;
 }

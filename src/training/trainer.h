@@ -20,6 +20,7 @@
 #include "models/unet_layers.h"
 #include "pipelines/stable_diffusion.h"
 #include "training/dataset.h"
+#include "training/hypernetwork.h"
 #include "training/lora.h"
 #include "training/method.h"
 #include "training/optimizer.h"
@@ -69,6 +70,7 @@ struct TrainOptions {
   int64_t sample_every = 0;
   std::vector<std::string> sample_prompts;
   LoraOptions lora;
+  HypernetworkOptions hypernetwork;
   // textual inversion: the new word, its vector count and the word its vectors start from
   std::string token_string = "<concept>";
   int num_vectors = 1;

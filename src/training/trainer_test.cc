@@ -404,6 +404,63 @@ TEST(Trainer, LatentsAreCachedOnDiskAndReused) {
   EXPECT_FALSE(fs::exists(fs::path(off.data_dir) / ".pigment-latents"));
 }
 
+// SDXL: both text encoders condition the UNet, with the pooled embedding and the images' size conditioning; the
+// LoRA is saved under kohya's SGM module names and binds to every layer it trained.
+TEST(Trainer, SdxlLoraTrainsAndSavesSgmNames) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  TrainOptions o = lora_options(tmp.path);
+  o.model = tiny_sdxl_model();
+  o.max_steps = 150;
+  o.lora.rank = o.lora.conv_rank = 8;
+  o.lora.alpha = o.lora.conv_alpha = 8;
+  o.min_snr_gamma = 5;
+  std::vector<float> losses;
+  train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
+  double first = 0, last = 0;
+  for (int i = 0; i < 10; ++i) first += losses[size_t(i)], last += losses[losses.size() - 1 - size_t(i)];
+  std::printf("SDXL LoRA: loss first/last 10 steps %.4f / %.4f (%.2fx)\n", first / 10, last / 10, first / last);
+  EXPECT_GT(first / last, 3.0);  // 4.3x measured (AMD EPYC, one thread)
+
+  SafeTensors f = SafeTensors::open(o.output);
+  bool sgm = false, diffusers = false;
+  for (const auto& e : f.entries()) {
+    const std::string& n = e.name;
+    sgm = sgm || n.rfind("lora_unet_input_blocks_", 0) == 0;
+    diffusers = diffusers || n.rfind("lora_unet_down_blocks_", 0) == 0;
+  }
+  EXPECT_TRUE(sgm);
+  EXPECT_FALSE(diffusers);
+  StableDiffusion sd = StableDiffusion::load(tiny_sdxl_model());
+  const Image red = read_image((fs::path(o.data_dir) / "red.png").string());
+  const double before = latent_distance(sd, "a red square", red);
+  EXPECT_TRUE(sd.set_loras({LoraChoice(LoraFile::load(o.output), 1.f)}).empty()) << "every module binds";
+  const double after = latent_distance(sd, "a red square", red);
+  std::printf("SDXL LoRA: latent distance %.4f -> %.4f\n", before, after);
+  EXPECT_LT(after, 0.7 * before);
+}
+
+// Full fine-tuning of the SDXL UNet writes a single-file SGM checkpoint that loads and differs from the base.
+TEST(Trainer, SdxlFullFineTuningSavesALoadableCheckpoint) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  TrainOptions o = lora_options(tmp.path);
+  o.model = tiny_sdxl_model();
+  o.method = "full";
+  o.max_steps = 3;
+  o.learning_rate = 1e-3;
+  o.save_precision = DType::F32;
+  train(o);
+  StableDiffusion tuned = StableDiffusion::load(tiny_sdxl_model(o.output));
+  StableDiffusion base = StableDiffusion::load(tiny_sdxl_model());
+  EXPECT_EQ(tuned.family(), Family::SDXL);
+  const Image red = read_image((fs::path(o.data_dir) / "red.png").string());
+  EXPECT_NE(latent_distance(tuned, "a red square", red), latent_distance(base, "a red square", red));
+  o.train_text_encoder = true;
+  o.output = (tmp.path / "te" / "x.safetensors").string();
+  EXPECT_THROW(train(o), Error);  // SDXL's text encoders do not train yet: refused, not ignored
+}
+
 TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {
   TempDir tmp;
   TrainOptions o = lora_options(tmp.path);

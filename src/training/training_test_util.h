@@ -37,6 +37,19 @@ inline PipelineOptions tiny_model(const std::string& file = "") {
   return po;
 }
 
+// The tiny golden SDXL as a single file (f16), with the golden configs.
+inline PipelineOptions tiny_sdxl_model(const std::string& file = "") {
+  const fs::path m = golden_models();
+  PipelineOptions po;
+  po.model = file.empty() ? (m / "sdxl_single_file_fp16.safetensors").string() : file;
+  po.tokenizer = (shared_dir() / "clip-tokenizer").string();
+  po.load.config_paths = {{"unet", (m / "unet_sdxl").string()},
+                          {"vae", (m / "vae").string()},
+                          {"text_encoder", (m / "clip_sd1").string()},
+                          {"text_encoder_2", (m / "clip_proj").string()}};
+  return po;
+}
+
 // A shape of one colour on white, 64x64: kind 0 a square, 1 a circle.
 inline Image shape_image(int kind, uint8_t r, uint8_t g, uint8_t b) {
   Image img{64, 64, 3, std::vector<uint8_t>(64 * 64 * 3, 255)};
@@ -89,9 +102,12 @@ inline std::vector<std::string> step_and_loss(const fs::path& log) {
   return out;
 }
 
-// Mean squared distance between the final latents of a 64x64 generation of `prompt` and the latents of `image`.
-inline double latent_distance(const StableDiffusion& sd, const std::string& prompt, const Image& image) {
+// Mean squared distance between the final latents of a 64x64 generation of `prompt` (with the hypernetworks, if
+// any) and the latents of `image`.
+inline double latent_distance(const StableDiffusion& sd, const std::string& prompt, const Image& image,
+                              const std::vector<HypernetworkUse>& hypernetworks = {}) {
   GenerateRequest r;
+  r.hypernetworks = hypernetworks;
   r.prompt = prompt;
   r.width = r.height = 64;
   r.steps = 12;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # pigment train --distributed under OpenMPI on the tiny golden SD1 model, one thread per process:
 # - `mpirun -np 2` with batch 1 per rank ends with the weights of one process with batch 2 (same data order, same
-#   per-sample draws), within float32 rounding: every trained float within 2e-5 + 1e-3·|w| of the other run's, while
-#   the same run one step shorter is outside that;
+#   per-sample draws), within float32 rounding as Adam amplifies it (every trained float within 1e-4, a tenth of
+#   one step at lr 1e-3, and the root mean square within 1e-6; see TOL), while the run one step shorter is not;
 # - also when the last batch of an epoch splits unevenly (a rank with no image that step);
 # - --distributed without mpirun is a plain one-process run, bit for bit;
 # - rank 0 alone writes the log (the mean loss of the ranks), the checkpoint and the output;
@@ -31,12 +31,12 @@ BASE=("${TINY_SD1[@]}" --resolution 64 --no-buckets --threads 1 --learning-rate 
       --network-dim 4 --network-alpha 4 --caption-dropout-rate 0.3 --noise-offset 0.05 --min-snr-gamma 5)
 ARGS=("${BASE[@]}" --data "$T/data" --seed 3)
 losses() { cut -d, -f1,2 "$1"; }
-# compare A B ATOL RTOL: prints the largest |a-b| and the largest |a-b| / (ATOL + RTOL·|b|) over every float32
-# tensor of two safetensors files with the same names; exit 0 when that ratio is at most 1, 1 when not, 2 when
-# the files cannot be compared.
+# compare A B MAX RMS: prints the largest |a-b| and the root mean square of a-b over every float32 tensor of two
+# safetensors files with the same names; exit 0 when both are at most MAX and RMS, 1 when not, 2 when the files
+# cannot be compared.
 compare() {
   python3 - "$@" <<'EOF'
-import json, struct, sys
+import json, math, struct, sys
 def load(p):
     b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}
     for k, v in h.items():
@@ -48,16 +48,19 @@ try:
     a, b = load(sys.argv[1]), load(sys.argv[2])
 except OSError as e:
     print(e); sys.exit(2)
-atol, rtol = float(sys.argv[3]), float(sys.argv[4])
 if not a or a.keys() != b.keys(): print("different tensors"); sys.exit(2)
-worst = ratio = 0.0
-for k in a:
-    for x, y in zip(a[k], b[k]):
-        worst = max(worst, abs(x - y)); ratio = max(ratio, abs(x - y) / (atol + rtol * abs(y)))
-print("max |diff| %.3g, max diff / tolerance %.3g" % (worst, ratio))
-sys.exit(0 if ratio <= 1 else 1)
+d = [x - y for k in a for x, y in zip(a[k], b[k])]
+worst, rms = max(abs(x) for x in d), math.sqrt(sum(x * x for x in d) / len(d))
+print("max |diff| %.3g, rms %.3g (%d floats)" % (worst, rms, len(d)))
+sys.exit(0 if worst <= float(sys.argv[3]) and rms <= float(sys.argv[4]) else 1)
 EOF
 }
+# The tolerance: AdamW moves a weight by up to the learning rate (1e-3) per step, and a weight whose gradient is
+# about 0 (Adam's epsilon regime: here LoRA up-weights of the mid block's self-attention k) turns the float32
+# rounding of its gradient, which differs between a batch of 2 and two averaged batches of 1, into up to a few
+# percent of a step. So: every float within 1e-4 (a tenth of one step) and the root mean square within 1e-6;
+# one step less is far outside both.
+TOL=(1e-4 1e-6)
 W=checkpoint/trained.safetensors  # the float32 trained tensors (the output file is float16)
 
 "$P" train "${ARGS[@]}" --train-batch-size 2 --max-train-steps 6 --output "$T/one.safetensors" > "$T/one.out" 2>&1
@@ -69,14 +72,14 @@ check "only rank 0 reports (one summary line, one progress line per step)" \
   '[ "$(grep -c "trained 6 steps" "$T/two.out")" -eq 1 ] && [ "$(grep -c "^step 3/6" "$T/two.out")" -eq 1 ]'
 check "one log with 6 rows" '[ "$(wc -l < "$T/two.safetensors.run/log.csv")" -eq 7 ]'
 echo "1 process, batch 2 vs 2 processes, batch 1 each:"
-compare "$T/one.safetensors.run/$W" "$T/two.safetensors.run/$W" 2e-5 1e-3; rc=$?
-check "2 ranks x batch 1 = 1 process x batch 2: the same weights within 2e-5 + 1e-3|w|" '[ $rc -eq 0 ]'
+compare "$T/one.safetensors.run/$W" "$T/two.safetensors.run/$W" "${TOL[@]}"; rc=$?
+check "2 ranks x batch 1 = 1 process x batch 2: the same weights within the tolerance" '[ $rc -eq 0 ]'
 check "the logged loss (mean over the ranks) is the batch-2 loss to 1e-4 relative" \
   'paste -d, "$T/one.safetensors.run/log.csv" "$T/two.safetensors.run/log.csv" | tail -n +2 |
    awk -F, "{ d = \$2 - \$7; if (d < 0) d = -d; if (d > 1e-4 * \$2) bad = 1 } END { exit bad }"'
 "$P" train "${ARGS[@]}" --train-batch-size 2 --max-train-steps 5 --output "$T/five.safetensors" > /dev/null 2>&1
 echo "1 process, batch 2, one step less:"
-compare "$T/five.safetensors.run/$W" "$T/two.safetensors.run/$W" 2e-5 1e-3; rc=$?
+compare "$T/five.safetensors.run/$W" "$T/two.safetensors.run/$W" "${TOL[@]}"; rc=$?
 check "one optimizer step less is outside that tolerance (the check can fail)" '[ $rc -eq 1 ]'
 
 # An uneven split: 3 images, global batch 2, so every second batch has 1 image and rank 1 none; rank 0's share
@@ -87,7 +90,7 @@ mkdir -p "$T/data3"; cp "$T"/data/{one,two,three}.* "$T/data3/"
 "${MPIRUN[@]}" "$P" train "${BASE[@]}" --data "$T/data3" --seed 3 --train-batch-size 1 --max-train-steps 4 \
   --distributed --output "$T/odd2.safetensors" > /dev/null 2>&1
 echo "3 images, 1 process x batch 2 vs 2 processes x batch 1:"
-compare "$T/odd1.safetensors.run/$W" "$T/odd2.safetensors.run/$W" 2e-5 1e-3; rc=$?
+compare "$T/odd1.safetensors.run/$W" "$T/odd2.safetensors.run/$W" "${TOL[@]}"; rc=$?
 check "uneven last batches: the same weights within the same tolerance" '[ $rc -eq 0 ]'
 
 # --distributed without mpirun: one process (rank 0 of 1), the same run bit for bit as without the flag.
