@@ -10,6 +10,7 @@
 #include "command.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "training/distributed.h"
 #include "training/method.h"
 #include "training/recipe_emoji.h"
 #include "training/trainer.h"
@@ -40,6 +41,7 @@ struct Args {
   int threads = 0;
   bool no_buckets = false;
   bool with_prior = false;
+  bool distributed = false;
   std::string recipe;
   training::EmojiRecipeOptions r;
   std::string config_file;
@@ -114,9 +116,37 @@ int run_recipe() {
   return 0;
 }
 
+int train_one();
+
+// --distributed: one process of `mpirun -np N pigment train ...` (training/distributed.h). Rank 0 reports; an error
+// on any rank ends every rank (MPI_Abort), since the others would wait for it forever.
+int run_distributed() {
+  PIG_CHECK(g.recipe.empty(), "--distributed: not with --recipe (train the stages one by one with --method)");
+  training::distributed::init(nullptr, nullptr);
+  int rc = 0;
+  try {
+    rc = train_one();
+  } catch (const std::exception& e) {
+    if (training::distributed::is_root())
+      std::fprintf(stderr, "error: %s\n", e.what());
+    else
+      std::fprintf(stderr, "error (rank %d): %s\n", training::distributed::rank(), e.what());
+    std::fflush(stderr);
+    training::distributed::abort_others(1);
+    rc = 1;
+  }
+  training::distributed::finalize();
+  return rc;
+}
+
 int run_train() {
   if (!g.config_file.empty()) apply_config_file(*g.app, g.config_file);
   if (g.threads > 0) set_num_threads(g.threads);
+  if (g.distributed) return run_distributed();
+  return train_one();
+}
+
+int train_one() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   if (!g.recipe.empty()) return run_recipe();
@@ -145,7 +175,11 @@ int run_train() {
   o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
   PIG_CHECK(!g.with_prior || !o.dreambooth.class_prompt.empty(), "--with-prior-preservation needs --class-prompt");
   o.stop = &g_stop;
-  training::TrainSummary s = training::train(o, [&](const training::StepReport& r) { print_step(r); });
+  const bool report = training::distributed::is_root();  // --distributed: rank 0 speaks for all
+  training::TrainSummary s = training::train(o, [&](const training::StepReport& r) {
+    if (report) print_step(r);
+  });
+  if (!report) return 0;
   if (s.stopped) {
     std::printf("stopped at step %lld: checkpoint in %s (continue with --resume)\n", (long long)s.last_step,
                 s.run_dir.c_str());
@@ -226,7 +260,7 @@ RegisterCommand reg(
       c.add_option("--output-name", g.output_name, "name of the result, without extension");
       c.add_option("--run-dir", t.run_dir, "checkpoints and log.csv (default: OUTPUT.run)");
       c.add_flag("--resume", t.resume, "continue from the checkpoint in the run folder");
-      c.add_option("--train-batch-size", t.batch_size, "images per step")->capture_default_str();
+      c.add_option("--train-batch-size", t.batch_size, "images per step (per process with --distributed)")->capture_default_str();
       c.add_option("--max-train-steps", t.max_steps, "optimizer steps")->capture_default_str();
       c.add_option("--gradient-accumulation-steps", t.gradient_accumulation_steps,
                    "micro-batches per optimizer step (an effective batch of N x --train-batch-size)")
@@ -358,6 +392,10 @@ RegisterCommand reg(
                    "--method hypernetwork: the context widths that get a module pair, e.g. \"768, 320, 640, 1280\" "
                    "(default: every width the UNet's attention layers see; on SD1 that is A1111's default)");
       c.add_option("--threads", g.threads, "worker threads (default: all cores)");
+      c.add_flag("--distributed", g.distributed,
+                 "data-parallel over MPI: run as `mpirun -np N pigment train ... --distributed`; each process takes "
+                 "--train-batch-size images of every global batch of N x that size, gradients are averaged, rank 0 "
+                 "writes the log, checkpoints, samples and the output (see README: several hosts)");
     },
     run_train);
 

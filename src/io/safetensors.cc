@@ -1,10 +1,13 @@
 #include "io/safetensors.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string>
 
 #include "core/error.h"
 
@@ -138,7 +141,9 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8) h.push_back(' ');
-  std::string tmp = path + ".tmp";
+  // The temporary name carries the process id: two processes writing the same file (ranks of a --distributed run
+  // filling one latent cache) never write into each other's temporary.
+  std::string tmp = path + ".tmp" + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   PIG_CHECK(f, path, ": cannot write: ", std::strerror(errno));
   uint8_t len[8];

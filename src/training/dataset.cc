@@ -381,7 +381,12 @@ Batch DataLoader::next() {
     Batch batch;
     batch.epoch = epoch;
     batch.index = index;
-    for (size_t k = 0; k < ids.size(); ++k) {
+    batch.global_size = int64_t(ids.size());
+    const int shards = std::max(1, options_.shard_count);
+    const size_t per = size_t(std::max(1, options_.batch_size / shards));
+    const size_t first = shards == 1 ? 0 : std::min(ids.size(), per * size_t(options_.shard_rank));
+    const size_t end = shards == 1 ? ids.size() : std::min(ids.size(), first + per);
+    for (size_t k = first; k < end; ++k) {
       const DataItem& item = dataset_.items()[ids[k]];
       bool ok = false;
       Tensor map;
@@ -395,7 +400,9 @@ Batch DataLoader::next() {
       batch.captions.push_back(alt.size() > 1 ? alt[mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 2}) % alt.size()]
                                               : item.caption);
       batch.paths.push_back(item.path);
+      batch.positions.push_back(int(k));
     }
+    if (images.empty() && shards > 1) return batch;
     if (images.empty()) continue;
     const Shape& s = images[0].shape();
     batch.images = Tensor::empty({int64_t(images.size()), s[0], s[1], s[2]});

@@ -95,6 +95,11 @@ struct LoaderOptions {
   bool random_crop = false;  // off: centre crop
   bool random_flip = false;  // horizontal, with probability 1/2
   ImageFilter filter = ImageFilter::Bilinear;  // diffusers' training scripts resize with PIL bilinear
+  // Data-parallel training (training/distributed.h): batch_size is the global batch, and this loader loads only
+  // shard_rank's slice of it, positions [r·b, (r+1)·b) with b = batch_size / shard_count (a smaller last batch of a
+  // bucket leaves the last ranks less, or nothing). Crops, flips and caption choices follow the global position, so
+  // the union of the slices is the batch one process loads.
+  int shard_rank = 0, shard_count = 1;
 };
 
 // Where the loader is: the next batch is batch `batch` of epoch `epoch`. With the seed and the dataset this
@@ -118,6 +123,10 @@ struct Batch {
   // SDXL's micro-conditioning of each image, as diffusers' train_text_to_image_sdxl.py: original height and width
   // (the file's), the crop's top and left in the resized (and flipped) image, the target height and width.
   std::vector<std::array<int64_t, 6>> time_ids;
+  // Each image's position in the global batch (0..B-1 without sharding; an unreadable image leaves a gap), and how
+  // many items the global batch has (all ranks' slices together).
+  std::vector<int> positions;
+  int64_t global_size = 0;
 };
 
 // Each epoch: every item `repeats` times, grouped by bucket, shuffled within its bucket, cut into batches of
@@ -127,7 +136,8 @@ class DataLoader {
   // Keeps a reference: the dataset must outlive the loader.
   DataLoader(const Dataset& dataset, LoaderOptions options);
   int64_t batches_per_epoch() const;
-  // The next batch. An image that cannot be read now is left out with a warning; a batch left empty is skipped.
+  // The next batch. An image that cannot be read now is left out with a warning; a batch left empty is skipped
+  // (when sharded, not: a rank's slice may be empty, images undefined, and every rank stays at the same batch).
   Batch next();
   LoaderState state() const { return state_; }
   void restore(const LoaderState& state);

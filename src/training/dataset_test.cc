@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "io/image.h"
@@ -325,6 +326,65 @@ TEST(DataLoader, OrderIsReproducibleAndResumable) {
   }
   EXPECT_EQ(a.state().epoch, 1);
   EXPECT_THROW(LoaderState::from_json("{\"epoch\": 1}"), Error);
+}
+
+// --distributed: each rank's loader loads its slice of the global batch; the slices together are the batch one
+// loader loads (the same images, crops, flips and captions, at the same positions), also for a bucket's smaller last
+// batch, where the last ranks get less or nothing, and every rank stays at the same batch.
+TEST(DataLoader, ShardsTogetherAreTheWholeBatch) {
+  TempDir dir;
+  for (int i = 0; i < 7; ++i) write_image(dir.path / "3_thing" / ("w" + std::to_string(i) + ".png"), 40 + i, 24);
+  for (int i = 0; i < 5; ++i) write_image(dir.path / "2_other" / ("t" + std::to_string(i) + ".png"), 24, 40 + i);
+  for (int i = 0; i < 7; ++i) write_text(dir.path / "3_thing" / ("w" + std::to_string(i) + ".txt"), "a\nb\nc\nd");
+  DatasetOptions o;
+  o.resolution = 32;
+  o.min_bucket_size = 16;
+  o.max_bucket_size = 64;
+  o.bucket_step = 8;
+  o.caption_per_line = true;
+  o.warn = nullptr;
+  Dataset d = Dataset::scan(dir.path.string(), o);
+  LoaderOptions whole{.batch_size = 3, .seed = 5, .random_crop = true, .random_flip = true};
+  DataLoader one(d, whole);
+  std::vector<std::unique_ptr<DataLoader>> ranks;
+  for (int r = 0; r < 3; ++r) {
+    LoaderOptions lo = whole;
+    lo.shard_rank = r;
+    lo.shard_count = 3;
+    ranks.push_back(std::make_unique<DataLoader>(d, lo));
+  }
+  bool uneven = false, empty = false;
+  for (int64_t k = 0; k < 2 * one.batches_per_epoch(); ++k) {
+    const Batch all = one.next();
+    EXPECT_EQ(all.global_size, all.images.dim(0));
+    std::vector<int> positions;
+    std::vector<std::string> paths, captions;
+    std::vector<float> pixels;
+    std::vector<int64_t> sizes;
+    for (auto& l : ranks) {
+      const Batch b = l->next();
+      EXPECT_EQ(b.epoch, all.epoch);
+      EXPECT_EQ(b.index, all.index);
+      EXPECT_EQ(b.global_size, all.global_size);
+      sizes.push_back(b.images.defined() ? b.images.dim(0) : 0);
+      positions.insert(positions.end(), b.positions.begin(), b.positions.end());
+      paths.insert(paths.end(), b.paths.begin(), b.paths.end());
+      captions.insert(captions.end(), b.captions.begin(), b.captions.end());
+      if (b.images.defined()) {
+        const auto v = b.images.to_vector();
+        pixels.insert(pixels.end(), v.begin(), v.end());
+      }
+    }
+    EXPECT_EQ(positions, all.positions);
+    EXPECT_EQ(paths, all.paths);
+    EXPECT_EQ(captions, all.captions);
+    EXPECT_EQ(pixels, all.images.to_vector());
+    if (all.global_size < 3) uneven = true;
+    if (sizes.back() == 0) empty = true;
+    for (size_t r = 0; r < sizes.size(); ++r) EXPECT_LE(sizes[r], 1);
+  }
+  EXPECT_TRUE(uneven) << "the data set should have batches smaller than 3";
+  EXPECT_TRUE(empty) << "some rank should have had no image of a batch";
 }
 
 TEST(DataLoader, ImageThatBreaksLaterIsLeftOut) {

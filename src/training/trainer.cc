@@ -19,6 +19,7 @@
 #include "pipelines/latent_sampling.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
+#include "training/distributed.h"
 #include "training/ema.h"
 #include "training/lr_schedule.h"
 #include "training/run_outputs.h"
@@ -327,8 +328,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
             "--instance-prompt, --class-prompt and --save-as-lora belong to --method dreambooth");
   const fs::path run_dir = run_dir_of(o);
   // Everything that can fail without training fails now: the output, the run folder, the schedule, the data.
-  check_writable(o.output, "--output");
-  check_writable(run_dir / "log.csv", "--run-dir");
+  if (distributed::is_root()) {  // (only rank 0 writes: --distributed)
+    check_writable(o.output, "--output");
+    check_writable(run_dir / "log.csv", "--run-dir");
+  }
   LrScheduleOptions lo;
   lo.name = o.lr_scheduler;
   lo.base_lr = o.learning_rate;
@@ -352,7 +355,8 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
 
   StableDiffusion model = StableDiffusion::load(o.model);
-  std::unique_ptr<Method> method = make_method(o.method, model, o);
+  std::unique_ptr<Method> method;  // (--distributed: rank 0 first, so files it makes, class images, are there after)
+  distributed::root_first([&] { method = make_method(o.method, model, o); });
   std::vector<Param> params = method->params();
   if (o.text_encoder_lr >= 0)
     for (Param& p : params)
@@ -377,6 +381,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   lopt.seed = o.seed;
   lopt.random_flip = o.random_flip;
   lopt.random_crop = o.random_crop;
+  distributed::shard(lopt);  // --distributed: the global batch, of which this rank loads its slice
   DataLoader loader(data, lopt);
   if (prior) {
     PIG_CHECK(std::isfinite(prior->weight) && prior->weight >= 0, "--prior-loss-weight must be >= 0, got ",
@@ -385,6 +390,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     co.caption_per_line = false;
     co.warn = warn_but_not_captions;  // the class prompt replaces their captions
     class_data = Dataset::scan(prior->dir, co);
+    PIG_CHECK(distributed::size() == 1 || (data.epoch_size() % lopt.batch_size == 0 &&
+                                           class_data->epoch_size() % lopt.batch_size == 0),
+              "--distributed with prior preservation: the training and class image counts (", data.epoch_size(), ", ",
+              class_data->epoch_size(), ") must divide by the global batch (", lopt.batch_size, ")");
     LoaderOptions cl = lopt;
     cl.seed = o.seed ^ 0xC1A55C1A55ull;  // an order of its own
     class_loader = std::make_unique<DataLoader>(*class_data, cl);
@@ -403,7 +412,8 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
 
   RunState state;
   if (o.resume) {
-    state = read_checkpoint(run_dir, params, optimizer, ema.get());
+    const distributed::CheckpointSource source(run_dir);  // --distributed: rank 0's checkpoint, on every rank
+    state = read_checkpoint(source.run_dir(), params, optimizer, ema.get());
     loader.restore(state.loader);
     if (class_loader) {
       PIG_CHECK(state.prior_loader.has_value(), "--resume: the checkpoint in ", run_dir.string(),
@@ -418,18 +428,20 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   // The CSV log: appended on resume, cut back to the checkpoint's step so no step is listed twice.
   const fs::path log_path = run_dir / "log.csv";
   std::vector<std::string> kept;
-  if (o.resume && fs::exists(log_path)) {
+  if (o.resume && fs::exists(log_path) && distributed::is_root()) {
     std::ifstream in(log_path);
     for (std::string line; std::getline(in, line);)
       if (line.rfind("step,", 0) == 0 || (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= state.step))
         kept.push_back(line);
   }
-  {
+  std::ofstream log;  // (not open on ranks other than 0)
+  if (distributed::is_root()) {
     std::ofstream out(log_path, std::ios::trunc);
     if (kept.empty()) kept.push_back("step,loss,smoothed_loss,lr,seconds");
     for (const auto& l : kept) out << l << "\n";
+    out.close();
+    log.open(log_path, std::ios::app);
   }
-  std::ofstream log(log_path, std::ios::app);
 
   LatentCache latent_cache(size_t(2) << 30,
                            o.cache_latents_to_disk && !o.random_crop ? fs::path(o.data_dir) : fs::path(),
@@ -452,6 +464,9 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     float step_loss = 0;
     for (int m = 0; m < N; ++m) {
       Batch batch = loader.next();
+      // --distributed: this rank's share of the global batch weighs its loss (1 for an even split; 0: none here)
+      const float share = distributed::share_weight(batch);
+      if (share == 0) continue;
       if (!instance_prompt.empty())
         for (auto& c : batch.captions) c = instance_prompt;
       // Prior preservation: as many class images after the training images, in the same batch.
@@ -465,40 +480,52 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
         for (size_t i = 0; i < cb.paths.size(); ++i) {
           batch.captions.push_back(prior->prompt);
           batch.paths.push_back(cb.paths[i]);
+          batch.positions.push_back(int(batch.global_size) + cb.positions[i]);  // after the global batch's own
         }
         batch.time_ids.insert(batch.time_ids.end(), cb.time_ids.begin(), cb.time_ids.end());
       }
       const int64_t B = batch.images.dim(0);
-      auto gen = make_generator("cpu", step_seed(o.seed, step * N + m));
-      if (std::optional<float> own = method->own_objective(batch, *gen, tape, 1.f / float(N))) {
+      auto gen = make_generator("cpu", distributed::rank_seed(step_seed(o.seed, step * N + m)));
+      if (std::optional<float> own = method->own_objective(batch, *gen, tape, share / float(N))) {
         PIG_CHECK(std::isfinite(*own), "train: the loss became ", *own, " at step ", step + 1,
                   " (learning rate too high?); the last checkpoint is in ", run_dir.string());
         tape.clear();
-        step_loss += *own / float(N);
+        step_loss += share * *own / float(N);
         continue;
       }
       // Frozen parts: latents and text conditioning (nothing records: no input needs a gradient).
-      Tensor latents = ops::scale(sample_latents(latent_cache.encode(model.vae(), batch), *gen), model.vae().scaling_factor());
+      // Each sample draws from a generator of its own, seeded by (step seed, its position in the global batch), so a
+      // sample draws the same numbers in one process as in any rank of --distributed.
+      const auto gens = distributed::sample_generators(step_seed(o.seed, step * N + m), batch);
+      auto draw = [&](bool normal, Shape shape) {  // one draw of `shape` ([1, ...]) per sample, stacked
+        std::vector<Tensor> each;
+        for (const auto& g : gens) each.push_back(normal ? g->randn(shape) : g->rand(shape));
+        return ops::concat(each, 0);
+      };
+      std::vector<Generator*> per_sample;
+      for (const auto& g : gens) per_sample.push_back(g.get());
+      Tensor latents = ops::scale(sample_latents(latent_cache.encode(model.vae(), batch), per_sample),
+                                  model.vae().scaling_factor());
+      const Shape one = {1, latents.dim(1), latents.dim(2), latents.dim(3)};
       std::vector<std::string> captions = batch.captions;
-      Tensor drop = gen->rand({B});
+      Tensor drop = draw(false, {1});
       for (int64_t b = 0; b < B; ++b)
         if (drop.f32()[b] < o.caption_dropout) captions[size_t(b)].clear();
 
-      Tensor u = gen->rand({B});
+      Tensor u = draw(false, {1});
       std::vector<int> ts;
       for (int64_t b = 0; b < B; ++b) ts.push_back(std::min(T - 1, int(u.f32()[b] * float(T))));
-      Tensor noise = gen->randn(latents.shape());
+      Tensor noise = draw(true, one);
       if (o.noise_offset != 0) {
-        Tensor offset = gen->randn({B, latents.dim(1), 1, 1});
+        Tensor offset = draw(true, {1, latents.dim(1), 1, 1});
         noise = ops::add(noise, ops::scale(offset, o.noise_offset));  // broadcast over H, W
       }
       Tensor noised_with = noise;
-      if (o.input_perturbation != 0)
-        noised_with = ops::add(noise, ops::scale(gen->randn(latents.shape()), o.input_perturbation));
+      if (o.input_perturbation != 0) noised_with = ops::add(noise, ops::scale(draw(true, one), o.input_perturbation));
       Tensor noisy = objective.add_noise(latents, noised_with, ts);
       Tensor target = objective.target(latents, noise, ts);
 
-      method->begin_micro_batch(step_seed(o.seed ^ 0xD50Full, step * N + m));
+      method->begin_micro_batch(distributed::rank_seed(step_seed(o.seed ^ 0xD50Full, step * N + m)));
       // (looked up each time: sample images may have swapped the model's UNet for a while)
       const UNet& unet = method->unet() ? *method->unet() : model.unet();
       Tensor pred;
@@ -535,11 +562,13 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
       }
       PIG_CHECK(std::isfinite(loss.value), "train: the loss became ", loss.value, " at step ", step + 1,
                 " (learning rate too high?); the last checkpoint is in ", run_dir.string());
-      tape.backward(pred, N == 1 ? loss.dpred : ops::scale(loss.dpred, 1.f / float(N)));
+      tape.backward(pred, N == 1 && share == 1 ? loss.dpred : ops::scale(loss.dpred, share / float(N)));
       tape.clear();
-      step_loss += loss.value / float(N);
+      step_loss += share * loss.value / float(N);
     }
     for (auto& p : params) p.grad = tape.gradient(p.value);
+    distributed::average_gradients(params);  // --distributed: the mean over the ranks (a no-op in one process)
+    step_loss = float(distributed::mean(step_loss));
     if (o.max_grad_norm > 0) clip_grad_norm(params, o.max_grad_norm);
     const double lr = lr_schedule.lr(step);
     optimizer.set_lr(lr);
@@ -557,16 +586,18 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     char line[160];
     std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", (long long)state.step, step_loss,
                   state.smoothed_loss, lr, secs);
-    log << line << "\n" << std::flush;
+    if (distributed::is_root()) log << line << "\n" << std::flush;
     if (summary.steps == 0) summary.first_loss = step_loss;
     ++summary.steps;
     summary.last_smoothed_loss = state.smoothed_loss;
     if (on_step) on_step({state.step, o.max_steps, step_loss, state.smoothed_loss, lr, secs});
-    if (o.sample_every > 0 && state.step % o.sample_every == 0)
+    if (o.sample_every > 0 && state.step % o.sample_every == 0 && distributed::is_root())
       write_samples(model, *method, o, state.step, o.data.resolution, (run_dir / "samples").string());
-    const bool stop = o.stop && o.stop->load();
-    if ((o.save_every > 0 && state.step % o.save_every == 0) || state.step == o.max_steps || stop)
-      write_checkpoint(run_dir, params, optimizer, ema.get(), state);
+    const bool stop = distributed::any(o.stop && o.stop->load());  // a signal on any rank stops every rank here
+    if ((o.save_every > 0 && state.step % o.save_every == 0) || state.step == o.max_steps || stop) {
+      if (distributed::is_root()) write_checkpoint(run_dir, params, optimizer, ema.get(), state);
+      distributed::barrier();
+    }
     if (stop && state.step < o.max_steps) {
       summary.stopped = true;
       summary.last_step = state.step;
@@ -575,7 +606,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     }
   }
   summary.last_step = state.step;
-  write_loss_plot(log_path.string(), (run_dir / "loss.png").string());
+  if (distributed::is_root()) write_loss_plot(log_path.string(), (run_dir / "loss.png").string());
 
   std::map<std::string, std::string> meta = {
       {"ss_training_started_by", "pigment"},
@@ -602,8 +633,12 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     meta["ss_ema_decay"] = std::to_string(o.ema_decay);
   }
   meta["ss_gradient_accumulation_steps"] = std::to_string(N);
-  method->save(o.output, meta);
-  method->save_extras(o.output, optimizer);
+  if (distributed::size() > 1) meta["ss_num_processes"] = std::to_string(distributed::size());
+  if (distributed::is_root()) {
+    method->save(o.output, meta);
+    method->save_extras(o.output, optimizer);
+  }
+  distributed::barrier();
   return summary;
 }
 

@@ -4,8 +4,10 @@
 //   → the diffusion objective's loss → backward → clip-by-norm → AdamW at the scheduled learning rate.
 // A method (one file each: lora.cc, ...) says what trains and how the result is saved.
 //
-// Every random choice of step k comes from a generator seeded by (seed, k), and the data order from (seed, epoch),
-// so a run resumed from a checkpoint continues with exactly the losses of an uninterrupted one. Checkpoints hold
+// Every random choice of step k comes from generators seeded by (seed, k) — one per sample, seeded by its position in
+// the batch as well, for the sample's latent, caption dropout, timestep and noise — and the data order from (seed,
+// epoch), so a run resumed from a checkpoint continues with exactly the losses of an uninterrupted one, and the
+// processes of a --distributed run (training/distributed.h) together draw what one process draws. Checkpoints hold
 // the trained tensors, the optimizer state and the loader position, and are replaced atomically.
 #pragma once
 #include <atomic>
