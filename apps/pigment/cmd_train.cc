@@ -210,7 +210,8 @@ RegisterCommand reg(
                        "images of one subject with --instance-prompt, and with --class-prompt prior preservation: class "
                        "images drawn once by the base model, loss = instance + --prior-loss-weight * prior; controlnet: "
                        "a ControlNet made from the UNet's encoder (diffusers' from_unet, zero convolutions) trains on "
-                       "images, captions and control maps, everything else frozen)")
+                       "images, captions and control maps, everything else frozen; text-encoder: the text encoder alone, CLIP's "
+                       "contrastive loss against a linear map of the VAE latents, the caption pooled over every position)")
           ->capture_default_str();
       c.add_option("-m,--model,--pretrained-model-name-or-path", t.model.model,
                    "base model: a .safetensors/.ckpt file or a diffusers folder");
@@ -228,6 +229,11 @@ RegisterCommand reg(
       c.add_option("--recipe-merges", g.r.merges, "--recipe: BPE merges of the tokenizer")->capture_default_str();
       c.add_option("--recipe-vae-steps", g.r.vae_steps, "--recipe: VAE steps")->capture_default_str();
       c.add_option("--recipe-vae-batch", g.r.vae_batch, "--recipe: VAE batch")->capture_default_str();
+      c.add_option("--recipe-text-steps", g.r.text_steps,
+                   "--recipe: text encoder steps (contrastive, before the UNet; 0: it stays random)")
+          ->capture_default_str();
+      c.add_option("--recipe-text-batch", g.r.text_batch, "--recipe: text encoder batch")->capture_default_str();
+      c.add_option("--recipe-text-lr", g.r.text_lr, "--recipe: text encoder learning rate")->capture_default_str();
       c.add_option("--recipe-unet-steps", g.r.unet_steps, "--recipe: UNet (+ text encoder) steps")->capture_default_str();
       c.add_option("--recipe-unet-batch", g.r.unet_batch, "--recipe: UNet batch")->capture_default_str();
       c.add_option("--recipe-te-lr", g.r.te_lr,
@@ -337,6 +343,9 @@ RegisterCommand reg(
                  "(rank --network-dim, 3x3 rank --conv-dim; pigment lora extract)");
       c.add_option("--vae-loss", t.vae_loss, "--method vae: reconstruction loss, l1 or mse")->capture_default_str();
       c.add_option("--kl-weight", t.kl_weight, "--method vae: weight of the KL term")->capture_default_str();
+      c.add_option("--contrastive-scale", t.contrastive_scale,
+                   "--method text-encoder: logit scale of the contrastive loss (1 / temperature)")
+          ->capture_default_str();
       c.add_option("--conditioning-data-dir", t.data.conditioning_dir,
                    "--method controlnet: the folder of control maps (default DATA/conditioning, left out of the "
                    "image scan): the map of DATA/sub/a.png is CONDITIONING/sub/a.png (same relative path and name, "

@@ -6,7 +6,7 @@ namespace pigment::training {
 
 const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names{"lora", "textual-inversion", "hypernetwork", "full", "dreambooth", "vae",
-                                               "controlnet"};
+                                               "controlnet", "text-encoder"};
   return names;
 }
 
@@ -18,6 +18,7 @@ std::unique_ptr<Method> make_method(const std::string& name, const StableDiffusi
   if (name == "dreambooth") return make_dreambooth_method(model, o);
   if (name == "controlnet") return make_controlnet_method(model, o);
   if (name == "hypernetwork") return make_hypernetwork_method(model, o);
+  if (name == "text-encoder") return make_text_encoder_method(model, o);
   std::string known;
   for (const auto& n : method_names()) known += (known.empty() ? "" : ", ") + n;
   fail("--method: unknown training method '", name, "' (implemented: ", known, ")");

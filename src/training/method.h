@@ -90,5 +90,6 @@ std::unique_ptr<Method> make_vae_method(const StableDiffusion& model, const Trai
 std::unique_ptr<Method> make_dreambooth_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_controlnet_method(const StableDiffusion& model, const TrainOptions& o);
 std::unique_ptr<Method> make_hypernetwork_method(const StableDiffusion& model, const TrainOptions& o);
+std::unique_ptr<Method> make_text_encoder_method(const StableDiffusion& model, const TrainOptions& o);
 
 }  // namespace pigment::training

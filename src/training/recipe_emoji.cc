@@ -111,13 +111,31 @@ EmojiRecipeReport run_emoji_recipe(const EmojiRecipeOptions& o, const std::funct
     return report;
   }
 
+  std::string unet_base = vae.output;
+  if (o.text_steps > 0) {
+    TrainOptions text;
+    text.method = "text-encoder";
+    text.model.model = vae.output;
+    text.output = (work / "text.safetensors").string();
+    text.batch_size = o.text_batch;
+    text.max_steps = o.text_steps;
+    text.learning_rate = o.text_lr;
+    text.lr_warmup_steps = std::min<int64_t>(100, o.text_steps / 10);
+    text.save_precision = DType::F32;
+    if (!stage("text", text)) {
+      report.stopped = true;
+      return report;
+    }
+    unet_base = text.output;
+  }
+
   TrainOptions unet;
   unet.method = "full";
   unet.train_text_encoder = o.te_lr > 0;
   unet.text_encoder_lr = o.te_lr;
   unet.sample_every = o.sample_every;
   unet.sample_prompts = {"red apple", "grinning face", "flag: Japan", "红苹果", "dog face", "smiling face with sunglasses"};
-  unet.model.model = vae.output;
+  unet.model.model = unet_base;
   unet.output = output;
   unet.batch_size = o.unet_batch;
   unet.max_steps = o.unet_steps;

@@ -5,7 +5,11 @@
 //   3. init      WORK/init.safetensors   a random pigment-emoji model whose text encoder is sized to the merges
 //   4. vae       WORK/vae.safetensors    the autoencoder (--method vae: L1 + KL), which also fixes the latents'
 //                                        scaling factor
-//   5. unet      OUTPUT                  the UNet and the text encoder together (--method full --train-text-encoder)
+//   5. text      WORK/text.safetensors   the text encoder alone (--method text-encoder): CLIP's contrastive loss
+//                                        between the captions and a linear map of their pictures' latents, so that
+//                                        captions of different pictures give different contexts before the UNet
+//                                        trains (0 steps: the text encoder stays random)
+//   6. unet      OUTPUT                  the UNet (--method full; the text encoder frozen unless --recipe-te-lr)
 //                                        on the VAE's latents, with caption dropout (so CFG works), min-SNR-5 and EMA
 // The held-out emoji (WORK/data/heldout) are never trained on.
 #pragma once
@@ -27,6 +31,9 @@ struct EmojiRecipeOptions {
   int64_t vae_steps = 800;
   int vae_batch = 8;
   double vae_lr = 1e-3;
+  int64_t text_steps = 600;
+  int text_batch = 64;
+  double text_lr = 3e-4;
   int64_t unet_steps = 2400;
   int unet_batch = 32;
   double unet_lr = 3e-4;

@@ -94,6 +94,8 @@ struct TrainOptions {
   // the VAE method: reconstruction loss (l1 | mse) and the weight of the KL term
   std::string vae_loss = "l1";
   double kl_weight = 1e-6;
+  // the text-encoder method: the logit scale of its contrastive loss (CLIP starts at 1 / 0.07)
+  double contrastive_scale = 1 / 0.07;
   // ControlNet (--method controlnet). The control maps: data.conditioning_dir ("" = DATA/conditioning) or
   // data.control_preprocess = "canny" (edges of each training image). The ControlNet's residuals are scaled by
   // controlnet_conditioning_scale in training and in sample images. Sample images use sample_control_images (one

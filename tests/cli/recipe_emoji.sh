@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # pigment train --recipe emoji at toy scale (24 emoji, 2 steps a stage): every stage writes its result (data set,
-# merges, random init, VAE, UNet + text encoder), a second run finds them and trains nothing, the model is one
+# merges, random init, VAE, text encoder, UNet), a second run finds them and trains nothing, the model is one
 # self-describing file, and `pigment generate` uses it with no -m (PIGMENT_MODEL) at its own 64x64 size, in English
 # and Chinese. Bad recipe input is one line and a non-zero exit.
 set -uo pipefail
 source "$(dirname "$0")/lib/common.bash"
 R="$T/recipe"
 rec() { "$BIN/pigment" train --recipe emoji --recipe-dir "$R" --recipe-limit 24 --recipe-merges 200 \
-          --recipe-vae-steps 2 --recipe-vae-batch 2 --recipe-unet-steps 2 --recipe-unet-batch 2 --threads 1 "$@"; }
+          --recipe-vae-steps 2 --recipe-vae-batch 2 --recipe-text-steps 2 --recipe-text-batch 4 --recipe-unet-steps 2 --recipe-unet-batch 2 --threads 1 "$@"; }
 rec >"$T/out" 2>&1
 check "recipe runs" "grep -q 'recipe emoji: wrote $R/pigment-emoji.safetensors' '$T/out'"
-for f in data/metadata.jsonl merges.txt init.safetensors vae.safetensors pigment-emoji.safetensors \
-         vae.run/log.csv unet.run/log.csv; do
+for f in data/metadata.jsonl merges.txt init.safetensors vae.safetensors text.safetensors pigment-emoji.safetensors \
+         vae.run/log.csv text.run/log.csv unet.run/log.csv; do
   check "stage output $f" "[ -s '$R/$f' ]"
 done
 rec >"$T/out2" 2>&1
