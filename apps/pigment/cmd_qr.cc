@@ -18,7 +18,7 @@ struct QrArgs {
   std::string text, check, level = "H", output = "output.png";
   int quiet_zone = 4, width = 512, height = 512;
   bool code_only = false;
-  const CLI::App* app = nullptr;
+  CLI::App* app = nullptr;
 } q;
 
 std::string quoted_for_report(const std::string& s) {

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "models/controlnet_loader.h"
 #include "imaging/control_preprocess.h"
+#include "pipelines/generation_run.h"
 
 namespace pigment::cli {
 
@@ -26,15 +27,6 @@ std::string preprocessor(size_t i) {
 }
 
 ControlResize resize_mode(size_t i) { return parse_control_resize(per_unit(control_options().resize, i, std::string("crop"))); }
-
-const char* resize_label(ControlResize m) {
-  switch (m) {
-    case ControlResize::JustResize: return "Just Resize";
-    case ControlResize::CropAndResize: return "Crop and Resize";
-    case ControlResize::ResizeAndFill: return "Resize and Fill";
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -112,20 +104,23 @@ std::vector<ControlUnit> load_control_units(const nlohmann::json& unet_config, i
   return units;
 }
 
-void add_control_infotext(Infotext& info) {
+std::vector<std::pair<std::string, std::string>> control_infotext_entries() {
   const ControlOptions& o = control_options();
+  std::vector<std::pair<std::string, std::string>> entries;
   for (size_t i = 0; i < o.nets.size(); ++i) {
-    std::string pre = preprocessor(i);
-    std::string v = "Module: " + pre + ", Model: " + fs::path(o.nets[i]).filename().replace_extension().string() +
-                    ", Weight: " + format_number(per_unit(o.strengths, i, 1.0)) +
-                    ", Resize Mode: " + resize_label(resize_mode(i));
-    if (pre == "canny")
-      v += ", Threshold A: " + format_number(o.canny_low) + ", Threshold B: " + format_number(o.canny_high);
-    v += ", Guidance Start: " + format_number(per_unit(o.starts, i, 0.0)) +
-         ", Guidance End: " + format_number(per_unit(o.ends, i, 1.0)) +
-         ", Pixel Perfect: True, Control Mode: " + (o.guess_mode ? "ControlNet is more important" : "Balanced");
-    info.set("ControlNet " + std::to_string(i), v);  // format_infotext quotes it
+    ControlRecipe c;
+    c.module = preprocessor(i);
+    c.model = fs::path(o.nets[i]).filename().replace_extension().string();
+    c.weight = per_unit(o.strengths, i, 1.0);
+    c.threshold_a = o.canny_low;
+    c.threshold_b = o.canny_high;
+    c.start = per_unit(o.starts, i, 0.0);
+    c.end = per_unit(o.ends, i, 1.0);
+    c.resize = resize_mode(i);
+    c.control_mode = o.guess_mode ? 2 : 0;
+    entries.emplace_back("ControlNet " + std::to_string(i), control_infotext(c));  // format_infotext quotes it
   }
+  return entries;
 }
 
 }  // namespace pigment::cli

@@ -20,7 +20,6 @@ struct ControlOptions {
   bool canny = false, guess_mode = false;
   // Control images of the first units, ahead of the --control-image files (pigment qr puts its code here).
   std::vector<Image> leading_images;
-  std::vector<std::string> leading_labels;  // what the infotext calls them
 };
 
 // The one set of parsed ControlNet flags (only one subcommand runs).
@@ -30,7 +29,7 @@ void add_control_options(CLI::App& c);
 void check_control_options();
 // Loads every ControlNet against the base model's UNet config and prepares its map at width x height.
 std::vector<ControlUnit> load_control_units(const nlohmann::json& unet_config, int width, int height);
-// "ControlNet N" entries in A1111's format (module, model, weight, resize mode, thresholds, guidance start/end).
-void add_control_infotext(Infotext& info);
+// "ControlNet N" infotext entries in A1111's format (pipelines/generation_run.h's control_infotext), one per unit.
+std::vector<std::pair<std::string, std::string>> control_infotext_entries();
 
 }  // namespace pigment::cli

@@ -20,6 +20,6 @@ struct GenerateHooks {
 // Declares every generate flag on `app` (-m is required unless model_required is false; run_generate then checks).
 void add_generate_options(CLI::App& app, bool model_required = true);
 // Runs a generation from the flags parsed into `app`. Returns the exit status; errors throw pigment::Error.
-int run_generate(const CLI::App& app, const GenerateHooks& hooks = {});
+int run_generate(CLI::App& app, const GenerateHooks& hooks = {});
 
 }  // namespace pigment::cli

@@ -141,6 +141,8 @@ class Engine {
   void worker();
   void load(const std::string& path);
   std::optional<ModelEntry> find_model(const std::string& name);
+  std::vector<ControlUnit> control_units(const GenerationRequest& g, const std::vector<ControlRequest>& control,
+                                         RecipeContext& recipe);
 
   Config config_;
   std::mutex m_;  // queue, progress, options and the current model's entry
@@ -155,7 +157,6 @@ class Engine {
   std::map<std::string, std::string> hashes_;  // path → short hash
   // Worker-thread state.
   std::unique_ptr<StableDiffusion> sd_;
-  bool has_loras_ = false, has_embeddings_ = false;
   std::map<std::string, std::shared_ptr<const ControlNet>> controlnets_;  // loaded for the current model
 };
 

@@ -2,11 +2,11 @@
 // previews, interrupt / skip / timeout, and model switching between jobs.
 #include <ctime>
 #include <filesystem>
-#include <random>
 
 #include "default_model.h"
 #include "io/file_hash.h"
 #include "models/controlnet_loader.h"
+#include "pipelines/generation_run.h"
 #include "pipelines/memory_mode.h"
 #include "serve.h"
 
@@ -81,7 +81,6 @@ void Engine::load(const std::string& path) {
   po.model = path;
   sd_.reset();  // the old model's memory goes before the new one comes
   memory_phase_boundary();
-  has_loras_ = has_embeddings_ = false;
   controlnets_.clear();
   sd_ = std::make_unique<StableDiffusion>(StableDiffusion::load(po));
   std::string hash;
@@ -327,37 +326,10 @@ std::vector<std::pair<std::string, std::string>> controlnet_models(const std::st
   return out;
 }
 
-static const char* control_resize_label(ControlResize m) {
-  return m == ControlResize::JustResize ? "Just Resize" : m == ControlResize::ResizeAndFill ? "Resize and Fill"
-                                                                                           : "Crop and Resize";
-}
-
-GenerationOutput Engine::generate(const GenerationRequest& g, Job& job, const std::vector<ControlRequest>& control) {
-  GenerationOutput out;
-  Adapters adapters;
-  try {
-    adapters = load_adapters(g, config_.folders);
-  } catch (const Error& e) {
-    throw http_error(422, e.what());
-  }
-  out.warnings = adapters.warnings;
-  if (!adapters.loras.empty() || has_loras_) {
-    auto unmatched = sd_->set_loras(adapters.loras, g.lora_apply == "runtime" ? LoraApply::Runtime : LoraApply::Merge);
-    for (const auto& u : unmatched) out.warnings.push_back("LoRA key matches no layer: " + u);
-    has_loras_ = !adapters.loras.empty();
-  }
-  if (!adapters.embeddings.empty() || has_embeddings_) {
-    sd_->set_embeddings(adapters.embeddings);
-    has_embeddings_ = !adapters.embeddings.empty();
-  }
-  const ModelEntry model = current_model();
-  RecipeContext recipe;
-  recipe.model_path = model.filename;
-  recipe.model_hash = model.hash;
-  recipe.vae_path = config_.pipeline.vae;
-  recipe.lora_hashes = adapters.lora_hashes;
-  recipe.ti_hashes = adapters.ti_hashes;
-  // ControlNet units: loaded once per model, the control map fitted to the output size.
+// ControlNet units: loaded once per model, the control map fitted to the output size; their infotext entries go to
+// the recipe.
+std::vector<ControlUnit> Engine::control_units(const GenerationRequest& g, const std::vector<ControlRequest>& control,
+                                               RecipeContext& recipe) {
   std::vector<ControlUnit> units;
   for (size_t i = 0; i < control.size(); ++i) {
     const ControlRequest& c = control[i];
@@ -377,20 +349,47 @@ GenerationOutput Engine::generate(const GenerationRequest& g, Job& job, const st
       controlnets_.erase(c.model_path);
       throw http_error(422, std::string("alwayson_scripts.controlnet: ") + e.what());
     }
-    std::string v = "Module: " + c.module.name + ", Model: " + c.model_name + ", Weight: " + format_number(c.weight) +
-                    ", Resize Mode: " + control_resize_label(c.resize);
-    if (c.module.name == "canny")
-      v += ", Threshold A: " + format_number(c.module.low) + ", Threshold B: " + format_number(c.module.high);
-    v += ", Guidance Start: " + format_number(c.start) + ", Guidance End: " + format_number(c.end) +
-         ", Pixel Perfect: True, Control Mode: " +
-         (c.control_mode == 2 ? "ControlNet is more important"
-                              : c.control_mode == 1 ? "My prompt is more important" : "Balanced");
-    recipe.extra.emplace_back("ControlNet " + std::to_string(i), v);
+    ControlRecipe cr;
+    cr.module = c.module.name;
+    cr.model = c.model_name;
+    cr.weight = c.weight;
+    cr.threshold_a = c.module.low;
+    cr.threshold_b = c.module.high;
+    cr.start = c.start;
+    cr.end = c.end;
+    cr.resize = c.resize;
+    cr.control_mode = c.control_mode;
+    recipe.extra.emplace_back("ControlNet " + std::to_string(i), control_infotext(cr));
   }
+  return units;
+}
+
+GenerationOutput Engine::generate(const GenerationRequest& g, Job& job, const std::vector<ControlRequest>& control) {
+  GenerationOutput out;
+  Adapters adapters;
+  try {
+    adapters = load_adapters(g, config_.folders);
+  } catch (const Error& e) {
+    throw http_error(422, e.what());
+  }
+  const ModelEntry model = current_model();
+  RecipeContext recipe;
+  recipe.model_path = model.filename;
+  recipe.model_hash = model.hash;
+  recipe.vae_path = config_.pipeline.vae;
+  std::vector<ControlUnit> units = control_units(g, control, recipe);
   out.model_name = model.model_name;
   out.model_hash = model.hash;
 
-  const uint64_t seed = g.seed >= 0 ? uint64_t(g.seed) : (uint64_t(std::random_device{}()) & 0xffffffffu);
+  // The library path `pigment generate` runs too (pipelines/generation_run.h): adapters set on the model (replacing
+  // the previous request's), model-dependent checks (sizes in latent units, the mask) before any work, the seed.
+  PreparedGeneration prepared;
+  try {
+    prepared = prepare_generation(*sd_, g, adapters, std::move(units), std::move(recipe));
+  } catch (const Error& e) {
+    throw http_error(422, e.what());
+  }
+  out.warnings = prepared.warnings;
   int every = 10;
   bool previews = true;
   {
@@ -400,18 +399,8 @@ GenerationOutput Engine::generate(const GenerationRequest& g, Job& job, const st
     progress_.job_count = g.batch_count;
     out.job_timestamp = progress_.job_timestamp;
   }
-  {  // model-dependent checks (sizes in latent units, the mask) before any work
-    GenerateRequest first = pipeline_request(g, seed, adapters.prompt, adapters.negative_prompt);
-    try {
-      sd_->check_request(first);
-    } catch (const Error& e) {
-      throw http_error(422, e.what());
-    }
-  }
   for (int b = 0; b < g.batch_count; ++b) {
-    GenerateRequest r = pipeline_request(g, seed + uint64_t(b), adapters.prompt, adapters.negative_prompt);
-    r.hypernetworks = adapters.hypernetworks;
-    r.control = units;
+    const GenerateRequest r = prepared.image_request(b);
     job.skipped = false;
     {
       std::lock_guard lock(m_);
@@ -457,8 +446,7 @@ GenerationOutput Engine::generate(const GenerationRequest& g, Job& job, const st
       throw http_error(422, e.what());
     }
     if (image.width > 0) {
-      Infotext info = request_infotext(g, r.seed, recipe);
-      std::string text = format_infotext(info);
+      std::string text = format_infotext(prepared.infotext(b));
       auto png = encode_png(image, {{"parameters", text}});
       out.images.push_back({base64_encode(std::string(png.begin(), png.end())), text, r.seed});
     }

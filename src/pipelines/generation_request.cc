@@ -209,20 +209,16 @@ void apply_infotext(GenerationRequest& g, const Infotext& info, const std::strin
   }
   if (auto v = infotext_integer(info, "Mask blur", source)) r.mask_blur = int(*v);
   if (const std::string* v = info.find("Inpaint area")) {
-    std::string s = lower_words(*v);
-    PIG_CHECK(s == "only masked" || s == "whole picture" || s == "masked" || s == "whole", source,
-              ": infotext field 'Inpaint area': '", *v, "' is not Whole picture or Only masked");
-    r.inpaint_only_masked = s == "only masked" || s == "masked";
+    auto only_masked = parse_inpaint_only_masked(*v);
+    PIG_CHECK(only_masked, source, ": infotext field 'Inpaint area': '", *v, "' is not Whole picture or Only masked");
+    r.inpaint_only_masked = *only_masked;
   }
   if (auto v = infotext_integer(info, "Masked area padding", source)) r.inpaint_padding = int(*v);
   if (const std::string* v = info.find("Masked content")) {
-    using MC = GenerateRequest::MaskedContent;
-    std::string s = lower_words(*v);
-    if (s == "fill") r.masked_content = MC::Fill;
-    else if (s == "original") r.masked_content = MC::Original;
-    else if (s == "latent noise") r.masked_content = MC::LatentNoise;
-    else if (s == "latent nothing") r.masked_content = MC::LatentNothing;
-    else fail(source, ": infotext field 'Masked content': '", *v, "' is not fill, original, latent noise or latent nothing");
+    auto mc = parse_masked_content(*v);
+    PIG_CHECK(mc, source, ": infotext field 'Masked content': '", *v,
+              "' is not fill, original, latent noise or latent nothing");
+    r.masked_content = *mc;
   }
   if (info.find("SDXL original size"))
     std::tie(r.original_width, r.original_height) = size_value(info, "SDXL original size", source);
@@ -232,6 +228,23 @@ void apply_infotext(GenerationRequest& g, const Infotext& info, const std::strin
   }
   if (info.find("SDXL target size"))
     std::tie(r.target_width, r.target_height) = size_value(info, "SDXL target size", source);
+}
+
+std::optional<GenerateRequest::MaskedContent> parse_masked_content(const std::string& label) {
+  using MC = GenerateRequest::MaskedContent;
+  const std::string s = lower_words(label);
+  if (s == "fill") return MC::Fill;
+  if (s == "original") return MC::Original;
+  if (s == "latent noise") return MC::LatentNoise;
+  if (s == "latent nothing") return MC::LatentNothing;
+  return std::nullopt;
+}
+
+std::optional<bool> parse_inpaint_only_masked(const std::string& label) {
+  const std::string s = lower_words(label);
+  if (s == "only masked" || s == "masked") return true;
+  if (s == "whole picture" || s == "whole") return false;
+  return std::nullopt;
 }
 
 GenerationRequest request_from_infotext(const Infotext& info, const std::string& source) {

@@ -4,6 +4,7 @@
 // (LoRA, LyCORIS, hypernetworks, textual inversion) a prompt names, loaded by name from configured folders.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +75,11 @@ struct RecipeContext {
 };
 // Request → infotext of the image with `seed`, keys in A1111's order; `pigment generate` writes exactly this.
 Infotext request_infotext(const GenerationRequest& g, uint64_t seed, const RecipeContext& ctx);
+
+// A1111's "Masked content" (fill, original, latent noise, latent nothing; any case, '-' or '_' for spaces) and
+// "Inpaint area" (Whole picture / Only masked, or whole / masked: true for only masked); nullopt for another value.
+std::optional<GenerateRequest::MaskedContent> parse_masked_content(const std::string& label);
+std::optional<bool> parse_inpaint_only_masked(const std::string& label);
 
 // The A1111 label of a sampler ("Euler a") and schedule type ("Karras") as an infotext writes them; the sampler as
 // given when it has no A1111 label.

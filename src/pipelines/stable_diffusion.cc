@@ -272,6 +272,7 @@ std::vector<std::string> StableDiffusion::set_loras(const std::vector<LoraChoice
   const ModelComponent& un = base_->at("unet");
   UNetConfig cfg = UNetConfig::from_json(un.config.dump(), un.source);
   unet_lora_.reset();
+  has_loras_ = !loras.empty();
   if (mode == LoraApply::Merge) {
     unet_ = std::make_shared<UNet>(cfg, Weights(merge_loras(*un.tensors, "unet", uses), un.source));
   } else {

@@ -170,9 +170,11 @@ class StableDiffusion {
   // Replaces the active LoRAs (empty: none); resolves each against this model's components. Returns the LoRA
   // modules that matched no layer ("file: component:key"), for the caller to report.
   std::vector<std::string> set_loras(const std::vector<LoraChoice>& loras, LoraApply mode = LoraApply::Merge);
+  bool has_loras() const { return has_loras_; }
 
   // Replaces the textual-inversion embeddings (empty: none). Their names then work in prompts and negative prompts.
   void set_embeddings(const std::vector<Embedding>& embeddings);
+  bool has_embeddings() const { return embeddings_ != nullptr; }
 
   // The loaded (unpatched) unet / vae / text_encoder / text_encoder_2 component; throws for another name.
   const ModelComponent& base_component(const std::string& name) const;
@@ -221,6 +223,7 @@ class StableDiffusion {
   // The loaded components, kept so that adapters can rebuild models from patched copies of their weights.
   std::shared_ptr<const std::map<std::string, ModelComponent>> base_;
   std::shared_ptr<const LoraRuntime> unet_lora_;
+  bool has_loras_ = false;
   std::shared_ptr<const ClipTokenizer> base_tokenizer_, base_tokenizer_2_;
   std::shared_ptr<const EmbeddingSet> embeddings_;
 };
