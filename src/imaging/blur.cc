@@ -166,4 +166,9 @@ Image fill_masked_area(const Image& rgb_in, const Image& mask_in) {
   return o;
 }
 
+Image blurred_mask_a1111(const Image& mask, int blur) {
+  Image m = binary_mask_a1111(mask);
+  return blur > 0 ? mask_blur_a1111(m, blur, blur) : m;
+}
+
 }  // namespace pigment

@@ -13,6 +13,8 @@ Image binary_mask_a1111(const Image& mask);
 // 1 × (2·int(2.5·blur_y + 0.5) + 1) with σ = blur_y (OpenCV's own 8-bit path, borders BORDER_REFLECT_101).
 // A blur of 0 skips that direction. One channel only.
 Image mask_blur_a1111(const Image& gray, int blur_x, int blur_y);
+// The inpainting mask as A1111 prepares it: binary_mask_a1111, then mask_blur_a1111 with σ = blur both ways.
+Image blurred_mask_a1111(const Image& mask, int blur);
 
 // Pillow's ImageFilter.GaussianBlur(radius) on the raw 8-bit channels (for RGBA the bytes as they are, as Pillow
 // blurs an "RGBa" image): three box blurs of the same variance, each with a fractional radius (libImaging/BoxBlur.c:

@@ -195,16 +195,29 @@ class StableDiffusion {
   void check_request(const GenerateRequest& r) const;
 
  private:
-  // One sampling pass. With `hires_init` (clean latents of r's size), an img2img pass in A1111's step counting: the
-  // schedule has int(steps / min(strength, 0.999)) steps and its last `steps` run, from noise of a fresh generator.
+  // One sampling pass (pipelines/sampling_pass.cc): the schedule, the starting latents of the mode, the text
+  // conditioning, the denoising loop, then the decoding. With `hires_init` (clean latents of r's size), an img2img
+  // pass in A1111's step counting: the schedule has int(steps / min(strength, 0.999)) steps and its last `steps` run,
+  // from noise of a fresh generator.
   GenerateResult run_pass(const GenerateRequest& r, const Tensor* hires_init, int pass, int passes, bool decode,
                           const ProgressCallback& progress, const PipelineProbe& probe) const;
-  // run_pass's pieces: the schedule (txt2img, img2img / inpainting strength, the hires pass's A1111 counting), the
-  // starting latents of each mode (drawing from `gen` in diffusers' order), and the decoding.
+  using StageProbe = std::function<void(const std::string&, const Tensor&)>;
+  // The schedule: txt2img, img2img / inpainting strength, the hires pass's A1111 counting.
   PassSchedule pass_schedule(const GenerateRequest& r, const Tensor* hires_init, Scheduler& sched) const;
+  // The starting latents of each mode, drawing from `gen` in diffusers' order.
   PassLatents initial_latents(const GenerateRequest& r, const Tensor* hires_init, const PassSchedule& plan,
-                              Scheduler& sched, Generator& gen,
-                              const std::function<void(const std::string&, const Tensor&)>& see) const;
+                              Scheduler& sched, Generator& gen, const StageProbe& see) const;
+  PassLatents img2img_latents(const GenerateRequest& r, const PassSchedule& plan, Scheduler& sched, Generator& gen,
+                              const StageProbe& see) const;
+  PassLatents inpaint_latents(const GenerateRequest& r, const PassSchedule& plan, Scheduler& sched, Generator& gen,
+                              const StageProbe& see) const;
+  // The denoising loop over a pass's state (sampling_pass.cc), and its pieces: one noise prediction with guidance,
+  // and the ControlNet residuals it adds.
+  struct PassContext;
+  Tensor denoise(PassContext& pc, Tensor latents, const ProgressCallback& progress) const;
+  Tensor predict_noise(PassContext& pc, const Tensor& latents, size_t step) const;
+  void add_control_residuals(const PassContext& pc, size_t step, const Tensor& scaled, const Tensor& context,
+                             UNetExtras& extras) const;
   Tensor decode_pixels(const Tensor& latents) const;
   GenerateResult generate_hires(const GenerateRequest& r, const ProgressCallback& progress,
                                 const PipelineProbe& probe) const;
