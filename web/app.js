@@ -82,16 +82,22 @@ function fillSelect(select, items, { value = (x) => x, label = (x) => x, keepFir
 }
 
 async function loadLists() {
-  const [samplers, schedulers, models, options, loras, embeddings, hypernets, cn] = await Promise.allSettled([
-    api(API + "samplers"), api(API + "schedulers"), api(API + "sd-models"), api(API + "options"),
-    api(API + "loras"), api(API + "embeddings"), api(API + "hypernetworks"), api("controlnet/model_list"),
-  ]);
+  const [samplers, schedulers, models, options, loras, embeddings, hypernets, cn, latentModes, upscalers] =
+    await Promise.allSettled([
+      api(API + "samplers"), api(API + "schedulers"), api(API + "sd-models"), api(API + "options"),
+      api(API + "loras"), api(API + "embeddings"), api(API + "hypernetworks"), api("controlnet/model_list"),
+      api(API + "latent-upscale-modes"), api(API + "upscalers"),
+    ]);
   const ok = (r, fallback) => (r.status === "fulfilled" && r.value ? r.value : fallback);
   fillSelect($("sampler"), ok(samplers, [{ name: "Euler a" }]).map((s) => s.name));
   const sched = ok(schedulers, [{ label: "Automatic" }]).map((s) => s.label);
   fillSelect($("scheduler"), sched);
   if (ok(samplers, []).some((s) => s.name === "DPM++ 2M")) $("sampler").value = "DPM++ 2M";
   if (sched.includes("Karras")) $("scheduler").value = "Karras";
+
+  // The hires fix's upscalers as A1111 lists them: the latent modes, then the image upscalers.
+  fillSelect($("hr_upscaler"), [...ok(latentModes, [{ name: "Latent" }]), ...ok(upscalers, [])].map((u) => u.name));
+  $("hr_upscaler").value = "Latent";
 
   const modelList = ok(models, []);
   fillSelect($("model"), modelList, { value: (m) => m.title, label: (m) => m.model_name });
@@ -210,8 +216,18 @@ function buildRequest() {
     batch_size: int("batch_size"),
     send_images: true,
     save_images: false,
+    // CLIP skip is a setting in A1111, sent per request as an override.
+    override_settings: { CLIP_stop_at_last_layers: Number.isFinite(int("clip_skip")) ? int("clip_skip") : 1 },
+    override_settings_restore_afterwards: true,
   };
   let endpoint = "txt2img";
+  if (mode() === "txt2img" && $("enable_hr").checked) {
+    body.enable_hr = true;
+    body.hr_scale = num("hr_scale");
+    body.hr_upscaler = $("hr_upscaler").value;
+    body.hr_second_pass_steps = int("hr_second_pass_steps") || 0;
+    body.denoising_strength = num("hr_denoising_strength");  // txt2img's denoising strength is the hires pass's
+  }
   if (mode() !== "txt2img") {
     if (!initImage) throw new Error("Choose a source image first (Source image → Image file).");
     endpoint = "img2img";
@@ -415,7 +431,18 @@ function applyParameters(p) {
   set("seed", p.Seed);
   set("width", p["Size-1"]);
   set("height", p["Size-2"]);
-  set("denoising_strength", p["Denoising strength"]);
+  $("clip_skip").value = p["Clip skip"] || "1";  // the infotext names it only when above 1
+  const hires = ["Hires upscale", "Hires upscaler", "Hires steps", "Hires resize-1"].some((k) => p[k] !== undefined);
+  $("enable_hr").checked = hires;
+  if (hires) {
+    set("hr_scale", p["Hires upscale"]);
+    setSelectValue($("hr_upscaler"), p["Hires upscaler"]);
+    $("hr_second_pass_steps").value = p["Hires steps"] || "0";
+    set("hr_denoising_strength", p["Denoising strength"]);  // a hires recipe's strength is its second pass's
+    $("hires-panel").open = true;
+  } else {
+    set("denoising_strength", p["Denoising strength"]);
+  }
   let sampler = p.Sampler;
   let schedule = p["Schedule type"];
   if (sampler && !setSelectValue($("sampler"), sampler)) {
@@ -433,6 +460,8 @@ function applyParameters(p) {
   const missing = [];
   if (model && ![...$("model").options].some((o) => o.textContent === model || o.value.startsWith(model + " ")))
     missing.push(`model “${model}” is not on this server`);
+  if (p["Hires resize-1"] !== undefined)
+    missing.push(`its hires resize to ${p["Hires resize-1"]}x${p["Hires resize-2"]} (this page sets a scale)`);
   return missing;
 }
 
@@ -514,6 +543,8 @@ function init() {
   $("skip").addEventListener("click", async () => {
     try { await api(API + "skip", {}); say("Skipping this picture…"); } catch (e) { say(e.message, "error"); }
   });
+  for (const id of ["hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_denoising_strength"])
+    $(id).addEventListener("change", () => { $("enable_hr").checked = true; });
   $("seed-random").addEventListener("click", () => { $("seed").value = "-1"; });
   $("seed-reuse").addEventListener("click", () => { if (lastSeed !== null) $("seed").value = String(lastSeed); });
   $("swap-size").addEventListener("click", () => {

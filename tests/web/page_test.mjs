@@ -211,6 +211,56 @@ try {
   const againPng = Buffer.from(again, "base64");
   check("the restored recipe makes the same PNG again", againPng.equals(png), `${againPng.length} vs ${png.length} bytes`);
 
+  // ---- hires fix and CLIP skip: sent as A1111's fields, seen in the returned infotext, restored from the PNG ------------
+  await page.fill("#clip_skip", "2");
+  await page.locator("#hires-panel summary").click();
+  await page.fill("#hr_scale", "1.5");
+  await page.locator("#hr_scale").dispatchEvent("change");
+  check("changing a hires field turns the hires fix on", await page.locator("#enable_hr").isChecked());
+  const upscalers = await page.$$eval("#hr_upscaler option", (os) => os.map((o) => o.value));
+  check("the hires upscalers come from the server (latent modes and image upscalers)",
+    upscalers.includes("Latent") && upscalers.includes("Latent (bicubic antialiased)") && upscalers.includes("Lanczos"), upscalers);
+  await page.selectOption("#hr_upscaler", "Latent (nearest)");
+  await page.fill("#hr_second_pass_steps", "2");
+  await page.fill("#hr_denoising_strength", "0.6");
+  await page.click("#generate");
+  await waitForResults(page, 4);
+  const hiresSize = await page.locator("#stage-image").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  check("the hires fix answers at 1.5 times the size", hiresSize[0] === 96 && hiresSize[1] === 72, hiresSize);
+  const hiresRecipe = await page.locator("#recipe").textContent();
+  check("its infotext has the hires fix and CLIP skip the page sent", hiresRecipe.includes("Size: 64x48") &&
+    hiresRecipe.includes("Clip skip: 2") && hiresRecipe.includes("Hires upscale: 1.5") && hiresRecipe.includes("Hires steps: 2") &&
+    hiresRecipe.includes("Hires upscaler: Latent (nearest)") && hiresRecipe.includes("Denoising strength: 0.6"), hiresRecipe);
+  await shot(page, "desktop-hires", "#hires-panel");
+  const hiresPng = await page.locator("#stage-image").evaluate(async (img) => {
+    const b = await (await fetch(img.src)).arrayBuffer();
+    return btoa(String.fromCharCode(...new Uint8Array(b)));
+  });
+  await page.fill("#clip_skip", "1");
+  await page.uncheck("#enable_hr");
+  await page.fill("#hr_scale", "2");
+  const hiresDrop = await page.evaluateHandle((b64) => {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; ++i) bytes[i] = bin.charCodeAt(i);
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "hires.png", { type: "image/png" }));
+    return dt;
+  }, hiresPng);
+  await page.dispatchEvent("body", "drop", { dataTransfer: hiresDrop });
+  await page.waitForFunction(() => document.getElementById("enable_hr").checked, null, { timeout: 10000 });
+  const hiresFields = await page.evaluate(() => Object.fromEntries(
+    ["clip_skip", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_denoising_strength", "denoising_strength"]
+      .map((id) => [id, document.getElementById(id).value])));
+  check("dropping the hires PNG restores the hires fix and CLIP skip", hiresFields.clip_skip === "2" &&
+    Number(hiresFields.hr_scale) === 1.5 && hiresFields.hr_upscaler === "Latent (nearest)" &&
+    hiresFields.hr_second_pass_steps === "2" && Number(hiresFields.hr_denoising_strength) === 0.6, hiresFields);
+  check("  ... its denoising strength goes to the hires pass, not to image to image",
+    Number(hiresFields.denoising_strength) === 0.75, hiresFields);
+  await page.fill("#clip_skip", "1");
+  await page.uncheck("#enable_hr");
+  await page.locator("#hires-panel").evaluate((d) => { d.open = false; });
+
   // ---- a long job: live progress with a preview, then Interrupt ---------------------------------------------------
   await page.fill("#steps", "600");
   await page.fill("#width", "256");
