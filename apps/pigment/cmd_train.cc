@@ -265,7 +265,7 @@ RegisterCommand reg(
                  "recompute each UNet block in the backward instead of keeping its activations (less memory)");
       c.add_option("--output", t.output,
                    "the result file: a LoRA (.safetensors), an embedding (.safetensors, or A1111's .pt when the name "
-                   "ends in .pt), a hypernetwork (A1111's .pt, with its AdamW state in FILE.optim), with --method "
+                   "ends in .pt; SDXL: .safetensors with clip_l and clip_g), a hypernetwork (A1111's .pt, with its AdamW state in FILE.optim), with --method "
                    "full|dreambooth|vae a checkpoint in the model family's original single-file layout, with --method "
                    "controlnet a ControlNet");
       c.add_option("--save-precision", g.save_precision,
@@ -330,8 +330,8 @@ RegisterCommand reg(
       c.add_flag("--network-train-text-encoder-only", g.te_only,
                  "--method lora: a LoRA on the text encoder(s) alone, none on the UNet");
       c.add_option("--text-encoder-lr", t.text_encoder_lr,
-                   "--train-text-encoder: the text encoder's learning rate (default: --learning-rate), under the same "
-                   "schedule");
+                   "--train-text-encoder: the learning rate of the text encoder(s), or of their LoRA networks "
+                   "(default: --learning-rate), under the same schedule");
       c.add_option("--instance-prompt", t.dreambooth.instance_prompt,
                    "--method dreambooth: the prompt of every training image, with the subject's identifier (\"a photo "
                    "of sks dog\"; default: the images' captions)");
