@@ -161,6 +161,33 @@ TEST(TextEncoderLora, TextEncoderOnlyTrainsAndSavesNoUNetModule) {
   EXPECT_THROW(train(o), Error);
 }
 
+// SDXL through the trainer: the UNet reads encoder 1's and 2's penultimate layers and encoder 2's pooled vector, so
+// encoder 2's last layer trains (only the pooled vector reaches it) and encoder 1's last layer gets no gradient.
+TEST(TextEncoderLora, SdxlTrainsEncoder2ThroughThePooledVector) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  TrainOptions o = te_lora_options(tmp.path, tiny_sdxl_model());
+  o.lora.train_unet = false;
+  o.max_steps = 2;
+  train(o);
+  SafeTensors f = SafeTensors::open(o.output);
+  int te1 = 0, te2 = 0;
+  for (const auto& e : f.entries()) {
+    if (e.name.find(".lora_up.") == std::string::npos) continue;
+    const bool trained = max_abs(f.get(e.name).as_f32()) > 0;
+    if (e.name.rfind("lora_te1_", 0) == 0) {
+      ++te1;
+      EXPECT_EQ(trained, e.name.find("_layers_3_") == std::string::npos) << e.name;
+    } else {
+      ASSERT_EQ(e.name.rfind("lora_te2_", 0), 0u) << e.name;
+      ++te2;
+      EXPECT_TRUE(trained) << e.name;
+    }
+  }
+  EXPECT_EQ(te1, 24);
+  EXPECT_EQ(te2, 30);
+}
+
 // --text-encoder-lr is the text encoder networks' learning rate (a param group): at 0 they stay at their start
 // (up = 0) while the UNet's network trains.
 TEST(TextEncoderLora, TextEncoderLrIsItsOwnParamGroup) {
