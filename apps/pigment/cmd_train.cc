@@ -42,6 +42,7 @@ struct Args {
   bool no_buckets = false;
   bool with_prior = false;
   bool distributed = false;
+  bool unet_only = false, te_only = false;  // kohya's --network_train_unet_only / --network_train_text_encoder_only
   std::string recipe;
   training::EmojiRecipeOptions r;
   std::string config_file;
@@ -174,6 +175,14 @@ int train_one() {
   o.model.load.prediction = g.prediction;
   o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
   PIG_CHECK(!g.with_prior || !o.dreambooth.class_prompt.empty(), "--with-prior-preservation needs --class-prompt");
+  PIG_CHECK(!(g.unet_only && (g.te_only || o.train_text_encoder)),
+            "--network-train-unet-only excludes --network-train-text-encoder-only and --train-text-encoder");
+  PIG_CHECK(o.method == "lora" || (!g.unet_only && !g.te_only),
+            "--network-train-unet-only and --network-train-text-encoder-only are for --method lora");
+  if (g.te_only) {
+    o.lora.train_unet = false;
+    o.train_text_encoder = true;
+  }
   o.stop = &g_stop;
   const bool report = training::distributed::is_root();  // --distributed: rank 0 speaks for all
   training::TrainSummary s = training::train(o, [&](const training::StepReport& r) {
@@ -256,7 +265,7 @@ RegisterCommand reg(
                  "recompute each UNet block in the backward instead of keeping its activations (less memory)");
       c.add_option("--output", t.output,
                    "the result file: a LoRA (.safetensors), an embedding (.safetensors, or A1111's .pt when the name "
-                   "ends in .pt), a hypernetwork (A1111's .pt, with its AdamW state in FILE.optim), with --method "
+                   "ends in .pt; SDXL: .safetensors with clip_l and clip_g), a hypernetwork (A1111's .pt, with its AdamW state in FILE.optim), with --method "
                    "full|dreambooth|vae a checkpoint in the model family's original single-file layout, with --method "
                    "controlnet a ControlNet");
       c.add_option("--save-precision", g.save_precision,
@@ -313,10 +322,16 @@ RegisterCommand reg(
           ->capture_default_str();
       c.add_option("--conv-alpha", t.lora.conv_alpha, "LoCon alpha")->capture_default_str();
       c.add_flag("--train-text-encoder", t.train_text_encoder,
-                 "--method full|dreambooth: the text encoder trains too (every weight, float32)");
+                 "the text encoder(s) train too (SDXL: both): --method lora: a LoRA on their attention and MLP "
+                 "layers (q/k/v/out_proj, fc1, fc2; saved as lora_te_* or, for SDXL, lora_te1_*/lora_te2_*); "
+                 "--method full|dreambooth: every weight, float32 (SD1, SD2's OpenCLIP tower, SDXL)");
+      c.add_flag("--network-train-unet-only", g.unet_only,
+                 "--method lora: a LoRA on the UNet alone (pigment's default; kohya's default trains both)");
+      c.add_flag("--network-train-text-encoder-only", g.te_only,
+                 "--method lora: a LoRA on the text encoder(s) alone, none on the UNet");
       c.add_option("--text-encoder-lr", t.text_encoder_lr,
-                   "--train-text-encoder: the text encoder's learning rate (default: --learning-rate), under the same "
-                   "schedule");
+                   "--train-text-encoder: the learning rate of the text encoder(s), or of their LoRA networks "
+                   "(default: --learning-rate), under the same schedule");
       c.add_option("--instance-prompt", t.dreambooth.instance_prompt,
                    "--method dreambooth: the prompt of every training image, with the subject's identifier (\"a photo "
                    "of sks dog\"; default: the images' captions)");

@@ -54,18 +54,12 @@ ClipTextModel ClipTextModel::load(const ClipTextConfig& config, const Weights& w
     l.ln1_b = lw.get("layer_norm1.bias", {H});
     l.ln2_w = lw.get("layer_norm2.weight", {H});
     l.ln2_b = lw.get("layer_norm2.bias", {H});
-    l.q_w = lw.get("self_attn.q_proj.weight", {H, H});
-    l.q_b = lw.get("self_attn.q_proj.bias", {H});
-    l.k_w = lw.get("self_attn.k_proj.weight", {H, H});
-    l.k_b = lw.get("self_attn.k_proj.bias", {H});
-    l.v_w = lw.get("self_attn.v_proj.weight", {H, H});
-    l.v_b = lw.get("self_attn.v_proj.bias", {H});
-    l.out_w = lw.get("self_attn.out_proj.weight", {H, H});
-    l.out_b = lw.get("self_attn.out_proj.bias", {H});
-    l.fc1_w = lw.get("mlp.fc1.weight", {I, H});
-    l.fc1_b = lw.get("mlp.fc1.bias", {I});
-    l.fc2_w = lw.get("mlp.fc2.weight", {H, I});
-    l.fc2_b = lw.get("mlp.fc2.bias", {H});
+    l.q = Linear(lw, "self_attn.q_proj", H, H);
+    l.k = Linear(lw, "self_attn.k_proj", H, H);
+    l.v = Linear(lw, "self_attn.v_proj", H, H);
+    l.out = Linear(lw, "self_attn.out_proj", H, H);
+    l.fc1 = Linear(lw, "mlp.fc1", H, I);
+    l.fc2 = Linear(lw, "mlp.fc2", I, H);
     m.layers_.push_back(std::move(l));
   }
   // A layer beyond the configured count means the config does not describe this checkpoint.
@@ -124,23 +118,18 @@ ops::Activation ClipTextModel::activation() const {
   return ops::Activation::GeluTanh;  // gelu_new, gelu_pytorch_tanh (validated in from_config)
 }
 
-Tensor ClipTextModel::run_layer(const Layer& l, const Tensor& x) const {
+Tensor ClipTextModel::run_layer(const Layer& l, const Tensor& x, const UNetHooks& hooks) const {
   const int heads = int(config_.num_attention_heads);
   const float scale = float(1.0 / std::sqrt(double(config_.hidden_size / heads)));
   Tensor h = ops::layer_norm(x, l.ln1_w, l.ln1_b, float(config_.layer_norm_eps));
-  Tensor q = ops::linear(h, l.q_w, &l.q_b);
-  Tensor k = ops::linear(h, l.k_w, &l.k_b);
-  Tensor v = ops::linear(h, l.v_w, &l.v_b);
+  Tensor q = l.q(h, hooks);
+  Tensor k = l.k(h, hooks);
+  Tensor v = l.v(h, hooks);
   h = ops::attention_causal(q, k, v, heads, scale);
-  ops::LinearOptions with_residual;
-  with_residual.residual = &x;
-  Tensor y = ops::linear(h, l.out_w, &l.out_b, with_residual);  // x + out_proj(attention)
+  Tensor y = l.out(h, hooks, ops::Activation::None, &x);  // x + out_proj(attention)
   h = ops::layer_norm(y, l.ln2_w, l.ln2_b, float(config_.layer_norm_eps));
-  ops::LinearOptions act;
-  act.activation = activation();
-  h = ops::linear(h, l.fc1_w, &l.fc1_b, act);
-  with_residual.residual = &y;
-  return ops::linear(h, l.fc2_w, &l.fc2_b, with_residual);  // y + fc2(act(fc1(...)))
+  h = l.fc1(h, hooks, activation(), nullptr);
+  return l.fc2(h, hooks, ops::Activation::None, &y);  // y + fc2(act(fc1(...)))
 }
 
 Tensor ClipTextModel::final_norm(const Tensor& hidden) const {
@@ -168,10 +157,12 @@ ClipOutput ClipTextModel::forward(const std::vector<std::vector<int64_t>>& ids, 
   // hidden_states[L + 1 - clip_skip] conditions the image.
   const int chosen = L + 1 - options.clip_skip;
   ClipOutput out;
+  static const UNetHooks kNoHooks;
+  const UNetHooks& hooks = options.hooks ? *options.hooks : kNoHooks;
   Tensor x = embed(ids, options.extra_rows);
   if (options.keep_hidden_states) out.hidden_states.push_back(x);
   for (int i = 0; i < L; ++i) {
-    x = run_layer(layers_[i], x);
+    x = run_layer(layers_[i], x, hooks);
     if (options.keep_hidden_states) out.hidden_states.push_back(x);
     if (i + 1 == chosen && chosen != L) out.context = options.final_norm ? final_norm(x) : x;
   }

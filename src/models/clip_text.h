@@ -10,6 +10,7 @@
 
 #include "core/tensor.h"
 #include "models/model_config.h"
+#include "models/unet_layers.h"
 #include "models/weights.h"
 #include "ops/ops.h"
 
@@ -48,6 +49,11 @@ struct ClipOptions {
   bool keep_hidden_states = false;
   // Extra token-embedding rows [E, hidden] (textual inversion): ids vocab_size .. vocab_size+E-1 select them.
   const Tensor* extra_rows = nullptr;
+  // Run-time layer deltas (training a text-encoder LoRA): hooks->layer_delta sees every linear layer of the
+  // encoder by its transformers name, "text_model.encoder.layers.N.self_attn.{q,k,v,out}_proj" and
+  // "text_model.encoder.layers.N.mlp.fc{1,2}", with its input and output (the delta lands before fc1's
+  // activation). The UNet's hooks type; only layer_delta applies here.
+  const UNetHooks* hooks = nullptr;
 };
 
 struct ClipOutput {
@@ -85,10 +91,9 @@ class ClipTextModel {
  private:
   struct Layer {
     Tensor ln1_w, ln1_b, ln2_w, ln2_b;
-    Tensor q_w, q_b, k_w, k_b, v_w, v_b, out_w, out_b;
-    Tensor fc1_w, fc1_b, fc2_w, fc2_b;
+    Linear q, k, v, out, fc1, fc2;
   };
-  Tensor run_layer(const Layer& l, const Tensor& x) const;
+  Tensor run_layer(const Layer& l, const Tensor& x, const UNetHooks& hooks) const;
   ops::Activation activation() const;
 
   ClipTextConfig config_;

@@ -309,6 +309,16 @@ void StableDiffusion::check_request(const GenerateRequest& r) const {
   }
 }
 
+ClipOptions conditioning_clip_options(Family family, int clip_skip) {
+  ClipOptions opt;
+  opt.clip_skip = clip_skip;
+  if (family == Family::SDXL) {
+    opt.clip_skip = clip_skip + 1;
+    opt.final_norm = false;
+  }
+  return opt;
+}
+
 PromptEmbeds StableDiffusion::encode_prompt(const std::string& text, const GenerateRequest& r) const {
   // Textual-inversion names stand for all of their tokens.
   const std::string prompt = embeddings_ ? embeddings_->expand(text) : text;
@@ -348,9 +358,7 @@ PromptEmbeds StableDiffusion::encode_prompt(const std::string& text, const Gener
   PromptEmbeds e;
   if (family_ == Family::SDXL) {
     // Both encoders' penultimate hidden states without the final norm, concatenated; pooled from encoder 2.
-    ClipOptions opt;
-    opt.clip_skip = r.clip_skip + 1;
-    opt.final_norm = false;
+    ClipOptions opt = conditioning_clip_options(family_, r.clip_skip);
     ClipOptions opt2 = opt;
     if (embeddings_) {
       opt.extra_rows = &embeddings_->extra_rows();
@@ -362,8 +370,7 @@ PromptEmbeds StableDiffusion::encode_prompt(const std::string& text, const Gener
     e.context = ops::concat({a.first, b.first}, -1);
     e.pooled = b.second;
   } else {
-    ClipOptions opt;
-    opt.clip_skip = r.clip_skip;
+    ClipOptions opt = conditioning_clip_options(family_, r.clip_skip);
     if (embeddings_) opt.extra_rows = &embeddings_->extra_rows();
     e.context = encode(*tokenizer_, text_encoder_, opt, family_ == Family::SD2 ? ClipTokenizer::kSd2PadId : -1).first;
   }

@@ -33,6 +33,11 @@ struct PromptEmbeds {
   Tensor context, pooled;
 };
 
+// How a family's text encoder(s) give the UNet its context at A1111's clip skip (1 = last layer): SD1/SD2 the chosen
+// hidden state after the final layer norm; SDXL the hidden state one layer earlier, without it, of both encoders,
+// whose contexts are then concatenated along the last dimension (the pooled vector is encoder 2's text_embeds).
+ClipOptions conditioning_clip_options(Family family, int clip_skip);
+
 // Sees intermediate values by name: "prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
 // "negative_pooled_prompt_embeds", "init_latents", "noise", "image_latents" (inpainting, after the masked-content
 // rule), "masked_image_latents", "latents.stepNN", "final_latents"; the hires fix adds "hires.upscaled_latents" and
@@ -187,6 +192,8 @@ class StableDiffusion {
   const UNet& unet() const { return *unet_; }
   const Vae& vae() const { return vae_; }
   const ClipTokenizer& tokenizer() const { return *tokenizer_; }
+  // SDXL's second tokenizer (pads with "!"); null for one text encoder.
+  const ClipTokenizer* tokenizer_2() const { return tokenizer_2_.get(); }
   // Scheduler config of the model (diffusers JSON) with the request's overrides.
   SchedulerConfig scheduler_config(const GenerateRequest& r) const;
   int64_t latent_channels() const;

@@ -1,5 +1,5 @@
 // Full fine-tuning (--method full): every UNet weight trains, and with --train-text-encoder every weight of the
-// text encoder too; the VAE stays frozen. Also training from scratch: start from a `pigment init` checkpoint.
+// text encoder(s) too (SD1's OpenAI CLIP, SD2's OpenCLIP tower, both of SDXL's); the VAE stays frozen. Also training from scratch: start from a `pigment init` checkpoint.
 //
 // The loaded weights are read-only views of the file in its dtype, so the method keeps float32 master copies of
 // every trained parameter (model_copy.h) and builds its own UNet (and text encoder) on them; the trainer runs
@@ -10,7 +10,6 @@
 #include "training/full.h"
 
 #include "core/error.h"
-#include "models/clip_text.h"
 #include "models/unet.h"
 #include "pipelines/stable_diffusion.h"
 #include "training/model_copy.h"
@@ -19,26 +18,19 @@
 namespace pigment::training {
 
 FullMethod::FullMethod(const StableDiffusion& model, const TrainOptions& o)
-    : WholeModelMethod(model, o), tokenizer_(model.tokenizer()) {
+    : WholeModelMethod(model, o), text_(model) {
   const ModelComponent& unet = train_component("unet");
   unet_ = std::make_unique<UNet>(UNetConfig::from_json(unet.config.dump(), unet.source), unet.weights());
   if (o.train_text_encoder) {
-    PIG_CHECK(family_ != Family::SDXL, "--train-text-encoder: SDXL's two text encoders are not implemented yet");
-    PIG_CHECK(family_ != Family::SD2, "--train-text-encoder: the OpenCLIP text tower of SD2 is not implemented yet");
-    const ModelComponent& te = train_component("text_encoder");
-    te_ = ClipTextModel::load(te.model_config(), te.weights());
+    const auto names = CaptionEncoder::component_names(family_);
+    for (size_t i = 0; i < names.size(); ++i) text_.set_encoder(i, train_component(names[i]));
     train_te_ = true;
   }
 }
 
-Tensor FullMethod::encode_captions(const std::vector<std::string>& captions) const {
-  if (!train_te_) return Tensor();
-  std::vector<std::vector<int64_t>> ids;
-  for (const auto& caption : captions) {
-    std::vector<int> t = tokenizer_.encode_padded(caption);
-    ids.emplace_back(t.begin(), t.end());
-  }
-  return te_.forward(ids, ClipOptions{}).context;
+PromptEmbeds FullMethod::encode_captions(const std::vector<std::string>& captions) const {
+  if (!train_te_) return {};
+  return text_.encode(captions);
 }
 
 std::unique_ptr<Method> make_full_method(const StableDiffusion& model, const TrainOptions& o) {

@@ -4,9 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "models/clip_text.h"
 #include "models/unet.h"
-#include "text/clip_tokenizer.h"
+#include "training/caption_encoder.h"
 #include "training/model_copy.h"
 
 namespace pigment::training {
@@ -15,12 +14,11 @@ class FullMethod : public WholeModelMethod {
  public:
   FullMethod(const StableDiffusion& model, const TrainOptions& o);
   const UNet* unet() const override { return unet_.get(); }
-  Tensor encode_captions(const std::vector<std::string>& captions) const override;
+  PromptEmbeds encode_captions(const std::vector<std::string>& captions) const override;
 
  private:
-  ClipTokenizer tokenizer_;
+  CaptionEncoder text_;
   std::unique_ptr<UNet> unet_;
-  ClipTextModel te_;
   bool train_te_ = false;
 };
 

@@ -189,6 +189,55 @@ TEST(FullTraining, TrainTextEncoderChangesTheEncoderInTheCheckpoint) {
   EXPECT_GT(changed, int(base.component("text_encoder").tensors->size()) * 3 / 4) << "text encoder tensors changed";
 }
 
+// SD2: the OpenCLIP text tower (a tiny single file as `pigment init` writes one: the tower has one layer more than the
+// loader keeps) trains with --train-text-encoder; the result is written back in the OpenCLIP layout (q/k/v re-fused
+// into in_proj), the unused last layer carried over unchanged, and it loads and conditions differently.
+TEST(FullTraining, Sd2TrainTextEncoderWritesTheOpenClipTower) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  const nlohmann::json clip = {{"architectures", {"CLIPTextModel"}}, {"hidden_size", 32}, {"intermediate_size", 37},
+                               {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"hidden_act", "gelu"},
+                               {"vocab_size", 49408}, {"max_position_embeddings", 77}};
+  PipelineOptions po = golden_sd1();
+  po.load.config_paths = {{"unet", (golden_models() / "unet_sd2").string()},
+                          {"vae", (golden_models() / "vae").string()}};
+  const LoadedModel unet_only = load_model((golden_models() / "unet_sd2").string());
+  const LoadedModel vae_only = load_model((golden_models() / "vae").string());
+  InitOptions io;
+  io.dtype = DType::F32;
+  io.seed = 9;
+  po.model = (tmp.path / "sd2.safetensors").string();
+  write_random_tensors(po.model,
+                       {unet_layout(unet_only.component("unet").config), vae_layout(vae_only.component("vae").config),
+                        open_clip_layout(clip, file_prefix::kSd2OpenClip)},
+                       io, false, modelspec_metadata(Family::SD2, "epsilon", "tiny sd2"));
+  TrainOptions o = full_options(tmp.path, po);
+  o.max_steps = 3;
+  o.train_text_encoder = true;
+  o.save_precision = DType::F32;
+  train(o);
+
+  const LoadedModel base = load_model(po.model, po.load);
+  PipelineOptions tuned_po = po;
+  tuned_po.model = o.output;
+  const LoadedModel trained = load_model(o.output, po.load);
+  ASSERT_EQ(trained.family(), Family::SD2);
+  int changed = 0;
+  for (const auto& [k, t] : *base.component("text_encoder").tensors)
+    changed += !same_bits(trained.component("text_encoder").tensors->at(k), t.to(DType::F32));
+  EXPECT_GT(changed, int(base.component("text_encoder").tensors->size()) * 3 / 4) << "text encoder tensors changed";
+  const Checkpoint a = load_checkpoint(po.model), b = load_checkpoint(o.output);
+  const std::string tower = std::string(file_prefix::kSd2OpenClip) + "transformer.resblocks.";
+  EXPECT_FALSE(same_bits(a.tensors.at(tower + "0.attn.in_proj_weight"), b.tensors.at(tower + "0.attn.in_proj_weight")));
+  EXPECT_TRUE(same_bits(a.tensors.at(tower + "2.attn.in_proj_weight"), b.tensors.at(tower + "2.attn.in_proj_weight")))
+      << "the layer diffusers drops is carried over";
+  GenerateRequest r;
+  r.a1111_syntax = false;
+  const Tensor c0 = StableDiffusion::load(po).encode_prompt("a red square", r).context;
+  const Tensor c1 = StableDiffusion::load(tuned_po).encode_prompt("a red square", r).context;
+  EXPECT_GT(ops::mse(c0, c1), 0.0);
+}
+
 // --method vae: the autoencoder alone trains on the images (L1 + KL); the loss falls, the saved checkpoint's VAE
 // reconstructs the training images better than the base's, and its scaling factor is 1 / std of its latents.
 TEST(VaeTraining, ReconstructionImprovesAndTheScalingFactorIsSet) {

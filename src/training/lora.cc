@@ -1,6 +1,7 @@
 #include "training/lora.h"
 
 #include <cmath>
+#include <optional>
 #include <random>
 
 #include "io/file_hash.h"
@@ -9,6 +10,7 @@
 #include "models/lora.h"
 #include "ops/ops.h"
 #include "pipelines/stable_diffusion.h"
+#include "training/caption_encoder.h"
 #include "training/trainer.h"
 
 namespace pigment::training {
@@ -32,7 +34,8 @@ std::string LoraNetwork::kohya_name(const std::string& module, const std::string
   return n;
 }
 
-LoraNetwork LoraNetwork::create(const TensorMap& model, const LoraOptions& options, uint64_t seed) {
+LoraNetwork LoraNetwork::create(const TensorMap& model, const LoraOptions& options, uint64_t seed,
+                                const std::string& prefix) {
   PIG_CHECK(options.rank > 0, "LoRA: rank (--network-dim) must be positive, got ", options.rank);
   PIG_CHECK(options.dropout >= 0 && options.dropout < 1, "LoRA: --network-dropout must be in [0, 1), got ",
             options.dropout);
@@ -66,11 +69,19 @@ LoraNetwork LoraNetwork::create(const TensorMap& model, const LoraOptions& optio
     modules.push_back(std::move(m));
   }
   PIG_CHECK(!modules.empty(), "LoRA: no layer of the model matches the target modules");
-  return LoraNetwork(std::move(modules), options);
+  return LoraNetwork(std::move(modules), options, prefix);
 }
 
-LoraNetwork::LoraNetwork(std::vector<Module> modules, const LoraOptions& options)
-    : modules_(std::move(modules)), options_(options) {
+LoraNetwork LoraNetwork::create_text_encoder(const TensorMap& model, const LoraOptions& options, uint64_t seed,
+                                             const std::string& prefix) {
+  LoraOptions o = options;
+  o.targets = options.text_encoder_targets;
+  o.conv_rank = 0;
+  return create(model, o, seed, prefix);
+}
+
+LoraNetwork::LoraNetwork(std::vector<Module> modules, const LoraOptions& options, std::string prefix)
+    : modules_(std::move(modules)), options_(options), prefix_(std::move(prefix)) {
   for (size_t i = 0; i < modules_.size(); ++i) {
     const Module& m = modules_[i];
     PIG_CHECK(m.down.ndim() == m.up.ndim() && (m.down.ndim() == 2 || m.down.ndim() == 4) &&
@@ -123,7 +134,7 @@ UNetHooks LoraNetwork::hooks() const {
 std::vector<std::pair<std::string, Tensor>> LoraNetwork::parameters() const {
   std::vector<std::pair<std::string, Tensor>> p;
   for (const auto& m : modules_) {
-    const std::string k = kohya_name(m.name);
+    const std::string k = kohya_name(m.name, prefix_);
     p.emplace_back(k + ".lora_down.weight", m.down);
     p.emplace_back(k + ".lora_up.weight", m.up);
   }
@@ -133,7 +144,7 @@ std::vector<std::pair<std::string, Tensor>> LoraNetwork::parameters() const {
 TensorMap LoraNetwork::kohya_tensors() const {
   TensorMap t;
   for (const auto& m : modules_) {
-    const std::string k = kohya_name(m.name);
+    const std::string k = kohya_name(m.name, prefix_);
     t[k + ".lora_down.weight"] = m.down;
     t[k + ".lora_up.weight"] = m.up;
     t[k + ".alpha"] = Tensor::full({}, m.alpha);
@@ -148,10 +159,27 @@ TensorMap LoraNetwork::kohya_tensors() const {
 namespace pigment::training {
 
 namespace {
+
+// The kohya prefixes of the text encoders' networks.
+std::vector<std::string> text_encoder_prefixes(Family family) {
+  if (family == Family::SDXL) return {"lora_te1_", "lora_te2_"};
+  return {"lora_te_"};
+}
+
 class LoraMethod : public Method {
  public:
-  LoraMethod(const StableDiffusion& model, const TrainOptions& o)
-      : net_(LoraNetwork::create(*model.base_component("unet").tensors, o.lora, o.seed)) {
+  LoraMethod(const StableDiffusion& model, const TrainOptions& o) : text_(model) {
+    PIG_CHECK(o.lora.train_unet || o.train_text_encoder,
+              "LoRA: nothing to train (--network-train-text-encoder-only trains the text encoder; the UNet trains "
+              "unless it is given)");
+    if (o.lora.train_unet) unet_.emplace(LoraNetwork::create(*model.base_component("unet").tensors, o.lora, o.seed));
+    if (o.train_text_encoder) {
+      const auto names = CaptionEncoder::component_names(model.family());
+      const auto prefixes = text_encoder_prefixes(model.family());
+      for (size_t i = 0; i < names.size(); ++i)
+        te_.push_back(LoraNetwork::create_text_encoder(*model.base_component(names[i]).tensors, o.lora,
+                                                       o.seed ^ (0x7465ull << (8 * i)), prefixes[i]));
+    }
     // kohya names SDXL's UNet modules by the SGM checkpoint's keys (lora_unet_input_blocks_4_1_..._to_q), which
     // A1111, ComfyUI and sd-scripts expect; SD1/SD2 files use the diffusers names.
     if (model.family() == Family::SDXL)
@@ -161,17 +189,33 @@ class LoraMethod : public Method {
 
   std::vector<Param> params() override {
     std::vector<Param> p;
-    for (const auto& [name, t] : net_.parameters()) p.push_back({name, t, Tensor()});
+    for (const LoraNetwork* net : networks())
+      for (const auto& [name, t] : net->parameters()) p.push_back({name, t, Tensor()});
     return p;
   }
-  UNetHooks unet_hooks() const override { return net_.hooks(); }
-  void begin_micro_batch(uint64_t seed) override { net_.set_dropout_seed(seed); }
+  UNetHooks unet_hooks() const override { return unet_ ? unet_->hooks() : UNetHooks{}; }
+  void begin_micro_batch(uint64_t seed) override {
+    if (unet_) unet_->set_dropout_seed(seed);
+    for (size_t i = 0; i < te_.size(); ++i) te_[i].set_dropout_seed(seed ^ (0x9E3779B97F4A7C15ull * (i + 1)));
+  }
 
-  // The network as a LoRA file merged into copies of the UNet's weights (the loaded ones, which training reads,
+  // With text-encoder networks the captions go through the encoders with their deltas (recorded); without, the
+  // trainer's frozen encoding.
+  PromptEmbeds encode_captions(const std::vector<std::string>& captions) const override {
+    if (te_.empty()) return {};
+    std::vector<UNetHooks> hooks;
+    for (const auto& net : te_) hooks.push_back(net.hooks());
+    CaptionEncoder::Inputs in;
+    for (size_t i = 0; i < hooks.size(); ++i) in.hooks[i] = &hooks[i];
+    return text_.encode(captions, in);
+  }
+
+  // The networks as a LoRA file merged into copies of the model's weights (the loaded ones, which training reads,
   // stay as they are).
   bool apply_to(StableDiffusion& model) const override {
     TensorMap t;
-    for (const auto& [k, v] : net_.kohya_tensors()) t[k] = v.clone();
+    for (const LoraNetwork* net : networks())
+      for (const auto& [k, v] : net->kohya_tensors()) t[k] = v.clone();
     model.set_loras({LoraChoice(LoraFile::from_tensors(t, "training"), 1.f)});
     return true;
   }
@@ -179,19 +223,21 @@ class LoraMethod : public Method {
 
   void save(const std::string& path, const std::map<std::string, std::string>& metadata) const override {
     NamedTensors t;
-    for (const auto& [k, v] : net_.kohya_tensors()) {
-      const size_t dot = k.find('.');
-      auto it = file_names_.find(k.substr(0, dot));
-      t.emplace_back(it == file_names_.end() ? k : it->second + k.substr(dot), v);
-    }
+    for (const LoraNetwork* net : networks())
+      for (const auto& [k, v] : net->kohya_tensors()) {
+        const size_t dot = k.find('.');
+        auto it = file_names_.find(k.substr(0, dot));
+        t.emplace_back(it == file_names_.end() ? k : it->second + k.substr(dot), v);
+      }
+    const LoraOptions& lo = networks().front()->options();
     std::map<std::string, std::string> meta = metadata;
     meta["ss_network_module"] = "networks.lora";
-    meta["ss_network_dim"] = std::to_string(net_.options().rank);
-    meta["ss_network_alpha"] = std::to_string(net_.options().alpha);
-    meta["ss_network_dropout"] = std::to_string(net_.options().dropout);
-    if (net_.options().conv_rank > 0) {
-      meta["ss_network_args"] = "{\"conv_dim\": \"" + std::to_string(net_.options().conv_rank) +
-                                "\", \"conv_alpha\": \"" + std::to_string(net_.options().conv_alpha) + "\"}";
+    meta["ss_network_dim"] = std::to_string(lo.rank);
+    meta["ss_network_alpha"] = std::to_string(lo.alpha);
+    meta["ss_network_dropout"] = std::to_string(lo.dropout);
+    if (lo.conv_rank > 0 && unet_) {
+      meta["ss_network_args"] = "{\"conv_dim\": \"" + std::to_string(lo.conv_rank) + "\", \"conv_alpha\": \"" +
+                                std::to_string(lo.conv_alpha) + "\"}";
     }
     // kohya's sshs_model_hash is the SHA-256 of the data after the header, which metadata does not change: write,
     // hash, and write again with the hash.
@@ -201,7 +247,16 @@ class LoraMethod : public Method {
   }
 
  private:
-  LoraNetwork net_;
+  std::vector<const LoraNetwork*> networks() const {
+    std::vector<const LoraNetwork*> n;
+    if (unet_) n.push_back(&*unet_);
+    for (const auto& net : te_) n.push_back(&net);
+    return n;
+  }
+
+  CaptionEncoder text_;
+  std::optional<LoraNetwork> unet_;
+  std::vector<LoraNetwork> te_;  // per text encoder (filled in the constructor, never moved after)
   std::map<std::string, std::string> file_names_;  // SDXL: kohya module name (diffusers) → the SGM one
 };
 }  // namespace

@@ -30,6 +30,11 @@ struct LoraOptions {
   // kohya's network_dropout: while training (a tape records), each element of down(x) is zeroed with this
   // probability and the rest scaled by 1/(1 − p). Never at inference.
   float dropout = 0;
+  // The UNet gets a network unless false (kohya's --network_train_text_encoder_only); the text encoder(s) (SDXL:
+  // both) get one with TrainOptions::train_text_encoder, on the layers named by text_encoder_targets (kohya's: every
+  // linear layer of CLIPAttention and CLIPMLP). kohya trains both by default, pigment the UNet alone.
+  bool train_unet = true;
+  std::vector<std::string> text_encoder_targets{"q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"};
 };
 
 class LoraNetwork {
@@ -44,17 +49,24 @@ class LoraNetwork {
 
   // One module per linear or 1x1 weight `<module>.weight` of `model` whose module name ends in a target, and per
   // 3x3 convolution of a resnet or resampler when conv_rank > 0.
-  static LoraNetwork create(const TensorMap& model, const LoraOptions& options, uint64_t seed);
+  // `prefix` starts the kohya names of its tensors: "lora_unet_", "lora_te_" (SD1/SD2's text encoder), "lora_te1_" /
+  // "lora_te2_" (SDXL's).
+  static LoraNetwork create(const TensorMap& model, const LoraOptions& options, uint64_t seed,
+                            const std::string& prefix = "lora_unet_");
+  // The network of a text encoder: create() over options.text_encoder_targets.
+  static LoraNetwork create_text_encoder(const TensorMap& model, const LoraOptions& options, uint64_t seed,
+                                         const std::string& prefix);
   // A network from given modules (e.g. loaded for resuming, or a test's inputs).
-  LoraNetwork(std::vector<Module> modules, const LoraOptions& options);
+  LoraNetwork(std::vector<Module> modules, const LoraOptions& options, std::string prefix = "lora_unet_");
   LoraNetwork() = default;
 
   // The hook that adds every module's delta to its layer's output (recorded when a tape records).
   UNetHooks hooks() const;
   // Trainable tensors: "<kohya name>.lora_down.weight" / ".lora_up.weight" → tensor (shares memory).
   std::vector<std::pair<std::string, Tensor>> parameters() const;
-  // kohya-format tensors, with `.alpha` (float32), prefix "lora_unet_" (or e.g. "lora_te_").
+  // kohya-format tensors, with `.alpha` (float32), named with the network's prefix.
   TensorMap kohya_tensors() const;
+  const std::string& prefix() const { return prefix_; }
   static std::string kohya_name(const std::string& module, const std::string& prefix = "lora_unet_");
 
   const std::vector<Module>& modules() const { return modules_; }
@@ -67,6 +79,7 @@ class LoraNetwork {
   std::vector<Module> modules_;
   std::map<std::string, size_t> by_name_;
   LoraOptions options_;
+  std::string prefix_ = "lora_unet_";
   uint64_t dropout_seed_ = 0;
 };
 

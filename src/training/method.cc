@@ -1,8 +1,11 @@
 #include "training/method.h"
 
 #include "core/error.h"
+#include "pipelines/stable_diffusion.h"
 
 namespace pigment::training {
+
+PromptEmbeds Method::encode_captions(const std::vector<std::string>& captions) const { return {}; }
 
 const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names{"lora", "textual-inversion", "hypernetwork", "full", "dreambooth", "vae",

@@ -13,6 +13,7 @@
 namespace pigment {
 class StableDiffusion;
 struct GenerateRequest;
+struct PromptEmbeds;
 class UNet;
 struct UNetExtras;
 class Generator;
@@ -36,9 +37,10 @@ class Method {
   // The UNet the trainer runs when the method trains one of its own (full fine-tuning: built on the method's
   // float32 copies of the weights); null: the loaded model's.
   virtual const UNet* unet() const { return nullptr; }
-  // The text conditioning [B, 77, D] of a batch's captions when the method trains through the text encoder
-  // (recorded: it runs while the tape records); undefined: the trainer encodes them with the frozen model.
-  virtual Tensor encode_captions(const std::vector<std::string>& captions) const { return Tensor(); }
+  // The text conditioning of a batch's captions when the method trains through the text encoder(s) (recorded: it
+  // runs while the tape records): context [B, 77, D] and, for SDXL, pooled [B, P]. An undefined context: the
+  // trainer encodes them with the frozen model.
+  virtual PromptEmbeds encode_captions(const std::vector<std::string>& captions) const;
   // Makes `model` generate with the weights trained so far (sample images during training); false when the method
   // cannot yet. remove_from undoes it, leaving the model as the training loop uses it.
   virtual bool apply_to(StableDiffusion& model) const { return false; }

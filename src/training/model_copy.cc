@@ -21,8 +21,11 @@ bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p,
 Layout layout_of(const ModelComponent& c) {
   if (c.name == "unet") return unet_layout(c.config);
   if (c.name == "vae") return vae_layout(c.config);
-  PIG_CHECK(c.name == "text_encoder", "train: cannot train the component ", c.name, " as a whole yet");
-  return openai_clip_layout(c.config, "");
+  PIG_CHECK(c.name == "text_encoder" || c.name == "text_encoder_2", "train: cannot train the component ", c.name,
+            " as a whole yet");
+  // Only the parameter names and shapes are read, and they are the transformers names whatever the file's layout
+  // (OpenAI CLIP, or OpenCLIP for SD2 and SDXL's second encoder: the writer re-fuses q/k/v).
+  return openai_clip_layout(c.config, "", c.name);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ struct TrainedCopy {
   std::vector<Param> params;  // every parameter its config implies, in module order (a stable list), prefixed
                               // with the component name ("unet.conv_in.weight")
 };
-// `base` is a loaded component (unet, vae or text_encoder with the OpenAI CLIP layout).
+// `base` is a loaded component: unet, vae, text_encoder or text_encoder_2 (any text-encoder file layout).
 TrainedCopy trainable_copy(const ModelComponent& base);
 
 // A method that trains whole components and saves a whole model: the base model's components, with the trained

@@ -360,7 +360,8 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   std::vector<Param> params = method->params();
   if (o.text_encoder_lr >= 0)
     for (Param& p : params)
-      if (p.name.rfind("text_encoder", 0) == 0) p.lr_scale = o.text_encoder_lr / o.learning_rate;
+      if (p.name.rfind("text_encoder", 0) == 0 || p.name.rfind("lora_te", 0) == 0)  // whole encoders, their LoRAs
+        p.lr_scale = o.text_encoder_lr / o.learning_rate;
   const std::string instance_prompt = method->instance_prompt();
   // Prior preservation: the class images (the method has made them by now) and a loader of their own.
   const std::optional<Method::PriorData> prior = method->prior_data();
@@ -531,13 +532,11 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
       Tensor pred;
       {
         ops::autograd::Recording rec(tape);
-        Tensor context = method->encode_captions(captions);
+        PromptEmbeds e = method->encode_captions(captions);
+        if (!e.context.defined()) e = encode_captions(model, captions);
+        const Tensor context = e.context;
         UNetExtras extras;
-        if (!context.defined()) {
-          PromptEmbeds e = encode_captions(model, captions);
-          context = e.context;
-          if (model.family() == Family::SDXL) extras.text_embeds = e.pooled;
-        }
+        if (model.family() == Family::SDXL) extras.text_embeds = e.pooled;
         if (model.family() == Family::SDXL) {
           PIG_CHECK(extras.text_embeds.defined(), "train: --method ", o.method, " gives no SDXL pooled text embedding");
           PIG_CHECK(int64_t(batch.time_ids.size()) == B, "train: the batch has no SDXL size conditioning");

@@ -77,7 +77,8 @@ struct TrainOptions {
   std::string init_word = "*";
   // full fine-tuning and the VAE method: the dtype of the saved checkpoint (F32, F16 or BF16)
   DType save_precision = DType::F16;
-  // full fine-tuning: the text encoder trains too, at text_encoder_lr (< 0: learning_rate) under the same schedule
+  // The text encoder(s) train too, at text_encoder_lr (< 0: learning_rate) under the same schedule: LoRA networks on
+  // them (lora.train_unet = false: on them alone), or every weight (full fine-tuning, DreamBooth)
   bool train_text_encoder = false;
   double text_encoder_lr = -1;
   // DreamBooth (--method dreambooth; diffusers' train_dreambooth.py names)

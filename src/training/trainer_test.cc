@@ -440,7 +440,8 @@ TEST(Trainer, SdxlLoraTrainsAndSavesSgmNames) {
   EXPECT_LT(after, 0.7 * before);
 }
 
-// Full fine-tuning of the SDXL UNet writes a single-file SGM checkpoint that loads and differs from the base.
+// Full fine-tuning of the SDXL UNet writes a single-file SGM checkpoint that loads and differs from the base; with
+// --train-text-encoder both text encoders train and are written (CLIP-L, and OpenCLIP bigG re-fused).
 TEST(Trainer, SdxlFullFineTuningSavesALoadableCheckpoint) {
   ScopedNumThreads one(1);
   TempDir tmp;
@@ -458,7 +459,31 @@ TEST(Trainer, SdxlFullFineTuningSavesALoadableCheckpoint) {
   EXPECT_NE(latent_distance(tuned, "a red square", red), latent_distance(base, "a red square", red));
   o.train_text_encoder = true;
   o.output = (tmp.path / "te" / "x.safetensors").string();
-  EXPECT_THROW(train(o), Error);  // SDXL's text encoders do not train yet: refused, not ignored
+  o.run_dir = (tmp.path / "te" / "run").string();
+  train(o);
+  const LoadedModel base_file = load_model(tiny_sdxl_model().model, tiny_sdxl_model().load);
+  const LoadedModel te_file = load_model(o.output, tiny_sdxl_model().load);
+  // Encoder 1 conditions through its penultimate layer without the final norm: its last layer and final norm get
+  // no gradient and stay; every other tensor trains. Encoder 2 also gives the pooled vector (last layer, final norm,
+  // projection).
+  for (const char* name : {"text_encoder", "text_encoder_2"}) {
+    int changed = 0;
+    const TensorMap& before = *base_file.component(name).tensors;
+    for (const auto& [k, t] : before) {
+      const bool moved = ops::mse(t.as_f32(), te_file.component(name).tensors->at(k).as_f32()) > 0;
+      changed += moved;
+      if (std::string(name) == "text_encoder")
+        EXPECT_EQ(moved, k.find("encoder.layers.3.") == std::string::npos && k.find("final_layer_norm") == std::string::npos)
+            << name << "." << k;
+    }
+    EXPECT_GT(changed, int(before.size()) * 2 / 3) << name << ": tensors changed";
+  }
+  StableDiffusion te_tuned = StableDiffusion::load(tiny_sdxl_model(o.output));
+  GenerateRequest r;
+  r.a1111_syntax = false;
+  const PromptEmbeds e0 = base.encode_prompt("a red square", r), e1 = te_tuned.encode_prompt("a red square", r);
+  EXPECT_GT(ops::mse(e0.context, e1.context), 0.0);
+  EXPECT_GT(ops::mse(e0.pooled, e1.pooled), 0.0);
 }
 
 TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {

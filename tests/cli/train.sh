@@ -65,6 +65,20 @@ check "textual inversion writes a sample image with the new word" \
 "$P" generate "${TINY_SD1[@]}" -q -W 64 -H 64 --steps 3 -s 5 -p "a sks-thing" -o "$T/plain.png"
 check "the embedding loads by name and changes the pixels" '[ -s "$T/ti.png" ] && [ "$(idat "$T/ti.png")" != "$(idat "$T/plain.png")" ]'
 
+# A LoRA on the text encoder alone (kohya's --network_train_text_encoder_only): lora_te_* modules, none for the UNet,
+# loaded by pigment generate with every module bound, and it changes the picture through the text conditioning.
+train --network-train-text-encoder-only --output "$T/te.safetensors" --max-train-steps 3 --learning-rate 1e-2 \
+  > /dev/null 2>&1
+check "a text-encoder LoRA writes lora_te_ modules and no lora_unet_ ones" \
+  '[ -s "$T/te.safetensors" ] && grep -aq "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight" "$T/te.safetensors" &&
+   ! grep -aq "lora_unet_" "$T/te.safetensors"'
+"$P" generate "${TINY_SD1[@]}" -q -W 64 -H 64 --steps 3 -s 5 -p "a red thing" --lora "$T/te.safetensors:1" \
+  -o "$T/te.png" 2> "$T/te.err"
+check "pigment generate loads the text-encoder LoRA with no unmatched key, and it changes the pixels" \
+  '[ -s "$T/te.png" ] && ! grep -qi "match" "$T/te.err" && [ "$(idat "$T/te.png")" != "$(idat "$T/base.png")" ]'
+check "train --help describes the text-encoder LoRA" \
+  '"$P" train --help | grep -q -- "--network-train-text-encoder-only" && "$P" train --help | grep -q "lora_te1_"'
+
 # Accumulation, EMA, sample images and the loss curve through the CLI.
 train --output "$T/e.safetensors" --max-train-steps 4 --gradient-accumulation-steps 2 --use-ema --ema-decay 0.9 \
   --sample-every-n-steps 2 --sample-prompt "a red thing" --sample-prompt "two" > "$T/e.out" 2>&1
@@ -92,6 +106,8 @@ err "unwritable output" --output /proc/pigment/x.safetensors
 err "resume with no checkpoint" --output "$T/none.safetensors" --resume
 err "zero steps" --output "$T/x.safetensors" --max-train-steps 0
 err "zero accumulation steps" --output "$T/x.safetensors" --gradient-accumulation-steps 0
+err "UNet-only and text-encoder LoRA together" --output "$T/x.safetensors" --network-train-unet-only --train-text-encoder
+err "a LoRA flag with another method" --method full --output "$T/x.safetensors" --network-train-text-encoder-only
 check "no output file from the failed runs" '[ ! -e "$T/x.safetensors" ]'
 
 echo "$fails failure(s)"
