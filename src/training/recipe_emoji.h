@@ -32,8 +32,8 @@ struct EmojiRecipeOptions {
   int vae_batch = 8;
   double vae_lr = 1e-3;
   int64_t text_steps = 600;
-  int text_batch = 64;
-  double text_lr = 3e-4;
+  int text_batch = 128;
+  double text_lr = 5e-4;
   int64_t unet_steps = 2400;
   int unet_batch = 32;
   double unet_lr = 3e-4;
