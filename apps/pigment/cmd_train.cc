@@ -246,8 +246,8 @@ RegisterCommand reg(
       c.add_option("--recipe-unet-steps", g.r.unet_steps, "--recipe: UNet (+ text encoder) steps")->capture_default_str();
       c.add_option("--recipe-unet-batch", g.r.unet_batch, "--recipe: UNet batch")->capture_default_str();
       c.add_option("--recipe-te-lr", g.r.te_lr,
-                   "--recipe: the text encoder's learning rate in the UNet stage (0: it stays at its random "
-                   "initialisation)")
+                   "--recipe: the text encoder's learning rate in the UNet stage (0: it stays as the text stage left it, or "
+                   "random with --recipe-text-steps 0)")
           ->capture_default_str();
       c.add_option("--recipe-sample-every", g.r.sample_every, "--recipe: sample pictures every N UNet steps (0: none)")
           ->capture_default_str();

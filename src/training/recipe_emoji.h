@@ -37,7 +37,7 @@ struct EmojiRecipeOptions {
   int64_t unet_steps = 2400;
   int unet_batch = 32;
   double unet_lr = 3e-4;
-  // The text encoder's learning rate in the UNet stage; 0 keeps it at its random initialisation (frozen). Trained
+  // The text encoder's learning rate in the UNet stage; 0 keeps it frozen (as the text stage left it). Trained
   // jointly at the UNet's rate from scratch, its outputs collapsed: most captions came out nearly alike and the
   // model ignored them (docs/emoji_quality.md).
   double te_lr = 0;
