@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
         ib(b.result.image.pixels.begin(), b.result.image.pixels.end());
     const double psnr_8 = psnr(ia.data(), ib.data(), ia.size(), 255.0);
     std::printf("model %s, %dx%d, %d steps %s, CFG 7, %d threads, fast path %s\n", argv[1], r.width, r.height, r.steps,
-                r.sampler.c_str(), num_threads(), ops::fast_precision_available() ? "AMX bf16" : "unavailable (= fp32)");
+                r.sampler.c_str(), num_threads(), ops::fast_precision_available() ? ops::fast_path_name(ops::fast_path()) : "unavailable (= fp32)");
     std::printf("| precision | s/step wall (median) | s/step CPU | whole txt2img s (wall) |\n|---|---|---|---|\n");
     std::printf("| fp32 | %.2f | %.2f | %.1f |\n| fast | %.2f | %.2f | %.1f |\n", a.step_wall, a.step_cpu, a.total_wall,
                 b.step_wall, b.step_cpu, b.total_wall);
