@@ -15,4 +15,9 @@ struct FmaPeak {
 // preempted on a busy machine does not count.
 FmaPeak measure_fma_peak(int runs = 7);
 
+// The bf16 dot-product peak: AVX-512 BF16 `vdpbf16ps` (each lane of 16 adds two bf16 products into an fp32
+// accumulator: 64 flop per instruction), measured the same way. flops_per_s is 0 and isa "none" where the CPU (or
+// $PIGMENT_MAX_ISA) has no AVX-512 BF16.
+FmaPeak measure_bf16_peak(int runs = 7);
+
 }  // namespace pigment::bench

@@ -1,5 +1,7 @@
 // Microbenchmarks of the ops on the shapes of SD1.5's UNet at 64x64 latents (512² images) and its VAE, with a
-// fp32 FMA peak measured in the same process, so every figure is also shown as a share of what the cores can do.
+// fp32 FMA peak and a bf16 dot-product peak measured in the same process, so every figure is also shown as a share
+// of what the cores can do. The `/fast` rows run the products under Precision::Fast (ops/precision.h; they equal
+// the fp32 rows where the CPU has no fast path).
 // Run through bench/ops.sh for a table; GFLOP/s counts 2 per multiply-add (Winograd: the direct algorithm's work).
 // --cpu_time times by process CPU time (see main).
 #include <benchmark/benchmark.h>
@@ -15,11 +17,13 @@
 #include "fma_peak.h"
 #include "ops/isa_cap.h"
 #include "ops/ops.h"
+#include "ops/precision.h"
 
 namespace {
 using namespace pigment;
 
 double g_peak = 0;        // flop/s, all threads
+double g_bf16_peak = 0;   // vdpbf16ps flop/s, all threads (0 without AVX-512 BF16)
 bool g_cpu_time = false;  // --cpu_time: rates per process CPU second instead of per wall-clock second
 
 
@@ -36,10 +40,17 @@ void set_flops(benchmark::State& state, double flops_per_iter) {
   if (g_peak > 0)
     state.counters["%peak"] =
         benchmark::Counter(100.0 * flops_per_iter / g_peak, benchmark::Counter::kIsIterationInvariantRate);
+  if (g_bf16_peak > 0)
+    state.counters["%bf16peak"] =
+        benchmark::Counter(100.0 * flops_per_iter / g_bf16_peak, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+ops::Precision precision_of(bool fast) { return fast ? ops::Precision::Fast : ops::Precision::Fp32; }
+
 // x [1, C, H, H] * w [O, C, k, k], padding k/2
-void BM_Conv2d(benchmark::State& state, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool winograd) {
+void BM_Conv2d(benchmark::State& state, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool winograd,
+               bool fast) {
+  ops::ScopedPrecision prec(precision_of(fast));
   ops::Conv2dOptions opt;
   opt.algorithm = winograd ? ops::ConvAlgorithm::Winograd : ops::ConvAlgorithm::Direct;
   const int pad = int(k / 2);
@@ -54,7 +65,8 @@ void BM_Conv2d(benchmark::State& state, int64_t C, int64_t O, int64_t H, int64_t
 }
 
 // x [M, K] · w [N, K]ᵀ + b
-void BM_Linear(benchmark::State& state, int64_t M, int64_t K, int64_t N) {
+void BM_Linear(benchmark::State& state, int64_t M, int64_t K, int64_t N, bool fast) {
+  ops::ScopedPrecision prec(precision_of(fast));
   Tensor x = randn({M, K}, 4);
   Tensor w = randn({N, K}, 5, 1.f / std::sqrt(float(K)));
   Tensor b = randn({N}, 6);
@@ -128,9 +140,13 @@ void register_all() {
       b->UseRealTime();
   };
   auto conv = [&](const std::string& name, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool wino) {
-    add(name + "/direct", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false); }, benchmark::kMillisecond);
+    add(name + "/direct", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, false); },
+        benchmark::kMillisecond);
     if (wino)
-      add(name + "/winograd", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, true); }, benchmark::kMillisecond);
+      add(name + "/winograd", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, true, false); },
+          benchmark::kMillisecond);
+    add(name + "/fast", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, true); },
+        benchmark::kMillisecond);
   };
   conv("conv/unet_conv_in_4-320_64", 4, 320, 64, 3, 1, true);
   conv("conv/unet_320_64", 320, 320, 64, 3, 1, true);
@@ -143,13 +159,17 @@ void register_all() {
   conv("conv/vae_256_256", 256, 256, 256, 3, 1, true);
   conv("conv/vae_128_512", 128, 128, 512, 3, 1, true);
   auto lin = [&](const std::string& name, int64_t M, int64_t K, int64_t N) {
-    add(name, [=](benchmark::State& st) { BM_Linear(st, M, K, N); }, benchmark::kMillisecond);
+    add(name, [=](benchmark::State& st) { BM_Linear(st, M, K, N, false); }, benchmark::kMillisecond);
+    add(name + "/fast", [=](benchmark::State& st) { BM_Linear(st, M, K, N, true); }, benchmark::kMillisecond);
   };
   lin("linear/attn_proj_4096x320-320", 4096, 320, 320);
   lin("linear/ff_4096x320-1280", 4096, 320, 1280);
   lin("linear/geglu_proj_4096x320-2560", 4096, 320, 2560);
   lin("linear/ff_out_4096x1280-320", 4096, 1280, 320);
   lin("linear/cross_kv_77x768-320", 77, 768, 320);
+  lin("linear/attn_proj_1024x640-640", 1024, 640, 640);
+  lin("linear/geglu_proj_1024x640-5120", 1024, 640, 5120);
+  lin("linear/ff_out_1024x2560-640", 1024, 2560, 640);
   lin("linear/attn_proj_256x1280-1280", 256, 1280, 1280);
   auto attn = [&](const std::string& name, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
     add(name, [=](benchmark::State& st) { BM_Attention(st, Tq, Tk, H, D); }, benchmark::kMillisecond);
@@ -185,11 +205,16 @@ int main(int argc, char** argv) {
   g_peak = peak.flops_per_s;
   const char* isa = peak.isa;
   std::printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d threads)\n", g_peak * 1e-9, isa, peak.threads);
+  const bench::FmaPeak bf16_peak = bench::measure_bf16_peak();
+  g_bf16_peak = bf16_peak.flops_per_s;
+  std::printf("bf16 dot-product peak: %.1f GFLOP/s (%s)\n", g_bf16_peak * 1e-9, bf16_peak.isa);
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("fp32_fma_peak_gflops", std::to_string(g_peak * 1e-9));
   benchmark::AddCustomContext("fp32_fma_peak_isa", isa);
+  benchmark::AddCustomContext("bf16_peak_gflops", std::to_string(g_bf16_peak * 1e-9));
+  benchmark::AddCustomContext("fast_path", ops::fast_precision_available() ? "yes" : "no (= fp32)");
   benchmark::AddCustomContext("simd_target", ops::simd_target_name());  // after $PIGMENT_MAX_ISA
   benchmark::AddCustomContext("onednn_isa", ops::onednn_isa_name());
   benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));

@@ -1,7 +1,12 @@
 // Precision::Fast against the float32 path on one txt2img: the same request (seed, sampler, steps) run once per
 // precision in this process, then the error of the fast run — PSNR of the decoded image (float pixels in [0, 1] and
-// the 8-bit PNG pixels) and max |Δ| of the final latents — beside each precision's median wall and CPU seconds per
-// sampling step (each step is one UNet evaluation on the CFG batch of 2) and of the VAE decode.
+// the 8-bit PNG pixels) and max |Δ| of the final latents — beside each precision's seconds per sampling step (each
+// step is one UNet evaluation on the CFG batch of 2; median and best, wall clock and process CPU time) and of the VAE
+// decode, the step's work (GFLOP counted from the ops' shapes, 2 per multiply-add of the direct algorithm) and its
+// rate as a share of the fp32 FMA and bf16 dot-product peaks measured in the same process. On a machine loaded by
+// other work the wall figures mean little: the CPU-time rate (flop per CPU second × threads, comparable to the peaks,
+// which are measured on each thread's CPU clock) and the best step are the better measures; the CPU model and the
+// load average are printed beside them.
 //   precision_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=20] [SAMPLER=Euler]
 #include <time.h>
 
@@ -9,11 +14,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "core/threading.h"
+#include "fma_peak.h"
 #include "ops/precision.h"
+#include "ops/profile.h"
 #include "pipelines/stable_diffusion.h"
 
 using namespace pigment;
@@ -21,36 +30,46 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-double cpu_now() {
-  timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+double cpu_now() { return ops::profile::process_cpu_seconds(); }
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
 }
+double best(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "?";
+}
+double load_average() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
 struct Run {
   GenerateResult result;
-  double step_wall = 0, step_cpu = 0, total_wall = 0;
+  std::vector<double> wall, cpu;  // per step, the first left out when there are others (it also prepares weights)
+  double step_gflop = 0, decode_wall = 0, decode_cpu = 0, total_wall = 0;
 };
 Run run(const StableDiffusion& sd, const GenerateRequest& r, ops::Precision p) {
   ops::ScopedPrecision scoped(p);
   Run out;
-  std::vector<double> wall, cpu;
+  std::vector<double> flops;
   auto start = Clock::now(), last = start;
-  double last_cpu = cpu_now();
+  double last_cpu = cpu_now(), last_flops = ops::profile::flops_counted();
   out.result = sd.generate(r, [&](const StepProgress&) {
-    wall.push_back(since(last));
-    cpu.push_back(cpu_now() - last_cpu);
+    out.wall.push_back(since(last));
+    out.cpu.push_back(cpu_now() - last_cpu);
+    flops.push_back(ops::profile::flops_counted() - last_flops);
     last = Clock::now();
     last_cpu = cpu_now();
+    last_flops = ops::profile::flops_counted();
   });
+  out.decode_wall = since(last);  // after the last step: the VAE decode (and the 8-bit image)
+  out.decode_cpu = cpu_now() - last_cpu;
   out.total_wall = since(start);
-  // The first step also prepares weights: leave it out of the median when there are others.
-  if (wall.size() > 1) wall.erase(wall.begin()), cpu.erase(cpu.begin());
-  out.step_wall = median(wall);
-  out.step_cpu = median(cpu);
+  if (out.wall.size() > 1) out.wall.erase(out.wall.begin()), out.cpu.erase(out.cpu.begin());
+  out.step_gflop = median(flops) * 1e-9;
   return out;
 }
 double psnr(const float* a, const float* b, size_t n, double peak) {
@@ -58,6 +77,14 @@ double psnr(const float* a, const float* b, size_t n, double peak) {
   for (size_t i = 0; i < n; ++i) se += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
   const double mse = se / double(n);
   return mse > 0 ? 10 * std::log10(peak * peak / mse) : INFINITY;
+}
+void print_row(const char* name, const Run& x, double fp32_peak, double bf16_peak) {
+  // flop per CPU second × threads: the rate the threads reach while they run, comparable to the peaks.
+  const double rate_cpu = x.step_gflop / best(x.cpu) * num_threads();
+  std::printf("| %s | %.2f / %.2f | %.2f / %.2f | %.0f (%.0f %% / %.0f %%) | %.0f | %.2f / %.2f | %.1f |\n", name,
+              best(x.wall), median(x.wall), best(x.cpu), median(x.cpu), rate_cpu, 100 * rate_cpu / fp32_peak,
+              bf16_peak > 0 ? 100 * rate_cpu / bf16_peak : 0.0, x.step_gflop / best(x.wall), x.decode_wall,
+              x.decode_cpu, x.total_wall);
 }
 }  // namespace
 
@@ -67,6 +94,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    const double load_start = load_average();
+    const bench::FmaPeak fp32 = bench::measure_fma_peak(), bf16 = bench::measure_bf16_peak();
     PipelineOptions po;
     po.model = argv[1];
     po.tokenizer = argv[2];
@@ -92,12 +121,23 @@ int main(int argc, char** argv) {
     std::vector<float> ia(a.result.image.pixels.begin(), a.result.image.pixels.end()),
         ib(b.result.image.pixels.begin(), b.result.image.pixels.end());
     const double psnr_8 = psnr(ia.data(), ib.data(), ia.size(), 255.0);
-    std::printf("model %s, %dx%d, %d steps %s, CFG 7, %d threads, fast path %s\n", argv[1], r.width, r.height, r.steps,
-                r.sampler.c_str(), num_threads(), ops::fast_precision_available() ? "AMX bf16" : "unavailable (= fp32)");
-    std::printf("| precision | s/step wall (median) | s/step CPU | whole txt2img s (wall) |\n|---|---|---|---|\n");
-    std::printf("| fp32 | %.2f | %.2f | %.1f |\n| fast | %.2f | %.2f | %.1f |\n", a.step_wall, a.step_cpu, a.total_wall,
-                b.step_wall, b.step_cpu, b.total_wall);
-    std::printf("speed-up per step: %.2fx wall, %.2fx CPU\n", a.step_wall / b.step_wall, a.step_cpu / b.step_cpu);
+    std::printf("CPU %s, %d threads; load average %.1f at start, %.1f at end; fp32 FMA peak %.0f GFLOP/s (%s), bf16 "
+                "dot-product peak %.0f GFLOP/s (%s), measured now\n",
+                cpu_model().c_str(), num_threads(), load_start, load_average(), fp32.flops_per_s * 1e-9, fp32.isa,
+                bf16.flops_per_s * 1e-9, bf16.isa);
+    std::printf("model %s, %dx%d, %d steps %s, CFG 7, fast path %s\n", argv[1], r.width, r.height, r.steps,
+                r.sampler.c_str(),
+                ops::fast_precision_available() ? ops::fast_path_name(ops::fast_path()) : "unavailable (= fp32)");
+    std::printf("| precision | s/step wall best / median | s/step CPU best / median | GFLOP/s by CPU time (%% fp32 / "
+                "%% bf16 peak) | GFLOP/s wall (best) | VAE decode s wall / CPU | whole txt2img s wall |\n"
+                "|---|---|---|---|---|---|---|\n");
+    print_row("fp32", a, fp32.flops_per_s * 1e-9, bf16.flops_per_s * 1e-9);
+    print_row("fast", b, fp32.flops_per_s * 1e-9, bf16.flops_per_s * 1e-9);
+    std::printf("step: %.1f GFLOP (fp32), %.1f GFLOP (fast)\n", a.step_gflop, b.step_gflop);
+    std::printf("speed-up per step (best): %.2fx wall, %.2fx CPU; medians: %.2fx wall, %.2fx CPU; VAE decode: %.2fx "
+                "CPU\n",
+                best(a.wall) / best(b.wall), best(a.cpu) / best(b.cpu), median(a.wall) / median(b.wall),
+                median(a.cpu) / median(b.cpu), a.decode_cpu / b.decode_cpu);
     std::printf("fast vs fp32 after %d steps: image PSNR %.2f dB (float pixels), %.2f dB (8-bit); final latents max "
                 "|diff| %.4g (max |latent| %.3g)\n",
                 r.steps, psnr_f, psnr_8, max_lat, lat_scale);

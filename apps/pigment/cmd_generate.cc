@@ -74,7 +74,8 @@ void setup(CLI::App& c, bool model_required) {
                "diffusers folder's tokenizer/, else the built-in table)");
   c.add_option("--vae", f.vae, "external VAE file");
   c.add_option("--precision", f.precision,
-               "fp32 (default) or fast: bf16 products on AMX where the CPU has it (docs/performance.md has its error)")
+               "fp32 (default) or fast: bf16 products on AMX or AVX-512 BF16 where the CPU has them (docs/performance.md "
+               "has its error)")
       ->check(CLI::IsMember({"fp32", "fast"}))
       ->capture_default_str();
   c.add_option("--prediction", f.prediction, "eps or v (default: inferred from the model)");
@@ -149,7 +150,8 @@ PipelineOptions pipeline_options() {
   po.low_memory = f.low_memory;
   po.precision = ops::parse_precision(f.precision.c_str());
   if (po.precision == ops::Precision::Fast && !ops::fast_precision_available())
-    std::fprintf(stderr, "warning: --precision fast has no fast path on this CPU (it needs AMX); running fp32\n");
+    std::fprintf(stderr,
+                 "warning: --precision fast has no fast path on this CPU (it needs AMX or AVX-512 BF16); running fp32\n");
   po.load.prediction = f.prediction;
   for (const auto& mc : f.model_configs) {
     size_t eq = mc.find('=');

@@ -52,7 +52,7 @@ void setup(CLI::App& c) {
   c.add_option("--vae", cfg.pipeline.vae, "external VAE file");
   c.add_option("--model-config", so.model_configs, "COMPONENT=PATH: a diffusers config.json (as pigment generate)");
   c.add_option("--prediction", so.prediction, "eps or v (default: inferred from the model)");
-  c.add_option("--precision", so.precision, "fp32 or fast (bf16 products on AMX)")
+  c.add_option("--precision", so.precision, "fp32 or fast (bf16 products on AMX or AVX-512 BF16)")
       ->check(CLI::IsMember({"fp32", "fast"}))
       ->capture_default_str();
   c.add_flag("--low-memory", cfg.pipeline.low_memory, "least memory: weights streamed, VAE decoded in tiles");

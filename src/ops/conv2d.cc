@@ -172,18 +172,18 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
     if (opt.residual) add_inplace(y, *opt.residual);
     return y;
   }
-  if (Tensor fy; fast::conv2d(x, w, bias, p, opt, fy)) return fy;  // Precision::Fast (ops/precision.h)
+  const ConvAlgorithm algo = opt.algorithm == ConvAlgorithm::Auto ? default_conv_algorithm() : opt.algorithm;
+  const bool winograd = algo == ConvAlgorithm::Winograd ? winograd_applies(s, p)
+                        : algo == ConvAlgorithm::Auto   ? winograd_auto(s, p)
+                                                        : false;
+  if (Tensor fy; fast::conv2d(x, w, bias, p, opt, winograd, fy)) return fy;  // Precision::Fast (ops/precision.h)
   if (Tensor py; conv2d_pointwise(x, w, bias, p, opt, py)) return py;  // 1x1: a matrix product (conv2d_pointwise.h)
   if (Tensor ny; conv2d_narrow(x, w, bias, p, opt, ny)) return ny;  // 3x3 to at most 4 channels (conv2d_narrow.h)
-  const ConvAlgorithm algo = opt.algorithm == ConvAlgorithm::Auto ? default_conv_algorithm() : opt.algorithm;
   const bool has_res = opt.residual != nullptr;
   std::shared_ptr<ConvPrimitive> prim;
   // Winograd runs one image at a time: oneDNN's F(2,3) kernel splits a batch across threads in a way that changes
   // the rounding with the thread count; per image it does not.
   ConvShape run_shape = s;
-  const bool winograd = algo == ConvAlgorithm::Winograd ? winograd_applies(s, p)
-                        : algo == ConvAlgorithm::Auto   ? winograd_auto(s, p)
-                                                        : false;
   profile::Scope prof(
       [&] {
         return "conv2d " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + (p.stride > 1 ? " s2" : "") +

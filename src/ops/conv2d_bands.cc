@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "ops/fast_products.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -87,17 +88,19 @@ std::shared_ptr<BandPrim> band_prim(int64_t C, int64_t Hin, int64_t W, int64_t O
 // Whether conv2d would run this convolution (one image of C x H x W, padding 1) with oneDNN's Winograd kernel: the
 // fp32 products, the algorithm it picks (ConvAlgorithm::Auto's rule in conv2d.cc), and a kernel for the shape.
 bool whole_is_winograd(int64_t C, int64_t H, int64_t W, int64_t O) {
-  const Precision prec = precision();
-  if (!(prec == Precision::Fp32 || (prec == Precision::Fast && !fast_precision_available()))) return false;
+  if (precision() == Precision::Reference) return false;
+  bool winograd = false;
   switch (default_conv_algorithm()) {
     case ConvAlgorithm::Direct:
-      return false;
+      break;
     case ConvAlgorithm::Winograd:
-      return true;
+      winograd = true;
+      break;
     case ConvAlgorithm::Auto:
-      return onednn::auto_picks_winograd(C, O, H * W);
+      winograd = onednn::auto_picks_winograd(C, O, H * W);
+      break;
   }
-  return false;
+  return winograd && !fast::takes_conv(C, O, H * W, true);  // Precision::Fast's bf16 kernels take it whole
 }
 
 struct Plan {

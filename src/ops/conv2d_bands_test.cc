@@ -11,6 +11,7 @@
 
 #include "core/threading.h"
 #include "ops/conv2d_bands_test_util.h"
+#include "ops/fast_products.h"
 #include "ops/ops_test_util.h"
 #include "ops/precision.h"
 
@@ -162,6 +163,13 @@ TEST(Conv2dBands, WholeConvolutionWhereBandsWouldNotBeWinograd) {
       set_default_conv_algorithm(ConvAlgorithm::Auto);
       ScopedPrecision plain(Precision::Reference);
       EXPECT_EQ(conv3x3_band_rows(x, w, &b, o), 0);
+    }
+    {  // Precision::Fast: whole where its bf16 kernels take the shape (AMX), else fp32 Winograd in bands (AVX-512
+       // BF16 leaves 256 channels at >= 64x64 to it; no fast path: Fast is Fp32)
+      ScopedPrecision fast_products(Precision::Fast);
+      const bool bf16 = fast::takes_conv(256, 256, H * 64, true);
+      EXPECT_EQ(bf16, fast_path() == FastPath::Amx);
+      EXPECT_EQ(conv3x3_band_rows(x, w, &b, o), bf16 ? 0 : expected_rows(256, H, 64, 256, rows, true, false));
     }
     {  // one band covers the image; the process-wide band size
       BandOptions one_band;

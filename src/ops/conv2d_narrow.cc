@@ -13,7 +13,7 @@ bool conv2d_narrow(const Tensor& x, const Tensor& w, const Tensor* bias, const C
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), O = w.dim(0);
   if (w.dim(2) != 3 || w.dim(3) != 3 || O < 1 || O > 4 || p.stride != 1 || p.pad_top != 1 || p.pad_left != 1 ||
       p.pad_bottom != 1 || p.pad_right != 1 || W % 16 != 0 || N == 0 || C == 0 || H == 0 || W == 0 ||
-      precision() != Precision::Fp32 || opt.algorithm == ConvAlgorithm::Winograd)
+      precision() == Precision::Reference || opt.algorithm == ConvAlgorithm::Winograd)
     return false;
   profile::Scope prof(
       [&] {

@@ -7,8 +7,8 @@
 namespace pigment::ops {
 
 // Computes conv2d(x, w, bias, p) + opt.residual into y and returns true when w is 3x3 with at most 4 outputs, stride 1,
-// padding 1 on every side, the width a multiple of 16 and the precision Fp32 (and no explicit Winograd request);
-// returns false (y untouched) otherwise. Arguments are already checked by the caller.
+// padding 1 on every side, the width a multiple of 16 and the precision not Reference (under Fast: the float32
+// fallback where the bf16 kernels decline) and no explicit Winograd request; returns false (y untouched) otherwise. Arguments are already checked by the caller.
 bool conv2d_narrow(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p,
                    const Conv2dOptions& opt, Tensor& y);
 

@@ -8,7 +8,8 @@
 namespace pigment::ops {
 
 // Computes conv2d(x, w, bias, p) + opt.residual into y and returns true when w is 1x1 with stride 1 and no padding
-// and the precision is Fp32; returns false (y untouched) otherwise. Arguments are already checked by the caller.
+// and the precision is not Reference (conv2d asks Precision::Fast's bf16 kernels first, so under Fast this is the
+// float32 fallback, the same bits as Fp32); returns false (y untouched) otherwise. Arguments are already checked by the caller.
 bool conv2d_pointwise(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p,
                       const Conv2dOptions& opt, Tensor& y);
 

@@ -1,6 +1,12 @@
 // Precision::Fast for linear() and conv2d(): oneDNN primitives with bfloat16 source and weights, float32
-// accumulation and float32 destination, taken only where oneDNN runs them on AMX (checked per primitive from its
-// implementation name); anywhere else the float32 path runs. Weights are converted once to bf16 in the primitive's
+// accumulation and float32 destination, taken only where oneDNN runs them with the fast path's instructions (AMX, or
+// AVX-512 BF16 on CPUs without AMX; checked per primitive from its implementation name, so that a reference or
+// non-bf16 fallback inside oneDNN is never taken); anywhere else the float32 path runs.
+// Which shapes go to AVX-512 BF16 (no AMX) follows ops_bench on an AMD EPYC (Zen 5, docs/performance.md): oneDNN's
+// brgemm bf16 kernels run at 80-99 % of the vdpbf16ps peak, 1.5-2x the float32 kernels, for every linear and direct
+// convolution of SD1.5, but the float32 Winograd kernel stays ahead on 3x3 convolutions of at most 320 channels from
+// 64x64 outputs up (UNet 320 at 64x64, VAE 256 and 128 channels at 256² and 512²), and inputs of fewer than 16
+// channels (conv_in) gain nothing; at most 4 outputs (the VAE's conv_out) stay with conv2d_narrow's kernel. Weights are converted once to bf16 in the primitive's
 // blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner).
 // Bias, activation and residual are fused as in the float32 path (bias f32, post-ops on the f32 accumulator).
 // Precision::Reference takes the same hooks to run the scalar twins (ops/reference.h).
@@ -22,6 +28,7 @@ namespace pigment::ops {
 
 namespace {
 std::atomic<int> g_precision{-1};  // -1: not decided yet ($PIGMENT_PRECISION, else Fp32)
+std::atomic<bool> g_fast_path_enabled{true};
 
 Precision initial_precision() {
   const char* e = std::getenv("PIGMENT_PRECISION");
@@ -38,12 +45,22 @@ Precision precision() {
   }
   return Precision(v);
 }
-bool fast_precision_available() {
-  // oneDNN's view (capped with ours by $PIGMENT_MAX_ISA: see ops/isa_cap.h) and pigment's own check agree on AMX.
-  static const bool amx = (apply_isa_cap(), dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_amx) &&
-                          cpu_has(Isa::Amx);
-  return amx;
+FastPath fast_path() {
+  // oneDNN's view (capped with ours by $PIGMENT_MAX_ISA: see ops/isa_cap.h) and pigment's own check agree.
+  static const FastPath cpu = [] {
+    apply_isa_cap();
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    if (isa >= dnnl::cpu_isa::avx512_core_amx && cpu_has(Isa::Amx)) return FastPath::Amx;
+    if (isa >= dnnl::cpu_isa::avx512_core_bf16 && cpu_has(Isa::Avx512Bf16)) return FastPath::Avx512Bf16;
+    return FastPath::None;
+  }();
+  return g_fast_path_enabled ? cpu : FastPath::None;
 }
+const char* fast_path_name(FastPath p) {
+  return p == FastPath::Amx ? "AMX bf16" : p == FastPath::Avx512Bf16 ? "AVX-512 BF16" : "none";
+}
+bool fast_precision_available() { return fast_path() != FastPath::None; }
+bool set_fast_path_enabled(bool on) { return g_fast_path_enabled.exchange(on); }
 const char* precision_name(Precision p) {
   return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : "fp32";
 }
@@ -62,7 +79,16 @@ using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 constexpr auto bf16 = memory::data_type::bf16;
 
-bool is_amx(const char* impl) { return std::strstr(impl, "amx") != nullptr; }
+// Whether oneDNN's implementation (its name, e.g. "brg:avx512_core_amx", "brgconv:avx512_core_bf16") uses the fast
+// path's instructions.
+bool runs_on(FastPath path, const char* impl) {
+  if (path == FastPath::Amx) return std::strstr(impl, "amx") != nullptr;
+  if (path == FastPath::Avx512Bf16) return std::strstr(impl, "avx512_core_bf16") != nullptr;
+  return false;
+}
+
+// The fast path for this call, or None where the precision is not Fast.
+FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
 
 // ---- bf16 weights, prepared once ----
 struct WeightEntry {
@@ -144,14 +170,16 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
     if (opt.residual) y = ref::add(y, *opt.residual);
     return true;
   }
-  if (precision() != Precision::Fast || !fast_precision_available()) return false;
+  const FastPath path = active_path();
+  if (path == FastPath::None) return false;
   const int64_t K = w.dim(1), N = w.dim(0), M = K ? x.numel() / K : 0;
   if (M == 0 || N == 0 || K == 0) return false;
+  if (path == FastPath::Avx512Bf16 && K < 16) return false;
   const memory::desc src_f32({M, K}, f32, tag::ab), src_md({M, K}, bf16, tag::ab), dst_md({M, N}, f32, tag::ab),
       bias_md({1, N}, f32, tag::ab), w_plain({K, N}, f32, tag::ba);
   const std::string key = "fast-linear|" + std::to_string(M) + "," + std::to_string(K) + "," + std::to_string(N) +
                           "|" + std::to_string(bias != nullptr) + std::to_string(int(opt.activation)) +
-                          std::to_string(opt.residual != nullptr);
+                          std::to_string(opt.residual != nullptr) + (path == FastPath::Amx ? "|amx" : "|avx512bf16");
   auto p = onednn::cached<MatmulP>(key, [&]() -> std::shared_ptr<MatmulP> {
     dnnl::post_ops po;
     onednn::append_activation(po, opt.activation);
@@ -163,7 +191,7 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
     auto d = bias ? dnnl::matmul::desc(src_md, w_any, bias_md, dst_md) : dnnl::matmul::desc(src_md, w_any, dst_md);
     try {
       dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
-      if (!is_amx(pd.impl_info_str())) return nullptr;
+      if (!runs_on(path, pd.impl_info_str())) return nullptr;
       return std::make_shared<MatmulP>(MatmulP{pd, dnnl::matmul(pd)});
     } catch (const dnnl::error&) {
       return nullptr;
@@ -197,26 +225,41 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
   return true;
 }
 
+bool takes_conv(int64_t in_channels, int64_t out_channels, int64_t out_pixels, bool fp32_winograd) {
+  switch (active_path()) {
+    case FastPath::None:
+      return false;
+    case FastPath::Amx:
+      return true;
+    case FastPath::Avx512Bf16:
+      return in_channels >= 16 && out_channels > 4 &&
+             !(fp32_winograd && in_channels <= 320 && out_channels <= 320 && out_pixels >= 64 * 64);
+  }
+  return false;
+}
+
 bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,
-            Tensor& y) {
+            bool fp32_winograd, Tensor& y) {
   if (precision() == Precision::Reference) {
     y = ref::conv2d(x, w, bias, p);
     if (opt.residual) y = ref::add(y, *opt.residual);
     return true;
   }
-  if (precision() != Precision::Fast || !fast_precision_available()) return false;
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), O = w.dim(0), kh = w.dim(2), kw = w.dim(3);
   const int64_t Ho = (H + p.pad_top + p.pad_bottom - kh) / p.stride + 1;
   const int64_t Wo = (W + p.pad_left + p.pad_right - kw) / p.stride + 1;
   if (N == 0 || C == 0 || O == 0 || Ho <= 0 || Wo <= 0) return false;
+  if (!takes_conv(C, O, Ho * Wo, fp32_winograd)) return false;
+  const FastPath path = active_path();
   const memory::dims strides{p.stride, p.stride}, pad_l{p.pad_top, p.pad_left}, pad_r{p.pad_bottom, p.pad_right};
   std::string key = "fast-conv|";
   for (int64_t v : {N, C, H, W, O, kh, kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
                     int64_t(p.pad_bottom), int64_t(p.pad_right)})
     key += std::to_string(v) + ",";
   key += std::to_string(bias != nullptr) + std::to_string(opt.residual != nullptr);
+  key += path == FastPath::Amx ? "|amx" : "|avx512bf16";
   auto prim = onednn::cached<ConvP>(key, [&]() -> std::shared_ptr<ConvP> {
-    // Activations channels-last (what the AMX kernels want); weights blocked as the kernel asks.
+    // Activations channels-last (what the bf16 kernels want); weights blocked as the kernel asks.
     const memory::desc x_md({N, C, H, W}, bf16, tag::nhwc), w_any({O, C, kh, kw}, bf16, tag::any),
         y_md({N, O, Ho, Wo}, f32, tag::nhwc), b_md({O}, f32, tag::x);
     const auto prop = dnnl::prop_kind::forward_inference;
@@ -232,7 +275,7 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
     }
     try {
       dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
-      if (!is_amx(pd.impl_info_str())) return nullptr;
+      if (!runs_on(path, pd.impl_info_str())) return nullptr;
       return std::make_shared<ConvP>(ConvP{pd, dnnl::convolution_forward(pd)});
     } catch (const dnnl::error&) {
       return nullptr;

@@ -1,8 +1,12 @@
-// Precision::Fast (bf16 products on AMX): close to the float32 path within bf16 rounding, fused bias/activation/
-// residual, the same bits at 1 and 2 threads, and exactly the float32 path where the CPU has no AMX.
+// Precision::Fast (bf16 products on AMX or AVX-512 BF16): the scalar reference on bf16-rounded inputs and weights
+// within float32 accumulation error, close to the float32 path within bf16 rounding, fused bias/activation/residual,
+// the same bits at 1 and 2 threads, and exactly the float32 path where the CPU has no fast path or it is forced off
+// (which these tests also do on every machine).
 #include "ops/fast_products.h"
 
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "ops/ops.h"
 #include "ops/ops_test_util.h"
@@ -74,6 +78,90 @@ TEST(FastPrecision, ConvIsCloseToFloat32WithResidual) {
   const Tensor want = conv2d(x, w1, nullptr, Conv2dParams{});
   ScopedPrecision p(Precision::Fast);
   EXPECT_LT(rel_err(conv2d(x, w1, nullptr, Conv2dParams{}), want), kBf16Tolerance);
+}
+
+// x with every element rounded to bf16 (round to nearest even, as the kernels' conversions), in float32.
+Tensor bf16_rounded(const Tensor& x) { return x.to(DType::BF16).as_f32(); }
+
+// What a bf16 kernel computes exactly: products of bf16-rounded inputs and weights (exact in float32), summed in
+// float32. Against the scalar reference on those rounded values only the summation order differs: ~K·2^-24 of the
+// terms' size at worst, a few 1e-7 of the output scale at these sizes, far below bf16's own error (a few 1e-3, which
+// kBf16Tolerance bounds).
+constexpr double kAccumulationTolerance = 2e-5;
+
+// Where the CPU (or $PIGMENT_MAX_ISA) has no fast path, `got` must be the float32 path's result instead.
+void expect_bf16_kernel(const Tensor& got, const Tensor& rounded_ref, const Tensor& exact_ref, const Tensor& fp32,
+                        const std::string& what) {
+  if (!fast_precision_available()) {
+    EXPECT_TRUE(same_bits(got, fp32)) << what << ": no fast path, so the float32 path";
+    return;
+  }
+  EXPECT_LT(rel_err(got, rounded_ref), kAccumulationTolerance) << what;
+  EXPECT_GT(rel_err(got, exact_ref), 10 * kAccumulationTolerance) << what << ": no bf16 rounding, no bf16 kernel";
+}
+
+TEST(FastPrecision, LinearHoldsToTheReferenceOnBf16RoundedValues) {
+  const Tensor x = randn({300, 320}, 21), w = randn({640, 320}, 22, 0.05f).to(DType::F16), b = randn({640}, 23);
+  const Tensor fp32 = linear(x, w, &b);
+  ScopedPrecision p(Precision::Fast);
+  expect_bf16_kernel(linear(x, w, &b), ref::linear(bf16_rounded(x), bf16_rounded(w.as_f32()), &b),
+                     ref::linear(x, w.as_f32(), &b), fp32, "linear");
+}
+
+TEST(FastPrecision, ConvHoldsToTheReferenceOnBf16RoundedValues) {
+  const Tensor x = randn({2, 64, 12, 10}, 24), w3 = randn({96, 64, 3, 3}, 25, 0.04f), b = randn({96}, 26);
+  const Tensor w1 = randn({96, 64, 1, 1}, 27, 0.1f);
+  for (auto params : {Conv2dParams::same(1), Conv2dParams::same(1, 2), Conv2dParams{}}) {
+    const Tensor& w = params.pad_top ? w3 : w1;
+    const Tensor fp32 = conv2d(x, w, &b, params);
+    ScopedPrecision p(Precision::Fast);
+    expect_bf16_kernel(conv2d(x, w, &b, params), ref::conv2d(bf16_rounded(x), bf16_rounded(w), &b, params),
+                       ref::conv2d(x, w, &b, params), fp32,
+                       "conv " + std::to_string(w.dim(2)) + "x" + std::to_string(w.dim(3)) + " stride " +
+                           std::to_string(params.stride));
+  }
+}
+
+// The fallback, on any machine: with the fast path forced off, Fast gives the float32 path's bits.
+TEST(FastPrecision, ForcedOffComputesAsFloat32) {
+  const Tensor x = randn({2, 77, 320}, 28), w = randn({640, 320}, 29, 0.05f), b = randn({640}, 30);
+  const Tensor xc = randn({2, 32, 20, 18}, 31), wc = randn({48, 32, 3, 3}, 32, 0.06f), bc = randn({48}, 33);
+  const Tensor want_l = linear(x, w, &b), want_c = conv2d(xc, wc, &bc, Conv2dParams::same(1));
+  const bool was = set_fast_path_enabled(false);
+  EXPECT_EQ(fast_path(), FastPath::None);
+  EXPECT_FALSE(fast_precision_available());
+  Tensor got_l, got_c;
+  {
+    ScopedPrecision p(Precision::Fast);
+    got_l = linear(x, w, &b);
+    got_c = conv2d(xc, wc, &bc, Conv2dParams::same(1));
+  }
+  set_fast_path_enabled(was);
+  EXPECT_TRUE(same_bits(got_l, want_l));
+  EXPECT_TRUE(same_bits(got_c, want_c));
+}
+
+// Which convolutions the fast path takes (fast_products.cc): everything on AMX; on AVX-512 BF16 not the shapes where
+// the float32 Winograd kernel is faster (at most 320 channels, from 64x64 outputs up) nor inputs of < 16 channels
+// nor outputs of <= 4;
+// nothing without a fast path or outside Precision::Fast.
+TEST(FastPrecision, ConvolutionsTakenFollowTheFastPath) {
+  auto takes = [](int64_t c, int64_t o, int64_t px, bool wino) { return fast::takes_conv(c, o, px, wino); };
+  EXPECT_FALSE(takes(640, 640, 32 * 32, true)) << "Precision::Fp32 takes nothing";
+  ScopedPrecision p(Precision::Fast);
+  const FastPath path = fast_path();
+  const bool any = path != FastPath::None, amx = path == FastPath::Amx;
+  EXPECT_EQ(takes(640, 640, 32 * 32, true), any);
+  EXPECT_EQ(takes(1280, 1280, 8 * 8, false), any);
+  EXPECT_EQ(takes(512, 512, 64 * 64, true), any);
+  EXPECT_EQ(takes(320, 320, 64 * 64, false), any) << "direct by choice: the bf16 kernel is faster";
+  EXPECT_EQ(takes(320, 320, 64 * 64, true), amx);
+  EXPECT_EQ(takes(128, 128, 512 * 512, true), amx);
+  EXPECT_EQ(takes(4, 320, 64 * 64, false), amx);
+  EXPECT_EQ(takes(128, 3, 64 * 64, false), amx);
+  const bool was = set_fast_path_enabled(false);
+  EXPECT_FALSE(takes(640, 640, 32 * 32, true));
+  set_fast_path_enabled(was);
 }
 
 TEST(FastPrecision, SameBitsAtOneAndTwoThreads) {

@@ -49,7 +49,12 @@ TEST(IsaCap, KernelsRunWithinTheCap) {
   if (!cap && cpu_supports(Isa::Avx512Bf16)) {
     EXPECT_TRUE(contains(dnnl_isa, "bf16") || contains(dnnl_isa, "amx")) << dnnl_isa;
   }
-  EXPECT_EQ(fast_precision_available(), cpu_has(Isa::Amx));
+  // Precision::Fast's kernels: AMX where allowed, else AVX-512 BF16 where allowed, else none.
+  const FastPath want = cpu_has(Isa::Amx)          ? FastPath::Amx
+                        : cpu_has(Isa::Avx512Bf16) ? FastPath::Avx512Bf16
+                                                   : FastPath::None;
+  EXPECT_EQ(fast_path(), want) << fast_path_name(fast_path());
+  EXPECT_EQ(fast_precision_available(), want != FastPath::None);
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // Arithmetic precision of the products (linear, conv2d). Process-wide.
 //   Fp32 (default): float32 kernels, the accuracy path.
-//   Fast: bfloat16 inputs and weights with float32 accumulation on the CPU's AMX tile units (oneDNN's AMX kernels),
-//         where the CPU has them and a kernel exists for the shape; everything else stays float32. Activations between
+//   Fast: bfloat16 inputs and weights with float32 accumulation, run by oneDNN's bf16 kernels on the CPU's fast path
+//         (FastPath below, chosen at run time from CPUID and oneDNN's ISA, within $PIGMENT_MAX_ISA): AMX tiles where
+//         the CPU has them, else AVX-512 BF16 dot products (vdpbf16ps: AMD Zen 4/5, Intel Cooper Lake) for the shapes
+//         where they beat the float32 kernels (fast_products.cc); everything else stays float32. Activations between
 //         ops, norms, softmax and attention stay float32. Error and speed-up are measured in docs/performance.md.
 //   Reference: every product, normalisation, softmax, GEGLU and attention runs its plain scalar twin (ops/reference.h):
 //         the baseline the benchmarks measure the fast kernels against (bench/sd_stages_bench). Very slow.
-// Without AMX, Fast computes exactly as Fp32 (the bf16 dot products of AVX-512 are slower than its fp32 FMAs).
+// Without AMX and AVX-512 BF16, Fast computes exactly as Fp32.
 #pragma once
 
 namespace pigment::ops {
@@ -13,8 +15,16 @@ namespace pigment::ops {
 enum class Precision { Fp32, Fast, Reference };
 void set_precision(Precision p);
 Precision precision();
-// Whether Fast changes anything on this CPU (oneDNN sees AMX with bf16).
+// The bf16 kernels Fast uses on this CPU: AMX tiles, AVX-512 BF16 dot products, or none (Fast = Fp32). Both pigment's
+// CPUID check (core/cpu_isa.h) and oneDNN's effective ISA must have the instructions.
+enum class FastPath { None, Avx512Bf16, Amx };
+FastPath fast_path();
+const char* fast_path_name(FastPath p);  // "none", "AVX-512 BF16", "AMX bf16"
+// Whether Fast changes anything on this CPU: fast_path() != None.
 bool fast_precision_available();
+// Turns the fast path off (Fast then computes exactly as Fp32, as on a CPU without bf16 arithmetic) or back on, so
+// that tests run the fallback on any machine. Returns the previous setting.
+bool set_fast_path_enabled(bool on);
 // "fp32" / "fast" / "reference" ↔ Precision; parse throws a one-line error on anything else.
 const char* precision_name(Precision p);
 Precision parse_precision(const char* name);
