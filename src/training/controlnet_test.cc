@@ -222,7 +222,7 @@ TEST(ControlNetTraining, LossFallsAndTheOutputFollowsTheControlMap) {
   for (int k = 0; k < 4; ++k) targets.push_back(image_latents(sd, shape(k)));
 
   // Where is the square in the output? The tiny golden VAE is random (its decoded pictures show no square, so edges
-  // in pixels mean nothing) and the sampling error of a CI-sized run (~10 in latent MSE) dwarfs what tells the four
+  // in pixels mean nothing) and the sampling error of a CI-sized run (~7 in latent MSE) dwarfs what tells the four
   // images apart (~0.01), so the position is read from the part of the output that the map changes: with one seed,
   // the output for map k minus the mean output over the four maps. That part is compared (cosine) with the same
   // part of the latents of the square drawn at every point of a 7-pixel grid; the best match is the position the
