@@ -102,7 +102,7 @@ Q=("$BIN/pigment" qr "${MODEL[@]}" -q -W 64 -H 64 --steps 2 -p x)
 err "qr: empty text" "${Q[@]}" "" "${CN[@]}"
 err "qr: text too long" "${Q[@]}" "$(head -c 3000 /dev/zero | tr '\0' a)" "${CN[@]}"
 err "qr: no --control-net" "${Q[@]}" "hello"
-err "qr: no model" "$BIN/pigment" qr "hello" "${CN[@]}"
+err "qr: no model (none given, none shipped)" env PIGMENT_MODEL="$T/none.safetensors" "$BIN/pigment" qr "hello" "${CN[@]}"
 err "qr: image too small for the code" "${Q[@]}" "$(head -c 200 /dev/zero | tr '\0' a)" "${CN[@]}" -W 32 -H 32
 err "qr: bad level" "${Q[@]}" "hello" "${CN[@]}" --qr-level Z
 err "qr --check: missing file" "$BIN/pigment" qr --check "$T/nope.png"
