@@ -5,7 +5,7 @@
 //                 [--steps 20] [--cfg 7] [--sampler "Euler a"] [--seed 0] [--select-seed 0] [--size 0]
 //                 [--tokenizer PATH] [--model-config COMPONENT=PATH ...] [--vae FILE] [--lora FILE[:W] ...]
 //                 [--embedding FILE ...] [--train-caption name|random] [--prompt-syntax] [--no-baseline]
-//                 [--no-vae-oracle] [--references-only]
+//                 [--no-vae-oracle] [--references-only] [--custom-only]
 //
 // DIR is what `pigment dataset emoji --out DIR` wrote (metadata.jsonl with each emoji's file, names, captions and
 // split). One picture is generated per prompt, at the data set's size, in these groups:
@@ -15,6 +15,7 @@
 //   chinese  --n-chinese training emoji with a CLDR Chinese name, prompted with it ("红苹果")
 //   custom   --prompts FILE: lines "TARGET<TAB>PROMPT", TARGET an emoji's file stem ("1f34e") or the emoji itself
 //            (for a textual-inversion token or a LoRA: "1f34e<TAB><my-apple>")
+// (--custom-only: the custom group alone, no references: for comparing fine-tunings, bench/emoji_finetune.sh)
 // and as the baseline, unconditional pictures (empty prompt, CFG 0: the model's own unconditional prediction),
 // one per prompt position with the same seeds (picture i of every group uses seed + i), so each group's baseline
 // is the first n unconditional pictures scored against that group's targets. The VAE oracle group (on unless
@@ -190,7 +191,7 @@ int main(int argc, char** argv) {
   int n_train = 200, n_heldout = 0, n_chinese = 100, steps = 20, size = 0;
   double cfg = 7.0;
   uint64_t seed = 0, select_seed = 0;
-  bool prompt_syntax = false, no_baseline = false, no_vae_oracle = false, references_only = false;
+  bool prompt_syntax = false, no_baseline = false, no_vae_oracle = false, references_only = false, custom_only = false;
   app.add_option("-m,--model", model, "model file or diffusers folder (anything pigment generate loads)");
   app.add_option("--data", data, "the emoji data set folder (with metadata.jsonl)")->required();
   app.add_option("--out", out, "output folder: generated pictures and results.json")->required();
@@ -215,11 +216,13 @@ int main(int argc, char** argv) {
   app.add_flag("--prompt-syntax", prompt_syntax, "read A1111 prompt syntax (default: prompts are literal text)");
   app.add_flag("--no-baseline", no_baseline, "skip the unconditional pictures");
   app.add_flag("--no-vae-oracle", no_vae_oracle, "skip the VAE round trip of the real pictures");
+  app.add_flag("--custom-only", custom_only, "only the --prompts group: no train/heldout/chinese groups, no references");
   app.add_flag("--references-only", references_only, "no model: only the real_degraded and real_other references");
   CLI11_PARSE(app, argc, argv);
 
   try {
     PIG_CHECK(references_only || !model.empty(), "give the model to measure with -m MODEL (or --references-only)");
+    PIG_CHECK(!custom_only || !prompts_file.empty(), "--custom-only needs --prompts FILE");
     const auto t_start = Clock::now();
     const std::vector<Emoji> emoji = read_metadata(data);
     // Real pictures and their features; the standardisation is fitted on all of them.
@@ -290,6 +293,9 @@ int main(int argc, char** argv) {
       }
       groups.push_back(std::move(g));
     }
+    if (custom_only) groups.erase(groups.begin(), groups.end() - 1);  // the custom group alone
+    // The train group, which the VAE oracle and the two references draw from (none with --custom-only).
+    const Group* train_group = custom_only ? nullptr : &groups[0];
     size_t most = 0;
     for (const auto& g : groups) most = std::max(most, g.items.size());
 
@@ -372,12 +378,12 @@ int main(int argc, char** argv) {
       gen_s = since(t_gen);
 
       // The VAE oracle: the train group's real pictures, encoded and decoded.
-      if (!no_vae_oracle && !groups[0].items.empty()) {
+      if (!no_vae_oracle && train_group && !train_group->items.empty()) {
         const auto t = Clock::now();
         oracle.emplace("vae_oracle");
         fs::create_directories(fs::path(out) / "vae_oracle");
-        for (size_t i = 0; i < groups[0].items.size(); ++i) {
-          const size_t target = groups[0].items[i].target;
+        for (size_t i = 0; i < train_group->items.size(); ++i) {
+          const size_t target = train_group->items[i].target;
           Image src = real[target];
           if (src.width != size || src.height != size)
             src = resize_image(to_rgb(src), size, size, ImageFilter::Bilinear);
@@ -396,7 +402,7 @@ int main(int argc, char** argv) {
     // The metric's own ceiling: the train group's real pictures, moved by (2, 1) pixels (white comes in) and blurred
     // (bilinear down to half size and back): what a nearly perfect but not pixel-exact drawing scores.
     Group degraded("real_degraded");
-    for (const auto& it : groups[0].items) {
+    for (const auto& it : train_group ? train_group->items : std::vector<Item>{}) {
       const Image src = to_rgb(real[it.target]);
       Image moved = src;
       std::fill(moved.pixels.begin(), moved.pixels.end(), uint8_t(255));
@@ -414,11 +420,11 @@ int main(int argc, char** argv) {
     // The other reference: real pictures of other training emoji than the prompted ones, scored against the
     // prompted ones. Perfect pictures that ignore the prompt: retrieval at chance, FD at its sampling floor.
     Group other("real_other");
-    for (size_t k = 0; k < groups[0].items.size() && n_train_used + k < train_order.size(); ++k) {
+    for (size_t k = 0; train_group && k < train_group->items.size() && n_train_used + k < train_order.size(); ++k) {
       const size_t i = train_order[n_train_used + k];
-      other.items.push_back({"", groups[0].items[k].target});
+      other.items.push_back({"", train_group->items[k].target});
       other.features.push_back(gallery[i]);
-      other.retrieval.push_back(retrieve(gallery[i], gallery, groups[0].items[k].target));
+      other.retrieval.push_back(retrieve(gallery[i], gallery, train_group->items[k].target));
     }
 
     // Scores.

@@ -43,6 +43,9 @@ RegisterCommand reg(
       c.add_option("--size", o.size, "picture side in pixels (default 64)");
       c.add_option("--limit", o.limit, "write at most N emoji, the first in emoji-test.txt order (default: all)");
       c.add_option("--only", g.only, "just these emoji, as hex code points ('1F34E', '1F1EF-1F1F5'); repeatable");
+      c.add_option("--renderings", o.renderings,
+                   "pictures per emoji: the centred one, then N-1 slightly smaller, off-centre ones (STEM-rK.png, same "
+                   "captions), e.g. for a textual inversion on a few renderings (default 1)");
       c.add_option("--heldout-fraction", o.heldout_fraction, "share of emoji held out, never trained on (0.05)");
       c.add_option("--seed", o.seed, "changes which emoji are held out (default 0)");
       c.add_option("--font", o.font, "colour emoji font (default: Debian's Noto Color Emoji)");

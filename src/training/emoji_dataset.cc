@@ -113,10 +113,28 @@ std::string emoji_file_stem(const std::u32string& code_points) {
   return out;
 }
 
+EmojiPlacement emoji_rendering_placement(const std::u32string& code_points, int k) {
+  uint64_t h = 0x9E3779B97F4A7C15ull * uint64_t(k + 1);  // splitmix64 over the code points and k
+  auto mix = [&h](uint64_t v) {
+    h += v + 0x9E3779B97F4A7C15ull;
+    uint64_t z = h;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  for (char32_t c : code_points) mix(uint64_t(c));
+  EmojiPlacement p;
+  p.margin = int(mix(1) % 17);
+  p.dx = int(mix(2) % 13) - 6;
+  p.dy = int(mix(3) % 13) - 6;
+  return p;
+}
+
 EmojiDatasetReport write_emoji_dataset(const std::string& out_dir, const EmojiDatasetOptions& o) {
   PIG_CHECK(o.heldout_fraction >= 0 && o.heldout_fraction < 1, "--heldout-fraction ", o.heldout_fraction,
             ": expected a number in [0, 1)");
   PIG_CHECK(o.limit >= 0, "--limit ", o.limit, ": expected 0 (all) or more");
+  PIG_CHECK(o.renderings >= 1 && o.renderings <= 100, "--renderings ", o.renderings, ": expected 1 to 100");
   // Open every source first, so that a missing package fails before anything is written.
   EmojiRenderer renderer(o.font);
   PIG_CHECK(o.size > 0 && o.size <= renderer.canvas_side(), "--size ", o.size, ": expected 1 to ",
@@ -171,6 +189,14 @@ EmojiDatasetReport write_emoji_dataset(const std::string& out_dir, const EmojiDa
     write_png((root / (stem + ".png")).string(), *img);
     const std::vector<std::string> captions = emoji_captions(e, a_en, a_zh, keyword_counts);
     write_file(root / (stem + ".txt"), join(captions, "\n") + "\n");
+    std::vector<std::string> renderings;
+    for (int k = 1; k < o.renderings; ++k) {
+      const std::string stem_k = stem + "-r" + std::to_string(k);
+      write_png((root / (stem_k + ".png")).string(),
+                *renderer.render(e.code_points, o.size, emoji_rendering_placement(e.code_points, k)));
+      write_file(root / (stem_k + ".txt"), join(captions, "\n") + "\n");
+      renderings.push_back(stem_k + ".png");
+    }
 
     nlohmann::ordered_json j;
     j["file"] = stem + ".png";
@@ -186,6 +212,7 @@ EmojiDatasetReport write_emoji_dataset(const std::string& out_dir, const EmojiDa
     j["zh_keywords"] = a_zh ? a_zh->keywords : std::vector<std::string>{};
     j["captions"] = captions;
     j["split"] = split;
+    if (!renderings.empty()) j["renderings"] = renderings;
     metadata += j.dump(-1, ' ', false) + "\n";
     ++report.written;
     report.heldout += heldout;

@@ -30,7 +30,15 @@ struct EmojiDatasetOptions {
   std::vector<std::u32string> only;  // if not empty: just these sequences (each must be a fully-qualified emoji)
   double heldout_fraction = 0.05;
   uint64_t seed = 0;               // changes which emoji are held out
+  // Pictures per emoji: the first is the centred rendering; each further one (STEM-rK.png with the same captions)
+  // is drawn slightly smaller and off-centre (emoji_rendering_placement), for fine-tuning on a few renderings.
+  int renderings = 1;
 };
+
+// Where rendering k (≥ 1) of an emoji puts the glyph: up to 16 strike pixels of margin (scale ≥ 0.89) and up to 6
+// pixels off-centre each way (≤ 3 output pixels at 64×64), from a hash of the code points and k: the same on every
+// machine. Rendering 0 is the centred default.
+EmojiPlacement emoji_rendering_placement(const std::u32string& code_points, int k);
 
 struct EmojiDatasetReport {
   int candidates = 0;              // fully-qualified emoji considered

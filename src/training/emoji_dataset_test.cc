@@ -238,6 +238,44 @@ TEST(EmojiDataset, WritesAHandfulExactly) {
   EXPECT_FALSE(fs::exists(dir.path / "heldout/1f3f4-e0067-e0062-e0065-e006e-e0067-e007f.png"));
 }
 
+TEST(EmojiDataset, ExtraRenderingsAreTheSameEmojiMovedALittle) {
+  require_sources();
+  TempDir dir;
+  EmojiDatasetOptions o;
+  o.only = {U"\U0001F34E"};
+  o.renderings = 3;
+  o.heldout_fraction = 0;
+  EmojiDatasetReport r = write_emoji_dataset(dir.path.string(), o);
+  EXPECT_EQ(r.written, 1);  // one emoji, three pictures
+  const Image base = read_image((dir.path / "train/1f34e.png").string());
+  EXPECT_EQ(slurp(dir.path / "train/1f34e-r2.txt"), slurp(dir.path / "train/1f34e.txt"));
+  nlohmann::json meta = nlohmann::json::parse(slurp(dir.path / "metadata.jsonl"));
+  EXPECT_EQ(meta["file"], "train/1f34e.png");
+  EXPECT_EQ(meta["renderings"], (nlohmann::json{"train/1f34e-r1.png", "train/1f34e-r2.png"}));
+  // The centred picture is the one a data set without extra renderings has.
+  EmojiRenderer renderer;
+  EXPECT_EQ(base.pixels, renderer.render(U"\U0001F34E", 64)->pixels);
+  for (int k = 1; k < 3; ++k) {
+    const Image img = read_image((dir.path / ("train/1f34e-r" + std::to_string(k) + ".png")).string());
+    ASSERT_EQ(img.pixels.size(), base.pixels.size());
+    EXPECT_NE(img.pixels, base.pixels) << "rendering " << k;
+    const EmojiPlacement p = emoji_rendering_placement(U"\U0001F34E", k);
+    EXPECT_GE(p.margin, 0);
+    EXPECT_LE(p.margin, 16);
+    EXPECT_LE(std::abs(p.dx), 6);
+    EXPECT_LE(std::abs(p.dy), 6);
+    // Still mostly the same red apple: the mean colour is within a few levels of the centred one's.
+    double sum_base = 0, sum = 0;
+    for (size_t i = 0; i < img.pixels.size(); ++i) sum_base += base.pixels[i], sum += img.pixels[i];
+    EXPECT_LT(std::abs(sum - sum_base) / double(img.pixels.size()), 12.0) << "rendering " << k;
+  }
+  // Deterministic, and different renderings differ.
+  EXPECT_EQ(emoji_rendering_placement(U"\U0001F34E", 1).dx, emoji_rendering_placement(U"\U0001F34E", 1).dx);
+  EXPECT_NE(slurp(dir.path / "train/1f34e-r1.png"), slurp(dir.path / "train/1f34e-r2.png"));
+  o.renderings = 0;
+  EXPECT_THROW(write_emoji_dataset(dir.path.string(), o), Error);
+}
+
 TEST(EmojiDataset, RefusesForeignFoldersAndUnknownEmoji) {
   require_sources();
   TempDir dir;

@@ -75,7 +75,8 @@ unsigned EmojiRenderer::glyph_for(const std::u32string& code_points) const {
   return glyph;
 }
 
-std::optional<Image> EmojiRenderer::render(const std::u32string& code_points, int size) const {
+std::optional<Image> EmojiRenderer::render(const std::u32string& code_points, int size,
+                                          const EmojiPlacement& at) const {
   PIG_CHECK(size > 0 && size <= impl_->side, "emoji size ", size, ": expected 1 to ", impl_->side,
             " (the font's strike; pictures are only scaled down)");
   unsigned glyph = glyph_for(code_points);
@@ -86,9 +87,11 @@ std::optional<Image> EmojiRenderer::render(const std::u32string& code_points, in
   PIG_CHECK(face->glyph->format == FT_GLYPH_FORMAT_BITMAP && bm.pixel_mode == FT_PIXEL_MODE_BGRA, impl_->path,
             ": glyph ", glyph, " is not a colour (BGRA) bitmap");
   const int w = int(bm.width), h = int(bm.rows);
-  const int side = std::max({impl_->side, w, h});
+  PIG_CHECK(at.margin >= 0 && at.margin <= 4 * impl_->side, "emoji margin ", at.margin, ": expected 0 to ",
+            4 * impl_->side, " strike pixels");
+  const int side = std::max({impl_->side, w, h}) + at.margin;
   Image canvas{side, side, 3, std::vector<uint8_t>(size_t(side) * side * 3, 255)};
-  const int x0 = (side - w) / 2, y0 = (side - h) / 2;
+  const int x0 = std::clamp((side - w) / 2 + at.dx, 0, side - w), y0 = std::clamp((side - h) / 2 + at.dy, 0, side - h);
   for (int y = 0; y < h; ++y) {
     const uint8_t* row = bm.buffer + ptrdiff_t(y) * bm.pitch;
     for (int x = 0; x < w; ++x) {

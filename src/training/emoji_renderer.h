@@ -14,6 +14,13 @@ namespace pigment::training {
 // Where Debian's fonts-noto-color-emoji puts the font.
 inline constexpr const char* kNotoColorEmojiPath = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf";
 
+// Where the glyph sits on the canvas, in strike pixels: `margin` widens the square canvas (so the emoji comes out
+// smaller: scale side / (side + margin)) and dx, dy move the glyph from the centre (clamped so it stays whole).
+// The default is the data set's picture: centred, no margin.
+struct EmojiPlacement {
+  int margin = 0, dx = 0, dy = 0;
+};
+
 class EmojiRenderer {
  public:
   // Opens the font and selects its largest bitmap strike. Throws naming the file if it cannot be read or has no
@@ -31,7 +38,7 @@ class EmojiRenderer {
   // centred in a square canvas whose side is the strike's larger dimension (so every emoji has the same scale),
   // then area-averaged down to size×size RGB. Exact integer arithmetic: the same bytes on every machine.
   // nullopt when glyph_for gives 0.
-  std::optional<Image> render(const std::u32string& code_points, int size) const;
+  std::optional<Image> render(const std::u32string& code_points, int size, const EmojiPlacement& at = {}) const;
 
   // The strike's pixel size as FreeType reports it (Noto Color Emoji: 136×128) and the canvas side.
   int strike_width() const;
