@@ -71,6 +71,7 @@ NamedTensors named(const std::vector<Param>& params) {
 // A checkpoint is a folder: trained.safetensors, optimizer.safetensors, state.json. It is written as
 // checkpoint.tmp, synced, and renamed over the previous one, so a kill at any moment leaves a whole checkpoint.
 struct RunState {
+  std::string optimizer = "AdamW";  // the --optimizer-type whose state optimizer.safetensors holds
   int64_t step = 0;
   float smoothed_loss = 0;
   LoaderState loader;
@@ -103,7 +104,7 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
     write_safetensors((tmp / "ema.safetensors").string(), named(ema->state()));
     fsync_path(tmp / "ema.safetensors");
   }
-  nlohmann::json j = {{"step", s.step}, {"smoothed_loss", s.smoothed_loss},
+  nlohmann::json j = {{"optimizer", s.optimizer}, {"step", s.step}, {"smoothed_loss", s.smoothed_loss},
                       {"loader", nlohmann::json::parse(s.loader.to_json())}};
   if (s.prior_loader) j["prior_loader"] = nlohmann::json::parse(s.prior_loader->to_json());
   {
@@ -120,13 +121,21 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
   fs::remove_all(old, ec);
 }
 
-// Loads the last checkpoint into params (in place), the optimizer and the run state. A checkpoint interrupted while
+// Loads the last checkpoint into params (in place), the optimizer (of type `optimizer`: the checkpoint's must be the
+// same; one without a type is AdamW's, the only optimizer before) and the run state. A checkpoint interrupted while
 // being replaced is found as checkpoint.old.
-RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Optimizer& opt, Ema* ema) {
+RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, const std::string& optimizer,
+                         Optimizer& opt, Ema* ema) {
   fs::path dir = run_dir / "checkpoint";
   if (!fs::exists(dir / "state.json") && fs::exists(run_dir / "checkpoint.old" / "state.json"))
     dir = run_dir / "checkpoint.old";
   PIG_CHECK(fs::exists(dir / "state.json"), "--resume: no checkpoint in ", run_dir.string());
+  std::ifstream f(dir / "state.json");
+  nlohmann::json j = nlohmann::json::parse(f);
+  RunState s;
+  s.optimizer = j.value("optimizer", std::string("AdamW"));
+  PIG_CHECK(s.optimizer == optimizer, "--resume: the checkpoint in ", dir.string(), " was written with --optimizer-type ",
+            s.optimizer, ", this run uses ", optimizer);
   SafeTensors trained = SafeTensors::open((dir / "trained.safetensors").string());
   for (auto& p : params) {
     PIG_CHECK(trained.contains(p.name), "--resume: the checkpoint in ", dir.string(), " has no tensor ", p.name,
@@ -142,9 +151,6 @@ RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Op
               " was written without --use-ema");
     ema->load_state(read_state(dir / "ema.safetensors"));
   }
-  std::ifstream f(dir / "state.json");
-  nlohmann::json j = nlohmann::json::parse(f);
-  RunState s;
   s.step = j.at("step").get<int64_t>();
   s.smoothed_loss = j.at("smoothed_loss").get<float>();
   s.loader = LoaderState::from_json(j.at("loader").dump());
@@ -338,6 +344,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   lo.warmup_steps = o.lr_warmup_steps;
   lo.total_steps = o.max_steps;
   LrSchedule lr_schedule(lo);
+  const std::string optimizer_type = optimizer_type_name(o.optimizer_type);
+  const std::unique_ptr<Optimizer> optimizer_owned =
+      make_optimizer(o.optimizer_type, o.optimizer_args, o.learning_rate, o.adamw);
+  Optimizer& optimizer = *optimizer_owned;
   // DreamBooth: training and class images share a batch, so every image is cropped to resolution² (as diffusers'
   // train_dreambooth.py does) instead of going into aspect buckets.
   DatasetOptions data_options = o.data;
@@ -372,10 +382,6 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   oo.prediction = prediction_from_name(o.prediction_type.empty() ? model.prediction_type() : o.prediction_type);
   oo.min_snr_gamma = o.min_snr_gamma;
   DiffusionObjective objective(schedule::TrainSchedule::from_config(model.scheduler_config(GenerateRequest{})), oo);
-
-  AdamWOptions ao = o.adamw;
-  ao.lr = o.learning_rate;
-  AdamW optimizer(ao);
 
   LoaderOptions lopt;
   lopt.batch_size = o.batch_size;
@@ -412,9 +418,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
 
   RunState state;
+  state.optimizer = optimizer_type;
   if (o.resume) {
     const distributed::CheckpointSource source(run_dir);  // --distributed: rank 0's checkpoint, on every rank
-    state = read_checkpoint(source.run_dir(), params, optimizer, ema.get());
+    state = read_checkpoint(source.run_dir(), params, optimizer_type, optimizer, ema.get());
     loader.restore(state.loader);
     if (class_loader) {
       PIG_CHECK(state.prior_loader.has_value(), "--resume: the checkpoint in ", run_dir.string(),
@@ -616,6 +623,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
       {"ss_train_batch_size", std::to_string(o.batch_size)},
       {"ss_lr_scheduler", o.lr_scheduler},
       {"ss_seed", std::to_string(o.seed)},
+      {"ss_optimizer", optimizer.describe()},
       {"ss_resolution", std::to_string(o.data.resolution)},
       {"ss_caption_dropout_rate", std::to_string(o.caption_dropout)},
       {"ss_min_snr_gamma", std::to_string(o.min_snr_gamma)},
