@@ -179,6 +179,9 @@ int train_one() {
             "--network-train-unet-only excludes --network-train-text-encoder-only and --train-text-encoder");
   PIG_CHECK(o.method == "lora" || (!g.unet_only && !g.te_only),
             "--network-train-unet-only and --network-train-text-encoder-only are for --method lora");
+  PIG_CHECK(g.app->get_option("--text-encoder-lr")->count() == 0 || o.train_text_encoder || g.te_only ||
+                o.method == "text-encoder",
+            "--text-encoder-lr needs --train-text-encoder (or --method text-encoder)");
   if (g.te_only) {
     o.lora.train_unet = false;
     o.train_text_encoder = true;

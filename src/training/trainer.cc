@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -311,6 +312,14 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     PIG_CHECK(o.data.conditioning_dir.empty() && o.data.control_preprocess == "none" && o.sample_control_images.empty(),
               "--conditioning-data-dir, --control-preprocess and --sample-control-image are for --method controlnet");
   }
+  // Only these methods train a text encoder (text-encoder: always; lora, full, dreambooth: with the flag); the others
+  // would ignore the flag. (An unknown method is reported as such by make_method.)
+  const bool known_method = o.method == "ti" || std::find(method_names().begin(), method_names().end(), o.method) !=
+                                                    method_names().end();
+  PIG_CHECK(!o.train_text_encoder || !known_method || o.method == "lora" || o.method == "full" ||
+                o.method == "dreambooth" || o.method == "text-encoder",
+            "--train-text-encoder: --method ", o.method,
+            " trains no text encoder (it is for --method lora, full and dreambooth)");
   PIG_CHECK(o.max_steps > 0, "--max-train-steps must be positive, got ", o.max_steps);
   PIG_CHECK(o.batch_size > 0 && o.batch_size <= 1024, "--train-batch-size must be in [1, 1024], got ", o.batch_size);
   PIG_CHECK(o.learning_rate > 0 && std::isfinite(o.learning_rate), "--learning-rate must be positive, got ",

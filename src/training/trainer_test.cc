@@ -568,6 +568,20 @@ TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {
   o = lora_options(tmp.path);
   o.output = "/proc/pigment-cannot-write-here/x.safetensors";
   EXPECT_THROW(train(o), Error);
+  // --train-text-encoder with a method that trains none would be ignored: refused, naming the method.
+  for (const char* m : {"textual-inversion", "ti", "hypernetwork", "vae", "controlnet"}) {
+    o = lora_options(tmp.path);
+    o.method = m;
+    o.train_text_encoder = true;
+    try {
+      train(o);
+      ADD_FAILURE() << m << " ran with train_text_encoder";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--method " + std::string(m) + " trains no text encoder"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(o.output));
 }
 
 }  // namespace
