@@ -14,6 +14,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "core/hash.h"
 #include "io/safetensors.h"
 #include "ops/autograd.h"
 #include "ops/ops.h"
@@ -198,15 +199,15 @@ class LatentCache {
     std::vector<Tensor> moments;
     for (int64_t b = 0; b < B; ++b) {
       Tensor image = batch.images.slice0(b, b + 1);
-      const uint64_t pixels = hash_bytes(image.as_f32());
+      const uint64_t pixels = hash_bytes(image.as_f32());  // (core/hash.h: the values name the disk files)
       const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(pixels);
       auto it = cache_.find(key);
       if (it != cache_.end()) {
         moments.push_back(it->second);
         continue;
       }
-      const fs::path file = disk_.empty() ? fs::path() : disk_ / (hex(hash_string(batch.paths[size_t(b)])) + "-" +
-                                                                    hex(pixels) + ".safetensors");
+      const fs::path file = disk_.empty() ? fs::path() : disk_ / (hex64(hash_bytes(batch.paths[size_t(b)])) + "-" +
+                                                                    hex64(pixels) + ".safetensors");
       Tensor m = disk_.empty() ? Tensor() : read_disk(file, image);
       if (!m.defined()) {
         LatentDistribution d = vae.encode(image);
@@ -227,36 +228,12 @@ class LatentCache {
   static uint64_t weights_hash(const ModelComponent& c) {
     uint64_t h = 0x9E3779B97F4A7C15ull;
     for (const auto& [name, t] : *c.tensors) {
-      h = mix(h ^ hash_string(name));
-      h = mix(h ^ uint64_t(t.dtype()));
-      for (int64_t d : t.shape()) h = mix(h ^ uint64_t(d));
-      h = mix(h ^ hash_raw(t.raw(), t.nbytes()));
+      h = mix64(h ^ hash_bytes(name));
+      h = mix64(h ^ uint64_t(t.dtype()));
+      for (int64_t d : t.shape()) h = mix64(h ^ uint64_t(d));
+      h = mix64(h ^ hash_bytes(t));
     }
     return h;
-  }
-
-  static uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-  }
-  static uint64_t hash_raw(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    uint64_t h = mix(n), word;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      std::memcpy(&word, p + i, 8);
-      h = mix(h ^ word) + 0x9E3779B97F4A7C15ull;
-    }
-    for (; i < n; ++i) h = mix(h ^ p[i]);
-    return h;
-  }
-  static uint64_t hash_bytes(const Tensor& t) { return hash_raw(t.raw(), t.nbytes()); }
-  static uint64_t hash_string(const std::string& s) { return hash_raw(s.data(), s.size()); }
-  static std::string hex(uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
   }
 
   // The cached moments of `image`, or an undefined tensor when there is no usable file (a damaged one is ignored
@@ -273,7 +250,7 @@ class LatentCache {
     return Tensor();
   }
   void open_disk() {
-    disk_ = data_dir_ / ".pigment-latents" / ("vae-" + hex(weights_hash(*vae_weights_)));
+    disk_ = data_dir_ / ".pigment-latents" / ("vae-" + hex64(weights_hash(*vae_weights_)));
     data_dir_.clear();
     std::error_code ec;
     fs::create_directories(disk_, ec);
