@@ -179,10 +179,16 @@ int train_one() {
             "--network-train-unet-only excludes --network-train-text-encoder-only and --train-text-encoder");
   PIG_CHECK(o.method == "lora" || (!g.unet_only && !g.te_only),
             "--network-train-unet-only and --network-train-text-encoder-only are for --method lora");
+  PIG_CHECK(g.app->get_option("--text-encoder-lr")->count() == 0 || o.train_text_encoder || g.te_only ||
+                o.method == "text-encoder",
+            "--text-encoder-lr needs --train-text-encoder (or --method text-encoder)");
   if (g.te_only) {
     o.lora.train_unet = false;
     o.train_text_encoder = true;
   }
+  PIG_CHECK(g.app->get_option("--adam-weight-decay")->count() == 0 ||
+                training::optimizer_type_name(o.optimizer_type) == "AdamW",
+            "--adam-weight-decay is for --optimizer-type AdamW (SGD: --optimizer-args weight_decay=...)");
   o.stop = &g_stop;
   const bool report = training::distributed::is_root();  // --distributed: rank 0 speaks for all
   training::TrainSummary s = training::train(o, [&](const training::StepReport& r) {
@@ -291,13 +297,23 @@ RegisterCommand reg(
       c.add_option("--sample-prompt,--sample-prompts", t.sample_prompts, "a prompt for the sample images (repeatable)");
       c.add_option("--save-every-n-steps", t.save_every, "checkpoint every N steps (0: at the end)")
           ->capture_default_str();
-      c.add_option("--learning-rate", t.learning_rate, "AdamW learning rate")->capture_default_str();
+      c.add_option("--learning-rate", t.learning_rate, "the optimizer's learning rate")->capture_default_str();
+      c.add_option("--optimizer-type", t.optimizer_type,
+                   "AdamW, SGD or SGDNesterov (kohya's names, any case; SGDNesterov: momentum 0.9 unless given). "
+                   "The state is in checkpoints; --resume needs the same type")
+          ->capture_default_str();
+      c.add_option("--optimizer-args", t.optimizer_args,
+                   "key=value settings of the optimizer (kohya's --optimizer_args; several in one string or "
+                   "separate): AdamW: betas=0.9,0.999 eps weight_decay; SGD, SGDNesterov: momentum dampening "
+                   "weight_decay, SGD also nesterov=True");
       c.add_option("--lr-scheduler", t.lr_scheduler, "constant, constant_with_warmup, cosine, linear, ...")
           ->capture_default_str();
       c.add_option("--lr-warmup-steps", t.lr_warmup_steps, "warm-up steps")->capture_default_str();
       c.add_option("--max-grad-norm", t.max_grad_norm, "clip gradients to this global L2 norm (0: off)")
           ->capture_default_str();
-      c.add_option("--adam-weight-decay", t.adamw.weight_decay, "AdamW weight decay")->capture_default_str();
+      c.add_option("--adam-weight-decay", t.adamw.weight_decay,
+                   "AdamW weight decay (--optimizer-args weight_decay=... wins)")
+          ->capture_default_str();
       c.add_option("--seed", t.seed, "seed of every random choice")->capture_default_str();
       c.add_option("--caption-dropout-rate", t.caption_dropout, "probability of training on the empty caption")
           ->capture_default_str();

@@ -170,13 +170,13 @@ class HypernetworkMethod : public Method {
     net_->save(path, info);
   }
 
-  // A1111's <file>.optim: {'optimizer_name': 'AdamW', 'hash': the .pt's short hash, 'optimizer_state_dict':
-  // torch's state_dict() of the optimizer over Hypernetwork.weights() order}.
-  void save_extras(const std::string& path, const AdamW& opt) const override {
+  // A1111's <file>.optim: {'optimizer_name': 'AdamW' (or 'SGD'), 'hash': the .pt's short hash,
+  // 'optimizer_state_dict': torch's state_dict() of the optimizer over Hypernetwork.weights() order}.
+  void save_extras(const std::string& path, const Optimizer& opt) const override {
     std::vector<std::string> names;
     for (const auto& [name, t] : ordered()) names.push_back(name);
     pickle::Object root = pickle::Object::dict();
-    root.set("optimizer_name", pickle::Object::str("AdamW"));
+    root.set("optimizer_name", pickle::Object::str(opt.torch_class()));
     root.set("hash", pickle::Object::str(sha256_file(path).substr(0, 10)));
     root.set("optimizer_state_dict", opt.torch_state_dict(names));
     torch_save(path + ".optim", root, std::filesystem::path(path).filename().string() + ".optim");

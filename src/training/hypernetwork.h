@@ -3,7 +3,7 @@
 // text encoder frozen. The modules are pigment's inference ones (models/hypernetwork.h) entered through
 // UNetHooks::attention_context, so training records exactly what generation runs. Options follow A1111's
 // create_hypernetwork (layer structure, activation, layer norm, dropout, weight initialisation); the result is
-// A1111's .pt, with the AdamW state beside it as <output>.optim (A1111's optimizer_saved_dict).
+// A1111's .pt, with the optimizer's state beside it as <output>.optim (A1111's optimizer_saved_dict).
 #pragma once
 #include <cstdint>
 #include <string>

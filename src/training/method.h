@@ -75,8 +75,8 @@ class Method {
   // Writes the result file (atomically); `metadata` is the run's training metadata.
   virtual void save(const std::string& path, const std::map<std::string, std::string>& metadata) const = 0;
   // Files that go beside the result, written after save() with the optimizer's final state (a hypernetwork's
-  // A1111 <output>.optim; a textual-inversion .pt's too).
-  virtual void save_extras(const std::string& path, const AdamW& optimizer) const {}
+  // A1111 <output>.optim).
+  virtual void save_extras(const std::string& path, const Optimizer& optimizer) const {}
 };
 
 // The methods `pigment train --method` accepts.

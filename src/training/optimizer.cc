@@ -4,7 +4,12 @@
 #include "training/optimizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <sstream>
 
 namespace pigment::training {
 namespace {
@@ -211,6 +216,185 @@ void SGD::load_state(const StateDict& state) {
     else slots[name].momentum_buffer = t.as_f32().clone();
   }
   slots_ = std::move(slots);
+}
+
+pickle::Object SGD::torch_state_dict(const std::vector<std::string>& names) const {
+  using pickle::Object;
+  Object state = Object::dict(), params = Object::list();
+  for (size_t i = 0; i < names.size(); ++i) {
+    params.append(Object::integer(int64_t(i)));
+    auto it = slots_.find(names[i]);
+    if (it == slots_.end()) continue;
+    Object s = Object::dict();
+    s.set("momentum_buffer", it->second.momentum_buffer.defined() ? Object::tensor(it->second.momentum_buffer.clone())
+                                                                   : Object::none());
+    state.set(Object::integer(int64_t(i)), std::move(s));
+  }
+  for (const auto& [name, s] : slots_)
+    PIG_CHECK(std::find(names.begin(), names.end(), name) != names.end(), "SGD state: parameter ", name,
+              " is not in the list to export");
+  Object group = Object::dict();
+  group.set("lr", Object::real(options_.lr));
+  group.set("momentum", Object::real(options_.momentum));
+  group.set("dampening", Object::real(options_.dampening));
+  group.set("weight_decay", Object::real(options_.weight_decay));
+  group.set("nesterov", Object::boolean(options_.nesterov));
+  group.set("maximize", Object::boolean(false));
+  group.set("foreach", Object::none());
+  group.set("differentiable", Object::boolean(false));
+  group.set("params", std::move(params));
+  Object root = Object::dict();
+  root.set("state", std::move(state));
+  root.set("param_groups", Object::list({std::move(group)}));
+  return root;
+}
+
+namespace {
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.9g", v);
+  return b;
+}
+
+// kohya's ss_optimizer: module.Class(k=v,...) over the arguments that differ from torch's defaults.
+std::string call(const std::string& cls, const std::vector<std::pair<std::string, std::string>>& kw) {
+  std::string s = cls;
+  if (kw.empty()) return s;
+  s += "(";
+  for (size_t i = 0; i < kw.size(); ++i) s += (i ? "," : "") + kw[i].first + "=" + kw[i].second;
+  return s + ")";
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// One value of --optimizer-args, read as Python's ast.literal_eval would read kohya's: a number, True/False, or
+// numbers separated by commas (a tuple, optionally in parentheses).
+std::vector<double> numbers(const std::string& key, std::string v) {
+  if (v.size() >= 2 && v.front() == '(' && v.back() == ')') v = v.substr(1, v.size() - 2);
+  std::vector<double> out;
+  std::stringstream ss(v);
+  for (std::string item; std::getline(ss, item, ',');) {
+    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
+    size_t b = 0;
+    while (b < item.size() && std::isspace(static_cast<unsigned char>(item[b]))) ++b;
+    item = item.substr(b);
+    char* end = nullptr;
+    const double d = item.empty() ? 0 : std::strtod(item.c_str(), &end);
+    PIG_CHECK(!item.empty() && end == item.c_str() + item.size() && std::isfinite(d), "--optimizer-args: ", key,
+              "=", v, ": expected a number");
+    out.push_back(d);
+  }
+  PIG_CHECK(!out.empty(), "--optimizer-args: ", key, "=", v, ": expected a number");
+  return out;
+}
+
+double number(const std::string& key, const std::string& v) {
+  const std::vector<double> n = numbers(key, v);
+  PIG_CHECK(n.size() == 1, "--optimizer-args: ", key, "=", v, ": expected one number");
+  return n[0];
+}
+
+bool boolean(const std::string& key, const std::string& v) {
+  const std::string l = lower(v);
+  PIG_CHECK(l == "true" || l == "false", "--optimizer-args: ", key, "=", v, ": expected True or False");
+  return l == "true";
+}
+
+}  // namespace
+
+std::string AdamW::describe() const {
+  std::vector<std::pair<std::string, std::string>> kw;
+  if (options_.beta1 != 0.9 || options_.beta2 != 0.999)
+    kw.emplace_back("betas", "(" + num(options_.beta1) + ", " + num(options_.beta2) + ")");
+  if (options_.eps != 1e-8) kw.emplace_back("eps", num(options_.eps));
+  if (options_.weight_decay != 1e-2) kw.emplace_back("weight_decay", num(options_.weight_decay));
+  return call("torch.optim.adamw.AdamW", kw);
+}
+
+std::string SGD::describe() const {
+  std::vector<std::pair<std::string, std::string>> kw;
+  if (options_.momentum != 0) kw.emplace_back("momentum", num(options_.momentum));
+  if (options_.dampening != 0) kw.emplace_back("dampening", num(options_.dampening));
+  if (options_.weight_decay != 0) kw.emplace_back("weight_decay", num(options_.weight_decay));
+  if (options_.nesterov) kw.emplace_back("nesterov", "True");
+  return call("torch.optim.sgd.SGD", kw);
+}
+
+std::string optimizer_type_name(const std::string& type) {
+  const std::string l = lower(type);
+  for (const char* n : {"AdamW", "SGD", "SGDNesterov"})
+    if (l == lower(n)) return n;
+  PIG_CHECK(l.find("8bit") == std::string::npos, "--optimizer-type ", type,
+            " is not supported (bitsandbytes' 8-bit optimizers; use AdamW, SGD or SGDNesterov)");
+  fail("--optimizer-type ", type, " is not supported (supported: AdamW, SGD, SGDNesterov)");
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const std::vector<std::string>& args, double lr,
+                                          const AdamWOptions& adamw) {
+  const std::string name = optimizer_type_name(type);
+  // key → value, in the order given; several key=value may share one string.
+  std::vector<std::pair<std::string, std::string>> kv;
+  std::set<std::string> seen;
+  for (const std::string& arg : args) {
+    std::stringstream ss(arg);
+    for (std::string item; ss >> item;) {
+      const size_t eq = item.find('=');
+      PIG_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < item.size(), "--optimizer-args: expected key=value, got '",
+                item, "'");
+      const std::string key = item.substr(0, eq);
+      PIG_CHECK(seen.insert(key).second, "--optimizer-args: '", key, "' is given twice");
+      kv.emplace_back(key, item.substr(eq + 1));
+    }
+  }
+  if (name == "AdamW") {
+    AdamWOptions o = adamw;
+    o.lr = lr;
+    for (const auto& [k, v] : kv) {
+      if (k == "betas") {
+        const std::vector<double> b = numbers(k, v);
+        PIG_CHECK(b.size() == 2, "--optimizer-args: betas=", v, ": expected two numbers (betas=0.9,0.999)");
+        o.beta1 = b[0], o.beta2 = b[1];
+      } else if (k == "eps") {
+        o.eps = number(k, v);
+      } else if (k == "weight_decay") {
+        o.weight_decay = number(k, v);
+      } else if (k == "amsgrad") {
+        PIG_CHECK(!boolean(k, v), "--optimizer-args: amsgrad=True is not supported");
+      } else {
+        fail("--optimizer-args: unknown key '", k, "' for AdamW (known: betas, eps, weight_decay, amsgrad)");
+      }
+    }
+    return std::make_unique<AdamW>(o);
+  }
+  SGDOptions o;
+  o.lr = lr;
+  bool momentum_given = false;
+  for (const auto& [k, v] : kv) {
+    if (k == "momentum") {
+      o.momentum = number(k, v);
+      momentum_given = true;
+    } else if (k == "dampening") {
+      o.dampening = number(k, v);
+    } else if (k == "weight_decay") {
+      o.weight_decay = number(k, v);
+    } else if (k == "nesterov") {
+      PIG_CHECK(name == "SGD", "--optimizer-args: nesterov is set by --optimizer-type SGDNesterov");
+      o.nesterov = boolean(k, v);
+    } else {
+      fail("--optimizer-args: unknown key '", k, "' for ", name, " (known: momentum, dampening, weight_decay",
+           name == "SGD" ? ", nesterov)" : ")");
+    }
+  }
+  if (name == "SGDNesterov") {
+    o.nesterov = true;
+    if (!momentum_given) o.momentum = 0.9;  // kohya: "SGD with Nesterov must be with momentum, set momentum to 0.9"
+  }
+  PIG_CHECK(o.dampening >= 0 && o.dampening <= 1, "--optimizer-args: dampening must be in [0, 1], got ", o.dampening);
+  return std::make_unique<SGD>(o);
 }
 
 float clip_grad_norm(std::span<Param> params, double max_norm) {

@@ -3,6 +3,7 @@
 // scripts step for step. State is keyed by parameter name, so a checkpoint can save and restore it exactly.
 #pragma once
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -39,6 +40,12 @@ class Optimizer {
   // A deep copy of the state, and its restoration (replaces all state; shapes are checked on the next step).
   virtual StateDict state() const = 0;
   virtual void load_state(const StateDict& state) = 0;
+  // The torch.optim class ("AdamW", "SGD") and its state_dict() as torch 1.13 writes it (A1111's .optim files),
+  // index i being the position of the parameter's name in `names` (the order the parameters were given to it).
+  virtual std::string torch_class() const = 0;
+  virtual pickle::Object torch_state_dict(const std::vector<std::string>& names) const = 0;
+  // The constructor call with its non-default arguments, as kohya's ss_optimizer metadata names it.
+  virtual std::string describe() const = 0;
 };
 
 struct AdamWOptions {
@@ -60,12 +67,12 @@ class AdamW : public Optimizer {
   StateDict state() const override;
   void load_state(const StateDict& state) override;
   const AdamWOptions& options() const { return options_; }
-  // torch.optim.AdamW.state_dict() as torch 1.13 writes it, for .optim files: {'state': {i: {'step': 0-d float
-  // tensor, 'exp_avg', 'exp_avg_sq'}}, 'param_groups': [{'lr', 'betas', 'eps', 'weight_decay', 'amsgrad',
-  // 'foreach', 'maximize', 'capturable', 'differentiable', 'params': [0 … n-1]}]}, index i being the position of
-  // the parameter's name in `names` (the order the parameters were given to the optimizer). Parameters without
-  // state (no step yet) are left out of 'state', as torch does.
-  pickle::Object torch_state_dict(const std::vector<std::string>& names) const;
+  std::string torch_class() const override { return "AdamW"; }
+  // {'state': {i: {'step': 0-d float tensor, 'exp_avg', 'exp_avg_sq'}}, 'param_groups': [{'lr', 'betas', 'eps',
+  // 'weight_decay', 'amsgrad', 'foreach', 'maximize', 'capturable', 'differentiable', 'params': [0 … n-1]}]}.
+  // Parameters without state (no step yet) are left out of 'state', as torch does.
+  pickle::Object torch_state_dict(const std::vector<std::string>& names) const override;
+  std::string describe() const override;
 
  private:
   struct Slot {
@@ -94,6 +101,12 @@ class SGD : public Optimizer {
   double lr() const override { return options_.lr; }
   StateDict state() const override;
   void load_state(const StateDict& state) override;
+  const SGDOptions& options() const { return options_; }
+  std::string torch_class() const override { return "SGD"; }
+  // {'state': {i: {'momentum_buffer': tensor or None}}, 'param_groups': [{'lr', 'momentum', 'dampening',
+  // 'weight_decay', 'nesterov', 'maximize', 'foreach', 'differentiable', 'params': [0 … n-1]}]}.
+  pickle::Object torch_state_dict(const std::vector<std::string>& names) const override;
+  std::string describe() const override;
 
  private:
   struct Slot {
@@ -103,6 +116,17 @@ class SGD : public Optimizer {
   SGDOptions options_;
   std::map<std::string, Slot> slots_;
 };
+
+// The optimizer of kohya's --optimizer_type (case-insensitive): AdamW (the default), SGD, SGDNesterov (torch's SGD
+// with nesterov=True and, as kohya, momentum 0.9 unless given), at learning rate `lr`. `args` are kohya's
+// --optimizer_args, "key=value" each (several may share a string, separated by spaces): AdamW takes betas=B1,B2,
+// eps, weight_decay (default adamw.weight_decay; adamw gives the other defaults too), amsgrad=False; SGD takes
+// momentum, dampening, weight_decay, nesterov=True|False. An unknown type (AdamW8bit and kohya's other names
+// included), an unknown key, a repeated key or a value that does not read is an error naming it.
+std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const std::vector<std::string>& args, double lr,
+                                          const AdamWOptions& adamw = {});
+// The type's canonical spelling ("sgdnesterov" → "SGDNesterov"); an error for an unsupported one.
+std::string optimizer_type_name(const std::string& type);
 
 // torch.nn.utils.clip_grad_norm_(params, max_norm, 2): the total L2 norm over all defined gradients (the 2-norm
 // of the per-parameter 2-norms), then every gradient times min(1, max_norm / (total + 1e-6)). Returns the total

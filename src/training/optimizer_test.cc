@@ -192,6 +192,87 @@ TEST(SGD, DampeningAndResume) {
   EXPECT_EQ(pa[0].value.to_vector(), pb[0].value.to_vector());
 }
 
+// The message make_optimizer throws for type + args, or "" when it makes one.
+std::string make_error(const std::string& type, const std::vector<std::string>& args) {
+  try {
+    make_optimizer(type, args, 1e-3);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// kohya's --optimizer_type / --optimizer_args: names in any case, key=value settings that reach torch's arguments.
+TEST(MakeOptimizer, KohyaNamesAndArguments) {
+  EXPECT_EQ(optimizer_type_name("adamw"), "AdamW");
+  EXPECT_EQ(optimizer_type_name("sgdnesterov"), "SGDNesterov");
+  auto adamw = make_optimizer("AdamW", {"betas=0.8,0.95 eps=1e-6", "weight_decay=0"}, 2e-3);
+  const AdamWOptions& ao = dynamic_cast<AdamW&>(*adamw).options();
+  EXPECT_EQ(ao.lr, 2e-3);
+  EXPECT_EQ(ao.beta1, 0.8);
+  EXPECT_EQ(ao.beta2, 0.95);
+  EXPECT_EQ(ao.eps, 1e-6);
+  EXPECT_EQ(ao.weight_decay, 0);
+  EXPECT_EQ(adamw->describe(), "torch.optim.adamw.AdamW(betas=(0.8, 0.95),eps=1e-06,weight_decay=0)");
+  // AdamW's defaults come from the caller (--adam-weight-decay); the arguments win.
+  EXPECT_EQ(dynamic_cast<AdamW&>(*make_optimizer("adamw", {}, 1, AdamWOptions{.weight_decay = 0.3})).options().weight_decay,
+            0.3);
+  auto sgd = make_optimizer("SGD", {"momentum=0.9", "weight_decay=0.01", "nesterov=True"}, 0.5);
+  const SGDOptions& so = dynamic_cast<SGD&>(*sgd).options();
+  EXPECT_EQ(so.lr, 0.5);
+  EXPECT_EQ(so.momentum, 0.9);
+  EXPECT_EQ(so.weight_decay, 0.01);
+  EXPECT_TRUE(so.nesterov);
+  EXPECT_EQ(sgd->torch_class(), "SGD");
+  // SGDNesterov: torch's SGD with nesterov=True and, as kohya sets it, momentum 0.9 unless given.
+  auto nag = make_optimizer("SGDNesterov", {}, 0.1);
+  EXPECT_TRUE(dynamic_cast<SGD&>(*nag).options().nesterov);
+  EXPECT_EQ(dynamic_cast<SGD&>(*nag).options().momentum, 0.9);
+  EXPECT_EQ(dynamic_cast<SGD&>(*make_optimizer("SGDNesterov", {"momentum=0.5"}, 0.1)).options().momentum, 0.5);
+  EXPECT_EQ(dynamic_cast<SGD&>(*make_optimizer("SGD", {}, 0.1)).options().momentum, 0);
+}
+
+TEST(MakeOptimizer, BadTypesAndArgumentsAreNamed) {
+  EXPECT_NE(make_error("AdamW8bit", {}).find("AdamW8bit is not supported"), std::string::npos);
+  EXPECT_NE(make_error("Lion", {}).find("Lion is not supported"), std::string::npos);
+  EXPECT_NE(make_error("SGD", {"momentum=0.9 betas=0.9,0.99"}).find("unknown key 'betas'"), std::string::npos);
+  EXPECT_NE(make_error("AdamW", {"momentum=0.9"}).find("unknown key 'momentum'"), std::string::npos);
+  EXPECT_NE(make_error("SGD", {"momentum"}).find("expected key=value, got 'momentum'"), std::string::npos);
+  EXPECT_NE(make_error("SGD", {"momentum=fast"}).find("momentum=fast"), std::string::npos);
+  EXPECT_NE(make_error("SGD", {"momentum=0.9", "momentum=0.8"}).find("'momentum' is given twice"), std::string::npos);
+  EXPECT_NE(make_error("SGD", {"nesterov=maybe"}).find("True or False"), std::string::npos);
+  EXPECT_NE(make_error("SGD", {"nesterov=True"}), "");  // nesterov needs momentum (torch)
+  EXPECT_NE(make_error("SGDNesterov", {"nesterov=False"}), "");
+  EXPECT_NE(make_error("AdamW", {"betas=0.9"}).find("two numbers"), std::string::npos);
+  EXPECT_NE(make_error("AdamW", {"amsgrad=True"}).find("amsgrad"), std::string::npos);
+  EXPECT_EQ(make_error("AdamW", {"amsgrad=False"}), "");
+}
+
+// The value of key `k` (a string, or an integer when k is a number) in a pickled dict.
+const pickle::Object& get(const pickle::Object& dict, const std::string& k) {
+  for (const auto& [key, value] : dict.entries())
+    if ((key.kind() == pickle::Object::Kind::Str && key.s() == k) ||
+        (key.kind() == pickle::Object::Kind::Int && std::to_string(key.i()) == k))
+      return value;
+  throw std::runtime_error("no key " + k);
+}
+
+// torch.optim.SGD.state_dict() (A1111's .optim): a momentum buffer per stepped parameter, torch 1.13's group keys.
+TEST(SGD, TorchStateDict) {
+  SGD opt(SGDOptions{.lr = 0.1, .momentum = 0.9});
+  std::vector<Param> params = {make_param("a", {1.0f}, {0.5f}), make_param("b", {1.0f}, {})};
+  opt.step(params);
+  const pickle::Object sd = opt.torch_state_dict({"a", "b"});
+  const pickle::Object& state = get(sd, "state");
+  EXPECT_EQ(state.entries().size(), 1u);
+  EXPECT_EQ(get(get(state, "0"), "momentum_buffer").tensor_value().to_vector(), std::vector<float>{0.5f});
+  const pickle::Object& group = get(sd, "param_groups").items()[0];
+  EXPECT_EQ(get(group, "momentum").f(), 0.9);
+  EXPECT_FALSE(get(group, "nesterov").b());
+  EXPECT_EQ(get(group, "params").items().size(), 2u);
+  EXPECT_THROW(opt.torch_state_dict({"b"}), Error);
+}
+
 TEST(ClipGradNorm, ScalesAllGradientsByTheTotalNorm) {
   std::vector<Param> params = {make_param("a", {0, 0}, {3.0f, 0.0f}), make_param("b", {0}, {4.0f}),
                                make_param("c", {0}, {})};

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "models/clip_text.h"
 #include "models/vae.h"
 #include "ops/autograd.h"
@@ -155,10 +156,8 @@ class TextEncoderMethod : public WholeModelMethod {
     std::vector<Tensor> rows;
     for (int64_t b = 0; b < batch.images.dim(0); ++b) {
       Tensor image = batch.images.slice0(b, b + 1);
-      uint64_t h = 1469598103934665603ull;
-      const float* px = image.f32();
-      for (int64_t i = 0; i < image.numel(); i += 7) h = (h ^ uint64_t(std::llround(px[i] * 4096.f))) * 1099511628211ull;
-      const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(h);
+      // Keyed as the trainer's latent cache: the path and a hash of every pixel (a flipped copy is another entry).
+      const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(hash_bytes(image.as_f32()));
       auto it = cache_.find(key);
       if (it == cache_.end()) {
         Tensor m = ops::scale(vae_->encode(image).mean(), vae_->scaling_factor());

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "core/hash.h"
 #include "io/safetensors.h"
 #include "ops/autograd.h"
 #include "ops/ops.h"
@@ -71,6 +73,7 @@ NamedTensors named(const std::vector<Param>& params) {
 // A checkpoint is a folder: trained.safetensors, optimizer.safetensors, state.json. It is written as
 // checkpoint.tmp, synced, and renamed over the previous one, so a kill at any moment leaves a whole checkpoint.
 struct RunState {
+  std::string optimizer = "AdamW";  // the --optimizer-type whose state optimizer.safetensors holds
   int64_t step = 0;
   float smoothed_loss = 0;
   LoaderState loader;
@@ -103,7 +106,7 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
     write_safetensors((tmp / "ema.safetensors").string(), named(ema->state()));
     fsync_path(tmp / "ema.safetensors");
   }
-  nlohmann::json j = {{"step", s.step}, {"smoothed_loss", s.smoothed_loss},
+  nlohmann::json j = {{"optimizer", s.optimizer}, {"step", s.step}, {"smoothed_loss", s.smoothed_loss},
                       {"loader", nlohmann::json::parse(s.loader.to_json())}};
   if (s.prior_loader) j["prior_loader"] = nlohmann::json::parse(s.prior_loader->to_json());
   {
@@ -120,13 +123,21 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
   fs::remove_all(old, ec);
 }
 
-// Loads the last checkpoint into params (in place), the optimizer and the run state. A checkpoint interrupted while
+// Loads the last checkpoint into params (in place), the optimizer (of type `optimizer`: the checkpoint's must be the
+// same; one without a type is AdamW's, the only optimizer before) and the run state. A checkpoint interrupted while
 // being replaced is found as checkpoint.old.
-RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Optimizer& opt, Ema* ema) {
+RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, const std::string& optimizer,
+                         Optimizer& opt, Ema* ema) {
   fs::path dir = run_dir / "checkpoint";
   if (!fs::exists(dir / "state.json") && fs::exists(run_dir / "checkpoint.old" / "state.json"))
     dir = run_dir / "checkpoint.old";
   PIG_CHECK(fs::exists(dir / "state.json"), "--resume: no checkpoint in ", run_dir.string());
+  std::ifstream f(dir / "state.json");
+  nlohmann::json j = nlohmann::json::parse(f);
+  RunState s;
+  s.optimizer = j.value("optimizer", std::string("AdamW"));
+  PIG_CHECK(s.optimizer == optimizer, "--resume: the checkpoint in ", dir.string(), " was written with --optimizer-type ",
+            s.optimizer, ", this run uses ", optimizer);
   SafeTensors trained = SafeTensors::open((dir / "trained.safetensors").string());
   for (auto& p : params) {
     PIG_CHECK(trained.contains(p.name), "--resume: the checkpoint in ", dir.string(), " has no tensor ", p.name,
@@ -142,9 +153,6 @@ RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, Op
               " was written without --use-ema");
     ema->load_state(read_state(dir / "ema.safetensors"));
   }
-  std::ifstream f(dir / "state.json");
-  nlohmann::json j = nlohmann::json::parse(f);
-  RunState s;
   s.step = j.at("step").get<int64_t>();
   s.smoothed_loss = j.at("smoothed_loss").get<float>();
   s.loader = LoaderState::from_json(j.at("loader").dump());
@@ -191,15 +199,15 @@ class LatentCache {
     std::vector<Tensor> moments;
     for (int64_t b = 0; b < B; ++b) {
       Tensor image = batch.images.slice0(b, b + 1);
-      const uint64_t pixels = hash_bytes(image.as_f32());
+      const uint64_t pixels = hash_bytes(image.as_f32());  // (core/hash.h: the values name the disk files)
       const std::string key = batch.paths[size_t(b)] + "|" + std::to_string(pixels);
       auto it = cache_.find(key);
       if (it != cache_.end()) {
         moments.push_back(it->second);
         continue;
       }
-      const fs::path file = disk_.empty() ? fs::path() : disk_ / (hex(hash_string(batch.paths[size_t(b)])) + "-" +
-                                                                    hex(pixels) + ".safetensors");
+      const fs::path file = disk_.empty() ? fs::path() : disk_ / (hex64(hash_bytes(batch.paths[size_t(b)])) + "-" +
+                                                                    hex64(pixels) + ".safetensors");
       Tensor m = disk_.empty() ? Tensor() : read_disk(file, image);
       if (!m.defined()) {
         LatentDistribution d = vae.encode(image);
@@ -220,36 +228,12 @@ class LatentCache {
   static uint64_t weights_hash(const ModelComponent& c) {
     uint64_t h = 0x9E3779B97F4A7C15ull;
     for (const auto& [name, t] : *c.tensors) {
-      h = mix(h ^ hash_string(name));
-      h = mix(h ^ uint64_t(t.dtype()));
-      for (int64_t d : t.shape()) h = mix(h ^ uint64_t(d));
-      h = mix(h ^ hash_raw(t.raw(), t.nbytes()));
+      h = mix64(h ^ hash_bytes(name));
+      h = mix64(h ^ uint64_t(t.dtype()));
+      for (int64_t d : t.shape()) h = mix64(h ^ uint64_t(d));
+      h = mix64(h ^ hash_bytes(t));
     }
     return h;
-  }
-
-  static uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-  }
-  static uint64_t hash_raw(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    uint64_t h = mix(n), word;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      std::memcpy(&word, p + i, 8);
-      h = mix(h ^ word) + 0x9E3779B97F4A7C15ull;
-    }
-    for (; i < n; ++i) h = mix(h ^ p[i]);
-    return h;
-  }
-  static uint64_t hash_bytes(const Tensor& t) { return hash_raw(t.raw(), t.nbytes()); }
-  static uint64_t hash_string(const std::string& s) { return hash_raw(s.data(), s.size()); }
-  static std::string hex(uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
   }
 
   // The cached moments of `image`, or an undefined tensor when there is no usable file (a damaged one is ignored
@@ -266,7 +250,7 @@ class LatentCache {
     return Tensor();
   }
   void open_disk() {
-    disk_ = data_dir_ / ".pigment-latents" / ("vae-" + hex(weights_hash(*vae_weights_)));
+    disk_ = data_dir_ / ".pigment-latents" / ("vae-" + hex64(weights_hash(*vae_weights_)));
     data_dir_.clear();
     std::error_code ec;
     fs::create_directories(disk_, ec);
@@ -305,6 +289,14 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     PIG_CHECK(o.data.conditioning_dir.empty() && o.data.control_preprocess == "none" && o.sample_control_images.empty(),
               "--conditioning-data-dir, --control-preprocess and --sample-control-image are for --method controlnet");
   }
+  // Only these methods train a text encoder (text-encoder: always; lora, full, dreambooth: with the flag); the others
+  // would ignore the flag. (An unknown method is reported as such by make_method.)
+  const bool known_method = o.method == "ti" || std::find(method_names().begin(), method_names().end(), o.method) !=
+                                                    method_names().end();
+  PIG_CHECK(!o.train_text_encoder || !known_method || o.method == "lora" || o.method == "full" ||
+                o.method == "dreambooth" || o.method == "text-encoder",
+            "--train-text-encoder: --method ", o.method,
+            " trains no text encoder (it is for --method lora, full and dreambooth)");
   PIG_CHECK(o.max_steps > 0, "--max-train-steps must be positive, got ", o.max_steps);
   PIG_CHECK(o.batch_size > 0 && o.batch_size <= 1024, "--train-batch-size must be in [1, 1024], got ", o.batch_size);
   PIG_CHECK(o.learning_rate > 0 && std::isfinite(o.learning_rate), "--learning-rate must be positive, got ",
@@ -338,6 +330,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   lo.warmup_steps = o.lr_warmup_steps;
   lo.total_steps = o.max_steps;
   LrSchedule lr_schedule(lo);
+  const std::string optimizer_type = optimizer_type_name(o.optimizer_type);
+  const std::unique_ptr<Optimizer> optimizer_owned =
+      make_optimizer(o.optimizer_type, o.optimizer_args, o.learning_rate, o.adamw);
+  Optimizer& optimizer = *optimizer_owned;
   // DreamBooth: training and class images share a batch, so every image is cropped to resolution² (as diffusers'
   // train_dreambooth.py does) instead of going into aspect buckets.
   DatasetOptions data_options = o.data;
@@ -372,10 +368,6 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   oo.prediction = prediction_from_name(o.prediction_type.empty() ? model.prediction_type() : o.prediction_type);
   oo.min_snr_gamma = o.min_snr_gamma;
   DiffusionObjective objective(schedule::TrainSchedule::from_config(model.scheduler_config(GenerateRequest{})), oo);
-
-  AdamWOptions ao = o.adamw;
-  ao.lr = o.learning_rate;
-  AdamW optimizer(ao);
 
   LoaderOptions lopt;
   lopt.batch_size = o.batch_size;
@@ -412,9 +404,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
 
   RunState state;
+  state.optimizer = optimizer_type;
   if (o.resume) {
     const distributed::CheckpointSource source(run_dir);  // --distributed: rank 0's checkpoint, on every rank
-    state = read_checkpoint(source.run_dir(), params, optimizer, ema.get());
+    state = read_checkpoint(source.run_dir(), params, optimizer_type, optimizer, ema.get());
     loader.restore(state.loader);
     if (class_loader) {
       PIG_CHECK(state.prior_loader.has_value(), "--resume: the checkpoint in ", run_dir.string(),
@@ -616,6 +609,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
       {"ss_train_batch_size", std::to_string(o.batch_size)},
       {"ss_lr_scheduler", o.lr_scheduler},
       {"ss_seed", std::to_string(o.seed)},
+      {"ss_optimizer", optimizer.describe()},
       {"ss_resolution", std::to_string(o.data.resolution)},
       {"ss_caption_dropout_rate", std::to_string(o.caption_dropout)},
       {"ss_min_snr_gamma", std::to_string(o.min_snr_gamma)},

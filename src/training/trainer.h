@@ -1,7 +1,7 @@
 // The training loop that every method shares (pigment train):
 //   batch of images → VAE latents (frozen) ; captions (caption dropout) → text conditioning (frozen)
 //   t ~ U{0..T-1}, ε ~ N(0, 1) → noisy latents → UNet (recorded on the tape, with the method's hooks)
-//   → the diffusion objective's loss → backward → clip-by-norm → AdamW at the scheduled learning rate.
+//   → the diffusion objective's loss → backward → clip-by-norm → the optimizer (AdamW, SGD) at the scheduled learning rate.
 // A method (one file each: lora.cc, ...) says what trains and how the result is saved.
 //
 // Every random choice of step k comes from generators seeded by (seed, k) — one per sample, seeded by its position in
@@ -47,6 +47,10 @@ struct TrainOptions {
   int64_t lr_warmup_steps = 0;
   double max_grad_norm = 1.0;  // 0: no clipping
   AdamWOptions adamw;          // lr is taken from learning_rate
+  // kohya's --optimizer_type and --optimizer_args (training/optimizer.h: make_optimizer); AdamW takes its defaults
+  // from `adamw`. The type is kept in checkpoints: a resume with another type is an error.
+  std::string optimizer_type = "AdamW";
+  std::vector<std::string> optimizer_args;
   uint64_t seed = 0;
   float caption_dropout = 0;   // probability of the empty caption
   float min_snr_gamma = 0;     // 0: plain MSE

@@ -108,7 +108,24 @@ err "zero steps" --output "$T/x.safetensors" --max-train-steps 0
 err "zero accumulation steps" --output "$T/x.safetensors" --gradient-accumulation-steps 0
 err "UNet-only and text-encoder LoRA together" --output "$T/x.safetensors" --network-train-unet-only --train-text-encoder
 err "a LoRA flag with another method" --method full --output "$T/x.safetensors" --network-train-text-encoder-only
+for m in hypernetwork controlnet vae textual-inversion; do
+  err "--train-text-encoder with --method $m (which trains no text encoder)" --method $m --train-text-encoder \
+    --output "$T/x.safetensors"
+  check "... names the method" 'grep -q "method $m trains no text encoder" "$T/err.txt"'
+done
+err "--text-encoder-lr without --train-text-encoder" --output "$T/x.safetensors" --text-encoder-lr 1e-5
+err "an 8-bit optimizer" --output "$T/x.safetensors" --optimizer-type AdamW8bit
+check "... says it is not supported" 'grep -q "AdamW8bit is not supported" "$T/err.txt"'
+err "an unknown optimizer argument" --output "$T/x.safetensors" --optimizer-type SGD --optimizer-args "momentum=0.9 betas=0.9,0.99"
+check "... names the key" 'grep -q "unknown key .betas." "$T/err.txt"'
+err "--adam-weight-decay with SGD" --output "$T/x.safetensors" --optimizer-type SGD --adam-weight-decay 0.1
+err "resume with another optimizer than the checkpoint's" --output "$T/full.safetensors" --max-train-steps 31 --resume \
+  --optimizer-type sgdnesterov
+check "... names both" 'grep -q "written with --optimizer-type AdamW, this run uses SGDNesterov" "$T/err.txt"'
 check "no output file from the failed runs" '[ ! -e "$T/x.safetensors" ]'
+check "train --help lists the optimizers" \
+  '"$P" train --help | grep -q -- "--optimizer-type" && "$P" train --help | grep -q "SGDNesterov" &&
+   "$P" train --help | grep -q -- "--optimizer-args"'
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]

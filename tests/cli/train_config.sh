@@ -25,6 +25,30 @@ check "its learning rate is used" 'grep -q "lr 0.00123" "$T/a.out"'
 "$P" train "${TINY_SD1[@]}" --data "$T/data" --threads 1 --config "$T/c.toml" --max-train-steps 1 \
   --output "$T/b.safetensors" > "$T/b.out" 2>&1
 check "the command line wins over the file" 'grep -q "trained 1 steps" "$T/b.out"'
+# kohya's optimizer keys: optimizer_type and optimizer_args (a list of key=value), the type kept in the checkpoint.
+cat > "$T/sgd.toml" <<TOML
+[optimizer_arguments]
+optimizer_type = "SGD"
+optimizer_args = ["momentum=0.9", "weight_decay=0.01"]
+learning_rate = 0.5
+[training_arguments]
+max_train_steps = 2
+seed = 4
+[dataset_arguments]
+resolution = 64
+no_buckets = true
+TOML
+"$P" train "${TINY_SD1[@]}" --data "$T/data" --threads 1 --config "$T/sgd.toml" --output "$T/s.safetensors" \
+  > "$T/s.out" 2>&1
+check "optimizer_type and optimizer_args from a config file" \
+  'grep -q "trained 2 steps" "$T/s.out" && grep -aq "torch.optim.sgd.SGD(momentum=0.9,weight_decay=0.01)" "$T/s.safetensors" &&
+   grep -q "\"optimizer\": \"SGD\"" "$T/s.safetensors.run/checkpoint/state.json" &&
+   grep -aq "momentum_buffer" "$T/s.safetensors.run/checkpoint/optimizer.safetensors"'
+printf 'optimizer_type = "SGD"\noptimizer_args = ["momentum=0.9", "nesterov_please=1"]\n' > "$T/badopt.toml"
+"$P" train "${TINY_SD1[@]}" --data "$T/data" --config "$T/badopt.toml" --output "$T/o.safetensors" > "$T/o.out" 2>&1
+rc=$?
+check "an unknown optimizer argument in a config file is named" \
+  '[ $rc -ne 0 ] && [ "$(wc -l < "$T/o.out")" -eq 1 ] && grep -q "unknown key .nesterov_please." "$T/o.out" && [ ! -e "$T/o.safetensors" ]'
 printf 'learning_rate = 0.001\nnot_an_option = 3\n' > "$T/bad.toml"
 "$P" train "${TINY_SD1[@]}" --data "$T/data" --config "$T/bad.toml" --output "$T/c.safetensors" > "$T/c.out" 2>&1
 rc=$?
