@@ -12,7 +12,9 @@
 # top-5 retrieval of the prompted emoji. Writes OUT/summary.txt and each run's results.json.
 #
 #   bench/emoji_finetune.sh [--model FILE] [--data DIR] [--out DIR] [--ti-emoji HEX] [--lora-subgroup NAME]
-#                           [--seeds N] [--ti-steps N] [--lora-steps N] [--threads N]
+#                           [--seeds N] [--ti-steps N] [--ti-lr X] [--ti-vectors N] [--ti-init TEXT]
+#                           [--lora-steps N]
+#                           [--only ti|lora] [--threads N]
 # DIR: a data set from `pigment dataset emoji` (default: out/emoji/data, written if missing).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,6 +26,10 @@ ti_emoji="1f52e"            # crystal ball (held out with the default split; its
 lora_subgroup="country-flag"
 seeds=8
 ti_steps=400
+ti_lr=5e-3
+ti_vectors=2
+ti_init=""                  # default: the last word of the emoji's name ("ball")
+only=""
 lora_steps=400
 threads=""
 while [ $# -gt 0 ]; do
@@ -36,6 +42,10 @@ while [ $# -gt 0 ]; do
     --seeds) seeds="$2"; shift 2 ;;
     --ti-steps) ti_steps="$2"; shift 2 ;;
     --lora-steps) lora_steps="$2"; shift 2 ;;
+    --ti-lr) ti_lr="$2"; shift 2 ;;
+    --ti-vectors) ti_vectors="$2"; shift 2 ;;
+    --ti-init) ti_init="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     *) echo "emoji_finetune: unknown option $1" >&2; exit 2 ;;
   esac
@@ -80,6 +90,7 @@ summary="$out/summary.txt"
 } > "$summary"
 
 # --- textual inversion on 5 renderings of one held-out emoji -----------------------------------------------------
+if [ "$only" != lora ]; then
 IFS=$'\t' read -r split name cps < <(meta stem "$ti_emoji")
 [ -n "${split:-}" ] || { echo "emoji_finetune: $ti_emoji is not in $data" >&2; exit 1; }
 [ "$split" = heldout ] || echo "emoji_finetune: warning: $ti_emoji ($name) is in the training split" >&2
@@ -93,7 +104,7 @@ for f in "$ti/rendered/train/"*.png; do
 done
 word="emj-$ti_emoji"
 "$BIN/pigment" train -m "$model" --method textual-inversion --data "$ti/images" --resolution 64 --no-buckets \
-  --token-string "$word" --init-word "${name##* }" --num-vectors-per-token 2 --learning-rate 5e-3 \
+  --token-string "$word" --init-word "${ti_init:-${name##* }}" --num-vectors-per-token "$ti_vectors" --learning-rate "$ti_lr" \
   --train-batch-size 5 --max-train-steps "$ti_steps" --min-snr-gamma 5 --seed 1 "${thr[@]}" \
   --output "$ti/emb/$word.safetensors" --run-dir "$ti/run" > "$ti/train.log" 2>&1
 : > "$ti/by_name.txt"; : > "$ti/by_word.txt"
@@ -103,13 +114,15 @@ for ((i = 0; i < seeds; ++i)); do
 done
 {
   echo
-  echo "textual inversion: $ti_emoji ($name, $split), 5 renderings, $ti_steps steps"
+  echo "textual inversion: $ti_emoji ($name, $split), 5 renderings, $ti_vectors vectors from "${ti_init:-${name##* }}", lr $ti_lr, $ti_steps steps"
   tail -n 1 "$ti/run/log.csv" | awk -F, '{print "  last logged step " $1 ", loss " $2}'
   quality ti-name "$ti/by_name.txt"
   quality ti-word "$ti/by_word.txt" --embedding "$ti/emb/$word.safetensors"
 } >> "$summary"
+fi
 
 # --- LoRA on the held-out emoji of one subgroup --------------------------------------------------------------------
+if [ "$only" != ti ]; then
 lo="$out/lora"
 rm -rf "$lo"
 mkdir -p "$lo/images"
@@ -131,7 +144,7 @@ done < "$lo/emoji.tsv"
   tail -n 1 "$lo/run/log.csv" | awk -F, '{print "  last logged step " $1 ", loss " $2}'
   quality lora-without "$lo/prompts.txt"
   quality lora-with "$lo/prompts.txt" --lora "$lo/flags.safetensors"
-  echo
-  echo "total $(( $(date +%s) - start )) s"
 } >> "$summary"
+fi
+echo "total $(( $(date +%s) - start )) s" >> "$summary"
 cat "$summary"
