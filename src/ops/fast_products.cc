@@ -79,22 +79,12 @@ using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 constexpr auto bf16 = memory::data_type::bf16;
 
-// Whether oneDNN's implementation (its name, e.g. "brg:avx512_core_amx", "brgconv:avx512_core_bf16") uses the fast
-// path's instructions.
-bool runs_on(FastPath path, const char* impl) {
-  if (path == FastPath::Amx) return std::strstr(impl, "amx") != nullptr;
-  if (path == FastPath::Avx512Bf16) return std::strstr(impl, "avx512_core_bf16") != nullptr;
-  return false;
-}
-
-// The fast path for this call, or None where the precision is not Fast.
-FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
-
 // ---- bf16 weights, prepared once ----
 struct WeightEntry {
   std::weak_ptr<const void> owner;
   Shape shape;
   DType dtype;
+  uint64_t fingerprint;
   memory::desc layout;
   memory mem;
 };
@@ -102,6 +92,7 @@ struct Bf16Weights {
   std::mutex mu;
   std::unordered_multimap<const void*, WeightEntry> map;
   int inserts = 0;
+  bool keep = true;
 };
 Bf16Weights& bf16_weights() {
   static Bf16Weights* w = new Bf16Weights;  // never destroyed: entries may be looked up during exit
@@ -123,27 +114,6 @@ memory convert(const Tensor& w, const memory::desc& plain_f32, const memory::des
   return dst;
 }
 
-memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
-  if (!w.owner()) return convert(w, plain_f32, want);
-  Bf16Weights& c = bf16_weights();
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto range = c.map.equal_range(w.raw());
-    for (auto it = range.first; it != range.second; ++it) {
-      const WeightEntry& e = it->second;
-      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want && same_owner(e.owner, w.owner()) &&
-          !e.owner.expired())
-        return e.mem;
-    }
-  }
-  memory m = convert(w, plain_f32, want);
-  std::lock_guard<std::mutex> lock(c.mu);
-  if (++c.inserts % 64 == 0)  // sweep entries of freed models
-    for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
-  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), want, m});
-  return m;
-}
-
 // f32 data of a small vector (bias) in its own buffer when it is not f32 already.
 Tensor f32_of(const Tensor& t) { return t.dtype() == DType::F32 ? t : t.as_f32(); }
 
@@ -154,6 +124,75 @@ memory to_layout(const float* src, const memory::desc& from, const memory::desc&
   return d;
 }
 
+}  // namespace
+
+bool runs_on(FastPath path, const char* impl) {
+  if (path == FastPath::Amx) return std::strstr(impl, "amx") != nullptr;
+  if (path == FastPath::Avx512Bf16) return std::strstr(impl, "avx512_core_bf16") != nullptr;
+  return false;
+}
+
+FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
+
+memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  if (!w.owner()) return convert(w, plain_f32, want);
+  Bf16Weights& c = bf16_weights();
+  const uint64_t fp = onednn::weight_fingerprint(w);
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (!c.keep) return convert(w, plain_f32, want);
+    auto range = c.map.equal_range(w.raw());
+    for (auto it = range.first; it != range.second;) {
+      const WeightEntry& e = it->second;
+      if (e.owner.expired() || !same_owner(e.owner, w.owner()) ||
+          (e.shape == w.shape() && e.dtype == w.dtype() && e.fingerprint != fp)) {
+        it = c.map.erase(it);  // a freed weight's memory reused, or rewritten in place
+        continue;
+      }
+      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want) return e.mem;
+      ++it;
+    }
+  }
+  memory m = convert(w, plain_f32, want);
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (++c.inserts % 64 == 0)  // sweep entries of freed models
+    for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
+  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, m});
+  return m;
+}
+
+void forget(const Tensor& w) {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.map.erase(w.raw());
+}
+
+bool set_keep_bf16_weights(bool on) {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  const bool was = c.keep;
+  c.keep = on;
+  if (!on) c.map.clear();
+  return was;
+}
+
+size_t kept_bf16_weights() {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.map.size();
+}
+
+void to_bf16(const float* src, uint16_t* dst, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (size_t(1) << 18))
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t x;
+    std::memcpy(&x, &src[i], 4);
+    // round to nearest even; NaN stays NaN (quiet)
+    dst[i] = (x & 0x7fffffffu) > 0x7f800000u ? uint16_t((x >> 16) | 0x40) : uint16_t((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+  }
+}
+
+namespace {
 struct MatmulP {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
@@ -320,4 +359,10 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
 }
 
 }  // namespace fast
+
+void forget_prepared(const Tensor& w) {
+  default_weight_cache().forget(w);
+  fast::forget(w);
+}
+
 }  // namespace pigment::ops
