@@ -333,15 +333,16 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   // Mixed precision: the products (forward and backward) in bf16 with float32 accumulation where the CPU has a fast
   // bf16 path (ops/precision.h, Precision::Fast); master weights, gradients, optimizer state, norms, softmax and the
   // loss stay float32. Without a fast path Fast computes exactly as Fp32. "no": float32 products throughout.
-  std::optional<ops::ScopedPrecision> precision;
+  // (Loading a model sets the process-wide precision from PipelineOptions: it gets the run's too.)
   if (o.mixed_precision == "bf16") {
     if (!ops::fast_precision_available() && distributed::is_root())
       std::fprintf(stderr, "--mixed-precision bf16: this CPU has no fast bf16 path (AMX or AVX-512 BF16); training "
                            "runs in fp32\n");
-    precision.emplace(ops::Precision::Fast);
-  } else if (ops::precision() == ops::Precision::Fast) {
-    precision.emplace(ops::Precision::Fp32);
+    o.model.precision = ops::Precision::Fast;
+  } else if (o.model.precision == ops::Precision::Fast) {
+    o.model.precision = ops::Precision::Fp32;
   }
+  const ops::ScopedPrecision precision(o.model.precision);
   const bool dreambooth = o.method == "dreambooth";
   PIG_CHECK(dreambooth || (o.dreambooth.instance_prompt.empty() && o.dreambooth.class_prompt.empty() &&
                            !o.dreambooth.save_as_lora),
