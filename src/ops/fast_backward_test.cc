@@ -101,7 +101,7 @@ TEST(FastBackward, ForcedOffComputesAsFloat32) {
 
 // A trained weight (owned memory, changed in place by the optimizer) is kept as bf16 by the forward and the
 // backward-data convolution; once forgotten (what the trainer does after every step) the next call sees its new
-// values: the result equals that of a fresh tensor holding them. (Checked to fail with the trainer's forget left out.)
+// values: the result equals that of a fresh tensor holding them.
 TEST(FastBackward, AWeightChangedInPlaceAndForgottenIsNotServedStale) {
   ScopedPrecision p(Precision::Fast);
   Tensor w = randn({48, 32, 3, 3}, 20, 0.05f), wl = randn({64, 96}, 21, 0.1f);

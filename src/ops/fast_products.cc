@@ -7,7 +7,8 @@
 // convolution of SD1.5, but the float32 Winograd kernel stays ahead on 3x3 convolutions of at most 320 channels from
 // 64x64 outputs up (UNet 320 at 64x64, VAE 256 and 128 channels at 256² and 512²), and inputs of fewer than 16
 // channels (conv_in) gain nothing; at most 4 outputs (the VAE's conv_out) stay with conv2d_narrow's kernel. Weights are converted once to bf16 in the primitive's
-// blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner).
+// blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner, a sampled
+// fingerprint); a weight changed in place is dropped by forget_prepared (the trainer calls it after every step).
 // Bias, activation and residual are fused as in the float32 path (bias f32, post-ops on the f32 accumulator).
 // Precision::Reference takes the same hooks to run the scalar twins (ops/reference.h).
 #include "ops/fast_products.h"
@@ -18,6 +19,7 @@
 #include <unordered_map>
 
 #include "core/cpu_isa.h"
+#include "core/file_pages.h"
 #include "ops/isa_cap.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
@@ -104,6 +106,7 @@ bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const 
 }
 
 memory convert(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  profile::Scope prof([&] { return std::string(w.owner() ? "fast weight prep (owned)" : "fast weight prep (view)"); });
   auto& eng = onednn::engine();
   auto& strm = onednn::stream();
   Tensor wf = Tensor::empty(w.shape());
@@ -158,6 +161,9 @@ memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memor
   if (++c.inserts % 64 == 0)  // sweep entries of freed models
     for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
   c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, m});
+  // Kept: the weight's file pages (a memory-mapped checkpoint) need not stay resident (as WeightCache does); a later
+  // conversion into another layout maps them again.
+  drop_file_pages(w.raw(), w.nbytes());
   return m;
 }
 
