@@ -14,6 +14,10 @@
 //          768, 320, 640, 1280 on SD1) with the AdamW step: a `pigment train --method hypernetwork` step as above
 //   train_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=3] [floor|lora|full|controlnet|hypernetwork] [RANK=16] [--checkpointing]
 // --checkpointing: gradient checkpointing per UNet block (UNetHooks::checkpoint_blocks).
+// --mixed-precision no|bf16|both: the products in float32 (default), in bf16 where the CPU has a fast bf16 path
+// (ops::Precision::Fast, as `pigment train --mixed-precision bf16`), or both in this process (bf16 first, so that the
+// peak RSS after its steps is its own; float32 second). With both, STEPS steps each; the bf16 peak of vdpbf16ps is
+// measured too, and each step also gives its process CPU seconds (on a loaded machine the fairer figure).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -31,6 +35,7 @@
 #include "fma_peak.h"
 #include "ops/autograd.h"
 #include "ops/ops.h"
+#include "ops/precision.h"
 #include "ops/profile.h"
 #include "pipelines/stable_diffusion.h"
 #include "sampling/rng.h"
@@ -61,6 +66,21 @@ std::string cpu_model_name() {
   }
   return line;
 }
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+std::string load_average() {
+  std::string s;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    char buf[128] = {};
+    if (std::fgets(buf, sizeof buf, f)) s = buf;
+    std::fclose(f);
+  }
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
 double peak_rss_gb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -70,12 +90,19 @@ double peak_rss_gb() {
 
 int main(int argc, char** argv) {
   bool checkpointing = false;
+  std::string mixed = "no";
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::string(argv[i]) == "--checkpointing")
       checkpointing = true;
+    else if (std::string(argv[i]) == "--mixed-precision" && i + 1 < argc)
+      mixed = argv[++i];
     else
       args.push_back(argv[i]);
+  }
+  if (mixed != "no" && mixed != "bf16" && mixed != "both") {
+    std::fprintf(stderr, "--mixed-precision: no, bf16 or both\n");
+    return 2;
   }
   argc = int(args.size());
   argv = args.data();
@@ -91,8 +118,11 @@ int main(int argc, char** argv) {
       throw std::runtime_error("mode: floor, lora, full, controlnet or hypernetwork");
     if (size % 8 || size < 64 || steps < 1) throw std::runtime_error("SIZE: a multiple of 8 from 64; STEPS >= 1");
     const bench::FmaPeak peak = bench::measure_fma_peak();
-    std::printf("cpu: %s, %d threads, fp32 FMA peak %.0f GFLOP/s (%s)\n", cpu_model_name().c_str(), num_threads(),
-                peak.flops_per_s / 1e9, peak.isa);
+    const bench::FmaPeak bpeak = bench::measure_bf16_peak();
+    std::printf("cpu: %s, %d threads, fp32 FMA peak %.0f GFLOP/s (%s), bf16 peak %.0f GFLOP/s (%s), fast path %s, "
+                "load average %s\n",
+                cpu_model_name().c_str(), num_threads(), peak.flops_per_s / 1e9, peak.isa, bpeak.flops_per_s / 1e9,
+                bpeak.isa, ops::fast_path_name(ops::fast_path()), load_average().c_str());
 
     PipelineOptions po;
     po.model = argv[1];
@@ -161,45 +191,60 @@ int main(int argc, char** argv) {
     training::DiffusionObjective objective(schedule::TrainSchedule::from_config(sd.scheduler_config(r)), {});
     training::AdamW adamw({1e-4});
 
-    std::vector<double> times;
-    for (int s = 0; s < steps; ++s) {
-      auto g = make_generator("cpu", uint64_t(s + 1));
-      const Tensor x0 = g->randn({1, 4, size / 8, size / 8});
-      const Tensor noise = g->randn(x0.shape());
-      const std::vector<int> ts{100 + 300 * s % 900};
-      const double flops0 = ops::profile::flops_counted();
-      const auto t0 = Clock::now();
-      Tensor noisy = objective.add_noise(x0, noise, ts);
-      if (mode == "floor") noisy = tape.input(noisy);
-      Tensor pred;
-      {
-        ops::autograd::Recording rec(tape);
-        UNetExtras x = extras;
-        if (controlnet) controlnet->add_unet_inputs(x, noisy, {float(ts[0])}, context, batch);
-        pred = unet.forward(noisy, {float(ts[0])}, context, x);
+    auto run_steps = [&](ops::Precision precision) {
+      const ops::ScopedPrecision scoped(precision);
+      const char* name = precision == ops::Precision::Fast ? "bf16" : "fp32";
+      std::vector<double> times, cpu_times;
+      for (int s = 0; s < steps; ++s) {
+        auto g = make_generator("cpu", uint64_t(s + 1));
+        const Tensor x0 = g->randn({1, 4, size / 8, size / 8});
+        const Tensor noise = g->randn(x0.shape());
+        const std::vector<int> ts{100 + 300 * s % 900};
+        const double flops0 = ops::profile::flops_counted();
+        const auto t0 = Clock::now();
+        const double c0 = cpu_seconds();
+        Tensor noisy = objective.add_noise(x0, noise, ts);
+        if (mode == "floor") noisy = tape.input(noisy);
+        Tensor pred;
+        {
+          ops::autograd::Recording rec(tape);
+          UNetExtras x = extras;
+          if (controlnet) controlnet->add_unet_inputs(x, noisy, {float(ts[0])}, context, batch);
+          pred = unet.forward(noisy, {float(ts[0])}, context, x);
+        }
+        const double fwd = since(t0);
+        auto loss = objective.loss(pred, objective.target(x0, noise, ts), ts);
+        tape.backward(pred, loss.dpred);
+        for (auto& p : params) p.grad = tape.gradient(p.value);
+        tape.clear();
+        if (mode == "lora" || mode == "controlnet" || mode == "hypernetwork") {
+          adamw.step(params);
+          for (auto& p : params) ops::forget_prepared(p.value);
+        }
+        for (auto& p : params) p.grad = Tensor();
+        tape.zero_grad();
+        const double secs = since(t0), cpu = cpu_seconds() - c0, gflop = (ops::profile::flops_counted() - flops0) / 1e9;
+        times.push_back(secs);
+        cpu_times.push_back(cpu);
+        std::printf("%s step %d: %.2f s wall, %.2f s CPU (forward %.2f s), %.0f GFLOP, %.0f GFLOP/s = %.0f %% of the "
+                    "fp32 peak, %.0f %% of the bf16 peak (wall); by CPU time / threads %.0f GFLOP/s; loss %.4f, rss "
+                    "peak %.2f GB, load %s\n",
+                    name, s + 1, secs, cpu, fwd, gflop, gflop / secs, 100 * gflop * 1e9 / secs / peak.flops_per_s,
+                    bpeak.flops_per_s > 0 ? 100 * gflop * 1e9 / secs / bpeak.flops_per_s : 0.0,
+                    gflop / (cpu / num_threads()), loss.value, peak_rss_gb(), load_average().c_str());
+        std::fflush(stdout);
       }
-      const double fwd = since(t0);
-      auto loss = objective.loss(pred, objective.target(x0, noise, ts), ts);
-      tape.backward(pred, loss.dpred);
-      for (auto& p : params) p.grad = tape.gradient(p.value);
-      tape.clear();
-      if (mode == "lora" || mode == "controlnet" || mode == "hypernetwork") {
-        adamw.step(params);
-        for (auto& p : params) ops::default_weight_cache().forget(p.value);
-      }
-      for (auto& p : params) p.grad = Tensor();
-      tape.zero_grad();
-      const double secs = since(t0), gflop = (ops::profile::flops_counted() - flops0) / 1e9;
-      times.push_back(secs);
-      std::printf("step %d: %.2f s (forward %.2f s), %.0f GFLOP, %.0f GFLOP/s = %.0f %% of peak, loss %.4f, rss peak %.2f GB\n",
-                  s + 1, secs, fwd, gflop, gflop / secs, 100 * gflop * 1e9 / secs / peak.flops_per_s, loss.value,
+      std::vector<double> sorted = times, sorted_cpu = cpu_times;
+      std::sort(sorted.begin(), sorted.end());
+      std::sort(sorted_cpu.begin(), sorted_cpu.end());
+      const double median = sorted[sorted.size() / 2];
+      std::printf("%s: median step %.2f s wall (%.3f samples/s at batch 1), best %.2f s; CPU median %.2f s, best "
+                  "%.2f s; peak RSS so far %.2f GB\n",
+                  name, median, 1.0 / median, sorted[0], sorted_cpu[sorted_cpu.size() / 2], sorted_cpu[0],
                   peak_rss_gb());
-    }
-    std::vector<double> sorted = times;
-    std::sort(sorted.begin(), sorted.end());
-    const double median = sorted[sorted.size() / 2];
-    std::printf("median step %.2f s (%.3f samples/s at batch 1), peak RSS %.2f GB\n", median, 1.0 / median,
-                peak_rss_gb());
+    };
+    if (mixed != "no") run_steps(ops::Precision::Fast);
+    if (mixed != "bf16") run_steps(ops::Precision::Fp32);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -269,6 +269,12 @@ RegisterCommand reg(
       c.add_flag("--random-crop", t.random_crop, "random instead of centre crops to the bucket (no disk latent cache)");
       c.add_flag("--gradient-checkpointing", t.gradient_checkpointing,
                  "recompute each UNet block in the backward instead of keeping its activations (less memory)");
+      c.add_option("--mixed-precision", t.mixed_precision,
+                   "no: float32 throughout; bf16: the products of the forward and backward (linear, convolution) "
+                   "take bf16 inputs with float32 accumulation where the CPU has a fast bf16 path (AMX or AVX-512 "
+                   "BF16; elsewhere it runs as fp32, with a notice); weights, gradients, optimizer state, norms, "
+                   "softmax and the loss stay float32. fp16 is refused: CPUs have no fast fp16 training path here")
+          ->capture_default_str();
       c.add_option("--output", t.output,
                    "the result file: a LoRA (.safetensors), an embedding (.safetensors, or A1111's .pt when the name "
                    "ends in .pt; SDXL: .safetensors with clip_l and clip_g), a hypernetwork (A1111's .pt, with its AdamW state in FILE.optim), with --method "

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "ops/backward.h"
+#include "ops/conv_im2col.h"
+#include "ops/fast_backward.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -21,9 +23,9 @@
 namespace pigment::ops {
 
 namespace {
-struct ConvShape {
-  int64_t N, C, H, W, O, kh, kw, Ho, Wo;
-};
+using detail::ConvShape;
+using detail::im2col;
+using detail::transpose_into;
 
 ConvShape check_conv_backward(const char* what, const Tensor& dy, const Shape& x_shape, const Shape& w_shape,
                               const Conv2dParams& p) {
@@ -166,51 +168,6 @@ std::shared_ptr<ConvBackwardDataPrimitive> make_backward_data(const ConvShape& s
       ConvBackwardDataPrimitive{pd, dnnl::convolution_backward_data(pd)});
 }
 
-// Rows (c, ky, kx) × columns (oy, ox) of one image: the input pixel each kernel tap meets at each output pixel
-// (zero in the padding). Row r starts at col + r·ld (ld >= Ho·Wo: several images side by side).
-void im2col(const float* x, const ConvShape& s, const Conv2dParams& p, float* col, int64_t ld = 0) {
-  const int64_t P = s.Ho * s.Wo, taps = s.kh * s.kw;
-  if (ld == 0) ld = P;
-#pragma omp parallel for schedule(static) if (s.C * taps * P > 65536)
-  for (int64_t row = 0; row < s.C * taps; ++row) {
-    const int64_t c = row / taps, ky = row % taps / s.kw, kx = row % s.kw;
-    const float* xc = x + c * s.H * s.W;
-    float* out = col + row * ld;
-    for (int64_t oy = 0; oy < s.Ho; ++oy) {
-      const int64_t iy = oy * p.stride + ky - p.pad_top;
-      float* o = out + oy * s.Wo;
-      if (iy < 0 || iy >= s.H) {
-        std::memset(o, 0, size_t(s.Wo) * sizeof(float));
-        continue;
-      }
-      const float* xr = xc + iy * s.W;
-      if (p.stride == 1) {
-        // Columns whose input column ix = ox + kx - pad_left lies inside the row; zeros around them.
-        const int64_t lo = std::clamp<int64_t>(p.pad_left - kx, 0, s.Wo),
-                      hi = std::clamp<int64_t>(s.W + p.pad_left - kx, lo, s.Wo);
-        std::memset(o, 0, size_t(lo) * sizeof(float));
-        std::memcpy(o + lo, xr + lo + kx - p.pad_left, size_t(hi - lo) * sizeof(float));
-        std::memset(o + hi, 0, size_t(s.Wo - hi) * sizeof(float));
-      } else {
-        for (int64_t ox = 0; ox < s.Wo; ++ox) {
-          const int64_t ix = ox * p.stride + kx - p.pad_left;
-          o[ox] = ix >= 0 && ix < s.W ? xr[ix] : 0.f;
-        }
-      }
-    }
-  }
-}
-
-// out[c, r] = in[r, c] for in [rows, cols] (blocks of 32 x 32, so both sides stay in cache).
-void transpose_into(const float* in, int64_t rows, int64_t cols, float* out) {
-  constexpr int64_t B = 32;
-  for (int64_t r0 = 0; r0 < rows; r0 += B)
-    for (int64_t c0 = 0; c0 < cols; c0 += B) {
-      const int64_t r1 = std::min(rows, r0 + B), c1 = std::min(cols, c0 + B);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) out[c * rows + r] = in[r * cols + c];
-    }
-}
 }  // namespace
 
 Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape, Conv2dParams p) {
@@ -224,6 +181,7 @@ Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_s
                std::to_string(s.Ho) + "x" + std::to_string(s.Wo) + " N" + std::to_string(s.N);
       },
       2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
+  if (Tensor fdx; fast::conv2d_backward_input(dy, w, s, p, fdx)) return fdx;  // Precision::Fast (ops/fast_backward.h)
   auto prim = onednn::cached<ConvBackwardDataPrimitive>(shape_key("conv_bwd_data", s, p),
                                                         [&] { return make_backward_data(s, p); });
   const auto& pd = prim->pd;
@@ -263,6 +221,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
                std::to_string(s.Ho) + "x" + std::to_string(s.Wo) + " N" + std::to_string(s.N);
       },
       2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
+  if (Tensor fdw; fast::conv2d_backward_weight(dy, x, s, p, fdw)) return fdw;  // Precision::Fast
   Tensor g = dy.as_f32(), xf = x.as_f32();
   Tensor dw = Tensor::empty(w_shape);
   const int64_t P = s.Ho * s.Wo, CKK = s.C * s.kh * s.kw;

@@ -7,7 +7,8 @@
 // convolution of SD1.5, but the float32 Winograd kernel stays ahead on 3x3 convolutions of at most 320 channels from
 // 64x64 outputs up (UNet 320 at 64x64, VAE 256 and 128 channels at 256² and 512²), and inputs of fewer than 16
 // channels (conv_in) gain nothing; at most 4 outputs (the VAE's conv_out) stay with conv2d_narrow's kernel. Weights are converted once to bf16 in the primitive's
-// blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner).
+// blocked layout and kept here, keyed like WeightCache (data pointer, shape, dtype, layout, weak owner, a sampled
+// fingerprint); a weight changed in place is dropped by forget_prepared (the trainer calls it after every step).
 // Bias, activation and residual are fused as in the float32 path (bias f32, post-ops on the f32 accumulator).
 // Precision::Reference takes the same hooks to run the scalar twins (ops/reference.h).
 #include "ops/fast_products.h"
@@ -18,6 +19,7 @@
 #include <unordered_map>
 
 #include "core/cpu_isa.h"
+#include "core/file_pages.h"
 #include "ops/isa_cap.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
@@ -79,22 +81,12 @@ using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 constexpr auto bf16 = memory::data_type::bf16;
 
-// Whether oneDNN's implementation (its name, e.g. "brg:avx512_core_amx", "brgconv:avx512_core_bf16") uses the fast
-// path's instructions.
-bool runs_on(FastPath path, const char* impl) {
-  if (path == FastPath::Amx) return std::strstr(impl, "amx") != nullptr;
-  if (path == FastPath::Avx512Bf16) return std::strstr(impl, "avx512_core_bf16") != nullptr;
-  return false;
-}
-
-// The fast path for this call, or None where the precision is not Fast.
-FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
-
 // ---- bf16 weights, prepared once ----
 struct WeightEntry {
   std::weak_ptr<const void> owner;
   Shape shape;
   DType dtype;
+  uint64_t fingerprint;
   memory::desc layout;
   memory mem;
 };
@@ -102,6 +94,7 @@ struct Bf16Weights {
   std::mutex mu;
   std::unordered_multimap<const void*, WeightEntry> map;
   int inserts = 0;
+  bool keep = true;
 };
 Bf16Weights& bf16_weights() {
   static Bf16Weights* w = new Bf16Weights;  // never destroyed: entries may be looked up during exit
@@ -113,6 +106,7 @@ bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const 
 }
 
 memory convert(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  profile::Scope prof([&] { return std::string(w.owner() ? "fast weight prep (owned)" : "fast weight prep (view)"); });
   auto& eng = onednn::engine();
   auto& strm = onednn::stream();
   Tensor wf = Tensor::empty(w.shape());
@@ -121,27 +115,6 @@ memory convert(const Tensor& w, const memory::desc& plain_f32, const memory::des
   dnnl::reorder(src, dst).execute(strm, src, dst);
   strm.wait();
   return dst;
-}
-
-memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
-  if (!w.owner()) return convert(w, plain_f32, want);
-  Bf16Weights& c = bf16_weights();
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto range = c.map.equal_range(w.raw());
-    for (auto it = range.first; it != range.second; ++it) {
-      const WeightEntry& e = it->second;
-      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want && same_owner(e.owner, w.owner()) &&
-          !e.owner.expired())
-        return e.mem;
-    }
-  }
-  memory m = convert(w, plain_f32, want);
-  std::lock_guard<std::mutex> lock(c.mu);
-  if (++c.inserts % 64 == 0)  // sweep entries of freed models
-    for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
-  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), want, m});
-  return m;
 }
 
 // f32 data of a small vector (bias) in its own buffer when it is not f32 already.
@@ -154,6 +127,78 @@ memory to_layout(const float* src, const memory::desc& from, const memory::desc&
   return d;
 }
 
+}  // namespace
+
+bool runs_on(FastPath path, const char* impl) {
+  if (path == FastPath::Amx) return std::strstr(impl, "amx") != nullptr;
+  if (path == FastPath::Avx512Bf16) return std::strstr(impl, "avx512_core_bf16") != nullptr;
+  return false;
+}
+
+FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
+
+memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  if (!w.owner()) return convert(w, plain_f32, want);
+  Bf16Weights& c = bf16_weights();
+  const uint64_t fp = onednn::weight_fingerprint(w);
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (!c.keep) return convert(w, plain_f32, want);
+    auto range = c.map.equal_range(w.raw());
+    for (auto it = range.first; it != range.second;) {
+      const WeightEntry& e = it->second;
+      if (e.owner.expired() || !same_owner(e.owner, w.owner()) ||
+          (e.shape == w.shape() && e.dtype == w.dtype() && e.fingerprint != fp)) {
+        it = c.map.erase(it);  // a freed weight's memory reused, or rewritten in place
+        continue;
+      }
+      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want) return e.mem;
+      ++it;
+    }
+  }
+  memory m = convert(w, plain_f32, want);
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (++c.inserts % 64 == 0)  // sweep entries of freed models
+    for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
+  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, m});
+  // Kept: the weight's file pages (a memory-mapped checkpoint) need not stay resident (as WeightCache does); a later
+  // conversion into another layout maps them again.
+  drop_file_pages(w.raw(), w.nbytes());
+  return m;
+}
+
+void forget(const Tensor& w) {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.map.erase(w.raw());
+}
+
+bool set_keep_bf16_weights(bool on) {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  const bool was = c.keep;
+  c.keep = on;
+  if (!on) c.map.clear();
+  return was;
+}
+
+size_t kept_bf16_weights() {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.map.size();
+}
+
+void to_bf16(const float* src, uint16_t* dst, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (size_t(1) << 18))
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t x;
+    std::memcpy(&x, &src[i], 4);
+    // round to nearest even; NaN stays NaN (quiet)
+    dst[i] = (x & 0x7fffffffu) > 0x7f800000u ? uint16_t((x >> 16) | 0x40) : uint16_t((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+  }
+}
+
+namespace {
 struct MatmulP {
   dnnl::matmul::primitive_desc pd;
   dnnl::matmul prim;
@@ -320,4 +365,10 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
 }
 
 }  // namespace fast
+
+void forget_prepared(const Tensor& w) {
+  default_weight_cache().forget(w);
+  fast::forget(w);
+}
+
 }  // namespace pigment::ops

@@ -3,7 +3,10 @@
 // fast path on this CPU, a shape it leaves to float32, or no bf16 kernel of the fast path's kind for the shape); the
 // caller then runs its float32 path. Arguments are already checked by the caller.
 #pragma once
+#include <oneapi/dnnl/dnnl.hpp>
+
 #include "ops/ops.h"
+#include "ops/precision.h"
 
 namespace pigment::ops::fast {
 
@@ -15,5 +18,25 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
 // Whether Precision::Fast is set and its fast path takes a convolution of this shape (before asking oneDNN for a
 // kernel): the shape rule of fast_products.cc. fp32_winograd as above.
 bool takes_conv(int64_t in_channels, int64_t out_channels, int64_t out_pixels, bool fp32_winograd);
+
+// ---- shared with the backward products (ops/fast_backward.cc) ----
+// The fast path of this call: fast_path() under Precision::Fast, else None.
+FastPath active_path();
+// Whether oneDNN's implementation name ("brg:avx512_core_amx", "brgconv:avx512_core_bf16", ...) uses the path's
+// instructions.
+bool runs_on(FastPath path, const char* impl);
+// w (f32, f16 or bf16; its memory laid out as `plain_f32` describes) as bf16 in the layout `want`: kept once made for
+// weights with an owner (keyed by data pointer, shape, dtype, layout, owner and a sampled fingerprint), converted per
+// call for views without one. A weight changed in place must be forgotten (forget_prepared in ops.h).
+dnnl::memory prepared_bf16(const Tensor& w, const dnnl::memory::desc& plain_f32, const dnnl::memory::desc& want);
+// Drops every bf16 form kept of w's memory.
+void forget(const Tensor& w);
+// Off: nothing is kept, every call converts its weights afresh (tests compare a run against this). Returns the
+// previous setting.
+bool set_keep_bf16_weights(bool on);
+// bf16 weights kept (for tests).
+size_t kept_bf16_weights();
+// Rounds n floats to bf16 (nearest even), vectorised.
+void to_bf16(const float* src, uint16_t* dst, size_t n);
 
 }  // namespace pigment::ops::fast

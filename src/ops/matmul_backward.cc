@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/backward.h"
+#include "ops/fast_backward.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
@@ -161,6 +162,7 @@ Tensor linear_backward_input(const Tensor& dy, const Tensor& w) {
   const int64_t out = w.dim(0), in = w.dim(1), rows = leading_rows(dy);
   profile::Scope prof([&] { return "linear_backward_input " + std::to_string(out) + "->" + std::to_string(in); },
                       2.0 * double(rows) * double(out) * double(in));
+  if (Tensor fdx; fast::linear_backward_input(dy, w, fdx)) return fdx;  // Precision::Fast (ops/fast_backward.h)
   Tensor g = dy.as_f32(), wf = w.as_f32();
   Shape xs = dy.shape();
   xs.back() = in;
@@ -176,6 +178,7 @@ Tensor linear_backward_weight(const Tensor& dy, const Tensor& x) {
   const int64_t out = dy.dim(-1), in = x.dim(-1), rows = leading_rows(x);
   profile::Scope prof([&] { return "linear_backward_weight " + std::to_string(in) + "->" + std::to_string(out); },
                       2.0 * double(rows) * double(out) * double(in));
+  if (Tensor fdw; fast::linear_backward_weight(dy, x, fdw)) return fdw;  // Precision::Fast
   Tensor g = dy.as_f32(), xf = x.as_f32();
   Tensor dw = Tensor::empty({out, in});
   // dw[out, in] = dyᵀ[out, rows] · x[rows, in]

@@ -213,6 +213,8 @@ size_t default_budget() {
 }
 }  // namespace
 
+uint64_t weight_fingerprint(const Tensor& w) { return fingerprint(w); }
+
 }  // namespace onednn
 
 struct WeightCache::Impl {

@@ -38,6 +38,10 @@ struct PreparedWeight {
 PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
                         const dnnl::memory::desc& want);
 
+// A sample of w's bytes (64 elements spread over it; 0 for memory-mapped file weights, which cannot change): the
+// caches' safety net against a weight changed in place without being forgotten. Not a guarantee.
+uint64_t weight_fingerprint(const Tensor& w);
+
 // Converts w (f32, f16 or bf16, its memory laid out as `plain` describes) into the float32 blocked layout `want`
 // at dst (want.get_size() bytes), in one pass. Returns false, touching nothing, for layouts it does not handle
 // (non-blocked formats such as Winograd's, padded offsets, extra flags); oneDNN's reorder does those.

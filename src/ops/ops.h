@@ -62,6 +62,9 @@ class WeightCache {
 // The cache used when a call names none. A model may own its own WeightCache instead (and pass it in the options
 // below) so that its prepared weights are accounted for and freed with it.
 WeightCache& default_weight_cache();
+// Drops every prepared form of w's memory: default_weight_cache()'s and Precision::Fast's bf16 copies. For a weight
+// changed in place (an optimizer step).
+void forget_prepared(const Tensor& w);
 // Process-wide: drop the file pages of a memory-mapped weight after every use, not only once it is kept.
 void set_release_weight_pages(bool on);
 bool release_weight_pages();

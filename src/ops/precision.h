@@ -5,6 +5,8 @@
 //         the CPU has them, else AVX-512 BF16 dot products (vdpbf16ps: AMD Zen 4/5, Intel Cooper Lake) for the shapes
 //         where they beat the float32 kernels (fast_products.cc); everything else stays float32. Activations between
 //         ops, norms, softmax and attention stay float32. Error and speed-up are measured in docs/performance.md.
+//         The backward products take the same path (ops/fast_backward.h: linear and convolution input and weight
+//         gradients, bf16 operands, float32 accumulation and results): `pigment train --mixed-precision bf16`.
 //   Reference: every product, normalisation, softmax, GEGLU and attention runs its plain scalar twin (ops/reference.h):
 //         the baseline the benchmarks measure the fast kernels against (bench/sd_stages_bench). Very slow.
 // Without AMX and AVX-512 BF16, Fast computes exactly as Fp32.

@@ -12,11 +12,14 @@ namespace pigment::ops {
 // runs its own. a and b are float32 matrices given by strides (element (r, c) at p[r·row + c·col]), so transposed
 // views need no copy; c is row-major with row stride ldc. Made once per shape (outside any parallel region is
 // cheapest; the primitive is cached), run any number of times from any thread. M, N, K may be 0.
+// bf16: a and b hold bfloat16 (uint16_t) elements, products accumulate in float32 into the float32 c.
 class SerialProduct {
  public:
   SerialProduct(int64_t M, int64_t N, int64_t K, int64_t a_row, int64_t a_col, int64_t b_row, int64_t b_col,
-                int64_t ldc, bool accumulate);
-  void run(const float* a, const float* b, float* c) const;
+                int64_t ldc, bool accumulate, bool bf16 = false);
+  void run(const void* a, const void* b, float* c) const;
+  // oneDNN's implementation name ("brg:avx512_core_bf16", ...); "" when there is no primitive (an empty shape).
+  const char* impl() const;
 
   struct Impl;
 
@@ -36,5 +39,15 @@ struct StridedMatrix {
 // results are cut into fixed tiles computed in parallel, each by SerialProduct over the whole of K.
 void tiled_product(int64_t batch, int64_t M, int64_t N, int64_t K, StridedMatrix a, StridedMatrix b, float* c,
                    int64_t ldc, int64_t c_batch, bool accumulate = false);
+
+// The same with bfloat16 a and b (float32 accumulation and c), for Precision::Fast's backward products
+// (ops/fast_backward.cc). `accept` sees oneDNN's implementation name of each tile product before anything runs; when
+// it refuses one, nothing is computed and false is returned (the caller then runs its float32 path).
+struct StridedBf16 {
+  const uint16_t* data;
+  int64_t row, col, batch = 0;
+};
+bool tiled_product_bf16(int64_t batch, int64_t M, int64_t N, int64_t K, StridedBf16 a, StridedBf16 b, float* c,
+                        int64_t ldc, int64_t c_batch, bool (*accept)(const char* impl), bool accumulate = false);
 
 }  // namespace pigment::ops

@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "ops/autograd.h"
 #include "ops/ops.h"
+#include "ops/precision.h"
 #include "pipelines/latent_sampling.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
@@ -210,6 +211,9 @@ class LatentCache {
                                                                     hex64(pixels) + ".safetensors");
       Tensor m = disk_.empty() ? Tensor() : read_disk(file, image);
       if (!m.defined()) {
+        // The float32 VAE whatever --mixed-precision says: these latents go to the disk cache every run reads.
+        std::optional<ops::ScopedPrecision> exact;
+        if (ops::precision() == ops::Precision::Fast) exact.emplace(ops::Precision::Fp32);
         LatentDistribution d = vae.encode(image);
         m = ops::concat({d.mean(), d.logvar()}, 1);
         if (!disk_.empty()) write_disk(file, m);
@@ -314,6 +318,23 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   PIG_CHECK(o.sample_every >= 0, "--sample-every-n-steps must be >= 0, got ", o.sample_every);
   PIG_CHECK(o.sample_every == 0 || !o.sample_prompts.empty(), "--sample-every-n-steps needs --sample-prompt");
   PIG_CHECK(!o.output.empty(), "train: give --output FILE (or --output-dir and --output-name)");
+  PIG_CHECK(o.mixed_precision != "fp16",
+            "--mixed-precision fp16: CPUs have no fast fp16 training path here; use --mixed-precision bf16");
+  PIG_CHECK(o.mixed_precision == "no" || o.mixed_precision == "bf16", "--mixed-precision: expected no or bf16, got '",
+            o.mixed_precision, "'");
+  // Mixed precision: the products (forward and backward) in bf16 with float32 accumulation where the CPU has a fast
+  // bf16 path (ops/precision.h, Precision::Fast); master weights, gradients, optimizer state, norms, softmax and the
+  // loss stay float32. Without a fast path Fast computes exactly as Fp32. "no": float32 products throughout.
+  // (Loading a model sets the process-wide precision from PipelineOptions: it gets the run's too.)
+  if (o.mixed_precision == "bf16") {
+    if (!ops::fast_precision_available() && distributed::is_root())
+      std::fprintf(stderr, "--mixed-precision bf16: this CPU has no fast bf16 path (AMX or AVX-512 BF16); training "
+                           "runs in fp32\n");
+    o.model.precision = ops::Precision::Fast;
+  } else if (o.model.precision == ops::Precision::Fast) {
+    o.model.precision = ops::Precision::Fp32;
+  }
+  const ops::ScopedPrecision precision(o.model.precision);
   const bool dreambooth = o.method == "dreambooth";
   PIG_CHECK(dreambooth || (o.dreambooth.instance_prompt.empty() && o.dreambooth.class_prompt.empty() &&
                            !o.dreambooth.save_as_lora),
@@ -567,7 +588,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     optimizer.step(params);
     for (auto& p : params) p.grad = Tensor();
     tape.zero_grad();
-    for (auto& p : params) ops::default_weight_cache().forget(p.value);  // changed in place: prepare anew
+    for (auto& p : params) ops::forget_prepared(p.value);  // changed in place: prepare anew (f32 and bf16 forms)
     if (ema) ema->update(params);
 
     state.step = step + 1;
@@ -626,6 +647,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     meta["ss_ema_decay"] = std::to_string(o.ema_decay);
   }
   meta["ss_gradient_accumulation_steps"] = std::to_string(N);
+  meta["ss_mixed_precision"] = o.mixed_precision;
   if (distributed::size() > 1) meta["ss_num_processes"] = std::to_string(distributed::size());
   if (distributed::is_root()) {
     method->save(o.output, meta);

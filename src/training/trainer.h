@@ -66,6 +66,12 @@ struct TrainOptions {
   bool random_flip = false;
   bool random_crop = false;  // off: centre crop to the bucket
   bool gradient_checkpointing = false;  // recompute each UNet block in the backward instead of keeping it
+  // kohya's --mixed_precision: "no" (float32 products) or "bf16": every product of the forward and the backward
+  // (linear, convolution) takes bf16 inputs with float32 accumulation where the CPU has a fast bf16 path
+  // (ops::Precision::Fast); master weights, gradients, optimizer state, norms, softmax and losses stay float32. The
+  // frozen VAE's latents stay float32 (they are cached on disk for every run). Without a fast path: the float32
+  // bits, with a notice. "fp16" is refused (no fast fp16 training path on CPUs here).
+  std::string mixed_precision = "no";
   // An exponential moving average of the trained tensors (diffusers' EMAModel), updated after each optimizer step,
   // kept in checkpoints; the output file holds the averaged weights.
   bool use_ema = false;
