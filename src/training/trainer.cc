@@ -86,10 +86,11 @@ NamedTensors named(const StateDict& state) {
   return t;
 }
 
+// Views of the mapped file (they keep it mapped): load_state copies what it keeps, so a resume holds the state once.
 StateDict read_state(const fs::path& file) {
   SafeTensors f = SafeTensors::open(file.string());
   StateDict sd;
-  for (const auto& e : f.entries()) sd[e.name] = f.get(e.name).clone();
+  for (const auto& e : f.entries()) sd[e.name] = f.get(e.name);
   return sd;
 }
 
@@ -100,10 +101,11 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
   std::error_code ec;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
+  // Every tensor is written from its own memory (state views, no copies): saving needs no memory beyond training's.
   write_safetensors((tmp / "trained.safetensors").string(), named(params));
-  write_safetensors((tmp / "optimizer.safetensors").string(), named(opt.state()));
+  write_safetensors((tmp / "optimizer.safetensors").string(), named(opt.state_view()));
   if (ema) {
-    write_safetensors((tmp / "ema.safetensors").string(), named(ema->state()));
+    write_safetensors((tmp / "ema.safetensors").string(), named(ema->state_view()));
     fsync_path(tmp / "ema.safetensors");
   }
   nlohmann::json j = {{"optimizer", s.optimizer}, {"step", s.step}, {"smoothed_loss", s.smoothed_loss},
