@@ -418,8 +418,11 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     }
     std::fprintf(stderr, "resumed from %s at step %lld\n", run_dir.string().c_str(), (long long)state.step);
   }
-  PIG_CHECK(state.step < o.max_steps, "--resume: the checkpoint is at step ", state.step, ", --max-train-steps is ",
-            o.max_steps, ": nothing to do");
+  // A run whose final checkpoint was written but not its output (killed while saving it) resumes to write it.
+  const bool only_output = o.resume && state.step == o.max_steps && !fs::exists(o.output);
+  PIG_CHECK(state.step < o.max_steps || only_output, "--resume: the checkpoint is at step ", state.step,
+            ", --max-train-steps is ", o.max_steps, ": nothing to do");
+  if (only_output) std::fprintf(stderr, "the run is complete but %s is missing: writing it\n", o.output.c_str());
 
   // The CSV log: appended on resume, cut back to the checkpoint's step so no step is listed twice.
   const fs::path log_path = run_dir / "log.csv";
