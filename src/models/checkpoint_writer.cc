@@ -1,5 +1,6 @@
 #include "models/checkpoint_writer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -29,27 +30,69 @@ Tensor identity_layer_tensor(const LayoutEntry& e) {
   return norm_scale ? Tensor::full(e.shape, 1.f) : Tensor::zeros(e.shape);
 }
 
-// One tensor of the file and where its data comes from.
+// One tensor of the file and where its data comes from. Nothing is converted or copied until it is written.
 struct FileTensor {
   std::string key;
   Shape shape;
-  Tensor whole;  // from `extra` (or a Same / Reshape / Transpose source, already in file form)
+  Tensor whole;  // from `extra` (or a Same / Reshape / Transpose source)
+  bool transpose = false;  // whole is the component's [in, out] view of a Transpose entry
   std::vector<std::pair<const LayoutEntry*, Tensor>> parts;  // FusedPart pieces, in any order
 };
 
-// The file tensor in `dtype`.
-Tensor materialize(const FileTensor& f, DType dtype) {
-  if (f.whole.defined()) return f.whole.dtype() == dtype ? f.whole : f.whole.to(dtype);
-  Tensor out = Tensor::empty(f.shape, dtype);
-  const int parts = f.parts.front().first->parts;
-  const size_t part_bytes = out.nbytes() / size_t(parts);
-  for (const auto& [e, t] : f.parts) {
-    Tensor c = t.dtype() == dtype ? t : t.to(dtype);
-    PIG_CHECK(c.nbytes() == part_bytes, "fused tensor ", f.key, ": part ", e->full_name(), " has ", c.nbytes(),
-              " bytes, expected ", part_bytes);
-    std::memcpy(static_cast<uint8_t*>(out.raw()) + size_t(e->part) * part_bytes, c.raw(), part_bytes);
+// Writes `t` converted to `dtype` (as Tensor::to converts, element by element, so the bytes are the same) through two
+// small scratch buffers that every tensor reuses: saving needs no memory beyond the model's, however large it is.
+class ConvertingWriter {
+ public:
+  explicit ConvertingWriter(SafeTensorsWriter& w) : w_(w) {}
+  void write(const Tensor& t, DType dtype) {
+    const auto* src = static_cast<const uint8_t*>(t.raw());
+    const size_t n = size_t(t.numel()), in_size = dtype_size(t.dtype()), out_size = dtype_size(dtype);
+    if (t.dtype() == dtype) {
+      w_.write(src, n * in_size);
+      return;
+    }
+    for (size_t i = 0; i < n; i += kChunk) {
+      const size_t m = std::min(kChunk, n - i);
+      const void* from = src + i * in_size;
+      if (dtype == DType::F32) {
+        f32_.resize(kChunk);
+        convert_to_f32(t.dtype(), from, f32_.data(), m);
+        w_.write(f32_.data(), m * out_size);
+        continue;
+      }
+      const float* f = static_cast<const float*>(from);
+      if (t.dtype() != DType::F32) {
+        f32_.resize(kChunk);
+        convert_to_f32(t.dtype(), from, f32_.data(), m);
+        f = f32_.data();
+      }
+      out_.resize(kChunk * out_size);
+      convert_from_f32(dtype, f, out_.data(), m);
+      w_.write(out_.data(), m * out_size);
+    }
   }
-  return out;
+
+ private:
+  static constexpr size_t kChunk = size_t(1) << 20;  // elements
+  SafeTensorsWriter& w_;
+  std::vector<float> f32_;
+  std::vector<uint8_t> out_;
+};
+
+// Streams the file tensor in `dtype`: a fused tensor part after part (the parts are consecutive row blocks).
+void write_file_tensor(ConvertingWriter& w, const FileTensor& f, DType dtype) {
+  if (f.whole.defined()) {
+    w.write(f.transpose ? transpose2d(f.whole) : f.whole, dtype);  // (a transposed tensor: the one projection)
+    return;
+  }
+  std::vector<std::pair<const LayoutEntry*, Tensor>> parts = f.parts;
+  std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first->part < b.first->part; });
+  const int64_t part_numel = shape_numel(f.shape) / int64_t(parts.size());
+  for (const auto& [e, t] : parts) {
+    PIG_CHECK(t.numel() == part_numel, "fused tensor ", f.key, ": part ", e->full_name(), " has ", t.numel(),
+              " values, expected ", part_numel);
+    w.write(t, dtype);
+  }
 }
 
 }  // namespace
@@ -105,7 +148,7 @@ SingleFileWriteReport write_single_file_checkpoint(const std::string& path, Fami
   for (const Layout& layout : layouts) {
     for (const LayoutEntry& e : layout) {
       auto [it, added] = index.emplace(e.file_key, files.size());
-      if (added) files.push_back({e.file_key, e.file_shape, Tensor(), {}});
+      if (added) files.push_back({e.file_key, e.file_shape, Tensor(), false, {}});
       FileTensor& f = files[it->second];
       const ModelComponent& c = components.at(e.component);
       auto src = c.tensors ? c.tensors->find(e.name) : TensorMap::const_iterator();
@@ -115,6 +158,7 @@ SingleFileWriteReport write_single_file_checkpoint(const std::string& path, Fami
           PIG_CHECK(x->second.shape() == e.file_shape, path, ": extra tensor '", e.file_key, "' has shape ",
                     shape_str(x->second.shape()), ", expected ", shape_str(e.file_shape));
           f.whole = x->second;
+          f.transpose = false;
           f.parts.clear();
           continue;
         }
@@ -138,7 +182,8 @@ SingleFileWriteReport write_single_file_checkpoint(const std::string& path, Fami
           f.whole = t.reshape(e.file_shape);
           break;
         case KeyTransform::Transpose:
-          f.whole = transpose2d(t);
+          f.whole = t;
+          f.transpose = true;
           break;
         case KeyTransform::FusedPart:
           f.parts.emplace_back(&e, t);
@@ -156,16 +201,14 @@ SingleFileWriteReport write_single_file_checkpoint(const std::string& path, Fami
   for (const auto& [key, t] : options.extra)
     if (!index.count(key)) {
       index.emplace(key, files.size());
-      files.push_back({key, t.shape(), t, {}});
+      files.push_back({key, t.shape(), t, false, {}});
     }
 
   std::vector<SafeTensorsWriter::Entry> entries;
   for (const FileTensor& f : files) entries.push_back({f.key, options.dtype, f.shape});
   SafeTensorsWriter w(path, entries, options.metadata);
-  for (const FileTensor& f : files) {
-    Tensor t = materialize(f, options.dtype);
-    w.write(t.raw(), t.nbytes());
-  }
+  ConvertingWriter cw(w);
+  for (const FileTensor& f : files) write_file_tensor(cw, f, options.dtype);
   w.finish();
   return {int64_t(files.size()), w.data_bytes()};
 }

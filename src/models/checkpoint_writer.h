@@ -4,8 +4,9 @@
 //
 // It is the inverse of the layouts in checkpoint_layout.h: Same is written as it is, Reshape back to the file
 // shape, Transpose transposed back, and the FusedPart pieces (OpenCLIP q, k, v) are stacked back into one
-// in_proj tensor. Tensors are converted to the chosen dtype one at a time and streamed to a temporary file that is
-// renamed into place at the end, so a failure never leaves half a file and memory stays one tensor deep.
+// in_proj tensor. Tensors are streamed to a temporary file that is renamed into place at the end, so a failure never
+// leaves half a file; each is converted to the chosen dtype in chunks through a small reused buffer (fused tensors
+// part after part), so writing needs a few MB beyond the components' own memory, whatever the model's size.
 //
 // SD2 keeps the whole OpenCLIP ViT-H tower in the file, of which diffusers (and pigment) use all but the last
 // layer; the loader drops that last layer again. Its tensors come from `extra` when given (the base file's

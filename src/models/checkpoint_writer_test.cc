@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -128,6 +129,46 @@ TEST(CheckpointWriter, SdxlRoundTripRebuildsFusedAndTransposedTensors) {
     ASSERT_TRUE(b.tensors.count(k)) << k;
     EXPECT_TRUE(same_bits(t, b.tensors.at(k))) << k;
   }
+}
+
+// Conversions are streamed in chunks through a reused buffer, fused tensors part after part and the transposed
+// projection on its own: the bytes are those of converting each whole file tensor with Tensor::to, in every direction
+// (f16 → f32, f16 → bf16 through f32, f32 → f16), also for a tensor of several chunks.
+TEST(CheckpointWriter, ConvertedTensorsAreStreamedWithTheBytesOfAWholeConversion) {
+  const std::string src = (golden() / "models/sdxl_single_file_fp16.safetensors").string();
+  LoadOptions lo;
+  lo.config_paths = {{"unet", (golden() / "models/unet_sdxl").string()},
+                     {"vae", (golden() / "models/vae").string()},
+                     {"text_encoder", (golden() / "models/clip_sd1").string()},
+                     {"text_encoder_2", (golden() / "models/clip_proj").string()}};
+  LoadedModel m = load_model(src, lo);
+  Checkpoint a = load_checkpoint(src);
+  for (const auto& k : m.unused_keys) a.tensors.erase(k);
+  const int64_t big = (int64_t(1) << 20) * 2 + 12345;  // more than two of the writer's chunks
+  std::vector<float> values(static_cast<size_t>(big));
+  for (int64_t i = 0; i < big; ++i) values[size_t(i)] = std::sin(0.001f * float(i)) * (1.f + float(i % 977));
+  const Tensor big_f32 = Tensor::from_vector({big}, values), big_f16 = big_f32.to(DType::F16);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    TempFile out("sdxl_converted.safetensors");
+    SingleFileWriteOptions o;
+    o.dtype = dt;
+    o.extra = {{"extra.big_f32", big_f32}, {"extra.big_f16", big_f16}};
+    write_single_file_checkpoint(out.path.string(), m.family(), m.components, o);
+    Checkpoint b = load_checkpoint(out.path.string());
+    ASSERT_EQ(a.tensors.size() + 2, b.tensors.size()) << dtype_name(dt);
+    for (const auto& [k, t] : a.tensors) {
+      ASSERT_TRUE(b.tensors.count(k)) << k;
+      EXPECT_TRUE(same_bits(t.to(dt), b.tensors.at(k))) << k << " in " << dtype_name(dt);
+    }
+    EXPECT_TRUE(same_bits(big_f32.to(dt), b.tensors.at("extra.big_f32"))) << dtype_name(dt);
+    EXPECT_TRUE(same_bits(big_f16.to(dt), b.tensors.at("extra.big_f16"))) << dtype_name(dt);
+  }
+  // float32 sources (a trained copy) into f16 over several chunks
+  TempFile out("sdxl_f16.safetensors");
+  SingleFileWriteOptions o;
+  o.extra = {{"extra.big_f32", big_f32}};
+  write_single_file_checkpoint(out.path.string(), m.family(), m.components, o);
+  EXPECT_TRUE(same_bits(big_f16, load_checkpoint(out.path.string()).tensors.at("extra.big_f32")));
 }
 
 // An SD2-style file as `pigment init` writes one (random_init), at a tiny size: the OpenCLIP text tower has one

@@ -55,8 +55,14 @@ void Ema::copy_to(std::span<Param> params) const {
 }
 
 StateDict Ema::state() const {
+  StateDict out = state_view();
+  for (auto& [_, t] : out) t = t.clone();
+  return out;
+}
+
+StateDict Ema::state_view() const {
   StateDict out;
-  for (const auto& [name, t] : shadow_) out["shadow." + name] = t.clone();
+  for (const auto& [name, t] : shadow_) out["shadow." + name] = t;
   Tensor step = Tensor::empty({1}, DType::I64);
   *step.data<int64_t>() = step_;
   out["optimization_step"] = step;

@@ -31,8 +31,10 @@ class Ema {
   const std::map<std::string, Tensor>& shadow() const { return shadow_; }
   // Writes the averaged weights into the parameters' values (e.g. to sample or save with the EMA weights).
   void copy_to(std::span<Param> params) const;
-  // "shadow.<param>" for every averaged weight and "optimization_step" (int64 [1]); load_state replaces both.
+  // "shadow.<param>" for every averaged weight and "optimization_step" (int64 [1]); load_state replaces both,
+  // copying. state_view() holds the averaged weights themselves (no copy: for streaming into a checkpoint).
   StateDict state() const;
+  StateDict state_view() const;
   void load_state(const StateDict& state);
 
  private:

@@ -63,6 +63,19 @@ TEST(Ema, StateRoundTrip) {
   EXPECT_THROW(b.load_state({{"w", Tensor::zeros({2})}}), Error);
 }
 
+// state_view() holds the averaged weights themselves (checkpoints stream them without a copy); state() copies.
+TEST(Ema, StateViewIsTheLiveAverage) {
+  std::vector<Param> params = one_param(1.0f);
+  Ema a(params, EmaOptions{.decay = 0.9});
+  params[0].value.f32()[0] += 1.0f;
+  a.update(params);
+  const StateDict view = a.state_view(), copy = a.state();
+  EXPECT_EQ(view.at("shadow.w").raw(), a.shadow().at("w").raw());
+  EXPECT_NE(copy.at("shadow.w").raw(), a.shadow().at("w").raw());
+  EXPECT_EQ(view.at("shadow.w").to_vector(), copy.at("shadow.w").to_vector());
+  EXPECT_EQ(*view.at("optimization_step").data<int64_t>(), 1);
+}
+
 TEST(Ema, UnknownParameterIsAnError) {
   std::vector<Param> params = one_param(1.0f);
   Ema ema(params);

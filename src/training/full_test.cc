@@ -132,6 +132,35 @@ TEST(FullTraining, ResumedRunRepeatsTheLossesOfAnUninterruptedOne) {
   EXPECT_EQ(l1, l2);
 }
 
+// Killed while writing its output, after the final checkpoint: --resume writes the output from that checkpoint, the
+// same bytes (here with --use-ema, whose average the output holds), and trains no step; with the output there, a
+// resume at the last step is still an error.
+TEST(FullTraining, ResumeWritesAnOutputLostAfterTheFinalCheckpoint) {
+  ScopedNumThreads one(1);
+  TempDir a;
+  TrainOptions o = full_options(a.path, golden_sd1());
+  o.max_steps = 3;
+  o.use_ema = true;
+  o.ema_decay = 0.9;
+  o.save_precision = DType::BF16;
+  train(o);
+  auto bytes = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string written = bytes(o.output);
+  const auto log = step_and_loss(fs::path(o.output + ".run") / "log.csv");
+  ASSERT_FALSE(written.empty());
+  fs::remove(o.output);
+  o.resume = true;
+  TrainSummary s = train(o);
+  EXPECT_EQ(s.steps, 0);
+  EXPECT_EQ(s.output, o.output);
+  EXPECT_TRUE(bytes(o.output) == written) << "the output written on resume differs";
+  EXPECT_EQ(step_and_loss(fs::path(o.output + ".run") / "log.csv"), log);
+  EXPECT_THROW(train(o), Error);
+}
+
 // Training from scratch: a random checkpoint as `pigment init` writes one (random_init, the tiny SD1 architecture),
 // fully trained; the loss falls and the result loads.
 TEST(FullTraining, TrainsFromARandomInitCheckpoint) {

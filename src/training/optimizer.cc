@@ -105,11 +105,17 @@ void AdamW::step(std::span<Param> params) {
   }
 }
 
-StateDict AdamW::state() const {
+StateDict Optimizer::state() const {
+  StateDict out = state_view();
+  for (auto& [_, t] : out) t = t.clone();
+  return out;
+}
+
+StateDict AdamW::state_view() const {
   StateDict out;
   for (const auto& [name, s] : slots_) {
-    out[name + ".exp_avg"] = s.exp_avg.clone();
-    out[name + ".exp_avg_sq"] = s.exp_avg_sq.clone();
+    out[name + ".exp_avg"] = s.exp_avg;
+    out[name + ".exp_avg_sq"] = s.exp_avg_sq;
     out[name + ".step"] = step_tensor(s.step);
   }
   return out;
@@ -197,10 +203,10 @@ void SGD::step(std::span<Param> params) {
   }
 }
 
-StateDict SGD::state() const {
+StateDict SGD::state_view() const {
   StateDict out;
   for (const auto& [name, s] : slots_) {
-    if (s.momentum_buffer.defined()) out[name + ".momentum_buffer"] = s.momentum_buffer.clone();
+    if (s.momentum_buffer.defined()) out[name + ".momentum_buffer"] = s.momentum_buffer;
     out[name + ".step"] = step_tensor(s.step);
   }
   return out;

@@ -37,8 +37,12 @@ class Optimizer {
   // The learning rate of the next step (LR schedules set it before each step).
   virtual void set_lr(double lr) = 0;
   virtual double lr() const = 0;
-  // A deep copy of the state, and its restoration (replaces all state; shapes are checked on the next step).
-  virtual StateDict state() const = 0;
+  // The state's own tensors, no copy (the next step changes them): what a checkpoint streams to its file, so that
+  // saving a full fine-tuning run's AdamW state (8 bytes per parameter) does not need that much again.
+  virtual StateDict state_view() const = 0;
+  // A deep copy of the state, and its restoration (replaces all state, copying it: `state` may be views of a
+  // mapped file; shapes are checked on the next step).
+  StateDict state() const;
   virtual void load_state(const StateDict& state) = 0;
   // The torch.optim class ("AdamW", "SGD") and its state_dict() as torch 1.13 writes it (A1111's .optim files),
   // index i being the position of the parameter's name in `names` (the order the parameters were given to it).
@@ -64,7 +68,7 @@ class AdamW : public Optimizer {
   void step(std::span<Param> params) override;
   void set_lr(double lr) override { options_.lr = lr; }
   double lr() const override { return options_.lr; }
-  StateDict state() const override;
+  StateDict state_view() const override;
   void load_state(const StateDict& state) override;
   const AdamWOptions& options() const { return options_; }
   std::string torch_class() const override { return "AdamW"; }
@@ -99,7 +103,7 @@ class SGD : public Optimizer {
   void step(std::span<Param> params) override;
   void set_lr(double lr) override { options_.lr = lr; }
   double lr() const override { return options_.lr; }
-  StateDict state() const override;
+  StateDict state_view() const override;
   void load_state(const StateDict& state) override;
   const SGDOptions& options() const { return options_; }
   std::string torch_class() const override { return "SGD"; }

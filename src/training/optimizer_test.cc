@@ -130,6 +130,32 @@ TEST(AdamW, StateRoundTripResumesExactly) {
   EXPECT_THROW(b.load_state({{"w.bogus", Tensor::zeros({3})}}), Error);
 }
 
+// state_view() is the state itself (a checkpoint streams it to its file without a copy): the same values as the
+// copy that state() makes, in the same memory as the optimizer's, so it follows later steps and the copy does not.
+TEST(AdamW, StateViewIsTheLiveStateAndStateACopyOfIt) {
+  AdamW a;
+  std::vector<Param> p = {make_param("w", {1, 2, 3}, {0.1f, -0.2f, 0.3f})};
+  a.step(p);
+  const StateDict view = a.state_view(), copy = a.state();
+  ASSERT_EQ(view.size(), copy.size());
+  for (const auto& [k, t] : copy) {
+    ASSERT_TRUE(view.count(k)) << k;
+    EXPECT_EQ(view.at(k).to_vector(), t.to_vector()) << k;
+    EXPECT_NE(view.at(k).raw(), t.raw()) << k;
+  }
+  const std::vector<float> m1 = copy.at("w.exp_avg").to_vector();
+  a.step(p);
+  EXPECT_EQ(copy.at("w.exp_avg").to_vector(), m1);
+  EXPECT_NE(view.at("w.exp_avg").to_vector(), m1);
+  EXPECT_EQ(view.at("w.exp_avg").to_vector(), a.state().at("w.exp_avg").to_vector());
+
+  SGD s(SGDOptions{.lr = 0.1, .momentum = 0.9});
+  s.step(p);
+  const StateDict sv = s.state_view(), sc = s.state();
+  EXPECT_EQ(sv.at("w.momentum_buffer").to_vector(), sc.at("w.momentum_buffer").to_vector());
+  EXPECT_NE(sv.at("w.momentum_buffer").raw(), sc.at("w.momentum_buffer").raw());
+}
+
 TEST(AdamW, SameBitsOnAnyThreadCount) {
   const int64_t n = 300000;
   std::vector<float> w(n), g(n);

@@ -87,10 +87,11 @@ NamedTensors named(const StateDict& state) {
   return t;
 }
 
+// Views of the mapped file (they keep it mapped): load_state copies what it keeps, so a resume holds the state once.
 StateDict read_state(const fs::path& file) {
   SafeTensors f = SafeTensors::open(file.string());
   StateDict sd;
-  for (const auto& e : f.entries()) sd[e.name] = f.get(e.name).clone();
+  for (const auto& e : f.entries()) sd[e.name] = f.get(e.name);
   return sd;
 }
 
@@ -101,10 +102,11 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
   std::error_code ec;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp);
+  // Every tensor is written from its own memory (state views, no copies): saving needs no memory beyond training's.
   write_safetensors((tmp / "trained.safetensors").string(), named(params));
-  write_safetensors((tmp / "optimizer.safetensors").string(), named(opt.state()));
+  write_safetensors((tmp / "optimizer.safetensors").string(), named(opt.state_view()));
   if (ema) {
-    write_safetensors((tmp / "ema.safetensors").string(), named(ema->state()));
+    write_safetensors((tmp / "ema.safetensors").string(), named(ema->state_view()));
     fsync_path(tmp / "ema.safetensors");
   }
   nlohmann::json j = {{"optimizer", s.optimizer}, {"step", s.step}, {"smoothed_loss", s.smoothed_loss},
@@ -437,8 +439,11 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
     }
     std::fprintf(stderr, "resumed from %s at step %lld\n", run_dir.string().c_str(), (long long)state.step);
   }
-  PIG_CHECK(state.step < o.max_steps, "--resume: the checkpoint is at step ", state.step, ", --max-train-steps is ",
-            o.max_steps, ": nothing to do");
+  // A run whose final checkpoint was written but not its output (killed while saving it) resumes to write it.
+  const bool only_output = o.resume && state.step == o.max_steps && !fs::exists(o.output);
+  PIG_CHECK(state.step < o.max_steps || only_output, "--resume: the checkpoint is at step ", state.step,
+            ", --max-train-steps is ", o.max_steps, ": nothing to do");
+  if (only_output) std::fprintf(stderr, "the run is complete but %s is missing: writing it\n", o.output.c_str());
 
   // The CSV log: appended on resume, cut back to the checkpoint's step so no step is listed twice.
   const fs::path log_path = run_dir / "log.csv";
