@@ -75,6 +75,7 @@ NamedTensors named(const std::vector<Param>& params) {
 // checkpoint.tmp, synced, and renamed over the previous one, so a kill at any moment leaves a whole checkpoint.
 struct RunState {
   std::string optimizer = "AdamW";  // the --optimizer-type whose state optimizer.safetensors holds
+  std::string mixed_precision = "no";  // --mixed-precision of the run (a resume must use the same: bit-exact losses)
   int64_t step = 0;
   float smoothed_loss = 0;
   LoaderState loader;
@@ -109,7 +110,8 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
     write_safetensors((tmp / "ema.safetensors").string(), named(ema->state_view()));
     fsync_path(tmp / "ema.safetensors");
   }
-  nlohmann::json j = {{"optimizer", s.optimizer}, {"step", s.step}, {"smoothed_loss", s.smoothed_loss},
+  nlohmann::json j = {{"optimizer", s.optimizer}, {"mixed_precision", s.mixed_precision}, {"step", s.step},
+                      {"smoothed_loss", s.smoothed_loss},
                       {"loader", nlohmann::json::parse(s.loader.to_json())}};
   if (s.prior_loader) j["prior_loader"] = nlohmann::json::parse(s.prior_loader->to_json());
   {
@@ -127,10 +129,11 @@ void write_checkpoint(const fs::path& run_dir, const std::vector<Param>& params,
 }
 
 // Loads the last checkpoint into params (in place), the optimizer (of type `optimizer`: the checkpoint's must be the
-// same; one without a type is AdamW's, the only optimizer before) and the run state. A checkpoint interrupted while
+// same; one without a type is AdamW's, the only optimizer before) and the run state. The checkpoint's
+// --mixed-precision must be this run's (one without it was written in float32). A checkpoint interrupted while
 // being replaced is found as checkpoint.old.
 RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, const std::string& optimizer,
-                         Optimizer& opt, Ema* ema) {
+                         const std::string& mixed_precision, Optimizer& opt, Ema* ema) {
   fs::path dir = run_dir / "checkpoint";
   if (!fs::exists(dir / "state.json") && fs::exists(run_dir / "checkpoint.old" / "state.json"))
     dir = run_dir / "checkpoint.old";
@@ -141,6 +144,10 @@ RunState read_checkpoint(const fs::path& run_dir, std::vector<Param>& params, co
   s.optimizer = j.value("optimizer", std::string("AdamW"));
   PIG_CHECK(s.optimizer == optimizer, "--resume: the checkpoint in ", dir.string(), " was written with --optimizer-type ",
             s.optimizer, ", this run uses ", optimizer);
+  s.mixed_precision = j.value("mixed_precision", std::string("no"));
+  PIG_CHECK(s.mixed_precision == mixed_precision, "--resume: the checkpoint in ", dir.string(),
+            " was written with --mixed-precision ", s.mixed_precision, ", this run uses ", mixed_precision,
+            " (resume with the same, so that the losses continue exactly)");
   SafeTensors trained = SafeTensors::open((dir / "trained.safetensors").string());
   for (auto& p : params) {
     PIG_CHECK(trained.contains(p.name), "--resume: the checkpoint in ", dir.string(), " has no tensor ", p.name,
@@ -428,9 +435,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
 
   RunState state;
   state.optimizer = optimizer_type;
+  state.mixed_precision = o.mixed_precision;
   if (o.resume) {
     const distributed::CheckpointSource source(run_dir);  // --distributed: rank 0's checkpoint, on every rank
-    state = read_checkpoint(source.run_dir(), params, optimizer_type, optimizer, ema.get());
+    state = read_checkpoint(source.run_dir(), params, optimizer_type, o.mixed_precision, optimizer, ema.get());
     loader.restore(state.loader);
     if (class_loader) {
       PIG_CHECK(state.prior_loader.has_value(), "--resume: the checkpoint in ", run_dir.string(),

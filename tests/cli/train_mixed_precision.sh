@@ -32,6 +32,12 @@ done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 check "the killed bf16 run left a checkpoint and no output" \
   '[ -d "$T/k.safetensors.run/checkpoint" ] && [ ! -e "$T/k.safetensors" ]'
+train --mixed-precision no --output "$T/k.safetensors" --max-train-steps 20 --save-every-n-steps 3 --resume \
+  > "$T/mismatch.out" 2>&1
+rc=$?
+check "resuming a bf16 checkpoint in fp32: exit 1, one error line naming both" \
+  '[ $rc -eq 1 ] && [ "$(grep -c "^error:" "$T/mismatch.out")" -eq 1 ] &&
+   grep -q -- "^error: .*--mixed-precision bf16, this run uses no" "$T/mismatch.out"'
 train --mixed-precision bf16 --output "$T/k.safetensors" --max-train-steps 20 --save-every-n-steps 3 --resume \
   > "$T/k.out" 2>&1
 check "bf16 resume after SIGKILL: the uninterrupted run's losses" \
