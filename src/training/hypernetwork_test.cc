@@ -21,13 +21,7 @@ namespace fs = std::filesystem;
 using namespace testing;
 
 TrainOptions hypernetwork_options(const fs::path& root) {
-  TrainOptions o;
-  o.method = "hypernetwork";
-  o.model = tiny_model();
-  o.data_dir = make_dataset(root).string();
-  o.data.resolution = 64;
-  o.data.buckets = false;
-  o.output = (root / "out" / "tiny_hn.pt").string();
+  TrainOptions o = tiny_run_options(root, "hypernetwork", "tiny_hn.pt");
   o.max_steps = 6;
   o.learning_rate = 1e-3;
   o.seed = 11;

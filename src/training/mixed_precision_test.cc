@@ -27,13 +27,7 @@ namespace fs = std::filesystem;
 using namespace testing;
 
 TrainOptions lora_options(const fs::path& root, const std::string& mixed) {
-  TrainOptions o;
-  o.method = "lora";
-  o.model = tiny_model();
-  o.data_dir = make_dataset(root).string();
-  o.data.resolution = 64;
-  o.data.buckets = false;
-  o.output = (root / "out" / "tiny_lora.safetensors").string();
+  TrainOptions o = tiny_run_options(root, "lora", "tiny_lora.safetensors");
   o.max_steps = 6;
   o.learning_rate = 1e-2;
   o.lora.rank = o.lora.conv_rank = 4;  // LoCon too: convolution weight gradients in bf16

@@ -13,6 +13,7 @@
 #include "io/image.h"
 #include "ops/ops.h"
 #include "pipelines/stable_diffusion.h"
+#include "training/trainer.h"
 
 namespace pigment::training::testing {
 
@@ -82,6 +83,19 @@ inline fs::path make_dataset(const fs::path& root) {
   write_png((d / "blue.png").string(), shape_image(1, 30, 40, 220));
   std::ofstream(d / "blue.txt") << "a blue circle";
   return d;
+}
+
+// The options the method tests start from: METHOD on the tiny golden SD1 model over make_dataset(root) at 64×64
+// without buckets, the result in ROOT/out/OUTPUT_NAME; each test sets its steps, learning rate and seed.
+inline TrainOptions tiny_run_options(const fs::path& root, const std::string& method, const std::string& output_name) {
+  TrainOptions o;
+  o.method = method;
+  o.model = tiny_model();
+  o.data_dir = make_dataset(root).string();
+  o.data.resolution = 64;
+  o.data.buckets = false;
+  o.output = (root / "out" / output_name).string();
+  return o;
 }
 
 inline std::vector<std::string> read_lines(const fs::path& p) {
