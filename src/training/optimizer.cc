@@ -60,6 +60,15 @@ bool split_key(const std::string& key, std::initializer_list<const char*> names,
   return false;
 }
 
+// torch.optim's state_dict(): {'state': STATE, 'param_groups': [GROUP with 'params' last]}.
+pickle::Object torch_optimizer_state(pickle::Object state, pickle::Object group, pickle::Object params) {
+  group.set("params", std::move(params));
+  pickle::Object root = pickle::Object::dict();
+  root.set("state", std::move(state));
+  root.set("param_groups", pickle::Object::list({std::move(group)}));
+  return root;
+}
+
 }  // namespace
 
 AdamW::AdamW(AdamWOptions options) : options_(options) {
@@ -147,11 +156,7 @@ pickle::Object AdamW::torch_state_dict(const std::vector<std::string>& names) co
   group.set("maximize", Object::boolean(false));
   group.set("capturable", Object::boolean(false));
   group.set("differentiable", Object::boolean(false));
-  group.set("params", std::move(params));
-  Object root = Object::dict();
-  root.set("state", std::move(state));
-  root.set("param_groups", Object::list({std::move(group)}));
-  return root;
+  return torch_optimizer_state(std::move(state), std::move(group), std::move(params));
 }
 
 void AdamW::load_state(const StateDict& state) {
@@ -248,11 +253,7 @@ pickle::Object SGD::torch_state_dict(const std::vector<std::string>& names) cons
   group.set("maximize", Object::boolean(false));
   group.set("foreach", Object::none());
   group.set("differentiable", Object::boolean(false));
-  group.set("params", std::move(params));
-  Object root = Object::dict();
-  root.set("state", std::move(state));
-  root.set("param_groups", Object::list({std::move(group)}));
-  return root;
+  return torch_optimizer_state(std::move(state), std::move(group), std::move(params));
 }
 
 namespace {
