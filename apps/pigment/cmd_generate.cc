@@ -74,9 +74,10 @@ void setup(CLI::App& c, bool model_required) {
                "diffusers folder's tokenizer/, else the built-in table)");
   c.add_option("--vae", f.vae, "external VAE file");
   c.add_option("--precision", f.precision,
-               "fp32 (default) or fast: bf16 products on AMX or AVX-512 BF16 where the CPU has them (docs/performance.md "
-               "has its error)")
-      ->check(CLI::IsMember({"fp32", "fast"}))
+               "auto (default: fast where the CPU has AMX or AVX-512 BF16, else exact; exact under --low-memory), "
+               "exact (the float32 path the golden cases check) or fast (bf16 products, float32 sums; "
+               "docs/performance.md has its error)")
+      ->check(CLI::IsMember({"auto", "exact", "fast", "fp32"}))
       ->capture_default_str();
   c.add_option("--prediction", f.prediction, "eps or v (default: inferred from the model)");
   c.add_option("--model-config", f.model_configs,
@@ -111,7 +112,10 @@ void apply_png(const std::string& path) {
   PIG_CHECK(it != text.end(), path, ": the PNG has no 'parameters' text chunk");
   GenerateRequest& r = f.g.gen;
   const int width = r.width, height = r.height;
-  apply_infotext(f.g, parse_infotext(it->second), path);
+  const Infotext info = parse_infotext(it->second);
+  apply_infotext(f.g, info, path);
+  // The recipe's arithmetic, unless --precision is given: "exact" or "fast" (another value: the default).
+  if (const std::string* p = info.find("Precision"); p && (*p == "exact" || *p == "fast")) f.precision = *p;
   if (r.hires) f.hires = true, f.hr = *r.hires;  // the --hr-* flags given apply over the recipe's hires fix
   r.hires.reset();
   for (CLI::Option* opt : app->get_options())
@@ -148,10 +152,13 @@ PipelineOptions pipeline_options() {
   po.tokenizer = f.tokenizer;
   po.vae = f.vae;
   po.low_memory = f.low_memory;
-  po.precision = ops::parse_precision(f.precision.c_str());
+  // auto under --low-memory: exact, whose weights are converted per call with their file pages handed back; the bf16
+  // copies of the fast path have no such mode yet.
+  po.precision = f.precision == "auto" && f.low_memory ? ops::Precision::Fp32 : ops::parse_precision(f.precision.c_str());
   if (po.precision == ops::Precision::Fast && !ops::fast_precision_available())
     std::fprintf(stderr,
-                 "warning: --precision fast has no fast path on this CPU (it needs AMX or AVX-512 BF16); running fp32\n");
+                 "warning: --precision fast has no fast path on this CPU (it needs AMX or AVX-512 BF16); running "
+                 "exact\n");
   po.load.prediction = f.prediction;
   for (const auto& mc : f.model_configs) {
     size_t eq = mc.find('=');

@@ -18,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ServeOptions {
-  std::string listen = "127.0.0.1:7860", auth, cors, precision = "fp32", prediction, web_dir;
+  std::string listen = "127.0.0.1:7860", auth, cors, precision = "auto", prediction, web_dir;
   std::vector<std::string> model_configs;
   double max_body_mb = 64;
   int threads = 0;
@@ -52,8 +52,10 @@ void setup(CLI::App& c) {
   c.add_option("--vae", cfg.pipeline.vae, "external VAE file");
   c.add_option("--model-config", so.model_configs, "COMPONENT=PATH: a diffusers config.json (as pigment generate)");
   c.add_option("--prediction", so.prediction, "eps or v (default: inferred from the model)");
-  c.add_option("--precision", so.precision, "fp32 or fast (bf16 products on AMX or AVX-512 BF16)")
-      ->check(CLI::IsMember({"fp32", "fast"}))
+  c.add_option("--precision", so.precision,
+               "auto (default: fast where the CPU has AMX or AVX-512 BF16, else exact; exact under --low-memory), "
+               "exact or fast (as pigment generate)")
+      ->check(CLI::IsMember({"auto", "exact", "fast", "fp32"}))
       ->capture_default_str();
   c.add_flag("--low-memory", cfg.pipeline.low_memory, "least memory: weights streamed, VAE decoded in tiles");
   c.add_option("--lora-apply", cfg.lora_apply, "merge or runtime")
@@ -132,7 +134,9 @@ int run() {
   }
   cfg.web_dir = so.web_dir.empty() ? find_web_dir() : so.web_dir;
   PIG_CHECK(so.web_dir.empty() || fs::is_directory(so.web_dir), "--web-dir: ", so.web_dir, " is not a folder");
-  cfg.pipeline.precision = ops::parse_precision(so.precision.c_str());
+  cfg.pipeline.precision = so.precision == "auto" && cfg.pipeline.low_memory  // as pigment generate
+                               ? ops::Precision::Fp32
+                               : ops::parse_precision(so.precision.c_str());
   cfg.pipeline.load.prediction = so.prediction;
   for (const auto& mc : so.model_configs) {
     size_t eq = mc.find('=');

@@ -14,7 +14,7 @@ namespace pigment::cli {
 struct GenerateFlags {
   GenerationRequest g;  // prompt, sizes, steps, sampler, seed, batch, LoRA files, ... with their CLI defaults
   AdapterFolders folders;
-  std::string model, tokenizer, vae, prediction, precision = "fp32";
+  std::string model, tokenizer, vae, prediction, precision = "auto";
   std::vector<std::string> model_configs;
   std::string init_img, mask, from_png, output = "output.png", upscale_filter = "lanczos";
   int threads = 0, upscale = 1;

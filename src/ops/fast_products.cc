@@ -64,14 +64,20 @@ const char* fast_path_name(FastPath p) {
 bool fast_precision_available() { return fast_path() != FastPath::None; }
 bool set_fast_path_enabled(bool on) { return g_fast_path_enabled.exchange(on); }
 const char* precision_name(Precision p) {
-  return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : "fp32";
+  return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : "exact";
 }
+Precision default_precision() { return fast_precision_available() ? Precision::Fast : Precision::Fp32; }
 Precision parse_precision(const char* name) {
   const std::string s(name);
-  if (s == "fp32") return Precision::Fp32;
+  if (s == "exact" || s == "fp32") return Precision::Fp32;
   if (s == "fast") return Precision::Fast;
+  if (s == "auto") return default_precision();
   if (s == "reference") return Precision::Reference;
-  fail("unknown precision '", s, "' (expected fp32, fast or reference)");
+  fail("unknown precision '", s, "' (expected auto, exact, fast or reference)");
+}
+const char* precision_used() {
+  const Precision p = precision();
+  return p == Precision::Fast && !fast_precision_available() ? "exact" : precision_name(p);
 }
 
 namespace fast {

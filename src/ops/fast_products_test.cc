@@ -24,6 +24,16 @@ constexpr double kBf16Tolerance = 1.5e-2;
 
 TEST(FastPrecision, ParsesNames) {
   EXPECT_EQ(parse_precision("fp32"), Precision::Fp32);
+  EXPECT_EQ(parse_precision("exact"), Precision::Fp32);
+  EXPECT_STREQ(precision_name(Precision::Fp32), "exact");
+  EXPECT_EQ(parse_precision("auto"), fast_precision_available() ? Precision::Fast : Precision::Fp32);
+  {
+    const bool was = set_fast_path_enabled(false);  // a CPU without bf16 arithmetic: auto is exact
+    EXPECT_EQ(parse_precision("auto"), Precision::Fp32);
+    ScopedPrecision fast(Precision::Fast);
+    EXPECT_STREQ(precision_used(), "exact");  // Fast without a fast path computes as Fp32, and says so
+    set_fast_path_enabled(was);
+  }
   EXPECT_EQ(parse_precision("fast"), Precision::Fast);
   EXPECT_THROW(parse_precision("half"), Error);
   EXPECT_STREQ(precision_name(Precision::Fast), "fast");

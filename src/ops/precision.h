@@ -1,5 +1,5 @@
 // Arithmetic precision of the products (linear, conv2d). Process-wide.
-//   Fp32 (default): float32 kernels, the accuracy path.
+//   Fp32 (the library's default; "exact" on the command line): float32 kernels, the accuracy path of the golden cases.
 //   Fast: bfloat16 inputs and weights with float32 accumulation, run by oneDNN's bf16 kernels on the CPU's fast path
 //         (FastPath below, chosen at run time from CPUID and oneDNN's ISA, within $PIGMENT_MAX_ISA): AMX tiles where
 //         the CPU has them, else AVX-512 BF16 dot products (vdpbf16ps: AMD Zen 4/5, Intel Cooper Lake) for the shapes
@@ -27,9 +27,17 @@ bool fast_precision_available();
 // Turns the fast path off (Fast then computes exactly as Fp32, as on a CPU without bf16 arithmetic) or back on, so
 // that tests run the fallback on any machine. Returns the previous setting.
 bool set_fast_path_enabled(bool on);
-// "fp32" / "fast" / "reference" ↔ Precision; parse throws a one-line error on anything else.
+// "exact" (Fp32; "fp32" parses too) / "fast" / "reference" ↔ Precision; "auto" parses to default_precision(); parse
+// throws a one-line error on anything else.
 const char* precision_name(Precision p);
 Precision parse_precision(const char* name);
+// What the applications (`pigment generate`, `pigment serve`) use unless told: Fast where this CPU has a fast path
+// (its quality, PSNR ≥ 40 dB after 20 steps at 512² on every CPU kind met, is measured in docs/performance.md), else
+// Fp32. The library's own default stays Fp32 (the golden cases' path).
+Precision default_precision();
+// The arithmetic the products run with now, as the infotext records it: "fast" only where the fast path exists,
+// "exact" for Fp32 (and for Fast without a fast path, which computes exactly as Fp32), "reference".
+const char* precision_used();
 
 // Sets the precision for a scope and restores the previous one.
 class ScopedPrecision {

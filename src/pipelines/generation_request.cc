@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "imaging/a1111_geometry.h"
+#include "ops/precision.h"
 #include "io/file_hash.h"
 #include "models/textual_inversion.h"
 #include "sampling/sampler_names.h"
@@ -322,6 +323,7 @@ Infotext request_infotext(const GenerationRequest& g, uint64_t seed, const Recip
   if (!ctx.lora_hashes.empty()) info.set("Lora hashes", joined(ctx.lora_hashes));
   if (!ctx.ti_hashes.empty()) info.set("TI hashes", joined(ctx.ti_hashes));
   for (const auto& [k, v] : ctx.extra) info.set(k, v);
+  info.set("Precision", ops::precision_used());  // exact or fast: which arithmetic made the picture
   info.set("Version", "pigment");
   return info;
 }
