@@ -21,6 +21,8 @@
 #include "core/allocator.h"
 #include "core/threading.h"
 #include "fma_peak.h"
+#include "ops/fast_products.h"
+#include "ops/onednn.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -54,7 +56,16 @@ void memstat(const char* stage) {
   if (!std::getenv("PIGMENT_MEMSTAT")) return;
   static double last_cpu = 0;
   const double cpu = ops::profile::process_cpu_seconds();
-  std::fprintf(stderr, "cpu %7.2f s | ", cpu - last_cpu);
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  static long last_faults = 0;
+  static double last_sys = 0;
+  const double sys = double(u.ru_stime.tv_sec) + 1e-6 * double(u.ru_stime.tv_usec);
+  std::fprintf(stderr, "cpu %6.2f s (sys %5.2f), %5ld k minor faults, %zu primitives, bf16 kept %.2f GB | ",
+               cpu - last_cpu, sys - last_sys, (u.ru_minflt - last_faults) / 1000, ops::onednn::cached_primitive_count(),
+               ops::fast::kept_bf16_bytes() / 1073741824.0);
+  last_faults = u.ru_minflt;
+  last_sys = sys;
   last_cpu = cpu;
   std::fprintf(stderr, "mem after %-14s rss %.2f GB, peak %.2f GB, kept weights %.2f GB (%zu), free-block cache %.2f GB\n",
                stage, rss_gb(), peak_rss_gb(), ops::default_weight_cache().bytes() / 1073741824.0,

@@ -43,7 +43,7 @@ bool set_keep_bf16_weights(bool on);
 // bf16 weights kept, and their bytes (never more than the budget).
 size_t kept_bf16_weights();
 size_t kept_bf16_bytes();
-// What the kept bf16 weights may hold (default 1 GiB, or $PIGMENT_BF16_CACHE_MB megabytes when set); lowering it
+// What the kept bf16 weights may hold (default 1.25 GiB, or $PIGMENT_BF16_CACHE_MB megabytes when set); lowering it
 // drops the least recently used. Process-wide.
 void set_bf16_weight_budget(size_t bytes);
 size_t bf16_weight_budget();

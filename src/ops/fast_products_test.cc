@@ -207,7 +207,7 @@ TEST(FastBf16Weights, OnePassConversionMatchesOneDnnReorder) {
   const std::vector<Case> cases = {
       {{640, 320}, tag::BA16a64b2a}, {{96, 48}, tag::BA16a32b2a}, {{70, 38}, tag::BA16a64b2a},
       {{48, 32, 3, 3}, tag::ABcd16b16a2b}, {{48, 32, 3, 3}, tag::AcdB16b16a2b}, {{40, 30, 3, 3}, tag::ABcd16b16a2b},
-      {{64, 32, 1, 1}, tag::ABcd16b16a2b}, {{48, 32, 3, 3}, tag::aBcd16b}, {{48, 32, 3, 3}, tag::ABcd16a16b2a}};
+      {{64, 32, 1, 1}, tag::ABcd16b16a2b}, {{32, 250, 3, 3}, tag::ABcd16b16a2b}, {{64, 2500}, tag::BA16a64b2a}, {{48, 32, 3, 3}, tag::aBcd16b}, {{48, 32, 3, 3}, tag::ABcd16a16b2a}};
   const bool was = onednn::set_simd_weight_prep(true);
   for (const Case& c : cases)
     for (DType src : {DType::F32, DType::F16, DType::BF16}) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <numeric>
 #include <unordered_map>
 #include <vector>
 
@@ -874,22 +875,26 @@ __attribute__((target("avx512f"))) inline __m512i bf16_bits16(__m512 f) {
 // columns is rounded and stored as one 64-byte run.
 template <DType dt>
 __attribute__((target("avx512f"))) void bf16_pairs16(const char* src, int64_t row_len, const int64_t* off,
-                                                     const int32_t* starts, size_t nstarts, int64_t pair, float* t,
-                                                     uint16_t* out) {
+                                                     const int32_t* starts, size_t nstarts, int64_t pair,
+                                                     int64_t chunk, float* t, uint16_t* out) {
   constexpr size_t es = dt == DType::F32 ? 4 : 2;
-  const int64_t j16 = row_len / 16 * 16;
-  for (int64_t j = 0; j < j16; j += 16) {
-    __m512 v[16];
-    for (int r = 0; r < 16; ++r) v[r] = load16<dt>(src + size_t(r * row_len + j) * es);
-    transpose16(v);
-    for (int k = 0; k < 16; ++k) _mm512_storeu_ps(t + (j + k) * 16, v[k]);
-  }
-  for (int64_t j = j16; j < row_len; ++j)
-    for (int r = 0; r < 16; ++r) t[j * 16 + r] = element_f32(dt, src + size_t(r * row_len + j) * es);
-  for (size_t s = 0; s < nstarts; ++s) {
-    const int64_t j = starts[s];
-    const __m512i a = bf16_bits16(_mm512_loadu_ps(t + j * 16)), b = bf16_bits16(_mm512_loadu_ps(t + (j + pair) * 16));
-    _mm512_storeu_si512(out + off[j], _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+  // Chunks of the row (a multiple of 16 and of 2·pair long, so that a pair never straddles two) keep t in L2.
+  size_t s = 0;
+  for (int64_t c0 = 0; c0 < row_len; c0 += chunk) {
+    const int64_t c1 = std::min(row_len, c0 + chunk), j16 = c0 + (c1 - c0) / 16 * 16;
+    for (int64_t j = c0; j < j16; j += 16) {
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) v[r] = load16<dt>(src + size_t(r * row_len + j) * es);
+      transpose16(v);
+      for (int k = 0; k < 16; ++k) _mm512_storeu_ps(t + (j - c0 + k) * 16, v[k]);
+    }
+    for (int64_t j = j16; j < c1; ++j)
+      for (int r = 0; r < 16; ++r) t[(j - c0) * 16 + r] = element_f32(dt, src + size_t(r * row_len + j) * es);
+    for (; s < nstarts && starts[s] < c1; ++s) {
+      const int64_t j = starts[s], l = j - c0;
+      const __m512i a = bf16_bits16(_mm512_loadu_ps(t + l * 16)), b = bf16_bits16(_mm512_loadu_ps(t + (l + pair) * 16));
+      _mm512_storeu_si512(out + off[j], _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+    }
   }
 }
 #pragma GCC diagnostic pop
@@ -926,6 +931,13 @@ bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, c
         if ((j / pair) % D.dims[d] % 2 == 0) starts.push_back(int32_t(j));
     }
   }
+  // The row is taken in chunks whose transposed form (64 bytes per element) stays in L2: a multiple of 16 and of
+  // 2·pair elements, about 1024.
+  int64_t chunk = row_len;
+  if (pair > 0) {
+    const int64_t unit = std::lcm<int64_t>(16, 2 * pair);
+    chunk = std::max<int64_t>(1, 1024 / unit) * unit;
+  }
   const int64_t groups = (rows + 15) / 16;
 #pragma omp parallel if (rows * row_len > (1 << 16))
   {
@@ -938,11 +950,13 @@ bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, c
       bool stride2 = pair > 0 && n == 16 && cpu_has_avx512f();
       for (int64_t r = 1; stride2 && r < n; ++r) stride2 = row_off[size_t(r0 + r)] == row_off[size_t(r0)] + 2 * r;
       if (stride2) {
-        if (t.size() < size_t(row_len * 16)) t.resize(size_t(row_len * 16));
+        if (t.size() < size_t(chunk * 16)) t.resize(size_t(chunk * 16));
         uint16_t* o = out + row_off[size_t(r0)];
-        if (dt == DType::F16) bf16_pairs16<DType::F16>(first, row_len, off, starts.data(), starts.size(), pair, t.data(), o);
-        else if (dt == DType::BF16) bf16_pairs16<DType::BF16>(first, row_len, off, starts.data(), starts.size(), pair, t.data(), o);
-        else bf16_pairs16<DType::F32>(first, row_len, off, starts.data(), starts.size(), pair, t.data(), o);
+        const int32_t* st = starts.data();
+        const size_t ns = starts.size();
+        if (dt == DType::F16) bf16_pairs16<DType::F16>(first, row_len, off, st, ns, pair, chunk, t.data(), o);
+        else if (dt == DType::BF16) bf16_pairs16<DType::BF16>(first, row_len, off, st, ns, pair, chunk, t.data(), o);
+        else bf16_pairs16<DType::F32>(first, row_len, off, st, ns, pair, chunk, t.data(), o);
         continue;
       }
 #endif
