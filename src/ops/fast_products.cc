@@ -162,9 +162,43 @@ void convert_into(const Tensor& w, const memory::desc& plain_f32, const memory::
   profile::Scope prof([&] {
     return std::string(!w.owner() ? "fast weight prep (view)" : kept ? "fast weight prep (to keep)" : "fast weight prep (per call)");
   });
-  if (onednn::convert_to_blocked_bf16(w, plain_f32, want, dst.get_data_handle())) return;
+  if (onednn::convert_to_blocked_bf16(w, plain_f32, want, dst.get_data_handle(), true)) return;
+  // Other layouts (the backward-data convolution's, whose VNNI pairs run across output channels): rounded to plain
+  // bf16 (the same rounding), then permuted by oneDNN's bf16 reorder (values moved, not changed).
+  memory::desc plain_bf16 = plain_f32;
+  plain_bf16.data.data_type = dnnl_bf16;
   auto& eng = onednn::engine();
   auto& strm = onednn::stream();
+  if (plain_f32.data.format_kind == dnnl_blocked && plain_f32.data.format_desc.blocking.inner_nblks == 0 &&
+      plain_bf16.get_size() == size_t(w.numel()) * 2) {
+    Tensor wb = w.dtype() == DType::BF16 ? w : Tensor::empty(w.shape(), DType::BF16);
+    if (w.dtype() != DType::BF16) {
+      const size_t n = size_t(w.numel()), chunk = size_t(1) << 16;
+      const float* f = w.dtype() == DType::F32 ? w.f32() : nullptr;
+#pragma omp parallel if (n > (size_t(1) << 18))
+      {
+        std::vector<float> buf(f ? 0 : chunk);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < int64_t(n); i += int64_t(chunk)) {
+          const size_t m = std::min(chunk, n - size_t(i));
+          const float* from = f ? f + i : buf.data();
+          if (!f) onednn::to_f32(w.dtype(), static_cast<const uint16_t*>(w.raw()) + i, buf.data(), m);
+          for (size_t k = 0; k < m; ++k) {
+            uint32_t x;
+            std::memcpy(&x, &from[k], 4);
+            wb.data<uint16_t>()[size_t(i) + k] = (x & 0x7fffffffu) > 0x7f800000u
+                                                     ? uint16_t((x >> 16) | 0x40)
+                                                     : uint16_t((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+          }
+        }
+      }
+    }
+    memory src(plain_bf16, eng, const_cast<void*>(wb.raw()));
+    dnnl::reorder(src, dst).execute(strm, src, dst);
+    strm.wait();
+    return;
+  }
+  if (onednn::convert_to_blocked_bf16(w, plain_f32, want, dst.get_data_handle())) return;
   Tensor wf = Tensor::empty(w.shape());
   onednn::to_f32(w.dtype(), w.raw(), wf.f32(), size_t(w.numel()));
   memory src(plain_f32, eng, wf.raw());
@@ -308,6 +342,10 @@ void set_bf16_weight_budget(size_t bytes) {
     if (!victim) break;
     c.drop_memory(*victim);
   }
+}
+
+void set_default_bf16_weight_budget(size_t bytes) {
+  set_bf16_weight_budget(std::getenv("PIGMENT_BF16_CACHE_MB") ? default_bf16_budget() : bytes);
 }
 
 size_t bf16_weight_budget() {

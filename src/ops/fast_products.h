@@ -47,6 +47,8 @@ size_t kept_bf16_bytes();
 // drops the least recently used. Process-wide.
 void set_bf16_weight_budget(size_t bytes);
 size_t bf16_weight_budget();
+// The same, but $PIGMENT_BF16_CACHE_MB wins when set (a caller's own default: the trainer's).
+void set_default_bf16_weight_budget(size_t bytes);
 // A new memory phase (text encoding, sampling, decoding: pipelines/memory_mode.cc): uses are counted per phase.
 void new_weight_phase();
 // Rounds n floats to bf16 (nearest even), vectorised.

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "ops/backward.h"
 #include "ops/onednn.h"
 #include "ops/ops.h"
 #include "ops/ops_test_util.h"
@@ -241,9 +242,10 @@ TEST(FastBf16Weights, KeptAndPerCallGiveTheSameBits) {
   const Tensor x = randn({2, 64, 12, 10}, 41), w3 = owned(randn({96, 64, 3, 3}, 42, 0.04f).to(DType::F16));
   const Tensor w1 = owned(randn({96, 64, 1, 1}, 43, 0.1f)), xl = randn({50, 320}, 44);
   const Tensor wl = owned(randn({640, 320}, 45, 0.05f).to(DType::F16));
-  auto run = [&] {
+  const Tensor dy = randn({2, 96, 12, 10}, 46);
+  auto run = [&] {  // the backward-data convolution's layout pairs output channels: rounded, then oneDNN permutes
     return std::vector<Tensor>{conv2d(x, w3, nullptr, Conv2dParams::same(1)), conv2d(x, w1, nullptr, Conv2dParams{}),
-                               linear(xl, wl, nullptr)};
+                               linear(xl, wl, nullptr), conv2d_backward_input(dy, w3, x.shape(), Conv2dParams::same(1))};
   };
   fast::set_keep_bf16_weights(false);
   const std::vector<Tensor> fresh = run();
@@ -263,8 +265,8 @@ TEST(FastBf16Weights, KeptAndPerCallGiveTheSameBits) {
     const std::vector<Tensor> got = run();
     for (size_t k = 0; k < got.size(); ++k) EXPECT_TRUE(same_bits(got[k], fresh[k])) << "kept " << k;
   }
-  EXPECT_EQ(fast::kept_bf16_weights(), 3u);
-  EXPECT_EQ(fast::kept_bf16_bytes(), size_t(96 * 64 * 9 + 96 * 64 + 640 * 320) * 2);
+  EXPECT_EQ(fast::kept_bf16_weights(), 4u);
+  EXPECT_EQ(fast::kept_bf16_bytes(), size_t(2 * 96 * 64 * 9 + 96 * 64 + 640 * 320) * 2);
 }
 
 // A budget for one of two weights that are used in turn: the first one kept stays, the other is converted per call

@@ -902,7 +902,7 @@ __attribute__((target("avx512f"))) void bf16_pairs16(const char* src, int64_t ro
 }  // namespace
 
 bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
-                             void* dst) {
+                             void* dst, bool vector_only) {
   const dnnl_memory_desc_t& P = plain.data;
   const dnnl_memory_desc_t& D = want.data;
   if (D.format_kind != dnnl_blocked || P.format_kind != dnnl_blocked || D.data_type != dnnl_bf16 ||
@@ -913,7 +913,6 @@ bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, c
   const int64_t rows = plan.rows, row_len = plan.row_len;
   const int64_t* off = plan.in_row.data();
   const std::vector<int64_t>& row_off = plan.row_off;
-  if (plan.padded) std::memset(dst, 0, want.get_size());
   uint16_t* out = static_cast<uint16_t*>(dst) + D.offset0;
   const DType dt = w.dtype();
   const char* src = static_cast<const char*>(w.raw());
@@ -939,6 +938,16 @@ bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, c
     chunk = std::max<int64_t>(1, 1024 / unit) * unit;
   }
   const int64_t groups = (rows + 15) / 16;
+  if (vector_only) {  // whether the AVX-512 loop takes (nearly) every group
+#ifdef PIG_HAVE_AVX512_SCATTER
+    bool ok = pair > 0 && rows >= 16 && cpu_has_avx512f();
+    for (int64_t r = 1; ok && r < 16; ++r) ok = row_off[size_t(r)] == row_off[0] + 2 * r;
+    if (!ok) return false;
+#else
+    return false;
+#endif
+  }
+  if (plan.padded) std::memset(dst, 0, want.get_size());
 #pragma omp parallel if (rows * row_len > (1 << 16))
   {
     thread_local std::vector<float> t;
