@@ -4,8 +4,6 @@
 #include <malloc.h>
 #endif
 
-#include <cstdlib>
-
 #include "core/allocator.h"
 #include "ops/fast_products.h"
 #include "ops/ops.h"
@@ -25,8 +23,8 @@ void use_default_memory_settings() { ops::set_release_weight_pages(true); }
 void memory_phase_boundary() {
   ops::fast::new_weight_phase();
   ops::default_weight_cache().release_streamable();
-  if (!std::getenv("PIGMENT_KEEP_WORK_MEMORY")) ops::release_work_memory();
-  if (!std::getenv("PIGMENT_KEEP_CACHED_MEMORY")) release_cached_memory();
+  ops::release_work_memory();
+  release_cached_memory();
 #if defined(__GLIBC__)
   // Blocks under malloc's mmap threshold that a phase freed stay in its heaps and count in the resident set (≈ 0.4 GB
   // after the UNet at 512x512); this hands their whole free pages back. A few milliseconds.
