@@ -21,6 +21,8 @@
 #include "core/allocator.h"
 #include "core/threading.h"
 #include "fma_peak.h"
+#include "ops/fast_products.h"
+#include "ops/onednn.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -54,7 +56,16 @@ void memstat(const char* stage) {
   if (!std::getenv("PIGMENT_MEMSTAT")) return;
   static double last_cpu = 0;
   const double cpu = ops::profile::process_cpu_seconds();
-  std::fprintf(stderr, "cpu %7.2f s | ", cpu - last_cpu);
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  static long last_faults = 0;
+  static double last_sys = 0;
+  const double sys = double(u.ru_stime.tv_sec) + 1e-6 * double(u.ru_stime.tv_usec);
+  std::fprintf(stderr, "cpu %6.2f s (sys %5.2f), %5ld k minor faults, %zu primitives, bf16 kept %.2f GB | ",
+               cpu - last_cpu, sys - last_sys, (u.ru_minflt - last_faults) / 1000, ops::onednn::cached_primitive_count(),
+               ops::fast::kept_bf16_bytes() / 1073741824.0);
+  last_faults = u.ru_minflt;
+  last_sys = sys;
   last_cpu = cpu;
   std::fprintf(stderr, "mem after %-14s rss %.2f GB, peak %.2f GB, kept weights %.2f GB (%zu), free-block cache %.2f GB\n",
                stage, rss_gb(), peak_rss_gb(), ops::default_weight_cache().bytes() / 1073741824.0,
@@ -137,11 +148,19 @@ int main(int argc, char** argv) {
       if (last_run) ops::profile::reset();  // PIGMENT_PROFILE=1: per-op tables of the last run's stages
       auto last = Clock::now();
       double last_flops = ops::profile::flops_counted();
+      // generate() encodes the prompts (and writes their probes) before its first step: step 1 is timed from there,
+      // so that it counts the sampling work only (the text encoding has its own row).
+      auto after_prompts = [&](const std::string& name, const Tensor&) {
+        if (name == "prompt_embeds" || name == "negative_prompt_embeds") {
+          last = Clock::now();
+          last_flops = ops::profile::flops_counted();
+        }
+      };
       measure(whole, [&] {
         sd.generate(r, [&](const StepProgress& p) {
           const double f = ops::profile::flops_counted();
-          // Steps 1 and 2 of each run prepare the weights: per call, then into the kept set at their second use
-          // (and step 1 includes the prompts' encoding); steps from 3 on show the steady state.
+          // Steps 1 and 2 of each run prepare the weights: per call, then into the kept set at their second use;
+          // steps from 3 on show the steady state.
           // Steps 1-2 of the second image on show whether the weights prepared for the first image were kept.
           (p.step <= 2 && steps > 2 ? (i == 0 ? first_steps : later_first_steps) : step).add(since(last), f - last_flops);
           memstat("step");
@@ -151,7 +170,7 @@ int main(int argc, char** argv) {
           }
           last = Clock::now();
           last_flops = ops::profile::flops_counted();
-        });
+        }, after_prompts);
       });
       // After the last step, generate() decodes the latents (and makes the 8-bit image, a negligible pass).
       dec.add(since(last), ops::profile::flops_counted() - last_flops);

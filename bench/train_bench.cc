@@ -34,6 +34,7 @@
 #include "models/hypernetwork.h"
 #include "fma_peak.h"
 #include "ops/autograd.h"
+#include "ops/fast_products.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -243,7 +244,10 @@ int main(int argc, char** argv) {
                   name, median, 1.0 / median, sorted[0], sorted_cpu[sorted_cpu.size() / 2], sorted_cpu[0],
                   peak_rss_gb());
     };
-    if (mixed != "no") run_steps(ops::Precision::Fast);
+    if (mixed != "no") {
+      ops::fast::set_default_bf16_weight_budget(training::kMixedPrecisionBf16Budget);  // as `pigment train` does
+      run_steps(ops::Precision::Fast);
+    }
     if (mixed != "bf16") run_steps(ops::Precision::Fp32);
     return 0;
   } catch (const std::exception& e) {

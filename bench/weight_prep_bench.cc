@@ -1,7 +1,8 @@
 // Where the per-call weight preparation of the oneDNN products goes (issue 7): for a few SD1.5 weights read from a
 // memory-mapped f16 checkpoint, the product with its weight kept prepared vs prepared per call (file pages dropped
 // after each use, as the default mode does), and the parts of a preparation: faulting the file pages back in and
-// converting to the blocked f32 layout. Wall and process CPU time, median of REPS, minor faults per call.
+// converting to the blocked f32 layout. Wall and process CPU time, median of REPS, minor faults per call. Where the
+// CPU has a fast bf16 path, the same under --precision fast: bf16 copy kept vs converted per call (budget 1 byte).
 //   [PIGMENT_PORTABLE_WEIGHT_PREP=1] weight_prep_bench MODEL.safetensors [REPS=7] [FILTER]
 #include <sys/resource.h>
 
@@ -15,7 +16,9 @@
 
 #include "core/file_pages.h"
 #include "io/safetensors.h"
+#include "ops/fast_products.h"
 #include "ops/onednn.h"
+#include "ops/precision.h"
 #include "ops/ops.h"
 #include "ops/profile.h"
 
@@ -70,6 +73,21 @@ void touch(const Tensor& w) {
   for (size_t i = 0; i < w.nbytes(); i += 4096) s += p[i];
   g_sink = s;
 }
+// Under Precision::Fast: the product with its bf16 weight kept, and converted per call.
+void fast_kept_vs_per_call(const std::function<void()>& product, int reps, double gflop) {
+  if (!ops::fast_precision_available()) return;
+  ops::ScopedPrecision p(ops::Precision::Fast);
+  const size_t was = ops::fast::bf16_weight_budget();
+  ops::fast::set_bf16_weight_budget(size_t(16) << 30);
+  ops::fast::new_weight_phase();
+  product();  // first use: per call; kept from the second
+  Sample a = measure(reps, product);
+  report("fast, bf16 kept (" + std::to_string(int(gflop / a.wall)) + " GFLOP/s)", a);
+  ops::fast::set_bf16_weight_budget(1);
+  Sample b = measure(reps, product);
+  report("fast, bf16 per call (" + std::to_string(int(gflop / b.wall)) + " GFLOP/s)", b);
+  ops::fast::set_bf16_weight_budget(was);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,6 +128,7 @@ int main(int argc, char** argv) {
     report("kept (" + std::to_string(int(gflop / a.wall)) + " GFLOP/s)", a);
     Sample b = measure(reps, [&] { ops::linear(x, w, nullptr, on); });
     report("per call (" + std::to_string(int(gflop / b.wall)) + " GFLOP/s)", b);
+    fast_kept_vs_per_call([&] { ops::linear(x, w, nullptr, ok); }, reps, gflop);
     report("fault pages in (touch after drop)", measure(reps, [&] {
              drop_file_pages(w.raw(), w.nbytes());
              touch(w);
@@ -155,6 +174,7 @@ int main(int argc, char** argv) {
     report("kept (" + std::to_string(int(gflop / a.wall)) + " GFLOP/s)", a);
     Sample b = measure(reps, [&] { ops::conv2d(x, w, nullptr, ops::Conv2dParams::same(1), on); });
     report("per call (" + std::to_string(int(gflop / b.wall)) + " GFLOP/s)", b);
+    fast_kept_vs_per_call([&] { ops::conv2d(x, w, nullptr, ops::Conv2dParams::same(1), ok); }, reps, gflop);
     report("fault pages in (touch after drop)", measure(reps, [&] {
              drop_file_pages(w.raw(), w.nbytes());
              touch(w);

@@ -119,7 +119,8 @@ bool conv2d_backward_input(const Tensor& dy, const Tensor& w, const detail::Conv
   auto& strm = onednn::stream();
   const memory::desc x_plain({s.N, s.C, s.H, s.W}, f32, tag::nchw), y_plain({s.N, s.O, s.Ho, s.Wo}, f32, tag::nchw),
       w_plain({s.O, s.C, s.kh, s.kw}, f32, tag::oihw);
-  const memory wm = prepared_bf16(w, w_plain, prim->pd.weights_desc());
+  const onednn::PreparedWeight pw = prepared_bf16(w, w_plain, prim->pd.weights_desc());
+  const memory& wm = pw.mem;
   const Tensor g = dy.dtype() == DType::F32 ? dy : dy.as_f32();
   std::shared_ptr<void> dy_buf, dx_buf;
   memory dy_user(y_plain, eng, const_cast<void*>(g.raw()));

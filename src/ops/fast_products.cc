@@ -87,23 +87,74 @@ using tag = memory::format_tag;
 constexpr auto f32 = memory::data_type::f32;
 constexpr auto bf16 = memory::data_type::bf16;
 
-// ---- bf16 weights, prepared once ----
+// ---- bf16 weights: a kept subset within a budget, the rest converted per call ----
 struct WeightEntry {
   std::weak_ptr<const void> owner;
   Shape shape;
   DType dtype;
   uint64_t fingerprint;
   memory::desc layout;
-  memory mem;
+  memory mem;  // empty while converted per call
+  size_t bytes;
+  uint64_t uses = 0;        // in the current phase (phase says which)
+  uint64_t phase = 0;
+  uint64_t best = 0;        // most uses in one phase
+  uint64_t last_use = 0;
 };
 struct Bf16Weights {
   std::mutex mu;
   std::unordered_multimap<const void*, WeightEntry> map;
   int inserts = 0;
   bool keep = true;
+  size_t budget = 0;
+  size_t bytes = 0;  // held by entries with memory
+  uint64_t clock = 0;
+  uint64_t phase = 1;
+  void drop_memory(WeightEntry& e) {
+    if (!e.mem) return;
+    bytes -= e.bytes;
+    e.mem = memory();
+  }
+  std::unordered_multimap<const void*, WeightEntry>::iterator erase(
+      std::unordered_multimap<const void*, WeightEntry>::iterator it) {
+    drop_memory(it->second);
+    return map.erase(it);
+  }
+  // Room for `need` more bytes by dropping kept weights that the current phase has not used and that were reused
+  // less within a phase than `uses` (a text encoder's weights make way for a UNet's; a UNet's, kept over a VAE
+  // decode, are not dropped by the next image's text encoder). Least recently used first. Never takes weights in use
+  // in this phase, so a model that visits its weights in a cycle keeps a fixed subset.
+  bool make_room(size_t need, uint64_t uses) {
+    while (bytes + need > budget) {
+      WeightEntry* victim = nullptr;
+      for (auto& [k, e] : map)
+        if (e.mem && e.phase != phase && e.best < uses && (!victim || e.last_use < victim->last_use)) victim = &e;
+      if (!victim) return false;
+      drop_memory(*victim);
+    }
+    return true;
+  }
 };
+
+// What the kept bf16 copies may hold: $PIGMENT_BF16_CACHE_MB megabytes when set, else kDefaultBf16Budget.
+constexpr size_t kDefaultBf16Budget = size_t(1280) << 20;
+size_t default_bf16_budget() {
+  if (const char* e = std::getenv("PIGMENT_BF16_CACHE_MB")) {
+    char* end = nullptr;
+    const unsigned long long mb = std::strtoull(e, &end, 10);
+    PIG_CHECK(end && *end == 0 && *e != 0 && mb > 0,
+              "PIGMENT_BF16_CACHE_MB: expected a positive number of megabytes, got '", e, "'");
+    return size_t(mb) << 20;
+  }
+  return kDefaultBf16Budget;
+}
+
 Bf16Weights& bf16_weights() {
-  static Bf16Weights* w = new Bf16Weights;  // never destroyed: entries may be looked up during exit
+  static Bf16Weights* w = [] {
+    auto* c = new Bf16Weights;  // never destroyed: entries may be looked up during exit
+    c->budget = default_bf16_budget();
+    return c;
+  }();
   return *w;
 }
 
@@ -111,16 +162,67 @@ bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const 
   return !a.owner_before(b) && !b.owner_before(a);
 }
 
-memory convert(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
-  profile::Scope prof([&] { return std::string(w.owner() ? "fast weight prep (owned)" : "fast weight prep (view)"); });
+// w as bf16 in layout `want`, written into dst's memory: in one pass where convert_to_blocked_bf16 takes the layout,
+// else through a float32 copy and oneDNN's reorder (the same rounding).
+void convert_into(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want, memory& dst, bool kept) {
+  profile::Scope prof([&] {
+    return std::string(!w.owner() ? "fast weight prep (view)" : kept ? "fast weight prep (to keep)" : "fast weight prep (per call)");
+  });
+  if (onednn::convert_to_blocked_bf16(w, plain_f32, want, dst.get_data_handle(), true)) return;
+  // Other layouts (the backward-data convolution's, whose VNNI pairs run across output channels): rounded to plain
+  // bf16 (the same rounding), then permuted by oneDNN's bf16 reorder (values moved, not changed).
+  memory::desc plain_bf16 = plain_f32;
+  plain_bf16.data.data_type = dnnl_bf16;
   auto& eng = onednn::engine();
   auto& strm = onednn::stream();
+  if (plain_f32.data.format_kind == dnnl_blocked && plain_f32.data.format_desc.blocking.inner_nblks == 0 &&
+      plain_bf16.get_size() == size_t(w.numel()) * 2) {
+    Tensor wb = w.dtype() == DType::BF16 ? w : Tensor::empty(w.shape(), DType::BF16);
+    if (w.dtype() != DType::BF16) {
+      const size_t n = size_t(w.numel()), chunk = size_t(1) << 16;
+      const float* f = w.dtype() == DType::F32 ? w.f32() : nullptr;
+#pragma omp parallel if (n > (size_t(1) << 18))
+      {
+        std::vector<float> buf(f ? 0 : chunk);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < int64_t(n); i += int64_t(chunk)) {
+          const size_t m = std::min(chunk, n - size_t(i));
+          const float* from = f ? f + i : buf.data();
+          if (!f) onednn::to_f32(w.dtype(), static_cast<const uint16_t*>(w.raw()) + i, buf.data(), m);
+          for (size_t k = 0; k < m; ++k) {
+            uint32_t x;
+            std::memcpy(&x, &from[k], 4);
+            wb.data<uint16_t>()[size_t(i) + k] = (x & 0x7fffffffu) > 0x7f800000u
+                                                     ? uint16_t((x >> 16) | 0x40)
+                                                     : uint16_t((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+          }
+        }
+      }
+    }
+    memory src(plain_bf16, eng, const_cast<void*>(wb.raw()));
+    dnnl::reorder(src, dst).execute(strm, src, dst);
+    strm.wait();
+    return;
+  }
+  if (onednn::convert_to_blocked_bf16(w, plain_f32, want, dst.get_data_handle())) return;
   Tensor wf = Tensor::empty(w.shape());
   onednn::to_f32(w.dtype(), w.raw(), wf.f32(), size_t(w.numel()));
-  memory src(plain_f32, eng, wf.raw()), dst(want, eng);
+  memory src(plain_f32, eng, wf.raw());
   dnnl::reorder(src, dst).execute(strm, src, dst);
   strm.wait();
-  return dst;
+}
+
+onednn::PreparedWeight convert_owned(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  memory m(want, onednn::engine());
+  convert_into(w, plain_f32, want, m, true);
+  return {m, nullptr};
+}
+onednn::PreparedWeight convert_scratch(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  void* p = nullptr;
+  std::shared_ptr<void> hold = onednn::weight_scratch(want.get_size(), &p);
+  memory m(want, onednn::engine(), p);
+  convert_into(w, plain_f32, want, m, false);
+  return {m, hold};
 }
 
 // f32 data of a small vector (bias) in its own buffer when it is not f32 already.
@@ -143,40 +245,70 @@ bool runs_on(FastPath path, const char* impl) {
 
 FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
 
-memory prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
-  if (!w.owner()) return convert(w, plain_f32, want);
+onednn::PreparedWeight prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
+  if (!w.owner()) return convert_owned(w, plain_f32, want);
   Bf16Weights& c = bf16_weights();
   const uint64_t fp = onednn::weight_fingerprint(w);
+  const size_t bytes = want.get_size();
+  bool keep = false;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    if (!c.keep) return convert(w, plain_f32, want);
+    WeightEntry* found = nullptr;
     auto range = c.map.equal_range(w.raw());
     for (auto it = range.first; it != range.second;) {
-      const WeightEntry& e = it->second;
+      WeightEntry& e = it->second;
       if (e.owner.expired() || !same_owner(e.owner, w.owner()) ||
           (e.shape == w.shape() && e.dtype == w.dtype() && e.fingerprint != fp)) {
-        it = c.map.erase(it);  // a freed weight's memory reused, or rewritten in place
+        it = c.erase(it);  // a freed weight's memory reused, or rewritten in place
         continue;
       }
-      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want) return e.mem;
+      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want) found = &e;
       ++it;
     }
+    if (!found) {
+      if (++c.inserts % 64 == 0)  // sweep entries of freed models
+        for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.erase(it) : std::next(it);
+      found = &c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, memory(), bytes})->second;
+    }
+    WeightEntry& e = *found;
+    if (e.phase != c.phase) e.phase = c.phase, e.uses = 0;
+    ++e.uses;
+    e.best = std::max(e.best, e.uses);
+    e.last_use = ++c.clock;
+    if (e.mem) return {e.mem, nullptr};
+    // Kept from its second use in a phase on, if the budget has room (see make_room).
+    keep = c.keep && e.uses >= 2 && c.make_room(bytes, e.uses);
+    if (keep) c.bytes += bytes;  // reserved now, so that another thread cannot overfill the budget meanwhile
   }
-  memory m = convert(w, plain_f32, want);
-  std::lock_guard<std::mutex> lock(c.mu);
-  if (++c.inserts % 64 == 0)  // sweep entries of freed models
-    for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
-  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, m});
+  if (!keep) {
+    onednn::PreparedWeight p = convert_scratch(w, plain_f32, want);
+    if (release_weight_pages()) drop_file_pages(w.raw(), w.nbytes());
+    return p;
+  }
+  onednn::PreparedWeight p = convert_owned(w, plain_f32, want);
   // Kept: the weight's file pages (a memory-mapped checkpoint) need not stay resident (as WeightCache does); a later
   // conversion into another layout maps them again.
   drop_file_pages(w.raw(), w.nbytes());
-  return m;
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto range = c.map.equal_range(w.raw());
+  for (auto it = range.first; it != range.second; ++it) {
+    WeightEntry& e = it->second;
+    if (same_owner(e.owner, w.owner()) && e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want &&
+        !e.mem && c.keep) {
+      e.mem = p.mem;
+      e.fingerprint = fp;
+      return p;
+    }
+  }
+  c.bytes -= bytes;  // forgotten meanwhile, or another thread kept it first: this copy serves this call only
+  return p;
 }
 
 void forget(const Tensor& w) {
   Bf16Weights& c = bf16_weights();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.map.erase(w.raw());
+  auto range = c.map.equal_range(w.raw());
+  for (auto it = range.first; it != range.second;) it = c.erase(it);
 }
 
 bool set_keep_bf16_weights(bool on) {
@@ -184,14 +316,54 @@ bool set_keep_bf16_weights(bool on) {
   std::lock_guard<std::mutex> lock(c.mu);
   const bool was = c.keep;
   c.keep = on;
-  if (!on) c.map.clear();
+  if (!on)
+    for (auto it = c.map.begin(); it != c.map.end();) it = c.erase(it);
   return was;
 }
 
 size_t kept_bf16_weights() {
   Bf16Weights& c = bf16_weights();
   std::lock_guard<std::mutex> lock(c.mu);
-  return c.map.size();
+  size_t n = 0;
+  for (const auto& [k, e] : c.map) n += e.mem ? 1 : 0;
+  return n;
+}
+
+size_t kept_bf16_bytes() {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.bytes;
+}
+
+void set_bf16_weight_budget(size_t bytes) {
+  PIG_CHECK(bytes > 0, "set_bf16_weight_budget: the budget must be positive");
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.budget = bytes;
+  // Least recently used first, until the new budget holds.
+  while (c.bytes > c.budget) {
+    WeightEntry* victim = nullptr;
+    for (auto& [k, e] : c.map)
+      if (e.mem && (!victim || e.last_use < victim->last_use)) victim = &e;
+    if (!victim) break;
+    c.drop_memory(*victim);
+  }
+}
+
+void set_default_bf16_weight_budget(size_t bytes) {
+  set_bf16_weight_budget(std::getenv("PIGMENT_BF16_CACHE_MB") ? default_bf16_budget() : bytes);
+}
+
+size_t bf16_weight_budget() {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.budget;
+}
+
+void new_weight_phase() {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  ++c.phase;
 }
 
 void to_bf16(const float* src, uint16_t* dst, size_t n) {
@@ -262,7 +434,8 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
   Tensor xf = x.as_f32();
   std::shared_ptr<void> src_buf;
   memory src = to_layout(xf.f32(), src_f32, src_md, src_buf);
-  memory wm = prepared_bf16(w, w_plain, p->pd.weights_desc());
+  onednn::PreparedWeight pw = prepared_bf16(w, w_plain, p->pd.weights_desc());
+  const memory& wm = pw.mem;
   memory dst(dst_md, onednn::engine(), y.raw());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
   Tensor bf;
@@ -356,7 +529,8 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
     memory r_user(y_plain, eng, const_cast<void*>(rf.raw()));
     dnnl::reorder(r_user, y_mem).execute(strm, r_user, y_mem);
   }
-  memory wm = prepared_bf16(w, w_plain, prim->pd.weights_desc());
+  onednn::PreparedWeight pw = prepared_bf16(w, w_plain, prim->pd.weights_desc());
+  const memory& wm = pw.mem;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, y_mem}};
   Tensor bf;
   if (bias) {

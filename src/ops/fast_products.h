@@ -5,6 +5,7 @@
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "ops/onednn.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
 
@@ -25,17 +26,31 @@ FastPath active_path();
 // Whether oneDNN's implementation name ("brg:avx512_core_amx", "brgconv:avx512_core_bf16", ...) uses the path's
 // instructions.
 bool runs_on(FastPath path, const char* impl);
-// w (f32, f16 or bf16; its memory laid out as `plain_f32` describes) as bf16 in the layout `want`: kept once made for
-// weights with an owner (keyed by data pointer, shape, dtype, layout, owner and a sampled fingerprint), converted per
-// call for views without one. A weight changed in place must be forgotten (forget_prepared in ops.h).
-dnnl::memory prepared_bf16(const Tensor& w, const dnnl::memory::desc& plain_f32, const dnnl::memory::desc& want);
+// w (f32, f16 or bf16; its memory laid out as `plain_f32` describes) as bf16 in the layout `want`, the same bits
+// whichever way: for weights with an owner (keyed by data pointer, shape, dtype, layout, owner and a sampled
+// fingerprint), kept from their second use within a memory phase on while the budget has room, else converted per
+// call (one pass, into a per-thread scratch buffer that `hold` keeps until the primitive has run); views without an
+// owner are converted per call. Room is made only by dropping kept weights that the current phase has not used and
+// that were reused less within a phase (a text encoder's for a UNet's, never a UNet's for the next image's text
+// encoder), so a model that visits its weights in a cycle keeps a fixed subset. A weight changed in place must be
+// forgotten (forget_prepared in ops.h).
+onednn::PreparedWeight prepared_bf16(const Tensor& w, const dnnl::memory::desc& plain_f32, const dnnl::memory::desc& want);
 // Drops every bf16 form kept of w's memory.
 void forget(const Tensor& w);
 // Off: nothing is kept, every call converts its weights afresh (tests compare a run against this). Returns the
 // previous setting.
 bool set_keep_bf16_weights(bool on);
-// bf16 weights kept (for tests).
+// bf16 weights kept, and their bytes (never more than the budget).
 size_t kept_bf16_weights();
+size_t kept_bf16_bytes();
+// What the kept bf16 weights may hold (default 1.25 GiB, or $PIGMENT_BF16_CACHE_MB megabytes when set); lowering it
+// drops the least recently used. Process-wide.
+void set_bf16_weight_budget(size_t bytes);
+size_t bf16_weight_budget();
+// The same, but $PIGMENT_BF16_CACHE_MB wins when set (a caller's own default: the trainer's).
+void set_default_bf16_weight_budget(size_t bytes);
+// A new memory phase (text encoding, sampling, decoding: pipelines/memory_mode.cc): uses are counted per phase.
+void new_weight_phase();
 // Rounds n floats to bf16 (nearest even), vectorised.
 void to_bf16(const float* src, uint16_t* dst, size_t n);
 

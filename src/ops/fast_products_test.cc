@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 
+#include "ops/backward.h"
+#include "ops/onednn.h"
 #include "ops/ops.h"
 #include "ops/ops_test_util.h"
 #include "ops/precision.h"
@@ -180,6 +183,144 @@ TEST(FastPrecision, SameBitsAtOneAndTwoThreads) {
   EXPECT_TRUE(testing::deterministic([&] { return conv2d(x, w, &b, Conv2dParams::same(1)); }));
   const Tensor s = randn({2, 1024, 320}, 16), wl = randn({1280, 320}, 17, 0.05f);
   EXPECT_TRUE(testing::deterministic([&] { return linear(s, wl, nullptr); }));
+}
+
+
+// ---- the bf16 copies of the weights: kept within a budget or converted per call, the same bits ----
+
+// w with an owner (as a model's weights are): the caches key on it.
+Tensor owned(const Tensor& t) {
+  auto keep = std::make_shared<Tensor>(t.clone());
+  return Tensor::view(std::shared_ptr<const void>(keep, keep->raw()), keep->raw(), keep->shape(), keep->dtype());
+}
+
+// Restores the bf16 weights' settings a test changes.
+struct Bf16Settings {
+  size_t budget = fast::bf16_weight_budget();
+  bool keep = fast::set_keep_bf16_weights(true);
+  ~Bf16Settings() {
+    fast::set_keep_bf16_weights(false);  // drops what the test kept
+    fast::set_keep_bf16_weights(keep);
+    fast::set_bf16_weight_budget(budget);
+  }
+};
+
+// The one-pass conversion into the bf16 kernels' layouts (VNNI pairs of 16-row groups through AVX-512, the rest
+// scalar) gives oneDNN's reorder's bits from float32, for f32, f16 and bf16 sources, odd sizes (padded layouts)
+// included, with the AVX-512 loops and with the portable ones.
+TEST(FastBf16Weights, OnePassConversionMatchesOneDnnReorder) {
+  using tag = dnnl::memory::format_tag;
+  using dt = dnnl::memory::data_type;
+  struct Case {
+    Shape shape;  // the weight as stored: [N, K] for a linear, [O, C, kh, kw] for a convolution
+    tag want;
+  };
+  const std::vector<Case> cases = {
+      {{640, 320}, tag::BA16a64b2a}, {{96, 48}, tag::BA16a32b2a}, {{70, 38}, tag::BA16a64b2a},
+      {{48, 32, 3, 3}, tag::ABcd16b16a2b}, {{48, 32, 3, 3}, tag::AcdB16b16a2b}, {{40, 30, 3, 3}, tag::ABcd16b16a2b},
+      {{64, 32, 1, 1}, tag::ABcd16b16a2b}, {{32, 250, 3, 3}, tag::ABcd16b16a2b}, {{64, 2500}, tag::BA16a64b2a}, {{48, 32, 3, 3}, tag::aBcd16b}, {{48, 32, 3, 3}, tag::ABcd16a16b2a}};
+  const bool was = onednn::set_simd_weight_prep(true);
+  for (const Case& c : cases)
+    for (DType src : {DType::F32, DType::F16, DType::BF16}) {
+      const Tensor w = randn(c.shape, 40, 0.3f).to(src);
+      const bool conv = c.shape.size() == 4;
+      dnnl::memory::dims dims = conv ? dnnl::memory::dims{c.shape[0], c.shape[1], c.shape[2], c.shape[3]}
+                                     : dnnl::memory::dims{c.shape[1], c.shape[0]};
+      const dnnl::memory::desc plain(dims, dt::f32, conv ? tag::oihw : tag::ba), want(dims, dt::bf16, c.want);
+      const Tensor wf = w.as_f32();
+      dnnl::memory from(plain, onednn::engine(), const_cast<void*>(wf.raw())), expect(want, onednn::engine());
+      dnnl::reorder(from, expect).execute(onednn::stream(), from, expect);
+      onednn::stream().wait();
+      const std::string what = std::to_string(int(c.want)) + " from " + std::to_string(int(src)) + " " +
+                               std::to_string(c.shape[0]) + "x" + std::to_string(c.shape[1]);
+      for (bool simd : {true, false}) {
+        onednn::set_simd_weight_prep(simd);
+        std::vector<uint16_t> got(want.get_size() / 2, 0xffff);
+        ASSERT_TRUE(onednn::convert_to_blocked_bf16(w, plain, want, got.data())) << what;
+        EXPECT_EQ(std::memcmp(got.data(), expect.get_data_handle(), want.get_size()), 0) << what << " simd " << simd;
+      }
+    }
+  onednn::set_simd_weight_prep(was);
+}
+
+// Kept or converted per call (budget too small to keep anything, or keeping off), the products give the same bits;
+// with room, weights are kept from their second use, and the bytes kept never pass the budget.
+TEST(FastBf16Weights, KeptAndPerCallGiveTheSameBits) {
+  if (!fast_precision_available()) GTEST_SKIP() << "no fast path on this CPU";
+  ScopedPrecision p(Precision::Fast);
+  Bf16Settings restore;
+  const Tensor x = randn({2, 64, 12, 10}, 41), w3 = owned(randn({96, 64, 3, 3}, 42, 0.04f).to(DType::F16));
+  const Tensor w1 = owned(randn({96, 64, 1, 1}, 43, 0.1f)), xl = randn({50, 320}, 44);
+  const Tensor wl = owned(randn({640, 320}, 45, 0.05f).to(DType::F16));
+  const Tensor dy = randn({2, 96, 12, 10}, 46);
+  auto run = [&] {  // the backward-data convolution's layout pairs output channels: rounded, then oneDNN permutes
+    return std::vector<Tensor>{conv2d(x, w3, nullptr, Conv2dParams::same(1)), conv2d(x, w1, nullptr, Conv2dParams{}),
+                               linear(xl, wl, nullptr), conv2d_backward_input(dy, w3, x.shape(), Conv2dParams::same(1))};
+  };
+  fast::set_keep_bf16_weights(false);
+  const std::vector<Tensor> fresh = run();
+  fast::set_keep_bf16_weights(true);
+  fast::set_bf16_weight_budget(1);
+  for (int i = 0; i < 3; ++i) {
+    const std::vector<Tensor> got = run();
+    for (size_t k = 0; k < got.size(); ++k) EXPECT_TRUE(same_bits(got[k], fresh[k])) << "per call " << k;
+  }
+  EXPECT_EQ(fast::kept_bf16_weights(), 0u);
+  EXPECT_EQ(fast::kept_bf16_bytes(), 0u);
+  fast::set_bf16_weight_budget(size_t(64) << 20);
+  fast::new_weight_phase();
+  (void)run();
+  EXPECT_EQ(fast::kept_bf16_weights(), 0u) << "kept from the second use on";
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<Tensor> got = run();
+    for (size_t k = 0; k < got.size(); ++k) EXPECT_TRUE(same_bits(got[k], fresh[k])) << "kept " << k;
+  }
+  EXPECT_EQ(fast::kept_bf16_weights(), 4u);
+  EXPECT_EQ(fast::kept_bf16_bytes(), size_t(2 * 96 * 64 * 9 + 96 * 64 + 640 * 320) * 2);
+}
+
+// A budget for one of two weights that are used in turn: the first one kept stays, the other is converted per call
+// every time (no thrashing), the budget holds; in a later phase, a weight reused more displaces one that the phase
+// has not used, but not the reverse.
+TEST(FastBf16Weights, BudgetKeepsAFixedSubsetAndPhasesDecideWhatMakesWay) {
+  if (!fast_precision_available()) GTEST_SKIP() << "no fast path on this CPU";
+  ScopedPrecision p(Precision::Fast);
+  Bf16Settings restore;
+  fast::set_keep_bf16_weights(false);
+  fast::set_keep_bf16_weights(true);
+  const Tensor xa = randn({40, 512}, 50), a = owned(randn({512, 512}, 51, 0.05f).to(DType::F16));
+  const Tensor b = owned(randn({512, 512}, 52, 0.05f).to(DType::F16));
+  const size_t one = size_t(512) * 512 * 2;
+  fast::set_bf16_weight_budget(one + one / 2);
+  fast::new_weight_phase();
+  const Tensor want_a = linear(xa, a, nullptr), want_b = linear(xa, b, nullptr);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(same_bits(linear(xa, a, nullptr), want_a));
+    EXPECT_TRUE(same_bits(linear(xa, b, nullptr), want_b));
+    EXPECT_EQ(fast::kept_bf16_weights(), 1u);
+    EXPECT_LE(fast::kept_bf16_bytes(), fast::bf16_weight_budget());
+  }
+  // Phase 2 uses only b, five times: a (reused at most 5 times in a phase, as b now) stays; b goes per call.
+  fast::new_weight_phase();
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(same_bits(linear(xa, b, nullptr), want_b));
+  EXPECT_EQ(fast::kept_bf16_bytes(), one) << "a stays: b is not reused more than a was";
+  // Phase 3: b six times: more than a's best, and a is not in use in this phase: a makes way.
+  fast::new_weight_phase();
+  for (int i = 0; i < 6; ++i) EXPECT_TRUE(same_bits(linear(xa, b, nullptr), want_b));
+  EXPECT_EQ(fast::kept_bf16_weights(), 1u);
+  EXPECT_EQ(fast::kept_bf16_bytes(), one);
+  // Phase 4: a twice: b (best 6) is not displaced.
+  fast::new_weight_phase();
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(same_bits(linear(xa, a, nullptr), want_a));
+  EXPECT_EQ(fast::kept_bf16_bytes(), one);
+  // A weight changed in place and forgotten is converted afresh, whether it was kept or not.
+  fast::set_bf16_weight_budget(size_t(64) << 20);
+  Tensor c = owned(randn({512, 512}, 53, 0.05f));
+  for (int i = 0; i < 3; ++i) (void)linear(xa, c, nullptr);
+  EXPECT_EQ(fast::kept_bf16_bytes(), 2 * one) << "b and c kept";
+  c.f32()[3] += 1.f;
+  forget_prepared(c);
+  EXPECT_TRUE(same_bits(linear(xa, c, nullptr), linear(xa, c.clone(), nullptr)));
 }
 
 }  // namespace

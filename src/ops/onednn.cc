@@ -12,6 +12,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <numeric>
 #include <unordered_map>
 #include <vector>
 
@@ -214,6 +215,7 @@ size_t default_budget() {
 }  // namespace
 
 uint64_t weight_fingerprint(const Tensor& w) { return fingerprint(w); }
+std::shared_ptr<void> weight_scratch(size_t bytes, void** out) { return lease_scratch(bytes, out); }
 
 }  // namespace onednn
 
@@ -691,15 +693,17 @@ bool set_simd_weight_prep(bool on) {
 #endif
 }
 
-bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst) {
-  const dnnl_memory_desc_t& P = plain.data;
-  const dnnl_memory_desc_t& D = want.data;
-  if (D.format_kind == dnnl_format_kind_wino && P.format_kind == dnnl_blocked)
-    return P.ndims == 4 && w.numel() == P.dims[0] * P.dims[1] * P.dims[2] * P.dims[3] &&
-           convert_to_winograd(w, P, D, dst);
-  if (D.format_kind != dnnl_blocked || P.format_kind != dnnl_blocked || D.data_type != dnnl_f32 ||
-      D.extra.flags != 0 || P.format_desc.blocking.inner_nblks != 0)
-    return false;
+namespace {
+// How a dense weight maps onto a blocked layout: its rows (the source's outermost dim) and, for one row's elements in
+// source order, their destination offsets; a destination offset is row_off[r] + in_row[j] (plus D.offset0).
+struct RowPlan {
+  int outer = 0;
+  int64_t rows = 0, row_len = 0;
+  int64_t run[6] = {};  // distance in a source row between neighbours along each dim but the outer one
+  std::vector<int64_t> row_off, in_row;
+  bool padded = false;
+};
+bool plan_rows(const Tensor& w, const dnnl_memory_desc_t& P, const dnnl_memory_desc_t& D, RowPlan& pl) {
   if (w.dtype() != DType::F32 && w.dtype() != DType::F16 && w.dtype() != DType::BF16) return false;
   const int nd = D.ndims;
   if (nd < 1 || nd != P.ndims || nd > 6) return false;
@@ -745,17 +749,44 @@ bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const 
   };
   const int outer = order[0];
   const int64_t rows = D.dims[outer], row_len = numel / rows;
-  const std::vector<int64_t> row_off = table(outer);
+  pl.outer = outer;
+  pl.rows = rows;
+  pl.row_len = row_len;
+  pl.row_off = table(outer);
   // Offsets of one source row's elements (the other dims, in source order), flattened.
-  std::vector<int64_t> in_row(size_t(row_len), 0);
+  std::vector<int64_t>& in_row = pl.in_row;
+  in_row.assign(size_t(row_len), 0);
   for (int64_t run = 1, i = nd - 1; i >= 1; --i) {
     const int d = order[i];
     const std::vector<int64_t> t = table(d);
     for (int64_t r = 0; r < row_len; ++r) in_row[size_t(r)] += t[size_t((r / run) % D.dims[d])];
+    pl.run[d] = run;
     run *= D.dims[d];
   }
-  bool padded = false;
-  for (int d = 0; d < nd; ++d) padded |= D.padded_dims[d] != D.dims[d];
+  pl.padded = false;
+  for (int d = 0; d < nd; ++d) pl.padded |= D.padded_dims[d] != D.dims[d];
+  return true;
+}
+}  // namespace
+
+bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst) {
+  const dnnl_memory_desc_t& P = plain.data;
+  const dnnl_memory_desc_t& D = want.data;
+  if (D.format_kind == dnnl_format_kind_wino && P.format_kind == dnnl_blocked)
+    return P.ndims == 4 && w.numel() == P.dims[0] * P.dims[1] * P.dims[2] * P.dims[3] &&
+           convert_to_winograd(w, P, D, dst);
+  if (D.format_kind != dnnl_blocked || P.format_kind != dnnl_blocked || D.data_type != dnnl_f32 ||
+      D.extra.flags != 0 || P.format_desc.blocking.inner_nblks != 0)
+    return false;
+  RowPlan plan;
+  if (!plan_rows(w, P, D, plan)) return false;
+  const int outer = plan.outer;
+  const int64_t rows = plan.rows, row_len = plan.row_len;
+  const std::vector<int64_t>& row_off = plan.row_off;
+  const std::vector<int64_t>& in_row = plan.in_row;
+  const bool padded = plan.padded;
+  const int64_t numel = rows * row_len;
+  const dnnl_blocking_desc_t& B = D.format_desc.blocking;
   float* out = static_cast<float*>(dst) + D.offset0;
   if (padded) std::memset(dst, 0, want.get_size());
   const DType dt = w.dtype();
@@ -811,6 +842,137 @@ bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const 
           float* o = out + row_off[size_t(r0 + r)];
           for (int64_t j = 0; j < row_len; ++j) o[off[j]] = f[r * row_len + j];
         }
+      }
+    }
+  }
+  return true;
+}
+
+namespace {
+// float32 → bfloat16, round to nearest even; NaN stays NaN (quiet). The same rule as fast::to_bf16.
+inline uint16_t bf16_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  return (x & 0x7fffffffu) > 0x7f800000u ? uint16_t((x >> 16) | 0x40) : uint16_t((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
+
+#ifdef PIG_HAVE_AVX512_SCATTER
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// bf16_bits in 16 lanes (the result in each lane's low half).
+__attribute__((target("avx512f"))) inline __m512i bf16_bits16(__m512 f) {
+  const __m512i x = _mm512_castps_si512(f);
+  const __m512i hi = _mm512_srli_epi32(x, 16);
+  const __m512i rounded =
+      _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+
+// One group of 16 rows whose values for one source element sit at stride 2 at the destination, interleaved with the
+// pair partner (the element `pair` further along the row, one place further at the destination): the VNNI layouts
+// of the bf16 kernels ("...16a2b"). The rows are transposed into `t` (row_len x 16 floats, exact), then each pair of
+// columns is rounded and stored as one 64-byte run.
+template <DType dt>
+__attribute__((target("avx512f"))) void bf16_pairs16(const char* src, int64_t row_len, const int64_t* off,
+                                                     const int32_t* starts, size_t nstarts, int64_t pair,
+                                                     int64_t chunk, float* t, uint16_t* out) {
+  constexpr size_t es = dt == DType::F32 ? 4 : 2;
+  // Chunks of the row (a multiple of 16 and of 2·pair long, so that a pair never straddles two) keep t in L2.
+  size_t s = 0;
+  for (int64_t c0 = 0; c0 < row_len; c0 += chunk) {
+    const int64_t c1 = std::min(row_len, c0 + chunk), j16 = c0 + (c1 - c0) / 16 * 16;
+    for (int64_t j = c0; j < j16; j += 16) {
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) v[r] = load16<dt>(src + size_t(r * row_len + j) * es);
+      transpose16(v);
+      for (int k = 0; k < 16; ++k) _mm512_storeu_ps(t + (j - c0 + k) * 16, v[k]);
+    }
+    for (int64_t j = j16; j < c1; ++j)
+      for (int r = 0; r < 16; ++r) t[(j - c0) * 16 + r] = element_f32(dt, src + size_t(r * row_len + j) * es);
+    for (; s < nstarts && starts[s] < c1; ++s) {
+      const int64_t j = starts[s], l = j - c0;
+      const __m512i a = bf16_bits16(_mm512_loadu_ps(t + l * 16)), b = bf16_bits16(_mm512_loadu_ps(t + (l + pair) * 16));
+      _mm512_storeu_si512(out + off[j], _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+}  // namespace
+
+bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
+                             void* dst, bool vector_only) {
+  const dnnl_memory_desc_t& P = plain.data;
+  const dnnl_memory_desc_t& D = want.data;
+  if (D.format_kind != dnnl_blocked || P.format_kind != dnnl_blocked || D.data_type != dnnl_bf16 ||
+      D.extra.flags != 0 || P.format_desc.blocking.inner_nblks != 0)
+    return false;
+  RowPlan plan;
+  if (!plan_rows(w, P, D, plan)) return false;
+  const int64_t rows = plan.rows, row_len = plan.row_len;
+  const int64_t* off = plan.in_row.data();
+  const std::vector<int64_t>& row_off = plan.row_off;
+  uint16_t* out = static_cast<uint16_t*>(dst) + D.offset0;
+  const DType dt = w.dtype();
+  const char* src = static_cast<const char*>(w.raw());
+  const size_t es = dtype_size(dt);
+  const dnnl_blocking_desc_t& B = D.format_desc.blocking;
+  // The VNNI pair: the innermost block, 2 along a dim other than the rows'. Its first elements in a row.
+  int64_t pair = 0;
+  std::vector<int32_t> starts;
+  if (B.inner_nblks >= 2 && B.inner_blks[B.inner_nblks - 1] == 2) {
+    const int d = B.inner_idxs[B.inner_nblks - 1];
+    if (d != plan.outer && D.dims[d] % 2 == 0 && row_len < (int64_t(1) << 31)) {
+      pair = plan.run[d];
+      starts.reserve(size_t(row_len / 2));
+      for (int64_t j = 0; j < row_len; ++j)
+        if ((j / pair) % D.dims[d] % 2 == 0) starts.push_back(int32_t(j));
+    }
+  }
+  // The row is taken in chunks whose transposed form (64 bytes per element) stays in L2: a multiple of 16 and of
+  // 2·pair elements, about 1024.
+  int64_t chunk = row_len;
+  if (pair > 0) {
+    const int64_t unit = std::lcm<int64_t>(16, 2 * pair);
+    chunk = std::max<int64_t>(1, 1024 / unit) * unit;
+  }
+  const int64_t groups = (rows + 15) / 16;
+  if (vector_only) {  // whether the AVX-512 loop takes (nearly) every group
+#ifdef PIG_HAVE_AVX512_SCATTER
+    bool ok = pair > 0 && rows >= 16 && cpu_has_avx512f();
+    for (int64_t r = 1; ok && r < 16; ++r) ok = row_off[size_t(r)] == row_off[0] + 2 * r;
+    if (!ok) return false;
+#else
+    return false;
+#endif
+  }
+  if (plan.padded) std::memset(dst, 0, want.get_size());
+#pragma omp parallel if (rows * row_len > (1 << 16))
+  {
+    thread_local std::vector<float> t;
+#pragma omp for schedule(static)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t r0 = g * 16, n = std::min<int64_t>(16, rows - r0);
+      const char* first = src + size_t(r0 * row_len) * es;
+#ifdef PIG_HAVE_AVX512_SCATTER
+      bool stride2 = pair > 0 && n == 16 && cpu_has_avx512f();
+      for (int64_t r = 1; stride2 && r < n; ++r) stride2 = row_off[size_t(r0 + r)] == row_off[size_t(r0)] + 2 * r;
+      if (stride2) {
+        if (t.size() < size_t(chunk * 16)) t.resize(size_t(chunk * 16));
+        uint16_t* o = out + row_off[size_t(r0)];
+        const int32_t* st = starts.data();
+        const size_t ns = starts.size();
+        if (dt == DType::F16) bf16_pairs16<DType::F16>(first, row_len, off, st, ns, pair, chunk, t.data(), o);
+        else if (dt == DType::BF16) bf16_pairs16<DType::BF16>(first, row_len, off, st, ns, pair, chunk, t.data(), o);
+        else bf16_pairs16<DType::F32>(first, row_len, off, st, ns, pair, chunk, t.data(), o);
+        continue;
+      }
+#endif
+      for (int64_t r = 0; r < n; ++r) {
+        uint16_t* o = out + row_off[size_t(r0 + r)];
+        const char* s = first + size_t(r * row_len) * es;
+        for (int64_t j = 0; j < row_len; ++j) o[off[j]] = bf16_bits(element_f32(dt, s + size_t(j) * es));
       }
     }
   }

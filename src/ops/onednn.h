@@ -46,6 +46,15 @@ uint64_t weight_fingerprint(const Tensor& w);
 // at dst (want.get_size() bytes), in one pass. Returns false, touching nothing, for layouts it does not handle
 // (non-blocked formats such as Winograd's, padded offsets, extra flags); oneDNN's reorder does those.
 bool convert_to_blocked(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want, void* dst);
+// The same into a bfloat16 blocked layout (rounded to nearest even, NaN kept): the bf16 kernels' weights
+// (fast_products.cc). One pass; the VNNI layouts ("...16a2b") of rows in 16s go 16 rows at a time through AVX-512
+// transposes, others through a scalar loop with the same bits. vector_only: returns false, touching nothing, where
+// the AVX-512 loop does not apply (the caller then rounds to plain bf16 and lets oneDNN's reorder permute).
+bool convert_to_blocked_bf16(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
+                             void* dst, bool vector_only = false);
+// A per-thread buffer of at least `bytes` for a weight converted per call (*out), held until the returned pointer is
+// released; a second lease while it is held gets memory of its own. Freed by release_work_memory().
+std::shared_ptr<void> weight_scratch(size_t bytes, void** out);
 // Whether convert_to_blocked may use its AVX-512 kernels (default on unless $PIGMENT_PORTABLE_WEIGHT_PREP is set;
 // they give the portable loops' bits, which tests check by turning them off). Returns whether the CPU has them.
 bool set_simd_weight_prep(bool on);

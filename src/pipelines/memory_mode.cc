@@ -5,6 +5,7 @@
 #endif
 
 #include "core/allocator.h"
+#include "ops/fast_products.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -12,6 +13,7 @@ namespace pigment {
 void use_low_memory_settings() {
   ops::set_release_weight_pages(true);
   ops::default_weight_cache().set_budget(1);  // keeps nothing
+  ops::fast::set_bf16_weight_budget(1);         // nor bf16 copies (--precision fast)
   ops::set_default_conv_algorithm(ops::ConvAlgorithm::Direct);
   set_allocation_cache_limit(0);
 }
@@ -19,6 +21,7 @@ void use_low_memory_settings() {
 void use_default_memory_settings() { ops::set_release_weight_pages(true); }
 
 void memory_phase_boundary() {
+  ops::fast::new_weight_phase();
   ops::default_weight_cache().release_streamable();
   ops::release_work_memory();
   release_cached_memory();

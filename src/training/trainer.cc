@@ -17,6 +17,7 @@
 #include "core/hash.h"
 #include "io/safetensors.h"
 #include "ops/autograd.h"
+#include "ops/fast_products.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
 #include "pipelines/latent_sampling.h"
@@ -340,6 +341,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
       std::fprintf(stderr, "--mixed-precision bf16: this CPU has no fast bf16 path (AMX or AVX-512 BF16); training "
                            "runs in fp32\n");
     o.model.precision = ops::Precision::Fast;
+    ops::fast::set_default_bf16_weight_budget(kMixedPrecisionBf16Budget);
   } else if (o.model.precision == ops::Precision::Fast) {
     o.model.precision = ops::Precision::Fp32;
   }

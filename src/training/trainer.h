@@ -138,6 +138,12 @@ std::string run_dir_of(const TrainOptions& o);
 
 // Runs the training; `on_step` sees every step. Throws pigment::Error on bad options or data, before step 1
 // where it can (an unwritable output folder, no images, an unknown method or schedule).
+// What --mixed-precision bf16 lets the bf16 copies of the frozen weights hold (ops::fast::set_bf16_weight_budget;
+// $PIGMENT_BF16_CACHE_MB overrides): a training step uses the forward and the backward-data layouts of every frozen
+// weight, twice the model in bf16; beyond this they are converted per call. Sized so that a LoRA at 512x512 on SD1.5
+// with gradient checkpointing peaks under 4 GB (docs/performance.md).
+constexpr size_t kMixedPrecisionBf16Budget = size_t(2048) << 20;
+
 TrainSummary train(const TrainOptions& options, const std::function<void(const StepReport&)>& on_step = {});
 
 }  // namespace pigment::training
