@@ -1,7 +1,7 @@
 // Microbenchmarks of the ops on the shapes of SD1.5's UNet at 64x64 latents (512² images) and its VAE, with a
 // fp32 FMA peak and a bf16 dot-product peak measured in the same process, so every figure is also shown as a share
 // of what the cores can do. The `/fast` rows run the products under Precision::Fast (ops/precision.h; they equal
-// the fp32 rows where the CPU has no fast path).
+// the fp32 rows where the CPU has no fast path), the linear layers' `/int8` rows under Precision::Int8.
 // Run through bench/ops.sh for a table; GFLOP/s counts 2 per multiply-add (Winograd: the direct algorithm's work).
 // --cpu_time times by process CPU time (see main).
 #include <benchmark/benchmark.h>
@@ -65,8 +65,8 @@ void BM_Conv2d(benchmark::State& state, int64_t C, int64_t O, int64_t H, int64_t
 }
 
 // x [M, K] · w [N, K]ᵀ + b
-void BM_Linear(benchmark::State& state, int64_t M, int64_t K, int64_t N, bool fast) {
-  ops::ScopedPrecision prec(precision_of(fast));
+void BM_Linear(benchmark::State& state, int64_t M, int64_t K, int64_t N, ops::Precision precision) {
+  ops::ScopedPrecision prec(precision);
   Tensor x = randn({M, K}, 4);
   Tensor w = randn({N, K}, 5, 1.f / std::sqrt(float(K)));
   Tensor b = randn({N}, 6);
@@ -159,8 +159,9 @@ void register_all() {
   conv("conv/vae_256_256", 256, 256, 256, 3, 1, true);
   conv("conv/vae_128_512", 128, 128, 512, 3, 1, true);
   auto lin = [&](const std::string& name, int64_t M, int64_t K, int64_t N) {
-    add(name, [=](benchmark::State& st) { BM_Linear(st, M, K, N, false); }, benchmark::kMillisecond);
-    add(name + "/fast", [=](benchmark::State& st) { BM_Linear(st, M, K, N, true); }, benchmark::kMillisecond);
+    for (ops::Precision p : {ops::Precision::Fp32, ops::Precision::Fast, ops::Precision::Int8})
+      add(p == ops::Precision::Fp32 ? name : name + "/" + ops::precision_name(p),
+          [=](benchmark::State& st) { BM_Linear(st, M, K, N, p); }, benchmark::kMillisecond);
   };
   lin("linear/attn_proj_4096x320-320", 4096, 320, 320);
   lin("linear/ff_4096x320-1280", 4096, 320, 1280);

@@ -7,7 +7,8 @@
 // other work the wall figures mean little: the CPU-time rate (flop per CPU second × threads, comparable to the peaks,
 // which are measured on each thread's CPU clock) and the best step are the better measures; the CPU model and the
 // load average are printed beside them.
-//   precision_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=20] [SAMPLER=Euler]
+//   precision_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=20] [SAMPLER=Euler] [fast|int8]
+// The last argument picks the precision compared with fp32 (default fast).
 #include <time.h>
 
 #include <algorithm>
@@ -109,7 +110,9 @@ int main(int argc, char** argv) {
     r.cfg_scale = 7.0;
     r.seed = 42;
     const Run a = run(sd, r, ops::Precision::Fp32);
-    const Run b = run(sd, r, ops::Precision::Fast);
+    const ops::Precision other = argc > 6 ? ops::parse_precision(argv[6]) : ops::Precision::Fast;
+    const std::string name = ops::precision_name(other);
+    const Run b = run(sd, r, other);
     const Tensor &la = a.result.latents, &lb = b.result.latents;
     double max_lat = 0, lat_scale = 0;
     for (int64_t i = 0; i < la.numel(); ++i) {
@@ -132,15 +135,15 @@ int main(int argc, char** argv) {
                 "%% bf16 peak) | GFLOP/s wall (best) | VAE decode s wall / CPU | whole txt2img s wall |\n"
                 "|---|---|---|---|---|---|---|\n");
     print_row("fp32", a, fp32.flops_per_s * 1e-9, bf16.flops_per_s * 1e-9);
-    print_row("fast", b, fp32.flops_per_s * 1e-9, bf16.flops_per_s * 1e-9);
-    std::printf("step: %.1f GFLOP (fp32), %.1f GFLOP (fast)\n", a.step_gflop, b.step_gflop);
+    print_row(name.c_str(), b, fp32.flops_per_s * 1e-9, bf16.flops_per_s * 1e-9);
+    std::printf("step: %.1f GFLOP (fp32), %.1f GFLOP (%s)\n", a.step_gflop, b.step_gflop, name.c_str());
     std::printf("speed-up per step (best): %.2fx wall, %.2fx CPU; medians: %.2fx wall, %.2fx CPU; VAE decode: %.2fx "
                 "CPU\n",
                 best(a.wall) / best(b.wall), best(a.cpu) / best(b.cpu), median(a.wall) / median(b.wall),
                 median(a.cpu) / median(b.cpu), a.decode_cpu / b.decode_cpu);
-    std::printf("fast vs fp32 after %d steps: image PSNR %.2f dB (float pixels), %.2f dB (8-bit); final latents max "
+    std::printf("%s vs fp32 after %d steps: image PSNR %.2f dB (float pixels), %.2f dB (8-bit); final latents max "
                 "|diff| %.4g (max |latent| %.3g)\n",
-                r.steps, psnr_f, psnr_8, max_lat, lat_scale);
+                name.c_str(), r.steps, psnr_f, psnr_8, max_lat, lat_scale);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

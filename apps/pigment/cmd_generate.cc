@@ -18,6 +18,7 @@
 #include "imaging/resize.h"
 #include "io/image.h"
 #include "models/model_family.h"
+#include "ops/int8_products.h"
 #include "pipelines/generation_run.h"
 #include "pipelines/infotext.h"
 #include "pipelines/stable_diffusion.h"
@@ -75,9 +76,10 @@ void setup(CLI::App& c, bool model_required) {
   c.add_option("--vae", f.vae, "external VAE file");
   c.add_option("--precision", f.precision,
                "auto (default: fast where the CPU has AMX or AVX-512 BF16, else exact; exact under --low-memory), "
-               "exact (the float32 path the golden cases check) or fast (bf16 products, float32 sums; "
-               "docs/performance.md has its error)")
-      ->check(CLI::IsMember({"auto", "exact", "fast", "fp32"}))
+               "exact (the float32 path the golden cases check), fast (bf16 products, float32 sums) or int8 (linear "
+               "layers in 8-bit integers where the CPU has VNNI, the rest as fast); docs/performance.md has their "
+               "error")
+      ->check(CLI::IsMember({"auto", "exact", "fast", "int8", "fp32"}))
       ->capture_default_str();
   c.add_option("--prediction", f.prediction, "eps or v (default: inferred from the model)");
   c.add_option("--model-config", f.model_configs,
@@ -114,8 +116,9 @@ void apply_png(const std::string& path) {
   const int width = r.width, height = r.height;
   const Infotext info = parse_infotext(it->second);
   apply_infotext(f.g, info, path);
-  // The recipe's arithmetic, unless --precision is given: "exact" or "fast" (another value: the default).
-  if (const std::string* p = info.find("Precision"); p && (*p == "exact" || *p == "fast")) f.precision = *p;
+  // The recipe's arithmetic, unless --precision is given: "exact", "fast" or "int8" (another value: the default).
+  if (const std::string* p = info.find("Precision"); p && (*p == "exact" || *p == "fast" || *p == "int8"))
+    f.precision = *p;
   if (r.hires) f.hires = true, f.hr = *r.hires;  // the --hr-* flags given apply over the recipe's hires fix
   r.hires.reset();
   for (CLI::Option* opt : app->get_options())
@@ -155,6 +158,9 @@ PipelineOptions pipeline_options() {
   // auto under --low-memory: exact, whose weights are converted per call with their file pages handed back; the bf16
   // copies of the fast path have no such mode yet.
   po.precision = f.precision == "auto" && f.low_memory ? ops::Precision::Fp32 : ops::parse_precision(f.precision.c_str());
+  if (po.precision == ops::Precision::Int8 && !ops::int8::available())
+    std::fprintf(stderr, "warning: --precision int8 has no int8 path on this CPU (it needs AVX-512 VNNI or AMX); running %s\n",
+                 ops::fast_precision_available() ? "fast" : "exact");
   if (po.precision == ops::Precision::Fast && !ops::fast_precision_available())
     std::fprintf(stderr,
                  "warning: --precision fast has no fast path on this CPU (it needs AMX or AVX-512 BF16); running "

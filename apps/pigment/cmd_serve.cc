@@ -54,8 +54,8 @@ void setup(CLI::App& c) {
   c.add_option("--prediction", so.prediction, "eps or v (default: inferred from the model)");
   c.add_option("--precision", so.precision,
                "auto (default: fast where the CPU has AMX or AVX-512 BF16, else exact; exact under --low-memory), "
-               "exact or fast (as pigment generate)")
-      ->check(CLI::IsMember({"auto", "exact", "fast", "fp32"}))
+               "exact, fast or int8 (as pigment generate)")
+      ->check(CLI::IsMember({"auto", "exact", "fast", "int8", "fp32"}))
       ->capture_default_str();
   c.add_flag("--low-memory", cfg.pipeline.low_memory, "least memory: weights streamed, VAE decoded in tiles");
   c.add_option("--lora-apply", cfg.lora_apply, "merge or runtime")

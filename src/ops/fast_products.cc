@@ -12,6 +12,7 @@
 // Bias, activation and residual are fused as in the float32 path (bias f32, post-ops on the f32 accumulator).
 // Precision::Reference takes the same hooks to run the scalar twins (ops/reference.h).
 #include "ops/fast_products.h"
+#include "ops/int8_products.h"
 
 #include <atomic>
 #include <cstring>
@@ -64,19 +65,21 @@ const char* fast_path_name(FastPath p) {
 bool fast_precision_available() { return fast_path() != FastPath::None; }
 bool set_fast_path_enabled(bool on) { return g_fast_path_enabled.exchange(on); }
 const char* precision_name(Precision p) {
-  return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : "exact";
+  return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : p == Precision::Int8 ? "int8" : "exact";
 }
 Precision default_precision() { return fast_precision_available() ? Precision::Fast : Precision::Fp32; }
 Precision parse_precision(const char* name) {
   const std::string s(name);
   if (s == "exact" || s == "fp32") return Precision::Fp32;
   if (s == "fast") return Precision::Fast;
+  if (s == "int8") return Precision::Int8;
   if (s == "auto") return default_precision();
   if (s == "reference") return Precision::Reference;
-  fail("unknown precision '", s, "' (expected auto, exact, fast or reference)");
+  fail("unknown precision '", s, "' (expected auto, exact, fast, int8 or reference)");
 }
 const char* precision_used() {
-  const Precision p = precision();
+  Precision p = precision();
+  if (p == Precision::Int8 && !int8::available()) p = Precision::Fast;  // computes as Fast
   return p == Precision::Fast && !fast_precision_available() ? "exact" : precision_name(p);
 }
 
@@ -243,7 +246,10 @@ bool runs_on(FastPath path, const char* impl) {
   return false;
 }
 
-FastPath active_path() { return precision() == Precision::Fast ? fast_path() : FastPath::None; }
+FastPath active_path() {
+  const Precision p = precision();
+  return p == Precision::Fast || p == Precision::Int8 ? fast_path() : FastPath::None;
+}
 
 onednn::PreparedWeight prepared_bf16(const Tensor& w, const memory::desc& plain_f32, const memory::desc& want) {
   if (!w.owner()) return convert_owned(w, plain_f32, want);
@@ -549,6 +555,7 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
 void forget_prepared(const Tensor& w) {
   default_weight_cache().forget(w);
   fast::forget(w);
+  int8::forget(w);
 }
 
 }  // namespace pigment::ops

@@ -5,6 +5,7 @@
 
 #include "ops/autograd_ops.h"
 #include "ops/fast_products.h"
+#include "ops/int8_products.h"
 #include "ops/onednn.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
@@ -127,6 +128,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Linear
     if (opt.residual) add_inplace(z, *opt.residual);
     return z;
   }
+  if (Tensor iy; int8::linear(x, w, bias, opt, iy)) return iy;  // Precision::Int8 (ops/int8_products.h)
   if (Tensor fy; fast::linear(x, w, bias, opt, fy)) return fy;  // Precision::Fast (ops/precision.h)
   Tensor xf = x.as_f32();
   Tensor y = Tensor::empty(os);

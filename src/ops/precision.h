@@ -7,6 +7,8 @@
 //         ops, norms, softmax and attention stay float32. Error and speed-up are measured in docs/performance.md.
 //         The backward products take the same path (ops/fast_backward.h: linear and convolution input and weight
 //         gradients, bf16 operands, float32 accumulation and results): `pigment train --mixed-precision bf16`.
+//   Int8: linear layers as 8-bit integer products with 32-bit sums (VNNI or AMX; weights per output channel, inputs
+//         per token, dynamic scales: ops/int8_products.h); everything else as Fast. Without VNNI, exactly Fast.
 //   Reference: every product, normalisation, softmax, GEGLU and attention runs its plain scalar twin (ops/reference.h):
 //         the baseline the benchmarks measure the fast kernels against (bench/sd_stages_bench). Very slow.
 // Without AMX and AVX-512 BF16, Fast computes exactly as Fp32.
@@ -14,7 +16,7 @@
 
 namespace pigment::ops {
 
-enum class Precision { Fp32, Fast, Reference };
+enum class Precision { Fp32, Fast, Reference, Int8 };
 void set_precision(Precision p);
 Precision precision();
 // The bf16 kernels Fast uses on this CPU: AMX tiles, AVX-512 BF16 dot products, or none (Fast = Fp32). Both pigment's
@@ -27,7 +29,7 @@ bool fast_precision_available();
 // Turns the fast path off (Fast then computes exactly as Fp32, as on a CPU without bf16 arithmetic) or back on, so
 // that tests run the fallback on any machine. Returns the previous setting.
 bool set_fast_path_enabled(bool on);
-// "exact" (Fp32; "fp32" parses too) / "fast" / "reference" ↔ Precision; "auto" parses to default_precision(); parse
+// "exact" (Fp32; "fp32" parses too) / "fast" / "int8" / "reference" ↔ Precision; "auto" parses to default_precision(); parse
 // throws a one-line error on anything else.
 const char* precision_name(Precision p);
 Precision parse_precision(const char* name);
@@ -36,7 +38,8 @@ Precision parse_precision(const char* name);
 // Fp32. The library's own default stays Fp32 (the golden cases' path).
 Precision default_precision();
 // The arithmetic the products run with now, as the infotext records it: "fast" only where the fast path exists,
-// "exact" for Fp32 (and for Fast without a fast path, which computes exactly as Fp32), "reference".
+// "exact" for Fp32 (and for Fast without a fast path, which computes exactly as Fp32), "int8" where its path exists
+// (else what it computes as), "reference".
 const char* precision_used();
 
 // Sets the precision for a scope and restores the previous one.

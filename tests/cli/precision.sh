@@ -50,6 +50,16 @@ check "fast without bf16 arithmetic gives the exact pixels" '[ "$(idat "$T/cappe
   [ "$(precision_of "$T/capped.png")" = exact ]'
 errd=$(PIGMENT_MAX_ISA=avx512_vnni gen -o "$T/capped-default.png" 2>&1 >/dev/null)
 check "the default without bf16 arithmetic: exact, nothing said" '[ -z "$errd" ] && cmp -s "$T/capped-default.png" "$T/capped32.png"'
+# int8 (linear layers in 8-bit integers where the CPU has VNNI or AMX; the rest as fast): a PNG that says so, or,
+# without VNNI (capped), one stderr line and the pixels of what it runs instead.
+e8=$(gen --precision int8 -o "$T/int8.png" 2>&1 >/dev/null)
+check "int8 writes a PNG whose infotext says int8 (or, on a CPU without VNNI, what ran)" '[ -s "$T/int8.png" ] &&
+  if grep -q "no int8 path" <<<"$e8"; then [ "$(precision_of "$T/int8.png")" != int8 ]; else
+  [ -z "$e8" ] && [ "$(precision_of "$T/int8.png")" = int8 ]; fi'
+err8=$(PIGMENT_MAX_ISA=avx2 gen --precision int8 -o "$T/int8-capped.png" 2>&1 >/dev/null)
+PIGMENT_MAX_ISA=avx2 gen --precision exact -o "$T/exact-capped.png"
+check "int8 without VNNI: one stderr line, the exact pixels" '[ "$(grep -c "no int8 path" <<<"$err8")" -eq 1 ] &&
+  [ $(wc -l <<<"$err8") -eq 1 ] && cmp -s "$T/int8-capped.png" "$T/exact-capped.png"'
 out=$(gen --precision half -o "$T/bad.png" 2>&1); rc=$?
 check "unknown precision: exit 1, one line, no file" '[ $rc -ne 0 ] && [ $(wc -l <<<"$out") -eq 1 ] && [ ! -e "$T/bad.png" ]'
 exit $((fails > 0))

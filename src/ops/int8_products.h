@@ -1,0 +1,37 @@
+// Precision::Int8 for linear(): 8-bit integer products with 32-bit integer sums (VNNI `vpdpbusd`, or AMX int8 tiles,
+// through oneDNN), the rest of the model as Precision::Fast (bf16 products where the CPU has them, else float32).
+//   weights: symmetric per output channel, s_w[n] = max_k |w[n, k]| / 127, q_w = round(w / s_w) in [-127, 127];
+//            quantised once and kept (keyed like the bf16 copies: data pointer, shape, weak owner, fingerprint).
+//   inputs:  symmetric per row (token), dynamic: s_x[m] = max_k |x[m, k]| / 127, no calibration.
+//   output:  y[m, n] = float(Σ_k q_x[m, k] · q_w[n, k]) · (s_x[m] · s_w[n]) + b[n] (+ residual).
+// The integer sums are exact, so the kernel and its scalar twin (reference_linear) give the same bits. Taken only
+// where oneDNN runs the product with VNNI or AMX (an AVX2 int8 kernel can saturate 16-bit partial sums), for K ≥ 64
+// and no fused activation; anything else falls through to the next path. Error and speed: docs/performance.md.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "ops/ops.h"
+
+namespace pigment::ops::int8 {
+
+// Whether this CPU has an int8 product path (AVX-512 VNNI or AMX, within $PIGMENT_MAX_ISA) and it is enabled.
+bool available();
+// Turns the int8 path off (Int8 then computes exactly as Fast, as on a CPU without VNNI) or back on, so that tests run
+// the fallback on any machine. Returns the previous setting.
+bool set_enabled(bool on);
+// y = linear(x, w, bias, opt) in int8 when Precision::Int8 is set and the path applies; false: not taken.
+bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt, Tensor& y);
+
+// The quantisation, for the scalar twin and tests.
+struct Quantized {
+  std::vector<int8_t> q;     // rows × K, row-major
+  std::vector<float> scale;  // per row
+};
+Quantized quantize_rows(const float* x, int64_t rows, int64_t K);
+// The scalar twin of linear() under Int8: the same quantisation, plain integer dot products, the same dequantisation.
+Tensor reference_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual = nullptr);
+// Drops w's quantised copy (a weight changed in place).
+void forget(const Tensor& w);
+
+}  // namespace pigment::ops::int8
