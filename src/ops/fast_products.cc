@@ -140,7 +140,7 @@ struct Bf16Weights {
 };
 
 // What the kept bf16 copies may hold: $PIGMENT_BF16_CACHE_MB megabytes when set, else kDefaultBf16Budget.
-constexpr size_t kDefaultBf16Budget = size_t(1280) << 20;
+constexpr size_t kDefaultBf16Budget = size_t(2048) << 20;
 size_t default_bf16_budget() {
   if (const char* e = std::getenv("PIGMENT_BF16_CACHE_MB")) {
     char* end = nullptr;

@@ -43,8 +43,9 @@ bool set_keep_bf16_weights(bool on);
 // bf16 weights kept, and their bytes (never more than the budget).
 size_t kept_bf16_weights();
 size_t kept_bf16_bytes();
-// What the kept bf16 weights may hold (default 1.25 GiB, or $PIGMENT_BF16_CACHE_MB megabytes when set); lowering it
-// drops the least recently used. Process-wide.
+// What the kept bf16 weights may hold (default 2 GiB: all of SD1.5's UNet and text encoder — 1.25 GiB made a 512²
+// step 20 % slower and a 256² step 2× slower, for 0.5 GB less RSS; docs/performance.md —, or $PIGMENT_BF16_CACHE_MB
+// megabytes when set); lowering it drops the least recently used. Process-wide.
 void set_bf16_weight_budget(size_t bytes);
 size_t bf16_weight_budget();
 // The same, but $PIGMENT_BF16_CACHE_MB wins when set (a caller's own default: the trainer's).
