@@ -91,12 +91,7 @@ constexpr auto f32 = memory::data_type::f32;
 constexpr auto bf16 = memory::data_type::bf16;
 
 // ---- bf16 weights: a kept subset within a budget, the rest converted per call ----
-struct WeightEntry {
-  std::weak_ptr<const void> owner;
-  Shape shape;
-  DType dtype;
-  uint64_t fingerprint;
-  memory::desc layout;
+struct WeightEntry : onednn::PreparedKey {
   memory mem;  // empty while converted per call
   size_t bytes;
   uint64_t uses = 0;        // in the current phase (phase says which)
@@ -159,10 +154,6 @@ Bf16Weights& bf16_weights() {
     return c;
   }();
   return *w;
-}
-
-bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
-  return !a.owner_before(b) && !b.owner_before(a);
 }
 
 // w as bf16 in layout `want`, written into dst's memory: in one pass where convert_to_blocked_bf16 takes the layout,
@@ -263,18 +254,17 @@ onednn::PreparedWeight prepared_bf16(const Tensor& w, const memory::desc& plain_
     auto range = c.map.equal_range(w.raw());
     for (auto it = range.first; it != range.second;) {
       WeightEntry& e = it->second;
-      if (e.owner.expired() || !same_owner(e.owner, w.owner()) ||
-          (e.shape == w.shape() && e.dtype == w.dtype() && e.fingerprint != fp)) {
+      if (e.stale_for(w, fp)) {
         it = c.erase(it);  // a freed weight's memory reused, or rewritten in place
         continue;
       }
-      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want) found = &e;
+      if (e.serves(w, want)) found = &e;
       ++it;
     }
     if (!found) {
       if (++c.inserts % 64 == 0)  // sweep entries of freed models
         for (auto it = c.map.begin(); it != c.map.end();) it = it->second.owner.expired() ? c.erase(it) : std::next(it);
-      found = &c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, memory(), bytes})->second;
+      found = &c.map.emplace(w.raw(), WeightEntry{{w.owner(), w.shape(), w.dtype(), fp, want}, memory(), bytes})->second;
     }
     WeightEntry& e = *found;
     if (e.phase != c.phase) e.phase = c.phase, e.uses = 0;
@@ -299,8 +289,7 @@ onednn::PreparedWeight prepared_bf16(const Tensor& w, const memory::desc& plain_
   auto range = c.map.equal_range(w.raw());
   for (auto it = range.first; it != range.second; ++it) {
     WeightEntry& e = it->second;
-    if (same_owner(e.owner, w.owner()) && e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want &&
-        !e.mem && c.keep) {
+    if (e.serves(w, want) && !e.mem && c.keep) {
       e.mem = p.mem;
       e.fingerprint = fp;
       return p;
@@ -383,10 +372,6 @@ void to_bf16(const float* src, uint16_t* dst, size_t n) {
 }
 
 namespace {
-struct MatmulP {
-  dnnl::matmul::primitive_desc pd;
-  dnnl::matmul prim;
-};
 struct ConvP {
   dnnl::convolution_forward::primitive_desc pd;
   dnnl::convolution_forward prim;
@@ -409,7 +394,7 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
   const std::string key = "fast-linear|" + std::to_string(M) + "," + std::to_string(K) + "," + std::to_string(N) +
                           "|" + std::to_string(bias != nullptr) + std::to_string(int(opt.activation)) +
                           std::to_string(opt.residual != nullptr) + (path == FastPath::Amx ? "|amx" : "|avx512bf16");
-  auto p = onednn::cached<MatmulP>(key, [&]() -> std::shared_ptr<MatmulP> {
+  auto p = onednn::cached<onednn::Matmul>(key, [&] {
     dnnl::post_ops po;
     onednn::append_activation(po, opt.activation);
     if (opt.residual) po.append_sum(1.f);
@@ -418,13 +403,7 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     const memory::desc w_any({K, N}, bf16, tag::any);
     auto d = bias ? dnnl::matmul::desc(src_md, w_any, bias_md, dst_md) : dnnl::matmul::desc(src_md, w_any, dst_md);
-    try {
-      dnnl::matmul::primitive_desc pd(d, attr, onednn::engine());
-      if (!runs_on(path, pd.impl_info_str())) return nullptr;
-      return std::make_shared<MatmulP>(MatmulP{pd, dnnl::matmul(pd)});
-    } catch (const dnnl::error&) {
-      return nullptr;
-    }
+    return onednn::make_matmul(d, attr, [&](const char* impl) { return runs_on(path, impl); });
   });
   if (!p) return false;
   profile::Scope prof(

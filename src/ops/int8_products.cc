@@ -50,12 +50,7 @@ inline float dequant(int32_t acc, float sx, float sw, const float* b, int64_t n,
   return v;
 }
 
-struct WeightEntry {
-  std::weak_ptr<const void> owner;
-  Shape shape;
-  DType dtype;
-  uint64_t fingerprint;
-  memory::desc layout;
+struct WeightEntry : onednn::PreparedKey {
   memory mem;                // s8 in the primitive's layout
   std::vector<float> scale;  // per output channel
   std::vector<int32_t> sum;  // Σ_k q_w[n, k], per output channel (the u8 inputs' offset of 128 times it is removed)
@@ -99,25 +94,19 @@ PreparedInt8 prepared(const Tensor& w, const memory::desc& want) {
     auto range = c.map.equal_range(w.raw());
     for (auto it = range.first; it != range.second;) {
       const WeightEntry& e = it->second;
-      if (e.owner.expired() || e.owner.owner_before(w.owner()) || w.owner().owner_before(e.owner) ||
-          (e.shape == w.shape() && e.dtype == w.dtype() && e.fingerprint != fp)) {
-        it = c.map.erase(it);
+      if (e.stale_for(w, fp)) {
+        it = c.map.erase(it);  // a freed weight's memory reused, or rewritten in place
         continue;
       }
-      if (e.shape == w.shape() && e.dtype == w.dtype() && e.layout == want) return {e.mem, e.scale, e.sum};
+      if (e.serves(w, want)) return {e.mem, e.scale, e.sum};
       ++it;
     }
   }
   PreparedInt8 made = make();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.map.emplace(w.raw(), WeightEntry{w.owner(), w.shape(), w.dtype(), fp, want, made.mem, made.scale, made.sum});
+  c.map.emplace(w.raw(), WeightEntry{{w.owner(), w.shape(), w.dtype(), fp, want}, made.mem, made.scale, made.sum});
   return made;
 }
-
-struct MatmulP {
-  dnnl::matmul::primitive_desc pd;
-  dnnl::matmul prim;
-};
 
 bool vnni_impl(const char* impl) {
   return std::strstr(impl, "vnni") != nullptr || std::strstr(impl, "amx") != nullptr;
@@ -174,17 +163,11 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
   if (M == 0 || N == 0 || K < kMinK) return false;
   const memory::desc src_md({M, K}, memory::data_type::u8, tag::ab), dst_md({M, N}, memory::data_type::s32, tag::ab);
   const std::string key = "int8-linear|" + std::to_string(M) + "," + std::to_string(K) + "," + std::to_string(N);
-  auto p = onednn::cached<MatmulP>(key, [&]() -> std::shared_ptr<MatmulP> {
+  auto p = onednn::cached<onednn::Matmul>(key, [&] {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     const memory::desc w_any({K, N}, memory::data_type::s8, tag::any);
-    try {
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src_md, w_any, dst_md), attr, onednn::engine());
-      if (!vnni_impl(pd.impl_info_str())) return nullptr;
-      return std::make_shared<MatmulP>(MatmulP{pd, dnnl::matmul(pd)});
-    } catch (const dnnl::error&) {
-      return nullptr;
-    }
+    return onednn::make_matmul(dnnl::matmul::desc(src_md, w_any, dst_md), attr, vnni_impl);
   });
   if (!p) return false;
   profile::Scope prof(

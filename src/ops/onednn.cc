@@ -215,6 +215,28 @@ size_t default_budget() {
 }  // namespace
 
 uint64_t weight_fingerprint(const Tensor& w) { return fingerprint(w); }
+
+bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
+  return !a.owner_before(b) && !b.owner_before(a);
+}
+bool PreparedKey::stale_for(const Tensor& w, uint64_t fp) const {
+  return owner.expired() || !same_owner(owner, w.owner()) ||
+         (shape == w.shape() && dtype == w.dtype() && fingerprint != fp);
+}
+bool PreparedKey::serves(const Tensor& w, const dnnl::memory::desc& want) const {
+  return same_owner(owner, w.owner()) && shape == w.shape() && dtype == w.dtype() && layout == want;
+}
+
+std::shared_ptr<Matmul> make_matmul(const dnnl::matmul::desc& d, const dnnl::primitive_attr& attr,
+                                    const std::function<bool(const char*)>& accept) {
+  try {
+    dnnl::matmul::primitive_desc pd(d, attr, engine());
+    if (!accept(pd.impl_info_str())) return nullptr;
+    return std::make_shared<Matmul>(Matmul{pd, dnnl::matmul(pd)});
+  } catch (const dnnl::error&) {
+    return nullptr;
+  }
+}
 std::shared_ptr<void> weight_scratch(size_t bytes, void** out) { return lease_scratch(bytes, out); }
 
 }  // namespace onednn
@@ -241,7 +263,7 @@ struct WeightCache::Impl {
   uint64_t clock = 0;
 
   static bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b) {
-    return !a.owner_before(b) && !b.owner_before(a);
+    return onednn::same_owner(a, b);
   }
   void drop_memory(Entry& e) {
     if (!e.mem) return;

@@ -38,6 +38,31 @@ struct PreparedWeight {
 PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory::desc& plain,
                         const dnnl::memory::desc& want);
 
+// What a cached prepared form of a weight was made from (WeightCache, the bf16 copies of Precision::Fast, the int8
+// copies of Precision::Int8 all key their entries by the weight's data pointer and this).
+struct PreparedKey {
+  std::weak_ptr<const void> owner;
+  Shape shape;
+  DType dtype;
+  uint64_t fingerprint;
+  dnnl::memory::desc layout;
+  // w's memory no longer holds what this was made from: its owner is freed, another owner's memory is at the same
+  // address, or w was rewritten in place (same shape and dtype, another fingerprint — `fp` is w's).
+  bool stale_for(const Tensor& w, uint64_t fp) const;
+  // Made from w's memory (same owner, shape and dtype) into the layout `want`.
+  bool serves(const Tensor& w, const dnnl::memory::desc& want) const;
+};
+bool same_owner(const std::weak_ptr<const void>& a, const std::shared_ptr<const void>& b);
+
+// A matmul primitive for `d` under `attr`, or null where oneDNN has none or its implementation's name fails `accept`
+// (the fast paths take only the kernels with their instructions).
+struct Matmul {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul prim;
+};
+std::shared_ptr<Matmul> make_matmul(const dnnl::matmul::desc& d, const dnnl::primitive_attr& attr,
+                                    const std::function<bool(const char*)>& accept);
+
 // A sample of w's bytes (64 elements spread over it; 0 for memory-mapped file weights, which cannot change): the
 // caches' safety net against a weight changed in place without being forgotten. Not a guarantee.
 uint64_t weight_fingerprint(const Tensor& w);
