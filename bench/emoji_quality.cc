@@ -56,6 +56,7 @@
 #include "models/textual_inversion.h"
 #include "ops/ops.h"
 #include "pipelines/stable_diffusion.h"
+#include "core/threading.h"
 
 using namespace pigment;
 namespace fs = std::filesystem;
@@ -185,6 +186,7 @@ std::string numbered(size_t i) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pigment::use_short_openmp_spin(argv);  // core/threading.h
   CLI::App app{"emoji_quality: retrieval and Fréchet distance of generated emoji, in colour/shape feature space"};
   std::string model, data, out, tokenizer, vae, prompts_file, sampler = "Euler a", schedule, train_caption = "name";
   std::vector<std::string> model_configs, loras, embeddings;

@@ -18,6 +18,7 @@
 #include "ops/isa_cap.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
+#include "core/threading.h"
 
 namespace {
 using namespace pigment;
@@ -193,6 +194,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pigment::use_short_openmp_spin(argv);  // core/threading.h
   // --cpu_time: time by process CPU time. With OMP_NUM_THREADS=1 this gives per-core figures that preemption on a
   // busy machine does not distort (wall-clock figures there are meaningless).
   for (int i = 1; i < argc; ++i)

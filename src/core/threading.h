@@ -22,4 +22,15 @@ class ScopedNumThreads {
   int previous_;
 };
 
+// GNU OpenMP (which oneDNN shares) lets a thread that waits at a barrier spin 300,000 times before it sleeps. On a
+// machine whose cores other work also wants — two pigment processes, a server beside a build, CI running tests in
+// parallel — the spinning thread holds the core its partner needs, and many short parallel regions in a row collapse:
+// two tiny-model generations side by side took 20 s instead of 1.6 s, two SD1.5 256x256 runs 47 s instead of 26 s
+// (AMD EPYC, 2 cores). GOMP_SPINCOUNT=1000 (the count libgomp itself uses when it knows its threads outnumber the cores)
+// gave the same speed alone and near-ideal speed side by side. libgomp reads its environment before main runs, so
+// when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, this sets GOMP_SPINCOUNT=1000 and executes the program
+// again (same pid, same arguments); a set value is the user's choice and is kept. Returns when nothing was to be done
+// or the re-execution failed (the program then runs with libgomp's default). Call first thing in main.
+void use_short_openmp_spin(char** argv);
+
 }  // namespace pigment

@@ -4,8 +4,10 @@
 
 #include "golden.h"
 #include "ops/isa_cap.h"
+#include "core/threading.h"
 
 int main(int argc, char** argv) {
+  pigment::use_short_openmp_spin(argv);  // core/threading.h
   using namespace pigment::golden;
   if (argc < 2) {
     std::fprintf(stderr, "usage: pigment-golden CASE_DIR...\n");
