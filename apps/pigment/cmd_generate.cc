@@ -81,7 +81,7 @@ void setup(CLI::App& c, bool model_required) {
                "error")
       ->check(CLI::IsMember({"auto", "exact", "fast", "int8", "fp32"}))
       ->capture_default_str();
-  c.add_option("--prediction", f.prediction, "eps or v (default: inferred from the model)");
+  c.add_option("--prediction", f.prediction, "eps, v or sample (x0) (default: inferred from the model)");
   c.add_option("--model-config", f.model_configs,
                "COMPONENT=PATH: a diffusers config.json for unet, vae, text_encoder or text_encoder_2 (a single file "
                "records no head counts or norm groups)");

@@ -51,7 +51,7 @@ void setup(CLI::App& c) {
   c.add_option("--tokenizer", cfg.pipeline.tokenizer, "CLIP tokenizer (as pigment generate --tokenizer)");
   c.add_option("--vae", cfg.pipeline.vae, "external VAE file");
   c.add_option("--model-config", so.model_configs, "COMPONENT=PATH: a diffusers config.json (as pigment generate)");
-  c.add_option("--prediction", so.prediction, "eps or v (default: inferred from the model)");
+  c.add_option("--prediction", so.prediction, "eps, v or sample (x0) (default: inferred from the model)");
   c.add_option("--precision", so.precision,
                "auto (default: fast where the CPU has AMX or AVX-512 BF16, else exact; exact under --low-memory), "
                "exact, fast or int8 (as pigment generate)")

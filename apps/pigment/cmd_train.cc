@@ -10,6 +10,7 @@
 #include "command.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "models/model_family.h"
 #include "training/distributed.h"
 #include "training/method.h"
 #include "training/recipe_emoji.h"
@@ -173,7 +174,7 @@ int train_one() {
   else
     fail("--save-precision: expected f32, f16 or bf16, got '", g.save_precision, "'");
   o.model.load.prediction = g.prediction;
-  o.prediction_type = g.prediction == "v" ? "v_prediction" : g.prediction == "eps" ? "epsilon" : g.prediction;
+  o.prediction_type = g.prediction.empty() ? "" : normalize_prediction_type(g.prediction);
   PIG_CHECK(!g.with_prior || !o.dreambooth.class_prompt.empty(), "--with-prior-preservation needs --class-prompt");
   PIG_CHECK(!(g.unet_only && (g.te_only || o.train_text_encoder)),
             "--network-train-unet-only excludes --network-train-text-encoder-only and --train-text-encoder");
@@ -333,7 +334,7 @@ RegisterCommand reg(
                    "noise the latents with noise + p × N(0,1), the target keeps the noise (diffusers; 0: off)")
           ->capture_default_str();
       c.add_option("--min-snr-gamma", t.min_snr_gamma, "min-SNR-γ loss weighting (0: off)")->capture_default_str();
-      c.add_option("--prediction-type", g.prediction, "override the model's: epsilon or v_prediction");
+      c.add_option("--prediction-type", g.prediction, "override the model's: epsilon, v_prediction or sample (x0)");
       c.add_option("--network-dim", t.lora.rank, "LoRA rank")->capture_default_str();
       c.add_option("--network-alpha", t.lora.alpha, "LoRA alpha (scale alpha/rank)")->capture_default_str();
       c.add_option("--network-dropout", t.lora.dropout,

@@ -218,7 +218,7 @@ std::map<std::string, std::string> modelspec_metadata(Family family, const std::
   const std::string pred = normalize_prediction_type(prediction_type);
   return {{"modelspec.sai_model_spec", "1.0.0"},
           {"modelspec.architecture", default_preset(family, pred).modelspec_architecture},
-          {"modelspec.prediction_type", pred == "v_prediction" ? "v" : "epsilon"},
+          {"modelspec.prediction_type", pred == "v_prediction" ? "v" : pred},
           {"modelspec.title", title}};
 }
 

@@ -549,7 +549,8 @@ std::string normalize_prediction_type(const std::string& value) {
   for (char c : value) v.push_back(char(std::tolower(static_cast<unsigned char>(c))));
   if (v == "v" || v == "v_prediction" || v == "v-prediction" || v == "vpred") return "v_prediction";
   if (v == "eps" || v == "epsilon") return "epsilon";
-  fail("--prediction: expected v or eps, got '", value, "'");
+  if (v == "sample" || v == "x0" || v == "x_0") return "sample";  // x0-prediction (diffusers' name)
+  fail("--prediction: expected eps, v or sample (x0), got '", value, "'");
 }
 
 std::string infer_prediction_type(const Detection& d, const std::string& path,

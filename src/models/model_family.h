@@ -34,7 +34,8 @@ std::optional<Detection> try_detect_family(const std::map<std::string, Tensor>& 
 // "sd1", "sd2 (inpainting)", ...
 std::string detection_str(const Detection& d);
 
-// Prediction type ("epsilon" | "v_prediction"). `user` ("", "v", "eps", "epsilon", "v_prediction") wins; then
+// Prediction type ("epsilon" | "v_prediction" | "sample", x0). `user` ("", "v", "eps", "epsilon", "v_prediction",
+// "sample", "x0") wins; then
 // safetensors metadata (modelspec.prediction_type, modelspec.architecture ending in "-v", a global_step of 875000
 // = SD2 512-base); then for SD2 the file name: a "v"/"vpred" token or "768" → v, "512"/"base"/"eps" → epsilon.
 // SD2 inpainting defaults to epsilon, other SD2 files to v (as diffusers does without a global step); SD1 and

@@ -12,7 +12,8 @@ namespace {
 class EulerAncestral : public SigmaScheduler {
  public:
   explicit EulerAncestral(const SchedulerConfig& c) : SigmaScheduler(c, "EulerAncestralDiscreteScheduler") {
-    PIG_CHECK(c.prediction_type != "sample", who_, ": prediction_type 'sample' is not supported");
+    // diffusers raises NotImplementedError for an x0 ("sample") model here; the x0 is then the output itself, as
+    // k-diffusion's samplers take it, so pigment samples such a model (one trained with --prediction-type sample).
   }
 
   void set_timesteps(int n) override {
@@ -32,7 +33,7 @@ class EulerAncestral : public SigmaScheduler {
     const int i = step_index(t);
     const float sigma = float(sigmas_[i]), sigma_to = float(sigmas_[i + 1]);
     Tensor x = sample.as_f32();
-    Tensor x0 = predict_x0(model_output, x, sigma, false);
+    Tensor x0 = predict_x0(model_output, x, sigma);
     const float from2 = sigma * sigma, to2 = sigma_to * sigma_to;
     const float sigma_up = std::sqrt(to2 * (from2 - to2) / from2);
     const float sigma_down = std::sqrt(to2 - sigma_up * sigma_up);

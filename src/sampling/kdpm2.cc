@@ -12,7 +12,8 @@ namespace {
 class KDPM2Discrete : public SigmaScheduler {
  public:
   explicit KDPM2Discrete(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2DiscreteScheduler") {
-    PIG_CHECK(c.prediction_type != "sample", who_, ": prediction_type 'sample' is not supported");
+    // diffusers raises NotImplementedError for an x0 ("sample") model here; the x0 is then the output itself, as
+    // k-diffusion's samplers take it, so pigment samples such a model (one trained with --prediction-type sample).
   }
 
   int order() const override { return 2; }
@@ -54,7 +55,7 @@ class KDPM2Discrete : public SigmaScheduler {
     const float sigma_interpol = float(first ? sigmas_interpol_[i + 1] : sigmas_interpol_[i]);
     const float sigma_next = float(first ? sigmas_[i + 1] : sigmas_[i]);
     Tensor x = sample.as_f32();
-    Tensor x0 = predict_x0(model_output, x, first ? sigma : sigma_interpol, false);
+    Tensor x0 = predict_x0(model_output, x, first ? sigma : sigma_interpol);
     Tensor out;
     if (first) {
       Tensor d = derivative(x, x0, sigma);

@@ -12,7 +12,8 @@ namespace {
 class KDPM2Ancestral : public SigmaScheduler {
  public:
   explicit KDPM2Ancestral(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2AncestralDiscreteScheduler") {
-    PIG_CHECK(c.prediction_type != "sample", who_, ": prediction_type 'sample' is not supported");
+    // diffusers raises NotImplementedError for an x0 ("sample") model here; the x0 is then the output itself, as
+    // k-diffusion's samplers take it, so pigment samples such a model (one trained with --prediction-type sample).
   }
 
   int order() const override { return 2; }
@@ -68,7 +69,7 @@ class KDPM2Ancestral : public SigmaScheduler {
     const float sigma_down = float(first ? sigmas_down_[std::max(i - 1, 0)] : sigmas_down_[i - 1]);
     Tensor noise = gen->randn(model_output.shape());
     Tensor x = sample.as_f32();
-    Tensor x0 = predict_x0(model_output, x, first ? sigma : sigma_interpol, false);
+    Tensor x0 = predict_x0(model_output, x, first ? sigma : sigma_interpol);
     Tensor out;
     if (first) {
       Tensor d = derivative(x, x0, sigma);

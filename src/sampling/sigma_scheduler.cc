@@ -92,9 +92,7 @@ Tensor SigmaScheduler::scale_by_sigma(const Tensor& x, double sigma) {
   return ops::scale(x.as_f32(), 1.0f / std::sqrt(s * s + 1.0f));
 }
 
-Tensor SigmaScheduler::predict_x0(const Tensor& model_output, const Tensor& sample, double sigma,
-                                  bool allow_sample) const {
-  PIG_CHECK(allow_sample || cfg_.prediction_type != "sample", who_, ": prediction_type 'sample' is not supported");
+Tensor SigmaScheduler::predict_x0(const Tensor& model_output, const Tensor& sample, double sigma) const {
   return sigma_prediction_x0(cfg_.prediction_type, model_output, sample, sigma);
 }
 

@@ -37,8 +37,8 @@ class SigmaScheduler : public Scheduler {
   void reset_steps() { step_index_ = -1; }
   // x / (σ² + 1)^½ with float32 σ math.
   static Tensor scale_by_sigma(const Tensor& x, double sigma);
-  // Model output → x0 for σ-space samples, rejecting prediction types the sampler does not take.
-  Tensor predict_x0(const Tensor& model_output, const Tensor& sample, double sigma, bool allow_sample = true) const;
+  // Model output (epsilon, v_prediction or sample) → x0 for σ-space samples.
+  Tensor predict_x0(const Tensor& model_output, const Tensor& sample, double sigma) const;
   // d = (x - x0) / σ
   static Tensor derivative(const Tensor& sample, const Tensor& x0, double sigma);
 

@@ -84,6 +84,16 @@ check "full: an unchanged model saved as a single file draws the base model's pi
 train --method full --output "$T/eps.safetensors" --max-train-steps 1 --prediction-type epsilon > /dev/null 2>&1
 check "full: with --prediction-type epsilon the checkpoint says epsilon" \
   '"$P" inspect "$T/eps.safetensors" | grep -qx "prediction: epsilon"'
+# x0-prediction ("sample", diffusers' name): the target is the clean latent, the checkpoint says so, and generate
+# samples with it (every sampler converts an x0 output as diffusers' schedulers do).
+train --method full --output "$T/x0.safetensors" --max-train-steps 1 --prediction-type x0 > /dev/null 2>&1
+check "full: with --prediction-type x0 the checkpoint says sample" \
+  '"$P" inspect "$T/x0.safetensors" | grep -qx "prediction: sample"'
+check "  ... other losses than the v and epsilon targets from step 1" \
+  '[ "$(losses "$T/x0.safetensors" 1)" != "$(losses "$T/eps.safetensors" 1)" ] &&
+   [ "$(losses "$T/x0.safetensors" 1)" != "$(losses "$T/full.safetensors" 1)" ]'
+"$P" generate -m "$T/x0.safetensors" "${CONFIGS[@]}" "${GEN[@]}" -o "$T/x0.png"
+check "  ... and pigment generate -m samples with it" '[ -s "$T/x0.png" ] && "$P" png-info "$T/x0.png" >/dev/null'
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]
