@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fma_peak.h"
+#include "ops/backward.h"
 #include "ops/isa_cap.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
@@ -73,6 +74,17 @@ void BM_Linear(benchmark::State& state, int64_t M, int64_t K, int64_t N, ops::Pr
   Tensor b = randn({N}, 6);
   Tensor y = ops::linear(x, w, &b);
   for (auto _ : state) benchmark::DoNotOptimize(y = ops::linear(x, w, &b));
+  set_flops(state, 2.0 * M * K * N);
+}
+
+// The backward of x [M, K] · w [N, K]ᵀ: dx = dy · w (input) or dw = dyᵀ · x (weight), dy [M, N].
+void BM_LinearBackward(benchmark::State& state, int64_t M, int64_t K, int64_t N, bool weight, ops::Precision precision) {
+  ops::ScopedPrecision prec(precision);
+  Tensor x = randn({M, K}, 4), dy = randn({M, N}, 7);
+  Tensor w = randn({N, K}, 5, 1.f / std::sqrt(float(K)));
+  Tensor g = weight ? ops::linear_backward_weight(dy, x) : ops::linear_backward_input(dy, w);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(g = weight ? ops::linear_backward_weight(dy, x) : ops::linear_backward_input(dy, w));
   set_flops(state, 2.0 * M * K * N);
 }
 
@@ -173,6 +185,25 @@ void register_all() {
   lin("linear/geglu_proj_1024x640-5120", 1024, 640, 5120);
   lin("linear/ff_out_1024x2560-640", 1024, 2560, 640);
   lin("linear/attn_proj_256x1280-1280", 256, 1280, 1280);
+  // Backward products, among them a rank-16 LoRA's (down: K 320 → N 16; up: K 16 → N 320).
+  auto linb = [&](const std::string& name, int64_t M, int64_t K, int64_t N, bool weight) {
+    for (ops::Precision p : {ops::Precision::Fp32, ops::Precision::Fast})
+      add(p == ops::Precision::Fp32 ? name : name + "/" + ops::precision_name(p),
+          [=](benchmark::State& st) { BM_LinearBackward(st, M, K, N, weight, p); }, benchmark::kMillisecond);
+  };
+  linb("linear_bwd_weight/attn_proj_4096x320-320", 4096, 320, 320, true);
+  linb("linear_bwd_input/attn_proj_4096x320-320", 4096, 320, 320, false);
+  linb("linear_bwd_weight/ff_4096x320-1280", 4096, 320, 1280, true);
+  linb("linear_bwd_input/ff_4096x320-1280", 4096, 320, 1280, false);
+  linb("linear_bwd_weight/geglu_proj_1024x640-5120", 1024, 640, 5120, true);
+  linb("linear_bwd_input/geglu_proj_1024x640-5120", 1024, 640, 5120, false);
+  linb("linear_bwd_weight/attn_proj_256x1280-1280", 256, 1280, 1280, true);
+  linb("linear_bwd_input/attn_proj_256x1280-1280", 256, 1280, 1280, false);
+  linb("linear_bwd_weight/lora_down_4096x320-16", 4096, 320, 16, true);
+  linb("linear_bwd_weight/lora_up_4096x16-320", 4096, 16, 320, true);
+  linb("linear_bwd_weight/lora_up_4096x16-2560", 4096, 16, 2560, true);
+  linb("linear_bwd_input/lora_up_4096x16-320", 4096, 16, 320, false);
+  linb("linear_bwd_input/lora_down_4096x320-16", 4096, 320, 16, false);
   auto attn = [&](const std::string& name, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
     add(name, [=](benchmark::State& st) { BM_Attention(st, Tq, Tk, H, D); }, benchmark::kMillisecond);
   };

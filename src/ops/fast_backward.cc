@@ -11,6 +11,8 @@
 // AVX-512 BF16 (no AMX), as the forward's: the summed dimension at least 16 (fewer gain nothing).
 #include "ops/fast_backward.h"
 
+#include <atomic>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -44,13 +46,19 @@ Tensor bf16_copy(const Tensor& t) {
 const uint16_t* u16(const Tensor& t) { return static_cast<const uint16_t*>(t.raw()); }
 uint16_t* u16(Tensor& t) { return static_cast<uint16_t*>(t.raw()); }
 
+std::atomic<bool> g_linear_bf16_forced{false};
+bool linear_in_bf16(FastPath path) { return path == FastPath::Amx || (g_linear_bf16_forced && path != FastPath::None); }
+
 int64_t rows_of(const Tensor& t) { return t.ndim() ? t.numel() / std::max<int64_t>(1, t.dim(-1)) : 0; }
 }  // namespace
+
+bool linear_backward_in_bf16() { return linear_in_bf16(active_path()); }
+void force_bf16_linear_backward(bool on) { g_linear_bf16_forced = on; }
 
 bool linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx) {
   const FastPath path = active_path();
   const int64_t out = w.dim(0), in = w.dim(1), rows = rows_of(dy);
-  if (!takes_sum(path, out) || rows == 0 || in == 0) return false;
+  if (!linear_in_bf16(path) || !takes_sum(path, out) || rows == 0 || in == 0) return false;
   const Tensor g = bf16_copy(dy), wb = bf16_copy(w);
   Shape xs = dy.shape();
   xs.back() = in;
@@ -65,7 +73,7 @@ bool linear_backward_input(const Tensor& dy, const Tensor& w, Tensor& dx) {
 bool linear_backward_weight(const Tensor& dy, const Tensor& x, Tensor& dw) {
   const FastPath path = active_path();
   const int64_t out = dy.dim(-1), in = x.dim(-1), rows = rows_of(x);
-  if (!takes_sum(path, rows) || out == 0 || in == 0) return false;
+  if (!linear_in_bf16(path) || !takes_sum(path, rows) || out == 0 || in == 0) return false;
   const Tensor g = bf16_copy(dy), xb = bf16_copy(x);
   Tensor gt = Tensor::empty({out, rows}, DType::BF16);  // dyᵀ, so both operands are plain row-major
   detail::transpose_into(u16(g), rows, out, u16(gt));

@@ -38,10 +38,17 @@ void expect_bf16_kernel(const Tensor& got, const Tensor& rounded_ref, const Tens
   EXPECT_LT(rel_err(got, fp32), 2e-2) << what << ": far from the float32 path";
 }
 
+// The bf16 linear backward, taken by default with AMX only (fast_backward.h), forced on for a test.
+struct ForcedBf16LinearBackward {
+  ForcedBf16LinearBackward() { fast::force_bf16_linear_backward(true); }
+  ~ForcedBf16LinearBackward() { fast::force_bf16_linear_backward(false); }
+};
+
 TEST(FastBackward, LinearGradientsHoldToTheReferenceOnBf16RoundedValues) {
   const Tensor x = randn({3, 100, 96}, 1), w = randn({160, 96}, 2, 0.1f).to(DType::F16), dy = randn({3, 100, 160}, 3);
   const Tensor dx32 = linear_backward_input(dy, w), dw32 = linear_backward_weight(dy, x);
   ScopedPrecision p(Precision::Fast);
+  ForcedBf16LinearBackward forced;
   expect_bf16_kernel(linear_backward_input(dy, w), ref::linear_backward_input(bf16_rounded(dy), bf16_rounded(w.as_f32())),
                      ref::linear_backward_input(dy, w.as_f32()), dx32, "linear dx");
   expect_bf16_kernel(linear_backward_weight(dy, x), ref::linear_backward_weight(bf16_rounded(dy), bf16_rounded(x)),
@@ -75,8 +82,20 @@ TEST(FastBackward, SameBitsAtOneAndTwoThreads) {
   EXPECT_TRUE(testing::deterministic([&] { return conv2d_backward_input(dy, w, x.shape(), Conv2dParams::same(1)); }));
   EXPECT_TRUE(testing::deterministic([&] { return conv2d_backward_weight(dy, x, w.shape(), Conv2dParams::same(1)); }));
   const Tensor s = randn({2, 1024, 320}, 11), wl = randn({640, 320}, 12, 0.05f), g = randn({2, 1024, 640}, 13);
+  ForcedBf16LinearBackward forced;
   EXPECT_TRUE(testing::deterministic([&] { return linear_backward_input(g, wl); }));
   EXPECT_TRUE(testing::deterministic([&] { return linear_backward_weight(g, s); }));
+}
+
+// Without AMX the linear layers' backward stays float32 under Fast (faster there): the float32 path's bits.
+TEST(FastBackward, LinearBackwardIsFloat32WithoutAmx) {
+  const Tensor x = randn({3, 100, 96}, 1), w = randn({160, 96}, 2, 0.1f), dy = randn({3, 100, 160}, 3);
+  const Tensor dx32 = linear_backward_input(dy, w), dw32 = linear_backward_weight(dy, x);
+  ScopedPrecision p(Precision::Fast);
+  EXPECT_EQ(fast::linear_backward_in_bf16(), fast_path() == FastPath::Amx);
+  if (fast_path() == FastPath::Amx) return;  // there the bf16 kernel is the default (the test above checks it)
+  EXPECT_TRUE(same_bits(linear_backward_input(dy, w), dx32));
+  EXPECT_TRUE(same_bits(linear_backward_weight(dy, x), dw32));
 }
 
 // On any machine: with the fast path forced off, Fast's backward is the float32 path bit for bit.
