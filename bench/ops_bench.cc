@@ -88,6 +88,20 @@ void BM_LinearBackward(benchmark::State& state, int64_t M, int64_t K, int64_t N,
   set_flops(state, 2.0 * M * K * N);
 }
 
+// The backward of a 3x3 "same" convolution [1, C, H, H] → [1, O, H, H]: dx (input) or dw (weight).
+void BM_ConvBackward(benchmark::State& state, int64_t C, int64_t O, int64_t H, bool weight, ops::Precision precision) {
+  ops::ScopedPrecision prec(precision);
+  Tensor x = randn({1, C, H, H}, 1), dy = randn({1, O, H, H}, 7);
+  Tensor w = randn({O, C, 3, 3}, 2, 1.f / std::sqrt(float(C * 9)));
+  const auto p = ops::Conv2dParams::same(1);
+  auto run = [&] {
+    return weight ? ops::conv2d_backward_weight(dy, x, w.shape(), p) : ops::conv2d_backward_input(dy, w, x.shape(), p);
+  };
+  Tensor g = run();
+  for (auto _ : state) benchmark::DoNotOptimize(g = run());
+  set_flops(state, 2.0 * O * H * H * C * 9);
+}
+
 // Tq queries, Tk keys, H heads of D dims, batch 1
 void BM_Attention(benchmark::State& state, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
   Tensor q = randn({1, Tq, H * D}, 7), k = randn({1, Tk, H * D}, 8), v = randn({1, Tk, H * D}, 9);
@@ -204,6 +218,22 @@ void register_all() {
   linb("linear_bwd_weight/lora_up_4096x16-2560", 4096, 16, 2560, true);
   linb("linear_bwd_input/lora_up_4096x16-320", 4096, 16, 320, false);
   linb("linear_bwd_input/lora_down_4096x320-16", 4096, 320, 16, false);
+  auto convb = [&](const std::string& name, int64_t C, int64_t O, int64_t H, bool weight) {
+    for (ops::Precision p : {ops::Precision::Fp32, ops::Precision::Fast})
+      add(p == ops::Precision::Fp32 ? name : name + "/" + ops::precision_name(p),
+          [=](benchmark::State& st) { BM_ConvBackward(st, C, O, H, weight, p); }, benchmark::kMillisecond);
+  };
+  convb("conv_bwd_input/unet_320_64", 320, 320, 64, false);
+  convb("conv_bwd_weight/unet_320_64", 320, 320, 64, true);
+  convb("conv_bwd_input/unet_640_32", 640, 640, 32, false);
+  convb("conv_bwd_weight/unet_640_32", 640, 640, 32, true);
+  convb("conv_bwd_input/unet_1280_16", 1280, 1280, 16, false);
+  convb("conv_bwd_weight/unet_1280_16", 1280, 1280, 16, true);
+  convb("conv_bwd_input/unet_1280_8", 1280, 1280, 8, false);
+  convb("conv_bwd_weight/unet_1280_8", 1280, 1280, 8, true);
+  lin("linear/lora_down_4096x320-16", 4096, 320, 16);
+  lin("linear/lora_up_4096x16-320", 4096, 16, 320);
+  lin("linear/lora_up_1024x16-5120", 1024, 16, 5120);
   auto attn = [&](const std::string& name, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
     add(name, [=](benchmark::State& st) { BM_Attention(st, Tq, Tk, H, D); }, benchmark::kMillisecond);
   };
