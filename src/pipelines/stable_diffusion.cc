@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "io/checkpoint.h"
 #include "models/checkpoint_layout.h"
 #include "ops/ops.h"
+#include "ops/precision.h"
 #include "imaging/a1111_geometry.h"
 #include "imaging/blur.h"
 #include "pipelines/latent_sampling.h"
@@ -387,6 +389,13 @@ GenerateResult StableDiffusion::generate(const GenerateRequest& r, const Progres
 
 Tensor StableDiffusion::decode_pixels(const Tensor& latents) const {
   memory_phase_boundary();  // nor the UNet's while decoding
+  // With AVX-512 BF16 but no AMX the decoder's bf16 convolutions are slower than its float32 ones (banded Winograd
+  // and the activations' layout conversions they save): 5.57 against 4.38 s at 512² (AMD EPYC, 2026-12-07,
+  // precision_bench). There Fast and Int8 decode in float32 (the pixels only gain from it).
+  const ops::Precision asked = ops::precision();
+  std::optional<ops::ScopedPrecision> fp32_decoder;
+  if ((asked == ops::Precision::Fast || asked == ops::Precision::Int8) && ops::fast_path() == ops::FastPath::Avx512Bf16)
+    fp32_decoder.emplace(ops::Precision::Fp32);
   Tensor decoded = vae_.decode(ops::scale(latents, 1.f / vae_.scaling_factor()), decode_tiling(low_memory_));
   Tensor pixels = clamp01(ops::add(ops::scale(decoded, 0.5f), Tensor::full({1}, 0.5f)));
   decoded = Tensor();

@@ -1,4 +1,5 @@
-// Pipeline behaviour on the tiny golden models (../shared/golden/models): the hires fix and "inpaint only masked".
+// Pipeline behaviour on the tiny golden models (../shared/golden/models): the hires fix, "inpaint only masked" and the
+// VAE decoder's precision under Fast.
 #include "pipelines/stable_diffusion.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include "imaging/a1111_geometry.h"
 #include "imaging/resize.h"
 #include "imaging/blur.h"
+#include "ops/precision.h"
 #include "sampling/rng.h"
 #include "text/tokenizer_files.h"
 
@@ -284,6 +286,27 @@ TEST(MaskedContent, FillThenLatentNothingOrLatentNoiseInTheMaskedLatents) {
         }
       }
   EXPECT_EQ(inside, 16);
+}
+
+// With AVX-512 BF16 and no AMX the VAE decoder runs in float32 under Fast (faster there): the float32 pixels. With
+// AMX it runs in bf16 (other pixels); without a fast path Fast is float32 anyway.
+TEST(StableDiffusion, DecoderPrecisionUnderFast) {
+  const StableDiffusion& sd = tiny_sd1();
+  Tensor latents = Tensor::empty({1, 4, 8, 8});
+  for (int64_t i = 0; i < latents.numel(); ++i) latents.f32()[i] = float((i * 37) % 23) / 11.f - 1.f;
+  Image exact, fast;
+  {
+    ops::ScopedPrecision p(ops::Precision::Fp32);
+    exact = sd.decode_latents(latents);
+  }
+  {
+    ops::ScopedPrecision p(ops::Precision::Fast);
+    fast = sd.decode_latents(latents);
+  }
+  if (ops::fast_path() == ops::FastPath::Amx)
+    EXPECT_NE(exact.pixels, fast.pixels);
+  else
+    EXPECT_EQ(exact.pixels, fast.pixels);
 }
 
 }  // namespace
