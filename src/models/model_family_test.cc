@@ -88,7 +88,9 @@ TEST(ModelFamily, PredictionTypeConventions) {
   EXPECT_EQ(infer_prediction_type(sd1, "/m/x.safetensors", {{"modelspec.architecture", "stable-diffusion-v1-v"}}),
             "v_prediction");
   EXPECT_EQ(infer_prediction_type(sd1, "/m/x.safetensors", {}, "v"), "v_prediction");
-  EXPECT_THROW(infer_prediction_type(sd1, "/m/x.safetensors", {}, "x0"), Error);
+  EXPECT_EQ(infer_prediction_type(sd1, "/m/x.safetensors", {}, "x0"), "sample");
+  EXPECT_EQ(infer_prediction_type(sd1, "/m/x.safetensors", {{"modelspec.prediction_type", "sample"}}), "sample");
+  EXPECT_THROW(infer_prediction_type(sd1, "/m/x.safetensors", {}, "x1"), Error);
 }
 
 TEST(ModelFamily, InferredConfigsReproduceThePresets) {
