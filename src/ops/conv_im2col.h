@@ -54,11 +54,13 @@ void im2col(const T* x, const ConvShape& s, const Conv2dParams& p, T* col, int64
 // row by row and written row by row, each memory line once. (Writing out[c·rows + r] straight from the reads keeps
 // 32 lines `rows` elements apart live at once; with a power-of-two `rows` — 4096 tokens — they all fall into one L1
 // set and every store missed: a [4096, 2560] bf16 transpose took ~200 ms, 10x a plain copy.)
+// Bands of rows in parallel when large (each output element written once, so the bits never depend on threads).
 template <typename T>
 void transpose_into(const T* in, int64_t rows, int64_t cols, T* out) {
   constexpr int64_t B = 32;
-  T tile[B][B];
-  for (int64_t r0 = 0; r0 < rows; r0 += B)
+#pragma omp parallel for schedule(static) if (rows * cols > (int64_t(1) << 18))
+  for (int64_t r0 = 0; r0 < rows; r0 += B) {
+    T tile[B][B];
     for (int64_t c0 = 0; c0 < cols; c0 += B) {
       const int64_t nr = std::min(rows - r0, B), nc = std::min(cols - c0, B);
       for (int64_t r = 0; r < nr; ++r)
@@ -66,6 +68,7 @@ void transpose_into(const T* in, int64_t rows, int64_t cols, T* out) {
       for (int64_t c = 0; c < nc; ++c)
         for (int64_t r = 0; r < nr; ++r) out[(c0 + c) * rows + r0 + r] = tile[c][r];
     }
+  }
 }
 
 }  // namespace pigment::ops::detail
