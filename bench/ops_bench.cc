@@ -200,10 +200,14 @@ void register_all() {
   lin("linear/ff_out_1024x2560-640", 1024, 2560, 640);
   lin("linear/attn_proj_256x1280-1280", 256, 1280, 1280);
   // Backward products, among them a rank-16 LoRA's (down: K 320 → N 16; up: K 16 → N 320).
-  auto linb = [&](const std::string& name, int64_t M, int64_t K, int64_t N, bool weight) {
+  // NAME (fp32) and NAME/fast rows of one backward benchmark.
+  auto fp32_and_fast = [&](const std::string& name, auto bench) {
     for (ops::Precision p : {ops::Precision::Fp32, ops::Precision::Fast})
       add(p == ops::Precision::Fp32 ? name : name + "/" + ops::precision_name(p),
-          [=](benchmark::State& st) { BM_LinearBackward(st, M, K, N, weight, p); }, benchmark::kMillisecond);
+          [=](benchmark::State& st) { bench(st, p); }, benchmark::kMillisecond);
+  };
+  auto linb = [&](const std::string& name, int64_t M, int64_t K, int64_t N, bool weight) {
+    fp32_and_fast(name, [=](benchmark::State& st, ops::Precision p) { BM_LinearBackward(st, M, K, N, weight, p); });
   };
   linb("linear_bwd_weight/attn_proj_4096x320-320", 4096, 320, 320, true);
   linb("linear_bwd_input/attn_proj_4096x320-320", 4096, 320, 320, false);
@@ -219,9 +223,7 @@ void register_all() {
   linb("linear_bwd_input/lora_up_4096x16-320", 4096, 16, 320, false);
   linb("linear_bwd_input/lora_down_4096x320-16", 4096, 320, 16, false);
   auto convb = [&](const std::string& name, int64_t C, int64_t O, int64_t H, bool weight) {
-    for (ops::Precision p : {ops::Precision::Fp32, ops::Precision::Fast})
-      add(p == ops::Precision::Fp32 ? name : name + "/" + ops::precision_name(p),
-          [=](benchmark::State& st) { BM_ConvBackward(st, C, O, H, weight, p); }, benchmark::kMillisecond);
+    fp32_and_fast(name, [=](benchmark::State& st, ops::Precision p) { BM_ConvBackward(st, C, O, H, weight, p); });
   };
   convb("conv_bwd_input/unet_320_64", 320, 320, 64, false);
   convb("conv_bwd_weight/unet_320_64", 320, 320, 64, true);

@@ -11,10 +11,7 @@ namespace {
 
 class EulerAncestral : public SigmaScheduler {
  public:
-  explicit EulerAncestral(const SchedulerConfig& c) : SigmaScheduler(c, "EulerAncestralDiscreteScheduler") {
-    // diffusers raises NotImplementedError for an x0 ("sample") model here; the x0 is then the output itself, as
-    // k-diffusion's samplers take it, so pigment samples such a model (one trained with --prediction-type sample).
-  }
+  explicit EulerAncestral(const SchedulerConfig& c) : SigmaScheduler(c, "EulerAncestralDiscreteScheduler") {}
 
   void set_timesteps(int n) override {
     auto st = step_table(n);

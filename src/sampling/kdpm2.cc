@@ -11,10 +11,7 @@ namespace {
 
 class KDPM2Discrete : public SigmaScheduler {
  public:
-  explicit KDPM2Discrete(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2DiscreteScheduler") {
-    // diffusers raises NotImplementedError for an x0 ("sample") model here; the x0 is then the output itself, as
-    // k-diffusion's samplers take it, so pigment samples such a model (one trained with --prediction-type sample).
-  }
+  explicit KDPM2Discrete(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2DiscreteScheduler") {}
 
   int order() const override { return 2; }
 

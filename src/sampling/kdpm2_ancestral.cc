@@ -11,10 +11,7 @@ namespace {
 
 class KDPM2Ancestral : public SigmaScheduler {
  public:
-  explicit KDPM2Ancestral(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2AncestralDiscreteScheduler") {
-    // diffusers raises NotImplementedError for an x0 ("sample") model here; the x0 is then the output itself, as
-    // k-diffusion's samplers take it, so pigment samples such a model (one trained with --prediction-type sample).
-  }
+  explicit KDPM2Ancestral(const SchedulerConfig& c) : SigmaScheduler(c, "KDPM2AncestralDiscreteScheduler") {}
 
   int order() const override { return 2; }
 

@@ -37,7 +37,8 @@ class SigmaScheduler : public Scheduler {
   void reset_steps() { step_index_ = -1; }
   // x / (σ² + 1)^½ with float32 σ math.
   static Tensor scale_by_sigma(const Tensor& x, double sigma);
-  // Model output (epsilon, v_prediction or sample) → x0 for σ-space samples.
+  // Model output (epsilon, v_prediction or sample) → x0 for σ-space samples. Every σ-space sampler takes an x0
+  // ("sample") model, Euler a and DPM2 (a) too, where diffusers raises NotImplementedError: the x0 is the output.
   Tensor predict_x0(const Tensor& model_output, const Tensor& sample, double sigma) const;
   // d = (x - x0) / σ
   static Tensor derivative(const Tensor& sample, const Tensor& x0, double sigma);
