@@ -12,6 +12,7 @@
 #include "core/threading.h"
 #include "models/model_family.h"
 #include "training/distributed.h"
+#include "training/hypernetwork.h"
 #include "training/method.h"
 #include "training/recipe_emoji.h"
 #include "training/trainer.h"
@@ -41,6 +42,8 @@ struct Args {
   std::string output_dir, output_name, prediction, save_precision = "f16";
   int threads = 0;
   bool no_buckets = false;
+  std::string caption_line_weights;
+  std::string recipe_caption_line_weights = "5,5,1";
   bool with_prior = false;
   bool distributed = false;
   bool unet_only = false, te_only = false;  // kohya's --network_train_unet_only / --network_train_text_encoder_only
@@ -105,6 +108,8 @@ int run_recipe() {
             "--recipe emoji makes its own data and model: leave out -m and --data");
   training::EmojiRecipeOptions r = g.r;
   if (!g.t.output.empty()) r.output = g.t.output;
+  r.unet_caption_line_weights =
+      training::parse_number_list(g.recipe_caption_line_weights, "--recipe-caption-line-weights");
   r.seed = g.t.seed;
   r.stop = &g_stop;
   training::EmojiRecipeReport rep = training::run_emoji_recipe(
@@ -165,6 +170,8 @@ int train_one() {
     o.output = g.output_dir + "/" + g.output_name + ".safetensors";
   }
   o.data.buckets = !g.no_buckets;
+  if (!g.caption_line_weights.empty())
+    o.data.caption_line_weights = training::parse_number_list(g.caption_line_weights, "--caption-line-weights");
   if (g.save_precision == "f32" || g.save_precision == "fp32" || g.save_precision == "float")
     o.save_precision = DType::F32;
   else if (g.save_precision == "f16" || g.save_precision == "fp16" || g.save_precision == "float16")
@@ -256,6 +263,10 @@ RegisterCommand reg(
                    "--recipe: the text encoder's learning rate in the UNet stage (0: it stays as the text stage left it, or "
                    "random with --recipe-text-steps 0)")
           ->capture_default_str();
+      c.add_option("--recipe-caption-line-weights", g.recipe_caption_line_weights,
+                   "--recipe: the UNet stage's --caption-line-weights (the caption files start with the English and "
+                   "the Chinese name)")
+          ->capture_default_str();
       c.add_option("--recipe-sample-every", g.r.sample_every, "--recipe: sample pictures every N UNet steps (0: none)")
           ->capture_default_str();
       c.add_option("--recipe-save-every", g.r.save_every, "--recipe: checkpoint interval of both training stages")
@@ -263,6 +274,9 @@ RegisterCommand reg(
       c.add_option("--caption-extension", t.data.caption_extension, "caption file extension")->capture_default_str();
       c.add_flag("--caption-per-line", t.data.caption_per_line,
                  "each line of a caption file is one caption, one picked at random per step (default: the first line)");
+      c.add_option("--caption-line-weights", g.caption_line_weights,
+                   "with --caption-per-line: relative chances of line 1, 2, ..., the last for every later line (e.g. "
+                   "\"4,4,1\": the first two lines each 4× as likely as any other; default: all alike)");
       c.add_option("--resolution", t.data.resolution, "training size in pixels (bucket area = resolution²)")
           ->capture_default_str();
       c.add_flag("--no-buckets", g.no_buckets, "resize and crop every image to resolution² (no aspect buckets)");

@@ -119,6 +119,28 @@ std::vector<BucketSize> make_bucket_resolutions(int resolution, int min_size, in
   return out;
 }
 
+namespace {
+double line_weight(const std::vector<double>& w, size_t k) { return w[std::min(k, w.size() - 1)]; }
+double weight_sum(size_t n, const std::vector<double>& w) {
+  double total = 0;
+  for (size_t k = 0; k < n; ++k) total += line_weight(w, k);
+  return total;
+}
+}  // namespace
+
+size_t pick_caption_line(size_t n, const std::vector<double>& weights, uint64_t h) {
+  PIG_CHECK(n > 0, "pick_caption_line: no lines");
+  if (weights.empty()) return size_t(h % n);
+  const double total = weight_sum(n, weights);
+  PIG_CHECK(total > 0 && std::isfinite(total), "caption line weights: no line of ", n, " has a positive weight");
+  double u = double(h >> 11) * 0x1p-53 * total;
+  for (size_t k = 0; k + 1 < n; ++k) {
+    u -= line_weight(weights, k);
+    if (u < 0) return k;
+  }
+  return n - 1;
+}
+
 BucketChoice select_bucket(const std::vector<BucketSize>& buckets, int width, int height) {
   PIG_CHECK(!buckets.empty() && width > 0 && height > 0, "select_bucket: no buckets or an empty image");
   const double aspect = double(width) / height;
@@ -151,6 +173,10 @@ Dataset Dataset::scan(const std::string& folder, DatasetOptions options) {
             "--control-preprocess: unknown preprocessor '", options.control_preprocess, "' (known: none, canny)");
   PIG_CHECK(options.canny_low >= 0 && options.canny_low <= options.canny_high,
             "--canny-low/--canny-high: need 0 <= low <= high (got ", options.canny_low, ", ", options.canny_high, ")");
+  PIG_CHECK(options.caption_line_weights.empty() || options.caption_per_line,
+            "--caption-line-weights: needs --caption-per-line (without it only the first line is used)");
+  for (double w : options.caption_line_weights)
+    PIG_CHECK(std::isfinite(w) && w >= 0, "--caption-line-weights: every weight must be a number >= 0 (got ", w, ")");
   const bool maps = !options.conditioning_dir.empty() && options.control_preprocess == "none";
   fs::path cond_dir;
   if (maps) {
@@ -195,6 +221,9 @@ Dataset Dataset::scan(const std::string& folder, DatasetOptions options) {
     if (fs::is_regular_file(cap)) {
       item.caption = read_caption(cap);
       if (options.caption_per_line) item.alternatives = read_caption_lines(cap);
+      PIG_CHECK(item.alternatives.size() < 2 || options.caption_line_weights.empty() ||
+                    weight_sum(item.alternatives.size(), options.caption_line_weights) > 0,
+                "--caption-line-weights: every line of ", cap.string(), " has weight 0");
     }
     if (item.caption.empty()) item.caption = name;
     if (item.caption.empty())
@@ -397,8 +426,10 @@ Batch DataLoader::next() {
       batch.time_ids.push_back(ids6);
       if (map.defined()) maps.push_back(map);
       const auto& alt = item.alternatives;
-      batch.captions.push_back(alt.size() > 1 ? alt[mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 2}) % alt.size()]
-                                              : item.caption);
+      batch.captions.push_back(
+          alt.size() > 1 ? alt[pick_caption_line(alt.size(), dataset_.options().caption_line_weights,
+                                                 mix({state_.seed, uint64_t(epoch), uint64_t(index), k, 2}))]
+                         : item.caption);
       batch.paths.push_back(item.path);
       batch.positions.push_back(int(k));
     }

@@ -42,11 +42,18 @@ struct BucketChoice {
 };
 BucketChoice select_bucket(const std::vector<BucketSize>& buckets, int width, int height);
 
+// The caption line a loader uses: line k of n with chance weights[min(k, last)] / Σ (uniform when weights is empty),
+// decided by the 64-bit hash h. Weights must be finite and >= 0 with a positive sum over the n lines.
+size_t pick_caption_line(size_t n, const std::vector<double>& weights, uint64_t h);
+
 struct DatasetOptions {
   std::string caption_extension = ".txt";  // with or without the dot
   // Each non-empty line of a caption file is one caption, and the loader picks one at random for every use of the
   // image (pigment's emoji data: "red apple", "红苹果", "apple, fruit, red", ...). Off: the first line, as kohya.
   bool caption_per_line = false;
+  // With caption_per_line: the relative chance of line 1, 2, …; the last weight holds for every later line (empty:
+  // all lines alike). "4,4,1" makes each of the first two lines four times as likely as any other line.
+  std::vector<double> caption_line_weights;
   int resolution = 512;                    // the training size: buckets have area <= resolution²
   bool buckets = true;                     // off: every image resized and cropped to resolution²
   int min_bucket_size = 256, max_bucket_size = 1024, bucket_step = 64;

@@ -247,6 +247,45 @@ TEST(DataLoader, OneCaptionLineAtRandomPerUse) {
   for (const char* c : {"red apple", "红苹果", "apple, fruit, red"}) EXPECT_GT(seen[c], 5) << c;
 }
 
+TEST(DataLoader, CaptionLineWeightsShiftTheChoice) {
+  // Unweighted: the plain hash modulo the line count (runs from before the option repeat their captions).
+  for (uint64_t h : {0ull, 7ull, 123456789ull, ~0ull}) EXPECT_EQ(pick_caption_line(5, {}, h), h % 5);
+  // "0,1": the first line never; "1,0": only the first.
+  for (uint64_t h = 0; h < 200; ++h) {
+    EXPECT_NE(pick_caption_line(3, {0, 1}, h * 0x9E3779B97F4A7C15ull), 0u);
+    EXPECT_EQ(pick_caption_line(3, {1, 0}, h * 0x9E3779B97F4A7C15ull), 0u);
+  }
+  EXPECT_THROW(pick_caption_line(2, {0}, 1), Error);
+
+  TempDir dir;
+  write_image(dir.path / "apple.png", 32, 32);
+  write_text(dir.path / "apple.txt", "red apple\n红苹果\napple, fruit, red\nfruit\n");
+  DatasetOptions o;
+  o.resolution = 32;
+  o.buckets = false;
+  o.warn = nullptr;
+  o.caption_per_line = true;
+  o.caption_line_weights = {4, 4, 1};  // 4 : 4 : 1 : 1 over the four lines
+  Dataset d = Dataset::scan(dir.path.string(), o);
+  DataLoader loader(d, LoaderOptions{1, 5});
+  std::map<std::string, int> seen;
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) ++seen[loader.next().captions.at(0)];
+  EXPECT_NEAR(seen["red apple"], n * 0.4, n * 0.05);
+  EXPECT_NEAR(seen["红苹果"], n * 0.4, n * 0.05);
+  EXPECT_NEAR(seen["apple, fruit, red"], n * 0.1, n * 0.03);
+  EXPECT_NEAR(seen["fruit"], n * 0.1, n * 0.03);
+
+  // Bad weights are refused when the data is scanned, before any step.
+  o.caption_line_weights = {1, -1};
+  EXPECT_THROW(Dataset::scan(dir.path.string(), o), Error);
+  o.caption_line_weights = {0};
+  EXPECT_THROW(Dataset::scan(dir.path.string(), o), Error);
+  o.caption_line_weights = {2, 1};
+  o.caption_per_line = false;
+  EXPECT_THROW(Dataset::scan(dir.path.string(), o), Error);
+}
+
 TEST(DataLoader, RandomFlipMirrors) {
   TempDir dir;
   write_image(dir.path / "g.png", 32, 32);

@@ -142,6 +142,7 @@ EmojiRecipeReport run_emoji_recipe(const EmojiRecipeOptions& o, const std::funct
   unet.learning_rate = o.unet_lr;
   unet.lr_warmup_steps = std::min<int64_t>(200, o.unet_steps / 10);
   unet.caption_dropout = 0.1f;
+  unet.data.caption_line_weights = o.unet_caption_line_weights;
   unet.min_snr_gamma = 5;
   unet.use_ema = true;
   unet.ema_decay = 0.999;

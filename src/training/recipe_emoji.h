@@ -10,13 +10,15 @@
 //                                        captions of different pictures give different contexts before the UNet
 //                                        trains (0 steps: the text encoder stays random)
 //   6. unet      OUTPUT                  the UNet (--method full; the text encoder frozen unless --recipe-te-lr)
-//                                        on the VAE's latents, with caption dropout (so CFG works), min-SNR-5 and EMA
+//                                        on the VAE's latents, with caption dropout (so CFG works), min-SNR-5, EMA
+//                                        and the emoji's names weighted above its other caption lines
 // The held-out emoji (WORK/data/heldout) are never trained on.
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "training/trainer.h"
 
@@ -34,9 +36,13 @@ struct EmojiRecipeOptions {
   int64_t text_steps = 600;
   int text_batch = 128;
   double text_lr = 5e-4;
-  int64_t unet_steps = 2400;
+  int64_t unet_steps = 4800;
   int unet_batch = 32;
   double unet_lr = 3e-4;
+  // The UNet stage's caption line weights (DatasetOptions::caption_line_weights): an emoji's caption file starts
+  // with its English and Chinese names, which the uniform choice among its ~9 lines showed in one step of nine;
+  // 5,5,1 shows each name in about three steps of ten (docs/status.md, "pigment's own model").
+  std::vector<double> unet_caption_line_weights = {5, 5, 1};
   // The text encoder's learning rate in the UNet stage; 0 keeps it frozen (as the text stage left it). Trained
   // jointly at the UNet's rate from scratch, its outputs collapsed: most captions came out nearly alike and the
   // model ignored them (docs/emoji_quality.md).

@@ -122,6 +122,11 @@ err "--adam-weight-decay with SGD" --output "$T/x.safetensors" --optimizer-type 
 err "resume with another optimizer than the checkpoint's" --output "$T/full.safetensors" --max-train-steps 31 --resume \
   --optimizer-type sgdnesterov
 check "... names both" 'grep -q "written with --optimizer-type AdamW, this run uses SGDNesterov" "$T/err.txt"'
+err "caption line weights without --caption-per-line" --output "$T/x.safetensors" --caption-line-weights 4,1
+check "... says what it needs" 'grep -q "needs --caption-per-line" "$T/err.txt"'
+err "a caption line weight that is not a number" --output "$T/x.safetensors" --caption-per-line \
+  --caption-line-weights 4,x
+err "a negative caption line weight" --output "$T/x.safetensors" --caption-per-line --caption-line-weights 4,-1
 check "no output file from the failed runs" '[ ! -e "$T/x.safetensors" ]'
 check "train --help lists the optimizers" \
   '"$P" train --help | grep -q -- "--optimizer-type" && "$P" train --help | grep -q "SGDNesterov" &&
