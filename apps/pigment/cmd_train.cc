@@ -341,6 +341,9 @@ RegisterCommand reg(
       c.add_flag("--cache-latents-to-disk,!--no-cache-latents-to-disk", t.cache_latents_to_disk,
                  "keep the training images' latents in DATA/.pigment-latents/vae-HASH/ for later runs (default on; "
                  "not with random crops)");
+      c.add_option("--min-timestep", t.min_timestep, "train on timesteps >= this (kohya; default 0)");
+      c.add_option("--max-timestep", t.max_timestep,
+                   "train on timesteps < this (kohya; default: the schedule's length, 1000)");
       c.add_option("--noise-offset", t.noise_offset,
                    "add noise_offset × N(0,1) per sample and channel to the noise (kohya/diffusers; 0: off)")
           ->capture_default_str();

@@ -81,5 +81,46 @@ TEST(TextualInversionTraining, SdxlTrainsAVectorSetPerEncoderSavedAsClipLAndClip
   EXPECT_FALSE(fs::exists(o.output));
 }
 
+// The loss of a textual inversion falls only by the part of the error that the text explains. Over all timesteps
+// the noisy latent tells the tiny golden model which image it is, so no word can lower the loss much
+// (docs/status.md). Where the text alone decides the picture a word can explain nearly all of it: on
+// text_reading_model (training_test_util.h) a new word, started from "blue", learns the red square at the same
+// high-noise timesteps, and draws it.
+TEST(TextualInversionTraining, LossFallsFiveTimesWhereTheTextDecidesThePicture) {
+  ScopedNumThreads one(1);
+  TempDir tmp;
+  const TextReadingModel base = text_reading_model(tmp.path);
+  TrainOptions o;
+  o.method = "textual-inversion";
+  o.model = tiny_model(base.model);
+  o.data_dir = (tmp.path / "red").string();
+  fs::create_directories(o.data_dir);
+  fs::copy_file(fs::path(base.data) / "red.png", fs::path(o.data_dir) / "red.png");
+  o.data.resolution = 64;
+  o.data.buckets = false;
+  o.output = (tmp.path / "out" / "rsq.safetensors").string();
+  o.token_string = "rsq";
+  o.init_word = "blue";
+  o.num_vectors = 2;
+  o.min_timestep = 900;
+  o.max_steps = 150;
+  o.learning_rate = 2e-2;
+  o.seed = 7;
+  std::vector<float> losses;
+  train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, 10);
+  EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
+
+  // The saved word draws the red square, where its init word did not.
+  StableDiffusion sd = StableDiffusion::load(tiny_model(base.model));
+  const Image red = read_image((fs::path(base.data) / "red.png").string());
+  const double init_word = latent_distance(sd, "blue", red);
+  sd.set_embeddings({load_embedding(o.output)});
+  const double word = latent_distance(sd, "rsq", red);
+  std::printf("textual inversion: loss first/last 10 steps %.5f / %.5f (%.1fx); latent distance to the red square "
+              "%.5f (init word) -> %.5f (trained word)\n", first, last, first / last, init_word, word);
+  EXPECT_LT(word, 0.5 * init_word);
+}
+
 }  // namespace
 }  // namespace pigment::training

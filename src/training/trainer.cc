@@ -317,6 +317,8 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
             o.learning_rate);
   PIG_CHECK(o.text_encoder_lr < 0 || std::isfinite(o.text_encoder_lr), "--text-encoder-lr must be finite, got ",
             o.text_encoder_lr);
+  PIG_CHECK(o.min_timestep >= 0 && o.max_timestep >= 0 && (o.max_timestep == 0 || o.min_timestep < o.max_timestep),
+            "--min-timestep/--max-timestep: need 0 <= min < max (got ", o.min_timestep, ", ", o.max_timestep, ")");
   PIG_CHECK(o.noise_offset >= 0 && o.noise_offset <= 1, "--noise-offset must be in [0, 1], got ", o.noise_offset);
   PIG_CHECK(o.input_perturbation >= 0 && o.input_perturbation <= 1, "--input-perturbation must be in [0, 1], got ",
             o.input_perturbation);
@@ -400,6 +402,10 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   oo.prediction = prediction_from_name(o.prediction_type.empty() ? model.prediction_type() : o.prediction_type);
   oo.min_snr_gamma = o.min_snr_gamma;
   DiffusionObjective objective(schedule::TrainSchedule::from_config(model.scheduler_config(GenerateRequest{})), oo);
+  const int T = objective.schedule().size();
+  const int t_min = o.min_timestep, t_end = o.max_timestep > 0 ? o.max_timestep : T;
+  PIG_CHECK(t_end <= T && t_min < t_end, "--min-timestep/--max-timestep: the model's schedule has ", T,
+            " timesteps, got [", t_min, ", ", t_end, ")");
 
   LoaderOptions lopt;
   lopt.batch_size = o.batch_size;
@@ -480,7 +486,6 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   for (const auto& p : params) tape.watch(p.value);
   UNetHooks hooks = method->unet_hooks();
   hooks.checkpoint_blocks = o.gradient_checkpointing;
-  const int T = objective.schedule().size();
   const int N = o.gradient_accumulation_steps;
   TrainSummary summary;
   summary.output = o.output;
@@ -544,7 +549,8 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
 
       Tensor u = draw(false, {1});
       std::vector<int> ts;
-      for (int64_t b = 0; b < B; ++b) ts.push_back(std::min(T - 1, int(u.f32()[b] * float(T))));
+      for (int64_t b = 0; b < B; ++b)
+        ts.push_back(t_min + std::min(t_end - t_min - 1, int(u.f32()[b] * float(t_end - t_min))));
       Tensor noise = draw(true, one);
       if (o.noise_offset != 0) {
         Tensor offset = draw(true, {1, latents.dim(1), 1, 1});

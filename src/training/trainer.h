@@ -54,6 +54,10 @@ struct TrainOptions {
   uint64_t seed = 0;
   float caption_dropout = 0;   // probability of the empty caption
   float min_snr_gamma = 0;     // 0: plain MSE
+  // kohya's --min_timestep / --max_timestep: timesteps drawn uniformly from [min, max) (max 0: the schedule's
+  // length, 1000 for SD). A narrow high range trains what the model draws from the text alone.
+  int min_timestep = 0;
+  int max_timestep = 0;
   // Noise offset (kohya / diffusers): noise += noise_offset · N(0,1) per sample and channel, so the model learns to
   // change an image's mean brightness. Input perturbation (diffusers): the noisy latent gets noise + p · N(0,1) while
   // the target keeps the plain noise. 0: off (and no extra random draws).

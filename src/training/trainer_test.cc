@@ -562,6 +562,13 @@ TEST(Trainer, BadOptionsFailBeforeTheFirstStep) {
   o = lora_options(tmp.path);
   o.output = "/proc/pigment-cannot-write-here/x.safetensors";
   EXPECT_THROW(train(o), Error);
+  // Timestep ranges: empty, negative, or beyond the model's 1000 steps.
+  for (auto [lo, hi] : {std::pair{500, 500}, std::pair{-1, 10}, std::pair{900, 1001}}) {
+    o = lora_options(tmp.path);
+    o.min_timestep = lo, o.max_timestep = hi;
+    EXPECT_THROW(train(o), Error) << lo << ".." << hi;
+    EXPECT_FALSE(fs::exists(fs::path(o.output + ".run") / "log.csv")) << lo << ".." << hi;
+  }
   // --train-text-encoder with a method that trains none would be ignored: refused, naming the method.
   for (const char* m : {"textual-inversion", "ti", "hypernetwork", "vae", "controlnet"}) {
     o = lora_options(tmp.path);

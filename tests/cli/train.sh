@@ -127,6 +127,8 @@ check "... says what it needs" 'grep -q "needs --caption-per-line" "$T/err.txt"'
 err "a caption line weight that is not a number" --output "$T/x.safetensors" --caption-per-line \
   --caption-line-weights 4,x
 err "a negative caption line weight" --output "$T/x.safetensors" --caption-per-line --caption-line-weights 4,-1
+err "a timestep range beyond the model's schedule" --output "$T/x.safetensors" --min-timestep 900 --max-timestep 1200
+check "... names the schedule's length" 'grep -q "schedule has 1000 timesteps" "$T/err.txt"'
 check "no output file from the failed runs" '[ ! -e "$T/x.safetensors" ]'
 check "train --help lists the optimizers" \
   '"$P" train --help | grep -q -- "--optimizer-type" && "$P" train --help | grep -q "SGDNesterov" &&
