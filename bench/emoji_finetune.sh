@@ -13,6 +13,7 @@
 #
 #   bench/emoji_finetune.sh [--model FILE] [--data DIR] [--out DIR] [--ti-emoji HEX] [--lora-subgroup NAME]
 #                           [--seeds N] [--ti-steps N] [--ti-lr X] [--ti-vectors N] [--ti-init TEXT]
+#                           [--ti-min-timestep T]
 #                           [--lora-steps N]
 #                           [--only ti|lora] [--threads N]
 # DIR: a data set from `pigment dataset emoji` (default: out/emoji/data, written if missing).
@@ -29,6 +30,7 @@ ti_steps=400
 ti_lr=5e-3
 ti_vectors=2
 ti_init=""                  # default: the last word of the emoji's name ("ball")
+ti_min_timestep=0           # train the word on timesteps >= this only (the low-noise ones carry no text signal)
 only=""
 lora_steps=400
 threads=""
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --ti-lr) ti_lr="$2"; shift 2 ;;
     --ti-vectors) ti_vectors="$2"; shift 2 ;;
     --ti-init) ti_init="$2"; shift 2 ;;
+    --ti-min-timestep) ti_min_timestep="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     *) echo "emoji_finetune: unknown option $1" >&2; exit 2 ;;
@@ -105,7 +108,8 @@ done
 word="emj-$ti_emoji"
 "$BIN/pigment" train -m "$model" --method textual-inversion --data "$ti/images" --resolution 64 --no-buckets \
   --token-string "$word" --init-word "${ti_init:-${name##* }}" --num-vectors-per-token "$ti_vectors" --learning-rate "$ti_lr" \
-  --train-batch-size 5 --max-train-steps "$ti_steps" --min-snr-gamma 5 --seed 1 "${thr[@]}" \
+  --train-batch-size 5 --max-train-steps "$ti_steps" --min-snr-gamma 5 --min-timestep "$ti_min_timestep" --seed 1 \
+  "${thr[@]}" \
   --output "$ti/emb/$word.safetensors" --run-dir "$ti/run" > "$ti/train.log" 2>&1
 : > "$ti/by_name.txt"; : > "$ti/by_word.txt"
 for ((i = 0; i < seeds; ++i)); do
@@ -114,7 +118,7 @@ for ((i = 0; i < seeds; ++i)); do
 done
 {
   echo
-  echo "textual inversion: $ti_emoji ($name, $split), 5 renderings, $ti_vectors vectors from "${ti_init:-${name##* }}", lr $ti_lr, $ti_steps steps"
+  echo "textual inversion: $ti_emoji ($name, $split), 5 renderings, $ti_vectors vectors from "${ti_init:-${name##* }}", lr $ti_lr, $ti_steps steps, timesteps >= $ti_min_timestep"
   tail -n 1 "$ti/run/log.csv" | awk -F, '{print "  last logged step " $1 ", loss " $2}'
   quality ti-name "$ti/by_name.txt"
   quality ti-word "$ti/by_word.txt" --embedding "$ti/emb/$word.safetensors"
