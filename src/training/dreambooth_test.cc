@@ -51,12 +51,6 @@ TrainOptions dreambooth_options(const fs::path& root) {
   return o;
 }
 
-double mean(const std::vector<float>& v, size_t begin, size_t end) {
-  double s = 0;
-  for (size_t i = begin; i < end; ++i) s += v[i];
-  return s / double(end - begin);
-}
-
 std::map<std::string, fs::file_time_type> class_files(const fs::path& dir) {
   std::map<std::string, fs::file_time_type> out;
   for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = e.last_write_time();
@@ -72,7 +66,7 @@ TEST(DreamBooth, LossFallsAndTheCheckpointDrawsTheSubject) {
   std::vector<float> losses;
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(s.steps, o.max_steps);
-  const double first = mean(losses, 0, 10), last = mean(losses, losses.size() - 10, losses.size());
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
   // The class images were drawn into RUN_DIR/class_images, with their recipe.
   const fs::path class_dir = fs::path(run_dir_of(o)) / "class_images";

@@ -42,12 +42,6 @@ TrainOptions full_options(const fs::path& root, const PipelineOptions& model) {
   return o;
 }
 
-double mean(const std::vector<float>& v, size_t begin, size_t end) {
-  double s = 0;
-  for (size_t i = begin; i < end; ++i) s += v[i];
-  return s / double(end - begin);
-}
-
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
@@ -63,7 +57,7 @@ TEST(FullTraining, LossFallsAndTheCheckpointGeneratesTowardTheData) {
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(s.steps, o.max_steps);
-  const double first = mean(losses, 0, 10), last = mean(losses, losses.size() - 10, losses.size());
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The result is a single file in the SD1 layout, f16 by default, that the loader reads like the base; the VAE
@@ -182,7 +176,7 @@ TEST(FullTraining, TrainsFromARandomInitCheckpoint) {
   train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(losses.size(), 60u);
   for (float l : losses) ASSERT_TRUE(std::isfinite(l));
-  const double first = mean(losses, 0, 10), last = mean(losses, 50, 60);
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, 50, 60);
   std::printf("from random init: loss first/last 10 steps %.4f / %.4f (%.2fx)\n", first, last, first / last);
   EXPECT_LT(last, 0.5 * first);
   StableDiffusion sd = StableDiffusion::load(tiny_model(o.output));
@@ -280,7 +274,7 @@ TEST(VaeTraining, ReconstructionImprovesAndTheScalingFactorIsSet) {
   std::vector<float> losses;
   train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(losses.size(), 60u);
-  const double first = mean(losses, 0, 5), last = mean(losses, 55, 60);
+  const double first = mean_of(losses, 0, 5), last = mean_of(losses, 55, 60);
   std::printf("vae: loss first/last 5 steps %.4f / %.4f (%.2fx)\n", first, last, first / last);
   EXPECT_LT(last, 0.5 * first);
 

@@ -28,12 +28,6 @@ TrainOptions hypernetwork_options(const fs::path& root) {
   return o;
 }
 
-double mean(const std::vector<float>& v, size_t from, size_t n) {
-  double s = 0;
-  for (size_t i = from; i < from + n; ++i) s += v[i];
-  return s / double(n);
-}
-
 // Tiny models train on one thread (see trainer_test.cc).
 TEST(HypernetworkTraining, LossFallsAndTheOutputMovesTowardTheData) {
   ScopedNumThreads one(1);
@@ -54,7 +48,7 @@ TEST(HypernetworkTraining, LossFallsAndTheOutputMovesTowardTheData) {
   std::vector<float> losses;
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(s.steps, o.max_steps);
-  const double first = mean(losses, 0, 10), last = mean(losses, losses.size() - 10, 10);
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
   EXPECT_GT(first / last, 1.4) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The .pt loads through pigment's loader (as <hypernet:tiny_hn:1> would) with the structure it was trained with.
@@ -124,7 +118,7 @@ TEST(HypernetworkTraining, LossFallsFiveTimesWhereTheTextDecidesThePicture) {
   o.hypernetwork.activation = "relu";
   std::vector<float> losses;
   train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, 10);
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   StableDiffusion sd = StableDiffusion::load(tiny_model(base.model));

@@ -48,12 +48,6 @@ std::map<std::string, std::string> file_bytes(const std::string& path) {
   return out;
 }
 
-double mean(const std::vector<float>& v, size_t begin, size_t end) {
-  double s = 0;
-  for (size_t i = begin; i < end; ++i) s += v[i];
-  return s / double(end - begin);
-}
-
 TEST(MixedPrecision, RefusesFp16AndUnknownValues) {
   TempDir tmp;
   TrainOptions o = lora_options(tmp.path, "fp16");
@@ -145,8 +139,8 @@ TEST(MixedPrecision, LoraLossFallsAsInFloat32) {
     o.min_snr_gamma = 5;
     train(o, [&](const StepReport& r) { losses[bf16].push_back(r.loss); });
   }
-  const double fall32 = mean(losses[0], 0, 10) / mean(losses[0], 140, 150);
-  const double fall16 = mean(losses[1], 0, 10) / mean(losses[1], 140, 150);
+  const double fall32 = mean_of(losses[0], 0, 10) / mean_of(losses[0], 140, 150);
+  const double fall16 = mean_of(losses[1], 0, 10) / mean_of(losses[1], 140, 150);
   std::printf("loss first/last 10 of 150 steps: fp32 %.6fx, bf16 %.6fx; step 1 %.9g %.9g, step 150 %.9g %.9g\n",
               fall32, fall16, losses[0][0], losses[1][0], losses[0][149], losses[1][149]);
   EXPECT_GT(fall32, 1.5);

@@ -108,7 +108,7 @@ TEST(TextualInversionTraining, LossFallsFiveTimesWhereTheTextDecidesThePicture) 
   o.seed = 7;
   std::vector<float> losses;
   train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, 10);
+  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The saved word draws the red square, where its init word did not.

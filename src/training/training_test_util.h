@@ -140,10 +140,11 @@ inline double latent_distance(const StableDiffusion& sd, const std::string& prom
   return ops::mse(sd.generate(r).latents, image_latents(sd, image));
 }
 
-inline double mean_of(const std::vector<float>& v, size_t from, size_t n) {
+// The mean of v[begin, end) (losses over a range of steps).
+inline double mean_of(const std::vector<float>& v, size_t begin, size_t end) {
   double s = 0;
-  for (size_t i = from; i < from + n; ++i) s += v.at(i);
-  return s / double(n);
+  for (size_t i = begin; i < end; ++i) s += v.at(i);
+  return s / double(end - begin);
 }
 
 // Four shapes, each with its own caption, in root/NAME: the red and green squares, the blue and yellow circles.
