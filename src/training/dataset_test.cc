@@ -29,6 +29,15 @@ struct TempDir {
 };
 
 // A w×h RGB image whose pixel (x, y) has red = x, green = y, blue = `blue`.
+// 32×32 squares without buckets, warnings dropped: the loader tests' options.
+DatasetOptions small_square_options() {
+  DatasetOptions o;
+  o.resolution = 32;
+  o.buckets = false;
+  o.warn = nullptr;
+  return o;
+}
+
 void write_image(const fs::path& p, int w, int h, uint8_t blue = 7) {
   fs::create_directories(p.parent_path());
   Image img{w, h, 3, std::vector<uint8_t>(size_t(w) * h * 3)};
@@ -180,10 +189,7 @@ TEST(Dataset, SmallImageIsUpscaledWithAWarning) {
 TEST(DataLoader, SquareCropAndPixelValues) {
   TempDir dir;
   write_image(dir.path / "wide.png", 48, 32, 200);
-  DatasetOptions o;
-  o.resolution = 32;
-  o.buckets = false;
-  o.warn = nullptr;
+  DatasetOptions o = small_square_options();
   Dataset d = Dataset::scan(dir.path.string(), o);
   DataLoader loader(d, LoaderOptions{});
   Batch b = loader.next();
@@ -206,10 +212,7 @@ TEST(DataLoader, SquareCropAndPixelValues) {
 TEST(DataLoader, SdxlTimeIdsGiveSizesAndCrop) {
   TempDir dir;
   write_image(dir.path / "wide.png", 49, 32);
-  DatasetOptions o;
-  o.resolution = 32;
-  o.buckets = false;
-  o.warn = nullptr;
+  DatasetOptions o = small_square_options();
   Dataset d = Dataset::scan(dir.path.string(), o);
   DataLoader plain(d, LoaderOptions{});
   EXPECT_EQ(plain.next().time_ids.at(0), (std::array<int64_t, 6>{32, 49, 0, 8, 32, 32}));
@@ -223,10 +226,7 @@ TEST(DataLoader, OneCaptionLineAtRandomPerUse) {
   TempDir dir;
   write_image(dir.path / "apple.png", 32, 32);
   write_text(dir.path / "apple.txt", "red apple\n红苹果\n\napple, fruit, red\n");
-  DatasetOptions o;
-  o.resolution = 32;
-  o.buckets = false;
-  o.warn = nullptr;
+  DatasetOptions o = small_square_options();
   // Off (kohya): the first line only.
   Dataset first = Dataset::scan(dir.path.string(), o);
   DataLoader l1(first, LoaderOptions{});
@@ -260,10 +260,7 @@ TEST(DataLoader, CaptionLineWeightsShiftTheChoice) {
   TempDir dir;
   write_image(dir.path / "apple.png", 32, 32);
   write_text(dir.path / "apple.txt", "red apple\n红苹果\napple, fruit, red\nfruit\n");
-  DatasetOptions o;
-  o.resolution = 32;
-  o.buckets = false;
-  o.warn = nullptr;
+  DatasetOptions o = small_square_options();
   o.caption_per_line = true;
   o.caption_line_weights = {4, 4, 1};  // 4 : 4 : 1 : 1 over the four lines
   Dataset d = Dataset::scan(dir.path.string(), o);
@@ -289,10 +286,7 @@ TEST(DataLoader, CaptionLineWeightsShiftTheChoice) {
 TEST(DataLoader, RandomFlipMirrors) {
   TempDir dir;
   write_image(dir.path / "g.png", 32, 32);
-  DatasetOptions o;
-  o.resolution = 32;
-  o.buckets = false;
-  o.warn = nullptr;
+  DatasetOptions o = small_square_options();
   Dataset d = Dataset::scan(dir.path.string(), o);
   DataLoader loader(d, LoaderOptions{.batch_size = 1, .seed = 3, .random_flip = true});
   int flipped = 0, plain = 0;

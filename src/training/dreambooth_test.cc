@@ -66,7 +66,7 @@ TEST(DreamBooth, LossFallsAndTheCheckpointDrawsTheSubject) {
   std::vector<float> losses;
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(s.steps, o.max_steps);
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
+  const auto [first, last] = first_and_last_mean(losses);
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
   // The class images were drawn into RUN_DIR/class_images, with their recipe.
   const fs::path class_dir = fs::path(run_dir_of(o)) / "class_images";

@@ -57,7 +57,7 @@ TEST(FullTraining, LossFallsAndTheCheckpointGeneratesTowardTheData) {
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(s.steps, o.max_steps);
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
+  const auto [first, last] = first_and_last_mean(losses);
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The result is a single file in the SD1 layout, f16 by default, that the loader reads like the base; the VAE

@@ -48,7 +48,7 @@ TEST(HypernetworkTraining, LossFallsAndTheOutputMovesTowardTheData) {
   std::vector<float> losses;
   TrainSummary s = train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
   ASSERT_EQ(s.steps, o.max_steps);
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
+  const auto [first, last] = first_and_last_mean(losses);
   EXPECT_GT(first / last, 1.4) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The .pt loads through pigment's loader (as <hypernet:tiny_hn:1> would) with the structure it was trained with.
@@ -108,17 +108,14 @@ TEST(HypernetworkTraining, LossFallsFiveTimesWhereTheTextDecidesThePicture) {
   const TextReadingModel base = text_reading_model(tmp.path);
   TrainOptions o = hypernetwork_options(tmp.path);
   o.model = tiny_model(base.model);
-  o.data_dir = (tmp.path / "swapped").string();
-  fs::create_directories(o.data_dir);
-  fs::copy_file(fs::path(base.data) / "red.png", fs::path(o.data_dir) / "red.png");
-  std::ofstream(fs::path(o.data_dir) / "red.txt") << "a blue circle";
+  o.data_dir = one_image_folder(tmp.path, "swapped", fs::path(base.data) / "red.png", "a blue circle").string();
   o.min_timestep = 900;
   o.max_steps = 200;
   o.learning_rate = 5e-3;
   o.hypernetwork.activation = "relu";
   std::vector<float> losses;
   train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
+  const auto [first, last] = first_and_last_mean(losses);
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   StableDiffusion sd = StableDiffusion::load(tiny_model(base.model));

@@ -93,9 +93,7 @@ TEST(TextualInversionTraining, LossFallsFiveTimesWhereTheTextDecidesThePicture) 
   TrainOptions o;
   o.method = "textual-inversion";
   o.model = tiny_model(base.model);
-  o.data_dir = (tmp.path / "red").string();
-  fs::create_directories(o.data_dir);
-  fs::copy_file(fs::path(base.data) / "red.png", fs::path(o.data_dir) / "red.png");
+  o.data_dir = one_image_folder(tmp.path, "red", fs::path(base.data) / "red.png").string();
   o.data.resolution = 64;
   o.data.buckets = false;
   o.output = (tmp.path / "out" / "rsq.safetensors").string();
@@ -108,7 +106,7 @@ TEST(TextualInversionTraining, LossFallsFiveTimesWhereTheTextDecidesThePicture) 
   o.seed = 7;
   std::vector<float> losses;
   train(o, [&](const StepReport& r) { losses.push_back(r.loss); });
-  const double first = mean_of(losses, 0, 10), last = mean_of(losses, losses.size() - 10, losses.size());
+  const auto [first, last] = first_and_last_mean(losses);
   EXPECT_GT(first / last, 5.0) << "mean loss of the first 10 steps " << first << ", of the last 10 " << last;
 
   // The saved word draws the red square, where its init word did not.

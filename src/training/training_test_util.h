@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/image.h"
@@ -145,6 +146,20 @@ inline double mean_of(const std::vector<float>& v, size_t begin, size_t end) {
   double s = 0;
   for (size_t i = begin; i < end; ++i) s += v.at(i);
   return s / double(end - begin);
+}
+// The mean loss of the first n and of the last n steps.
+inline std::pair<double, double> first_and_last_mean(const std::vector<float>& losses, size_t n = 10) {
+  return {mean_of(losses, 0, n), mean_of(losses, losses.size() - n, losses.size())};
+}
+
+// A folder ROOT/NAME holding a copy of `image` and, unless caption is empty, its same-named caption file.
+inline fs::path one_image_folder(const fs::path& root, const std::string& name, const fs::path& image,
+                                 const std::string& caption = "") {
+  const fs::path d = root / name;
+  fs::create_directories(d);
+  fs::copy_file(image, d / image.filename());
+  if (!caption.empty()) std::ofstream(fs::path(d / image.filename()).replace_extension(".txt")) << caption;
+  return d;
 }
 
 // Four shapes, each with its own caption, in root/NAME: the red and green squares, the blue and yellow circles.
