@@ -5,6 +5,9 @@
 #   textual inversion  5 renderings of one held-out emoji (`pigment dataset emoji --renderings 5`: the centred one
 #                      and 4 slightly smaller, off-centre ones) train a new word; pictures prompted with the word are
 #                      compared with pictures prompted with the emoji's name alone (same seeds, same model).
+#                      --ti-emoji takes a comma-separated list: one word per emoji, each reported on its own.
+#                      --ti-init name starts the word at the emoji's whole name and --ti-vectors auto gives it one
+#                      vector per token of the init text, so that before training the word *is* the name.
 #   LoRA               the held-out emoji of one subgroup (default: country flags) train a LoRA with their captions;
 #                      pictures of those emoji prompted by name, with and without the LoRA.
 #
@@ -12,7 +15,7 @@
 # top-5 retrieval of the prompted emoji. Writes OUT/summary.txt and each run's results.json.
 #
 #   bench/emoji_finetune.sh [--model FILE] [--data DIR] [--out DIR] [--ti-emoji HEX] [--lora-subgroup NAME]
-#                           [--seeds N] [--ti-steps N] [--ti-lr X] [--ti-vectors N] [--ti-init TEXT]
+#                           [--seeds N] [--ti-steps N] [--ti-lr X] [--ti-vectors N|auto] [--ti-init TEXT|name]
 #                           [--ti-min-timestep T]
 #                           [--lora-steps N]
 #                           [--only ti|lora] [--threads N]
@@ -23,13 +26,15 @@ BIN="${BIN:-$here/build/bin}"
 model="$here/models/pigment-emoji.safetensors"
 data="$here/out/emoji/data"
 out="$here/out/emoji-finetune"
-ti_emoji="1f52e"            # crystal ball (held out with the default split; its name alone draws something else)
+# Eight held-out emoji of different kinds (the default split), chosen before any was trained: crystal ball, cactus,
+# purple heart, cloud, game die, orange square, droplet, spouting whale.
+ti_emoji="1f52e,1f335,1f49c,2601-fe0f,1f3b2,1f7e7,1f4a7,1f433"
 lora_subgroup="country-flag"
 seeds=8
 ti_steps=400
 ti_lr=5e-3
-ti_vectors=2
-ti_init=""                  # default: the last word of the emoji's name ("ball")
+ti_vectors=auto             # one vector per token of the init text
+ti_init=name                # the word starts as the emoji's whole name (any other text: that text)
 ti_min_timestep=0           # train the word on timesteps >= this only (the low-noise ones carry no text signal)
 only=""
 lora_steps=400
@@ -82,7 +87,8 @@ quality() {  # quality NAME PROMPTS [emoji_quality options...]
 import json, sys
 r = json.load(open(sys.argv[1]))
 g = r["groups"]["custom"]
-print(f'{sys.argv[2]:<24} {g["n"]:>4} pictures   top-1 {100*g["top1"]:5.1f}%   top-5 {100*g["top5"]:5.1f}%')
+print(f'{sys.argv[2]:<24} {g["n"]:>4} pictures   top-1 {100*g["top1"]:5.1f}%   top-5 {100*g["top5"]:5.1f}%'
+      f'   rank mean {g["mean_rank"]:7.1f} median {g["median_rank"]:6.1f}')
 EOF
 }
 
@@ -94,10 +100,27 @@ summary="$out/summary.txt"
 
 # --- textual inversion on 5 renderings of one held-out emoji -----------------------------------------------------
 if [ "$only" != lora ]; then
-IFS=$'\t' read -r split name cps < <(meta stem "$ti_emoji")
-[ -n "${split:-}" ] || { echo "emoji_finetune: $ti_emoji is not in $data" >&2; exit 1; }
-[ "$split" = heldout ] || echo "emoji_finetune: warning: $ti_emoji ($name) is in the training split" >&2
-ti="$out/ti"
+# Token count of a text under the model's own tokenizer (its merges are in the file's metadata).
+token_count() {
+  python3 - "$model" > "$out/merges.txt" <<'EOF'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    sys.stdout.write(json.loads(f.read(n)).get("__metadata__", {}).get("pigment.tokenizer.merges", ""))
+EOF
+  if [ -s "$out/merges.txt" ]; then "$BIN/pigment" tokenizer encode --merges "$out/merges.txt" "$1"
+  else "$BIN/pigment" tokenizer encode "$1"; fi | sed -n 's/^count: *\([0-9]*\) tokens.*/\1/p'
+}
+IFS=',' read -r -a ti_list <<< "$ti_emoji"
+for one in "${ti_list[@]}"; do
+IFS=$'\t' read -r split name cps < <(meta stem "$one")
+[ -n "${split:-}" ] || { echo "emoji_finetune: $one is not in $data" >&2; exit 1; }
+[ "$split" = heldout ] || echo "emoji_finetune: warning: $one ($name) is in the training split" >&2
+init="${ti_init:-${name##* }}"
+[ "$init" = name ] && init="$name"
+vectors="$ti_vectors"
+[ "$vectors" = auto ] && vectors=$(token_count "$init")
+ti="$out/ti-$one"
 rm -rf "$ti"
 mkdir -p "$ti/images"
 "$BIN/pigment" dataset emoji --only "$cps" --renderings 5 --heldout-fraction 0 --out "$ti/rendered" > /dev/null
@@ -105,24 +128,25 @@ for f in "$ti/rendered/train/"*.png; do
   cp "$f" "$ti/images/"
   : > "$ti/images/$(basename "${f%.png}").txt"  # empty caption: the new word alone
 done
-word="emj-$ti_emoji"
+word="emj-$one"
 "$BIN/pigment" train -m "$model" --method textual-inversion --data "$ti/images" --resolution 64 --no-buckets \
-  --token-string "$word" --init-word "${ti_init:-${name##* }}" --num-vectors-per-token "$ti_vectors" --learning-rate "$ti_lr" \
+  --token-string "$word" --init-word "$init" --num-vectors-per-token "$vectors" --learning-rate "$ti_lr" \
   --train-batch-size 5 --max-train-steps "$ti_steps" --min-snr-gamma 5 --min-timestep "$ti_min_timestep" --seed 1 \
   "${thr[@]}" \
   --output "$ti/emb/$word.safetensors" --run-dir "$ti/run" > "$ti/train.log" 2>&1
 : > "$ti/by_name.txt"; : > "$ti/by_word.txt"
 for ((i = 0; i < seeds; ++i)); do
-  printf '%s\t%s\n' "$ti_emoji" "$name" >> "$ti/by_name.txt"
-  printf '%s\t%s\n' "$ti_emoji" "$word" >> "$ti/by_word.txt"
+  printf '%s\t%s\n' "$one" "$name" >> "$ti/by_name.txt"
+  printf '%s\t%s\n' "$one" "$word" >> "$ti/by_word.txt"
 done
 {
   echo
-  echo "textual inversion: $ti_emoji ($name, $split), 5 renderings, $ti_vectors vectors from "${ti_init:-${name##* }}", lr $ti_lr, $ti_steps steps, timesteps >= $ti_min_timestep"
-  tail -n 1 "$ti/run/log.csv" | awk -F, '{print "  last logged step " $1 ", loss " $2}'
-  quality ti-name "$ti/by_name.txt"
-  quality ti-word "$ti/by_word.txt" --embedding "$ti/emb/$word.safetensors"
+  echo "textual inversion: $one ($name, $split), 5 renderings, $vectors vectors from \"$init\", lr $ti_lr, $ti_steps steps, timesteps >= $ti_min_timestep"
+  awk -F, 'NR == 2 {print "  first logged step " $1 ", loss " $2} END {print "  last logged step " $1 ", loss " $2}' "$ti/run/log.csv"
+  quality "ti-$one-name" "$ti/by_name.txt"
+  quality "ti-$one-word" "$ti/by_word.txt" --embedding "$ti/emb/$word.safetensors"
 } >> "$summary"
+done
 fi
 
 # --- LoRA on the held-out emoji of one subgroup --------------------------------------------------------------------
