@@ -186,7 +186,7 @@ std::string numbered(size_t i) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   CLI::App app{"emoji_quality: retrieval and Fréchet distance of generated emoji, in colour/shape feature space"};
   std::string model, data, out, tokenizer, vae, prompts_file, sampler = "Euler a", schedule, train_caption = "name";
   std::vector<std::string> model_configs, loras, embeddings;

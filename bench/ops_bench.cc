@@ -257,7 +257,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   // --cpu_time: time by process CPU time. With OMP_NUM_THREADS=1 this gives per-core figures that preemption on a
   // busy machine does not distort (wall-clock figures there are meaningless).
   for (int i = 1; i < argc; ++i)

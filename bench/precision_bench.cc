@@ -90,7 +90,7 @@ void print_row(const char* name, const Run& x, double fp32_peak, double bf16_pea
 }  // namespace
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s MODEL TOKENIZER_DIR [SIZE=512] [STEPS=20] [SAMPLER=Euler]\n", argv[0]);
     return 2;

@@ -100,7 +100,7 @@ void print_row(const char* name, const Stage& st, double peak) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   std::vector<std::string> args;
   bool reference = false;
   for (int i = 1; i < argc; ++i) {

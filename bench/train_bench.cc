@@ -90,7 +90,7 @@ double peak_rss_gb() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   bool checkpointing = false;
   std::string mixed = "no";
   std::vector<char*> args;

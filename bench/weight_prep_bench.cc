@@ -92,7 +92,7 @@ void fast_kept_vs_per_call(const std::function<void()>& product, int reps, doubl
 }  // namespace
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s MODEL.safetensors [REPS] [FILTER]\n", argv[0]);
     return 2;

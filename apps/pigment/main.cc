@@ -21,7 +21,7 @@ RegisterCommand::RegisterCommand(std::string name, std::string help, std::functi
 }  // namespace pigment::cli
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   using namespace pigment::cli;
   CLI::App app{"pigment: Stable Diffusion in C++"};
   app.require_subcommand(1);

@@ -14,6 +14,7 @@
 #include "ops/fast_products.h"
 #include "ops/int8_products.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -105,6 +106,7 @@ struct Bf16Weights {
   int inserts = 0;
   bool keep = true;
   size_t budget = 0;
+  bool budget_chosen = false;  // by $PIGMENT_BF16_CACHE_MB or set_bf16_weight_budget: fit_bf16_weight_budget leaves it
   size_t bytes = 0;  // held by entries with memory
   uint64_t clock = 0;
   uint64_t phase = 1;
@@ -151,6 +153,7 @@ Bf16Weights& bf16_weights() {
   static Bf16Weights* w = [] {
     auto* c = new Bf16Weights;  // never destroyed: entries may be looked up during exit
     c->budget = default_bf16_budget();
+    c->budget_chosen = std::getenv("PIGMENT_BF16_CACHE_MB") != nullptr;
     return c;
   }();
   return *w;
@@ -330,10 +333,8 @@ size_t kept_bf16_bytes() {
   return c.bytes;
 }
 
-void set_bf16_weight_budget(size_t bytes) {
-  PIG_CHECK(bytes > 0, "set_bf16_weight_budget: the budget must be positive");
-  Bf16Weights& c = bf16_weights();
-  std::lock_guard<std::mutex> lock(c.mu);
+namespace {
+void apply_budget(Bf16Weights& c, size_t bytes) {
   c.budget = bytes;
   // Least recently used first, until the new budget holds.
   while (c.bytes > c.budget) {
@@ -343,6 +344,30 @@ void set_bf16_weight_budget(size_t bytes) {
     if (!victim) break;
     c.drop_memory(*victim);
   }
+}
+}  // namespace
+
+void set_bf16_weight_budget(size_t bytes) {
+  PIG_CHECK(bytes > 0, "set_bf16_weight_budget: the budget must be positive");
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.budget_chosen = true;
+  apply_budget(c, bytes);
+}
+
+void reset_bf16_weight_budget() {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.budget_chosen = std::getenv("PIGMENT_BF16_CACHE_MB") != nullptr;
+  apply_budget(c, default_bf16_budget());
+}
+
+bool fit_bf16_weight_budget(size_t bytes) {
+  Bf16Weights& c = bf16_weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (c.budget_chosen) return false;
+  apply_budget(c, std::clamp(bytes, size_t(1), kDefaultBf16Budget));
+  return true;
 }
 
 void set_default_bf16_weight_budget(size_t bytes) {

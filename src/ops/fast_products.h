@@ -43,13 +43,20 @@ bool set_keep_bf16_weights(bool on);
 // bf16 weights kept, and their bytes (never more than the budget).
 size_t kept_bf16_weights();
 size_t kept_bf16_bytes();
-// What the kept bf16 weights may hold (default 2 GiB: all of SD1.5's UNet and text encoder — 1.25 GiB made a 512²
-// step 20 % slower and a 256² step 2× slower, for 0.5 GB less RSS; docs/performance.md —, or $PIGMENT_BF16_CACHE_MB
-// megabytes when set); lowering it drops the least recently used. Process-wide.
+// What the kept bf16 weights may hold (at most 2 GiB, all of SD1.5's UNet and text encoder; the pipeline fits it to
+// the image size, pipelines/memory_mode.h; $PIGMENT_BF16_CACHE_MB megabytes when set); lowering it drops the least
+// recently used. Process-wide. Measured (docs/performance.md): at 512² keeping 1.3 GB instead of all makes a step
+// 6 % slower for 0.47 GB less peak RSS, at 256² 32 % slower.
 void set_bf16_weight_budget(size_t bytes);
 size_t bf16_weight_budget();
 // The same, but $PIGMENT_BF16_CACHE_MB wins when set (a caller's own default: the trainer's).
 void set_default_bf16_weight_budget(size_t bytes);
+// A budget fitted to the work at hand (the pipeline's, from the image size: pipelines/memory_mode.h), clamped to
+// [1 byte, the default]; only while no budget was chosen ($PIGMENT_BF16_CACHE_MB or the two setters above). Returns
+// whether it applied.
+bool fit_bf16_weight_budget(size_t bytes);
+// Back to the state at start: the default budget, chosen only if $PIGMENT_BF16_CACHE_MB is set.
+void reset_bf16_weight_budget();
 // A new memory phase (text encoding, sampling, decoding: pipelines/memory_mode.cc): uses are counted per phase.
 void new_weight_phase();
 // Rounds n floats to bf16 (nearest even), vectorised.

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -277,6 +278,26 @@ TEST(FastBf16Weights, KeptAndPerCallGiveTheSameBits) {
   }
   EXPECT_EQ(fast::kept_bf16_weights(), 4u);
   EXPECT_EQ(fast::kept_bf16_bytes(), size_t(2 * 96 * 64 * 9 + 96 * 64 + 640 * 320) * 2);
+}
+
+// The pipeline fits the budget to the image size only while nobody chose one: clamped to [1 byte, 2 GiB]; a budget set
+// by the caller (the trainer, --low-memory, a test) or $PIGMENT_BF16_CACHE_MB stays.
+TEST(FastBf16Weights, AFittedBudgetGivesWayToAChosenOne) {
+  Bf16Settings restore;
+  fast::reset_bf16_weight_budget();
+  if (std::getenv("PIGMENT_BF16_CACHE_MB")) {
+    EXPECT_FALSE(fast::fit_bf16_weight_budget(size_t(1) << 30));
+  } else {
+    EXPECT_TRUE(fast::fit_bf16_weight_budget(size_t(1) << 30));
+    EXPECT_EQ(fast::bf16_weight_budget(), size_t(1) << 30);
+    EXPECT_TRUE(fast::fit_bf16_weight_budget(size_t(100) << 30));
+    EXPECT_EQ(fast::bf16_weight_budget(), size_t(2048) << 20) << "never above the default";
+    EXPECT_TRUE(fast::fit_bf16_weight_budget(0));
+    EXPECT_EQ(fast::bf16_weight_budget(), 1u) << "zero means nothing kept";
+  }
+  fast::set_bf16_weight_budget(size_t(64) << 20);
+  EXPECT_FALSE(fast::fit_bf16_weight_budget(size_t(1) << 30));
+  EXPECT_EQ(fast::bf16_weight_budget(), size_t(64) << 20);
 }
 
 // A budget for one of two weights that are used in turn: the first one kept stays, the other is converted per call

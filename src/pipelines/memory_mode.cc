@@ -1,5 +1,7 @@
 #include "pipelines/memory_mode.h"
 
+#include <algorithm>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -30,6 +32,12 @@ void memory_phase_boundary() {
   // after the UNet at 512x512); this hands their whole free pages back. A few milliseconds.
   malloc_trim(0);
 #endif
+}
+
+size_t bf16_budget_for(int64_t images, int64_t pixels) {
+  constexpr double kTarget = 2.45e9, kProcess = 0.45e9, kPer512 = 0.65e9;
+  const double working = kProcess + kPer512 * double(std::max<int64_t>(images, 1)) * double(pixels) / (512.0 * 512.0);
+  return working >= kTarget ? 1 : size_t(kTarget - working);
 }
 
 VaeTiling decode_tiling(bool low_memory) {

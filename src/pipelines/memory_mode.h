@@ -18,6 +18,13 @@ void use_low_memory_settings();
 // Drops kept prepared weights that are cheap to prepare again, and returns free memory blocks to the system (the
 // allocator's cache of large blocks and malloc's free heap pages).
 void memory_phase_boundary();
+// The budget of the bf16 weight copies (--precision fast) for sampling and decoding `images` pictures of `pixels`
+// each in the default mode: what a peak resident set of 2.45 GB leaves beside the run's working memory, measured on
+// SD1.5 with nothing kept (docs/performance.md, "The bf16 budget fitted to the image size"): about 0.45 GB for the
+// process, its mapped model pages and the text encoder, plus 0.65 GB per 512x512 picture (the VAE decode's
+// activations are the peak). At 512x512 that keeps about 1.35 GB of SD1.5's 1.72 GB UNet, at 256x256 all of it;
+// at 1024x1024 nothing. Only applied while no budget was chosen (ops::fast::fit_bf16_weight_budget).
+size_t bf16_budget_for(int64_t images, int64_t pixels);
 // How the VAE decodes in the given mode (tiles of 256 pixels in low-memory mode; untiled otherwise).
 VaeTiling decode_tiling(bool low_memory);
 

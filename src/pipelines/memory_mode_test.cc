@@ -43,6 +43,18 @@ double psnr(const Tensor& a, const Tensor& b) {
   return 10 * std::log10(1.0 / (se / double(a.numel())));
 }
 
+// The bf16 copies' budget from the image size (docs/performance.md, "The bf16 budget fitted to the image size"): all of
+// SD1.5's UNet in bf16 (1.72 GB) at 256x256, about 1.35 GB at 512x512, nothing at 1024x1024 or for four 512x512
+// pictures at once; never more for more pixels.
+TEST(MemoryMode, Bf16BudgetShrinksWithTheImage) {
+  EXPECT_GE(bf16_budget_for(1, 256 * 256), size_t(1.75e9));
+  EXPECT_NEAR(double(bf16_budget_for(1, 512 * 512)), 1.35e9, 0.01e9);
+  EXPECT_EQ(bf16_budget_for(1, 1024 * 1024), 1u);
+  EXPECT_EQ(bf16_budget_for(4, 512 * 512), 1u);
+  EXPECT_GT(bf16_budget_for(1, 512 * 512), bf16_budget_for(2, 512 * 512));
+  EXPECT_GT(bf16_budget_for(1, 384 * 384), bf16_budget_for(1, 512 * 512));
+}
+
 TEST(MemoryMode, TiledDecodeOfAFullSizeVaeAt512IsCloseToUntiled) {
   const Vae vae = full_size_random_vae(7);
   ASSERT_EQ(vae.config().block_out_channels.size(), 4u);

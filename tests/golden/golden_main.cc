@@ -7,7 +7,7 @@
 #include "core/threading.h"
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);  // core/threading.h
+  pigment::use_runtime_settings(argv);  // core/threading.h
   using namespace pigment::golden;
   if (argc < 2) {
     std::fprintf(stderr, "usage: pigment-golden CASE_DIR...\n");

@@ -5,7 +5,7 @@
 #include "core/threading.h"
 
 int main(int argc, char** argv) {
-  pigment::use_short_openmp_spin(argv);
+  pigment::use_runtime_settings(argv);
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
