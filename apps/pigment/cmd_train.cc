@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "core/number_list.h"
 #include "core/threading.h"
 #include "models/model_family.h"
 #include "training/distributed.h"
@@ -109,7 +110,7 @@ int run_recipe() {
   training::EmojiRecipeOptions r = g.r;
   if (!g.t.output.empty()) r.output = g.t.output;
   r.unet_caption_line_weights =
-      training::parse_number_list(g.recipe_caption_line_weights, "--recipe-caption-line-weights");
+      parse_number_list(g.recipe_caption_line_weights, "--recipe-caption-line-weights");
   r.seed = g.t.seed;
   r.stop = &g_stop;
   training::EmojiRecipeReport rep = training::run_emoji_recipe(
@@ -171,7 +172,7 @@ int train_one() {
   }
   o.data.buckets = !g.no_buckets;
   if (!g.caption_line_weights.empty())
-    o.data.caption_line_weights = training::parse_number_list(g.caption_line_weights, "--caption-line-weights");
+    o.data.caption_line_weights = parse_number_list(g.caption_line_weights, "--caption-line-weights");
   if (g.save_precision == "f32" || g.save_precision == "fp32" || g.save_precision == "float")
     o.save_precision = DType::F32;
   else if (g.save_precision == "f16" || g.save_precision == "fp16" || g.save_precision == "float16")

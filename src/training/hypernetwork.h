@@ -24,7 +24,4 @@ struct HypernetworkOptions {
                                   // attention layers see (A1111's default modules on SD1)
 };
 
-// "1, 2.5, 1" → {1, 2.5, 1}; `what` names the flag in errors.
-std::vector<double> parse_number_list(const std::string& text, const std::string& what);
-
 }  // namespace pigment::training
