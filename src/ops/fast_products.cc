@@ -149,11 +149,13 @@ size_t default_bf16_budget() {
   return kDefaultBf16Budget;
 }
 
+bool budget_set_by_environment() { return std::getenv("PIGMENT_BF16_CACHE_MB") != nullptr; }
+
 Bf16Weights& bf16_weights() {
   static Bf16Weights* w = [] {
     auto* c = new Bf16Weights;  // never destroyed: entries may be looked up during exit
     c->budget = default_bf16_budget();
-    c->budget_chosen = std::getenv("PIGMENT_BF16_CACHE_MB") != nullptr;
+    c->budget_chosen = budget_set_by_environment();
     return c;
   }();
   return *w;
@@ -358,7 +360,7 @@ void set_bf16_weight_budget(size_t bytes) {
 void reset_bf16_weight_budget() {
   Bf16Weights& c = bf16_weights();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.budget_chosen = std::getenv("PIGMENT_BF16_CACHE_MB") != nullptr;
+  c.budget_chosen = budget_set_by_environment();
   apply_budget(c, default_bf16_budget());
 }
 
@@ -371,7 +373,7 @@ bool fit_bf16_weight_budget(size_t bytes) {
 }
 
 void set_default_bf16_weight_budget(size_t bytes) {
-  set_bf16_weight_budget(std::getenv("PIGMENT_BF16_CACHE_MB") ? default_bf16_budget() : bytes);
+  set_bf16_weight_budget(budget_set_by_environment() ? default_bf16_budget() : bytes);
 }
 
 size_t bf16_weight_budget() {

@@ -40,6 +40,10 @@ size_t bf16_budget_for(int64_t images, int64_t pixels) {
   return working >= kTarget ? 1 : size_t(kTarget - working);
 }
 
+void fit_bf16_budget_to(int64_t images, int64_t pixels) {
+  ops::fast::fit_bf16_weight_budget(bf16_budget_for(images, pixels));
+}
+
 VaeTiling decode_tiling(bool low_memory) {
   VaeTiling t;
   if (low_memory) {

@@ -25,6 +25,8 @@ void memory_phase_boundary();
 // activations are the peak). At 512x512 that keeps about 1.35 GB of SD1.5's 1.72 GB UNet, at 256x256 all of it;
 // at 1024x1024 nothing. Only applied while no budget was chosen (ops::fast::fit_bf16_weight_budget).
 size_t bf16_budget_for(int64_t images, int64_t pixels);
+// Applies it (before sampling `images` pictures of `pixels` each).
+void fit_bf16_budget_to(int64_t images, int64_t pixels);
 // How the VAE decodes in the given mode (tiles of 256 pixels in low-memory mode; untiled otherwise).
 VaeTiling decode_tiling(bool low_memory);
 

@@ -8,7 +8,6 @@
 #include "imaging/a1111_geometry.h"
 #include "imaging/blur.h"
 #include "imaging/resize.h"
-#include "ops/fast_products.h"
 #include "ops/ops.h"
 #include "pipelines/latent_sampling.h"
 #include "pipelines/memory_mode.h"
@@ -135,7 +134,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   memory_phase_boundary();  // the text encoders' prepared weights are not needed while sampling
   // The bf16 copies get what the 2.5 GB default-mode target leaves beside this size's working memory.
   const Tensor& lat = init.latents;
-  ops::fast::fit_bf16_weight_budget(bf16_budget_for(lat.dim(0), lat.dim(2) * lat.dim(3) * downscale() * downscale()));
+  fit_bf16_budget_to(lat.dim(0), lat.dim(2) * lat.dim(3) * downscale() * downscale());
   Tensor latents = denoise(pc, init.latents, progress);
   see("final_latents", latents);
   GenerateResult out;

@@ -28,7 +28,6 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-// A w×h RGB image whose pixel (x, y) has red = x, green = y, blue = `blue`.
 // 32×32 squares without buckets, warnings dropped: the loader tests' options.
 DatasetOptions small_square_options() {
   DatasetOptions o;
@@ -38,6 +37,7 @@ DatasetOptions small_square_options() {
   return o;
 }
 
+// A w×h RGB image whose pixel (x, y) has red = x, green = y, blue = `blue`.
 void write_image(const fs::path& p, int w, int h, uint8_t blue = 7) {
   fs::create_directories(p.parent_path());
   Image img{w, h, 3, std::vector<uint8_t>(size_t(w) * h * 3)};
