@@ -45,7 +45,7 @@ dnnl::stream& stream() {
 }
 
 namespace {
-thread_local std::unique_ptr<char, decltype(&std::free)> t_scratchpad(nullptr, &std::free);
+thread_local std::shared_ptr<void> t_scratchpad;  // from core/allocator's pool
 thread_local size_t t_scratchpad_size = 0;
 }  // namespace
 
@@ -54,10 +54,9 @@ dnnl::memory scratchpad(const dnnl::memory::desc& md) {
   size_t& size = t_scratchpad_size;
   size_t need = md.get_size();
   if (need > size) {
-    size_t bytes = (need + 4095) / 4096 * 4096;
-    buf.reset(static_cast<char*>(std::aligned_alloc(4096, bytes)));
-    PIG_CHECK(buf, "out of memory allocating ", bytes, " bytes of oneDNN scratchpad");
-    size = bytes;
+    buf.reset();  // back to the pool first: it may serve the larger block
+    buf = allocate(need);
+    size = need;
   }
   return dnnl::memory(md, engine(), need ? buf.get() : nullptr);
 }
@@ -161,16 +160,13 @@ void prepare_into(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::
   }
 }
 
-// Weights converted per call go to a per-thread buffer that only grows (mapped with huge pages: a fresh buffer per
-// call would cost a page fault per 4 KiB every time). A second preparation while the buffer is still held (two
-// weights for one primitive) gets memory of its own.
+// Weights converted per call go to a per-thread buffer that only grows (from core/allocator's pool, whose pages stay
+// resident: a fresh buffer per call would cost a page fault per 4 KiB every time). A second preparation while the
+// buffer is still held (two weights for one primitive) gets memory of its own.
 struct Scratch {
-  void* data = nullptr;
+  std::shared_ptr<void> data;
   size_t capacity = 0;
   bool busy = false;
-  ~Scratch() {
-    if (data) munmap(data, capacity);
-  }
 };
 thread_local Scratch t_weight_scratch;
 std::shared_ptr<void> lease_scratch(size_t bytes, void** out) {
@@ -181,20 +177,15 @@ std::shared_ptr<void> lease_scratch(size_t bytes, void** out) {
     return own;
   }
   if (bytes > s.capacity) {
-    if (s.data) munmap(s.data, s.capacity);
-    s.data = nullptr;
+    s.data.reset();
     s.capacity = 0;
-    const size_t huge = size_t(2) << 20, cap = (bytes + huge - 1) / huge * huge;
-    void* p = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    PIG_CHECK(p != MAP_FAILED, "out of memory allocating ", cap, " bytes of weight scratch");
-    madvise(p, cap, MADV_HUGEPAGE);
-    s.data = p;
-    s.capacity = cap;
+    s.data = allocate(bytes);
+    s.capacity = bytes;
   }
   s.busy = true;
-  *out = s.data;
+  *out = s.data.get();
   Scratch* sp = &s;
-  return std::shared_ptr<void>(s.data, [sp](void*) { sp->busy = false; });
+  return std::shared_ptr<void>(s.data.get(), [sp](void*) { sp->busy = false; });
 }
 
 std::atomic<bool> g_release_pages{false};
@@ -250,6 +241,7 @@ struct WeightCache::Impl {
     uint64_t fingerprint;
     dnnl::memory::desc layout;
     dnnl::memory mem;    // empty while the weight is converted per call (only its use count is kept)
+    std::shared_ptr<void> hold;  // mem's memory
     size_t bytes;        // of the prepared form
     bool streamable;     // cheap to convert per call (a blocked layout convert_to_blocked handles, not tiny)
     uint64_t uses = 0;
@@ -270,6 +262,7 @@ struct WeightCache::Impl {
     bytes -= e.bytes;
     --count;
     e.mem = dnnl::memory();
+    e.hold.reset();
   }
   std::unordered_multimap<const void*, Entry>::iterator erase(std::unordered_multimap<const void*, Entry>::iterator it) {
     drop_memory(it->second);
@@ -342,6 +335,8 @@ size_t WeightCache::entries() const {
   return impl_->count;
 }
 
+size_t default_weight_cache_budget() { return onednn::default_budget(); }
+
 WeightCache& default_weight_cache() {
   static WeightCache* c = new WeightCache();  // never destroyed: outlives every model
   return *c;
@@ -351,9 +346,8 @@ void release_work_memory() {
   onednn::t_scratchpad.reset();
   onednn::t_scratchpad_size = 0;
   onednn::Scratch& s = onednn::t_weight_scratch;
-  if (!s.busy && s.data) {
-    munmap(s.data, s.capacity);
-    s.data = nullptr;
+  if (!s.busy) {
+    s.data.reset();
     s.capacity = 0;
   }
 }
@@ -384,9 +378,12 @@ std::string prep_row(const char* when, const dnnl::memory::desc& want) {
 
 PreparedWeight prepare_owned(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
   profile::Scope prof([&] { return prep_row("to keep", want); });
-  dnnl::memory out(want, engine());
+  // From core/allocator's pool: a phase's kept weights, dropped at its end (release_streamable), give their pages to
+  // the next phase's work instead of leaving malloc's heap to grow beside it.
+  std::shared_ptr<void> hold = allocate(want.get_size());
+  dnnl::memory out(want, engine(), hold.get());
   prepare_into(w, plain, want, out);
-  return {out, nullptr};
+  return {out, hold};
 }
 
 PreparedWeight prepare_scratch(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want) {
@@ -435,7 +432,7 @@ PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory:
     if (found) {
       found->last_use = ++c.clock;
       ++found->uses;
-      if (found->mem) return {found->mem, nullptr};
+      if (found->mem) return {found->mem, found->hold};
       // Used again: keep it from now on if the budget has room (never evicting others for it, so that a model
       // that visits its weights in a cycle does not thrash).
       pin = found->uses >= 2 && c.bytes + bytes <= c.budget;
@@ -447,7 +444,7 @@ PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory:
     } else if (streamable) {
       c.sweep_dead();
       c.map.emplace(w.raw(), WeightCache::Impl::Entry{w.raw(), w.shape(), w.dtype(), w.owner(), fp, want,
-                                                      dnnl::memory(), bytes, true, 1, ++c.clock});
+                                                      dnnl::memory(), nullptr, bytes, true, 1, ++c.clock});
       PreparedWeight p = prepare_scratch(w, plain, want);
       after_use(w, false);
       return p;
@@ -465,10 +462,11 @@ PreparedWeight prepared(WeightCache* cache, const Tensor& w, const dnnl::memory:
       e = &it->second;
   if (!e)
     e = &c.map.emplace(w.raw(), WeightCache::Impl::Entry{w.raw(), w.shape(), w.dtype(), w.owner(), fp, want,
-                                                         dnnl::memory(), bytes, streamable, 1, ++c.clock})
+                                                         dnnl::memory(), nullptr, bytes, streamable, 1, ++c.clock})
              ->second;
-  if (e->mem) return {e->mem, nullptr};  // another thread prepared it meanwhile
+  if (e->mem) return {e->mem, e->hold};  // another thread prepared it meanwhile
   e->mem = p.mem;
+  e->hold = p.hold;
   e->fingerprint = fp;
   c.bytes += bytes;
   ++c.count;

@@ -59,6 +59,8 @@ class WeightCache {
  private:
   std::unique_ptr<Impl> impl_;
 };
+// A WeightCache's budget when none is named: 1.25 GiB, or $PIGMENT_WEIGHT_CACHE_MB megabytes when set.
+size_t default_weight_cache_budget();
 // The cache used when a call names none. A model may own its own WeightCache instead (and pass it in the options
 // below) so that its prepared weights are accounted for and freed with it.
 WeightCache& default_weight_cache();

@@ -1,6 +1,9 @@
 #include "pipelines/memory_mode.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -12,7 +15,12 @@
 
 namespace pigment {
 
+namespace {
+bool g_keep_weights_over_phases = false;
+}  // namespace
+
 void use_low_memory_settings() {
+  g_keep_weights_over_phases = false;
   ops::set_release_weight_pages(true);
   ops::default_weight_cache().set_budget(1);  // keeps nothing
   ops::fast::set_bf16_weight_budget(1);         // nor bf16 copies (--precision fast)
@@ -20,16 +28,33 @@ void use_low_memory_settings() {
   set_allocation_cache_limit(0);
 }
 
-void use_default_memory_settings() { ops::set_release_weight_pages(true); }
+size_t exact_weight_budget(size_t physical_memory_bytes) {
+  if (std::getenv("PIGMENT_WEIGHT_CACHE_MB")) return ops::default_weight_cache_budget();
+  constexpr size_t kMin = size_t(1280) << 20, kMax = size_t(6) << 30;
+  return std::clamp(physical_memory_bytes / 4, kMin, kMax);
+}
+
+void use_default_memory_settings(ops::Precision precision) {
+  ops::set_release_weight_pages(true);
+  size_t budget = ops::default_weight_cache_budget();
+  // Only where the exact path was chosen over a faster default: on a CPU without one, exact is the default mode,
+  // which stays within the default budget.
+  if (precision == ops::Precision::Fp32 && ops::default_precision() != ops::Precision::Fp32) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    budget = exact_weight_budget(pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0);
+  }
+  ops::default_weight_cache().set_budget(budget);
+  g_keep_weights_over_phases = budget > ops::default_weight_cache_budget();
+}
 
 void memory_phase_boundary() {
   ops::fast::new_weight_phase();
-  ops::default_weight_cache().release_streamable();
+  if (!g_keep_weights_over_phases) ops::default_weight_cache().release_streamable();
   ops::release_work_memory();
-  release_cached_memory();
 #if defined(__GLIBC__)
-  // Blocks under malloc's mmap threshold that a phase freed stay in its heaps and count in the resident set (≈ 0.4 GB
-  // after the UNet at 512x512); this hands their whole free pages back. A few milliseconds.
+  // Small blocks (under the pool's 256 KiB) that a phase freed stay in malloc's heaps and count in the resident set;
+  // this hands their whole free pages back. A few milliseconds. The tensor pool (core/allocator.h) keeps its pages:
+  // the next phase reuses them.
   malloc_trim(0);
 #endif
 }

@@ -120,7 +120,7 @@ StableDiffusion StableDiffusion::load(const PipelineOptions& options) {
     tok2 = open_tokenizer(ClipTokenizer::kSd2PadToken);
   }
   if (options.low_memory) use_low_memory_settings();
-  else use_default_memory_settings();
+  else use_default_memory_settings(options.precision);
   StableDiffusion sd = create(model, std::move(tok), std::move(tok2));
   sd.low_memory_ = options.low_memory;
   return sd;
