@@ -47,6 +47,11 @@ void use_default_memory_settings(ops::Precision precision) {
   g_keep_weights_over_phases = budget > ops::default_weight_cache_budget();
 }
 
+void use_default_weight_budget() {
+  ops::default_weight_cache().set_budget(ops::default_weight_cache_budget());
+  g_keep_weights_over_phases = false;
+}
+
 void memory_phase_boundary() {
   ops::fast::new_weight_phase();
   if (!g_keep_weights_over_phases) ops::default_weight_cache().release_streamable();

@@ -22,6 +22,10 @@ namespace pigment {
 // prepared for one image serve the next.
 void use_default_memory_settings(ops::Precision precision);
 void use_low_memory_settings();
+// Back to the usual float32 weight budget (1.25 GiB, or $PIGMENT_WEIGHT_CACHE_MB), dropped at each phase boundary:
+// for training, whose weights change every step (a kept copy is prepared again after each update) and whose memory
+// goes to activations, gradients and optimizer state.
+void use_default_weight_budget();
 // The float32 weight budget of the exact path in the default mode: a quarter of the machine's memory, at least
 // 1.25 GiB and at most 6 GiB (SD1.5's UNet, text encoder and VAE decoder prepared: ≈ 4.3 GB; with all of the UNet
 // kept its step runs at ≈ 85 % of the float32 peak against ≈ 70-80 % with 1.25 GiB — docs/performance.md);

@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "models/model_family.h"
 #include "models/random_init.h"
 #include "models/vae.h"
+#include "ops/ops.h"
 
 namespace pigment {
 namespace {
@@ -53,6 +55,46 @@ TEST(MemoryMode, Bf16BudgetShrinksWithTheImage) {
   EXPECT_EQ(bf16_budget_for(4, 512 * 512), 1u);
   EXPECT_GT(bf16_budget_for(1, 512 * 512), bf16_budget_for(2, 512 * 512));
   EXPECT_GT(bf16_budget_for(1, 384 * 384), bf16_budget_for(1, 512 * 512));
+}
+
+TEST(MemoryMode, ExactWeightBudgetIsAQuarterOfTheMachineWithinBounds) {
+  if (std::getenv("PIGMENT_WEIGHT_CACHE_MB")) {  // the user's budget decides
+    EXPECT_EQ(exact_weight_budget(size_t(64) << 30), ops::default_weight_cache_budget());
+    return;
+  }
+  EXPECT_EQ(exact_weight_budget(size_t(2) << 30), size_t(1280) << 20);
+  EXPECT_EQ(exact_weight_budget(size_t(16) << 30), size_t(4) << 30);
+  EXPECT_EQ(exact_weight_budget(size_t(64) << 30), size_t(6) << 30);
+  EXPECT_EQ(exact_weight_budget(0), size_t(1280) << 20);
+}
+
+// The exact path, chosen over a faster default, keeps its float32 weights over a phase boundary (the next image's
+// UNet finds them prepared); the default budget (fast, training) drops them there.
+TEST(MemoryMode, ExactPathKeepsItsWeightsOverPhasesWhereFastIsTheDefault) {
+  Tensor x = Tensor::full({3, 640}, 0.5f), w = Tensor::full({640, 640}, 0.01f).to(DType::F16);
+  auto keep_w = [&] {
+    ops::default_weight_cache().clear();
+    ops::linear(x, w);
+    ops::linear(x, w);  // kept from its second use
+    return ops::default_weight_cache().bytes();
+  };
+  use_default_memory_settings(ops::Precision::Fp32);
+  const size_t kept = keep_w();
+  ASSERT_GT(kept, 0u);
+  memory_phase_boundary();
+  if (ops::default_precision() != ops::Precision::Fp32) {
+    EXPECT_GT(ops::default_weight_cache().budget(), ops::default_weight_cache_budget());
+    EXPECT_EQ(ops::default_weight_cache().bytes(), kept);
+  } else {  // no faster default on this CPU: exact is the default mode and keeps the default budget
+    EXPECT_EQ(ops::default_weight_cache().budget(), ops::default_weight_cache_budget());
+    EXPECT_EQ(ops::default_weight_cache().bytes(), 0u);
+  }
+  use_default_weight_budget();
+  EXPECT_EQ(ops::default_weight_cache().budget(), ops::default_weight_cache_budget());
+  ASSERT_GT(keep_w(), 0u);
+  memory_phase_boundary();
+  EXPECT_EQ(ops::default_weight_cache().bytes(), 0u);
+  ops::default_weight_cache().clear();
 }
 
 TEST(MemoryMode, TiledDecodeOfAFullSizeVaeAt512IsCloseToUntiled) {

@@ -20,6 +20,7 @@
 #include "ops/fast_products.h"
 #include "ops/ops.h"
 #include "ops/precision.h"
+#include "pipelines/memory_mode.h"
 #include "pipelines/latent_sampling.h"
 #include "sampling/rng.h"
 #include "training/diffusion_objective.h"
@@ -385,6 +386,7 @@ TrainSummary train(const TrainOptions& options, const std::function<void(const S
   }
 
   StableDiffusion model = StableDiffusion::load(o.model);
+  if (!o.model.low_memory) use_default_weight_budget();  // pipelines/memory_mode.h: not the exact path's generous one
   std::unique_ptr<Method> method;  // (--distributed: rank 0 first, so files it makes, class images, are there after)
   distributed::root_first([&] { method = make_method(o.method, model, o); });
   std::vector<Param> params = method->params();
