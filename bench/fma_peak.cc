@@ -74,6 +74,43 @@ __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl"))) double dpbf16_lo
   *sink = v[0] + v[15];
   return double(iters) * 12 * 32 * 2;
 }
+// vpdpbusd x, a, b: x += Σ of four u8 · s8 products per int32 lane (64 multiply-adds, 128 ops per instruction).
+__attribute__((target("avx512vnni,avx512f,avx512bw"))) double dpbusd_loop_avx512(int64_t iters, float* sink) {
+  __m512i x0 = _mm512_set1_epi32(0), x1 = _mm512_set1_epi32(1), x2 = _mm512_set1_epi32(2), x3 = _mm512_set1_epi32(3),
+          x4 = _mm512_set1_epi32(4), x5 = _mm512_set1_epi32(5), x6 = _mm512_set1_epi32(6), x7 = _mm512_set1_epi32(7),
+          x8 = _mm512_set1_epi32(8), x9 = _mm512_set1_epi32(9), x10 = _mm512_set1_epi32(10), x11 = _mm512_set1_epi32(11);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  for (int64_t it = 0; it < iters; ++it) {
+    PIG_FMA12(_mm512_dpbusd_epi32, a, b);
+    __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
+  }
+  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(x0, x1), _mm512_add_epi32(x2, x3)),
+                               _mm512_add_epi32(_mm512_add_epi32(x4, x5), _mm512_add_epi32(x6, x7)));
+  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(x8, x9), _mm512_add_epi32(x10, x11)));
+  int32_t v[16];
+  _mm512_storeu_si512(v, s);
+  *sink = float(v[0] + v[15]);
+  return double(iters) * 12 * 64 * 2;
+}
+
+// vfmadd231ph: 32 fp16 lanes, 64 flop per instruction.
+__attribute__((target("avx512fp16,avx512f,avx512bw,avx512vl"))) double fmaph_loop_avx512(int64_t iters, float* sink) {
+  __m512h x0 = _mm512_set1_ph(0.f), x1 = _mm512_set1_ph(.1f), x2 = _mm512_set1_ph(.2f), x3 = _mm512_set1_ph(.3f),
+          x4 = _mm512_set1_ph(.4f), x5 = _mm512_set1_ph(.5f), x6 = _mm512_set1_ph(.6f), x7 = _mm512_set1_ph(.7f),
+          x8 = _mm512_set1_ph(.8f), x9 = _mm512_set1_ph(.9f), x10 = _mm512_set1_ph(1.f), x11 = _mm512_set1_ph(1.1f);
+  const __m512h a = _mm512_set1_ph(0.999f), b = _mm512_set1_ph(1e-4f);
+  for (int64_t it = 0; it < iters; ++it) {
+    PIG_FMA12(_mm512_fmadd_ph, a, b);
+    __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
+  }
+  __m512h s = _mm512_add_ph(_mm512_add_ph(_mm512_add_ph(x0, x1), _mm512_add_ph(x2, x3)),
+                            _mm512_add_ph(_mm512_add_ph(x4, x5), _mm512_add_ph(x6, x7)));
+  s = _mm512_add_ph(s, _mm512_add_ph(_mm512_add_ph(x8, x9), _mm512_add_ph(x10, x11)));
+  _Float16 v[32];
+  _mm512_storeu_ph(v, s);
+  *sink = float(v[0]) + float(v[31]);
+  return double(iters) * 12 * 32 * 2;
+}
 #undef PIG_FMA12
 
 volatile float g_sink;  // keeps the loops' results observable
@@ -125,6 +162,24 @@ FmaPeak measure_bf16_peak(int runs) {
   p.isa = bf16 ? "avx512_bf16" : "none";
   p.threads = omp_get_max_threads();
   if (bf16) p.flops_per_s = best_rate(runs, dpbf16_loop_avx512);
+  return p;
+}
+
+FmaPeak measure_int8_peak(int runs) {
+  FmaPeak p;
+  const bool vnni = cpu_has(Isa::Avx512Vnni);
+  p.isa = vnni ? "avx512_vnni" : "none";
+  p.threads = omp_get_max_threads();
+  if (vnni) p.flops_per_s = best_rate(runs, dpbusd_loop_avx512);
+  return p;
+}
+
+FmaPeak measure_fp16_peak(int runs) {
+  FmaPeak p;
+  const bool fp16 = cpu_has(Isa::Avx512Fp16);
+  p.isa = fp16 ? "avx512_fp16" : "none";
+  p.threads = omp_get_max_threads();
+  if (fp16) p.flops_per_s = best_rate(runs, fmaph_loop_avx512);
   return p;
 }
 

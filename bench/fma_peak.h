@@ -20,4 +20,10 @@ FmaPeak measure_fma_peak(int runs = 7);
 // $PIGMENT_MAX_ISA) has no AVX-512 BF16.
 FmaPeak measure_bf16_peak(int runs = 7);
 
+// The int8 peak: AVX-512 VNNI `vpdpbusd` (each of 16 int32 lanes adds four u8 · s8 products: 128 ops per
+// instruction), in ops/s; 0 / "none" without AVX-512 VNNI.
+FmaPeak measure_int8_peak(int runs = 7);
+// The fp16 peak: AVX-512 FP16 `vfmadd231ph` (32 lanes, 64 flop per instruction); 0 / "none" without AVX-512 FP16.
+FmaPeak measure_fp16_peak(int runs = 7);
+
 }  // namespace pigment::bench

@@ -88,10 +88,13 @@ void measure(Stage& st, F&& fn) {
   st.add(since(t), ops::profile::flops_counted() - f0);
 }
 
-void print_row(const char* name, const Stage& st, double peak) {
+// `peak`: the fp32 FMA peak; `mode_peak`: the peak of the precision the run computes in (bf16 for fast, int8 for
+// int8; fp32 for exact).
+void print_row(const char* name, const Stage& st, double peak, double mode_peak) {
   const double s = median(st.seconds), gflop = median(st.flops) * 1e-9;
-  std::printf("| %s | %.3f | %.1f | %.0f | %.0f %% |", name, s, gflop, s > 0 ? gflop / s : 0.0,
-              s > 0 && peak > 0 ? 100.0 * gflop / s / (peak * 1e-9) : 0.0);
+  auto share = [&](double p) { return s > 0 && p > 0 ? 100.0 * gflop / s / (p * 1e-9) : 0.0; };
+  std::printf("| %s | %.3f | %.1f | %.0f | %.0f %% | %.0f %% |", name, s, gflop, s > 0 ? gflop / s : 0.0, share(peak),
+              share(mode_peak));
   if (st.reference_s > 0)
     std::printf(" %.1f | %.1fx |\n", st.reference_s, st.reference_s / s);
   else
@@ -122,7 +125,8 @@ int main(int argc, char** argv) {
     if (mode != "default" && mode != "low-memory" && mode != "fast")
       throw std::runtime_error("mode must be default, low-memory or fast");
     if (steps < 1 || runs < 1) throw std::runtime_error("STEPS and RUNS must be at least 1");
-    const bench::FmaPeak peak = bench::measure_fma_peak();
+    const bench::FmaPeak peak = bench::measure_fma_peak(), bf16_peak = bench::measure_bf16_peak(),
+                         fp16_peak = bench::measure_fp16_peak(), int8_peak = bench::measure_int8_peak();
 
     PipelineOptions po;
     po.model = args[0];
@@ -200,21 +204,32 @@ int main(int argc, char** argv) {
 
     std::printf("fp32 FMA peak, measured now: %.1f GFLOP/s (%s, %d threads)\n", peak.flops_per_s * 1e-9, peak.isa,
                 peak.threads);
+    std::printf("other peaks, measured now: bf16 %.1f GFLOP/s (%s), fp16 %.1f GFLOP/s (%s), int8 %.1f GOP/s (%s)\n",
+                bf16_peak.flops_per_s * 1e-9, bf16_peak.isa, fp16_peak.flops_per_s * 1e-9, fp16_peak.isa,
+                int8_peak.flops_per_s * 1e-9, int8_peak.isa);
+    // The share of the peak of the arithmetic the products ran in (ops::precision_used: fast falls back to exact
+    // on a CPU without a fast path). AMX's tile peak is not measured: on AMX CPUs the bf16 figure is vdpbf16ps's.
+    const std::string used = ops::precision_used();
+    const double mode_peak = used == "fast"   ? bf16_peak.flops_per_s
+                             : used == "int8" ? int8_peak.flops_per_s
+                                              : peak.flops_per_s;
     std::printf("model %s (%s), %dx%d, %d steps, CFG 7, Euler, %d threads, %d runs, %s mode\n", args[0].c_str(),
                 family_name(sd.family()), size, size, steps, num_threads(), runs, mode.c_str());
-    std::printf("| stage | median s | GFLOP | GFLOP/s | %% of peak | reference s | speed-up |\n|---|---|---|---|---|---|---|\n");
-    std::printf("| load | %.2f | | | | | |\n", load_s);
-    print_row("text encoding (1 prompt)", enc, peak.flops_per_s);
+    std::printf("| stage | median s | GFLOP | GFLOP/s | %% of peak | %% of %s peak | reference s | speed-up |\n"
+                "|---|---|---|---|---|---|---|---|\n",
+                used == "fast" ? "bf16" : used == "int8" ? "int8" : "fp32");
+    std::printf("| load | %.2f | | | | | | |\n", load_s);
+    print_row("text encoding (1 prompt)", enc, peak.flops_per_s, mode_peak);
     if (!first_steps.seconds.empty())
-      print_row("sampling steps 1-2, first image (prepare weights)", first_steps, peak.flops_per_s);
+      print_row("sampling steps 1-2, first image (prepare weights)", first_steps, peak.flops_per_s, mode_peak);
     if (!later_first_steps.seconds.empty())
-      print_row("sampling steps 1-2, later images", later_first_steps, peak.flops_per_s);
+      print_row("sampling steps 1-2, later images", later_first_steps, peak.flops_per_s, mode_peak);
     print_row(steps > 2 ? "sampling step 3+ (UNet on the CFG batch of 2)" : "sampling step (UNet on the CFG batch of 2)",
-              step, peak.flops_per_s);
-    print_row("VAE decode", dec, peak.flops_per_s);
+              step, peak.flops_per_s, mode_peak);
+    print_row("VAE decode", dec, peak.flops_per_s, mode_peak);
     const std::string whole_name = "whole txt2img (" + std::to_string(steps) + " steps, decode included)";
-    print_row(whole_name.c_str(), whole, peak.flops_per_s);
-    std::printf("| peak RSS | %.2f GB | | | | | |\n", peak_rss);
+    print_row(whole_name.c_str(), whole, peak.flops_per_s, mode_peak);
+    std::printf("| peak RSS | %.2f GB | | | | | | |\n", peak_rss);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
