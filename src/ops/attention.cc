@@ -1,10 +1,13 @@
 // Scaled dot-product attention. ref::: one query at a time, full row of scores, double-precision denominator.
 // Fast: flash-attention tiles (simd::attention_tile) of 64 queries for one (batch, head), in parallel over tiles; keys
-// are visited in blocks with an online softmax, so memory is O(tile × (block + head size)) per thread.
+// are visited in blocks with an online softmax, so memory is O(tile × (block + head size)) per thread. Under
+// Precision::Fast on AVX-512 BF16 the two products run in bf16 (ops/attention_bf16.h).
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "ops/attention_bf16.h"
 #include "ops/autograd_ops.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
@@ -79,12 +82,28 @@ Tensor attention_causal(const Tensor& q, const Tensor& k, const Tensor& v, int h
 namespace {
 constexpr int64_t kQueryTile = 256;  // queries per task: each block of keys and values is read once for all of them
 
+// $PIGMENT_FP32_ATTENTION=1 keeps attention in fp32 under Fast (for A/B measurements).
+bool fast_attention_enabled() {
+  static const bool on = std::getenv("PIGMENT_FP32_ATTENTION") == nullptr;
+  return on;
+}
+
+// Precision::Fast (and Int8, whose other products run as Fast) on a CPU with AVX-512 BF16 and the fast path on
+// (ops::set_fast_path_enabled): the two products in bf16 (ops/attention_bf16.h); causal attention (the text
+// encoders) stays fp32.
+bool attention_in_bf16(bool causal) {
+  const Precision p = precision();
+  return !causal && (p == Precision::Fast || p == Precision::Int8) && fast_precision_available() &&
+         bf16_attention::available() && fast_attention_enabled();
+}
+
 Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale, bool causal) {
   const AttnShape sh = check_attention(q, k, v, heads);
   const int64_t B = sh.B, Tq = sh.Tq, C = sh.C, Tk = sh.Tk, D = sh.D;
+  const bool use_bf16 = attention_in_bf16(causal);
   profile::Scope prof(
       [&] {
-        return std::string(causal ? "attention causal" : "attention") + " " + std::to_string(Tq) + "x" +
+        return std::string(causal ? "attention causal" : use_bf16 ? "attention bf16" : "attention") + " " + std::to_string(Tq) + "x" +
                std::to_string(Tk) + " " + std::to_string(heads) + "x" + std::to_string(D) + " B" + std::to_string(B);
       },
       4.0 * double(B * Tq) * double(Tk) * double(C));
@@ -95,6 +114,26 @@ Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int hea
   const float *Q = qf.f32(), *K = kf.f32(), *V = vf.f32();
   float* O = out.f32();
   const bool par = tasks > 1 && B * Tq * Tk * D > 65536;
+  if (use_bf16) {  // keys and values packed once per (batch, head), then shared by that head's query tiles
+    const size_t dp = size_t(D + D % 2), nk2 = size_t(Tk + 1) / 2;
+    std::vector<uint16_t> k16(size_t(B * heads * Tk) * dp);
+    std::vector<uint32_t> vt(size_t(B * heads * D) * nk2);
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t bh = 0; bh < B * heads; ++bh) {
+      const int64_t off = bh / heads * Tk * C + bh % heads * D;
+      bf16_attention::pack_keys(K + off, size_t(C), size_t(Tk), size_t(D), k16.data() + size_t(bh * Tk) * dp);
+      bf16_attention::pack_values(V + off, size_t(C), size_t(Tk), size_t(D), vt.data() + size_t(bh * D) * nk2);
+    }
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t bh = t / tiles, i0 = (t % tiles) * kQueryTile, nq = std::min(kQueryTile, Tq - i0);
+      const int64_t off_q = (bh / heads * Tq + i0) * C + bh % heads * D;
+      bf16_attention::attention_tile(Q + off_q, size_t(C), size_t(nq), k16.data() + size_t(bh * Tk) * dp,
+                                     vt.data() + size_t(bh * D) * nk2, size_t(Tk), size_t(D), scale, O + off_q,
+                                     size_t(C));
+    }
+    return out;
+  }
 #pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t b = t / (heads * tiles), h = t / tiles % heads, i0 = (t % tiles) * kQueryTile;

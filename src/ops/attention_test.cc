@@ -1,32 +1,59 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
+#include "ops/attention_bf16.h"
 #include "ops/ops_test_util.h"
+#include "ops/precision.h"
 
 namespace pigment::ops {
 namespace {
 using testing::deterministic;
 using testing::randn;
 using testing::rel_err;
+using testing::same_bits;
 
 struct AttnCase {
   int64_t B, Tq, Tk, heads, D;
 };
 
+// Exact (fp32) within 1e-5 of the double-precision reference. Fast: on AVX-512 BF16 the two products run in bf16
+// (ops/attention_bf16.h), held to the reference within bf16 rounding; without AVX-512 BF16 (this suite also runs
+// with PIGMENT_MAX_ISA=avx2) Fast is the fp32 kernel, bit for bit.
 TEST(Attention, MatchesReference) {
+  // Odd key counts (a bf16 value pair with a zero half), odd head sizes, the UNet's shapes (40 and 80 per head; 77
+  // text tokens).
   const AttnCase cases[] = {{1, 1, 1, 1, 1},    {2, 77, 77, 2, 20},  {1, 130, 77, 8, 40}, {1, 65, 200, 1, 3},
                             {1, 100, 64, 2, 80}, {1, 70, 33, 1, 160}, {1, 512, 512, 2, 64}, {3, 5, 129, 3, 17},
                             // several query tiles and chunks, partial last ones; many key blocks
-                            {1, 300, 300, 2, 40}, {1, 20, 1000, 1, 24}};
+                            {1, 300, 300, 2, 40}, {1, 20, 1000, 1, 24}, {2, 600, 77, 8, 40}};
   uint32_t seed = 1;
   for (const auto& c : cases) {
     const float scale = 1.f / std::sqrt(float(c.D));
     Tensor q = randn({c.B, c.Tq, c.heads * c.D}, seed++, 1.5f);
     Tensor k = randn({c.B, c.Tk, c.heads * c.D}, seed++, 1.5f);
     Tensor v = randn({c.B, c.Tk, c.heads * c.D}, seed++);
-    EXPECT_LT(rel_err(attention(q, k, v, int(c.heads), scale), ref::attention(q, k, v, int(c.heads), scale)), 1e-5)
-        << c.Tq << "x" << c.Tk << " heads " << c.heads << " D " << c.D;
+    const std::string what = std::to_string(c.Tq) + "x" + std::to_string(c.Tk) + " heads " +
+                             std::to_string(c.heads) + " D " + std::to_string(c.D);
+    const Tensor expected = ref::attention(q, k, v, int(c.heads), scale);
+    Tensor exact, fast;
+    {
+      ScopedPrecision p(Precision::Fp32);
+      exact = attention(q, k, v, int(c.heads), scale);
+    }
+    {
+      ScopedPrecision p(Precision::Fast);
+      fast = attention(q, k, v, int(c.heads), scale);
+    }
+    EXPECT_LT(rel_err(exact, expected), 1e-5) << what;
+    if (bf16_attention::available() && fast_precision_available()) {
+      // bf16 inputs (8 significant bits) with fp32 sums: errors of a few 2^-9 relative, far from fp32's 1e-6.
+      EXPECT_LT(rel_err(fast, expected), 2e-2) << what;
+      EXPECT_GT(rel_err(fast, expected), 1e-5) << what << ": not the bf16 kernel?";
+    } else {
+      EXPECT_TRUE(same_bits(fast, exact)) << what;
+    }
     if (c.Tq == c.Tk) {
       EXPECT_LT(rel_err(attention_causal(q, k, v, int(c.heads), scale),
                         ref::attention_causal(q, k, v, int(c.heads), scale)),
@@ -74,6 +101,42 @@ TEST(Attention, BadShapesThrow) {
   EXPECT_THROW(attention(Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 5, 6}), 2, 1.f), Error);
   EXPECT_THROW(attention(Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 4, 6}), Tensor::zeros({1, 4, 6}), 4, 1.f), Error);
   EXPECT_THROW(attention(Tensor::zeros({4, 6}), Tensor::zeros({4, 6}), Tensor::zeros({4, 6}), 1, 1.f), Error);
+}
+
+// With the fast path switched off (what a CPU without one computes), Fast attention is the fp32 kernel's bits.
+TEST(AttentionBf16, WithoutTheFastPathFastIsFloat32) {
+  Tensor q = randn({2, 130, 80}, 21), k = randn({2, 77, 80}, 22), v = randn({2, 77, 80}, 23);
+  Tensor exact;
+  {
+    ScopedPrecision p(Precision::Fp32);
+    exact = attention(q, k, v, 2, 0.15f);
+  }
+  ScopedPrecision p(Precision::Fast);
+  const bool was = set_fast_path_enabled(false);
+  const Tensor fast = attention(q, k, v, 2, 0.15f);
+  set_fast_path_enabled(was);
+  EXPECT_TRUE(same_bits(fast, exact));
+}
+
+// Large logits: the online softmax rescales without overflow in the bf16 path too; causal attention stays fp32.
+TEST(AttentionBf16, SharpSoftmaxAndCausal) {
+  Tensor q = randn({1, 200, 64}, 7, 30.f), k = randn({1, 200, 64}, 8, 30.f), v = randn({1, 200, 64}, 9);
+  ScopedPrecision p(Precision::Fast);
+  const Tensor y = attention(q, k, v, 2, 0.125f);
+  // Scores in the thousands: bf16 rounding of q and k moves them by whole units, so which key wins may differ from
+  // the reference; what must hold is a finite convex combination of the values (weights rescaled, never inf/NaN).
+  float vmax = 0;
+  for (int64_t i = 0; i < v.numel(); ++i) vmax = std::max(vmax, std::fabs(v.f32()[i]));
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    ASSERT_TRUE(std::isfinite(y.f32()[i])) << i;
+    ASSERT_LE(std::fabs(y.f32()[i]), vmax * 1.01f) << i;
+  }
+  Tensor yc;
+  {
+    ScopedPrecision exact(Precision::Fp32);
+    yc = attention_causal(q, k, v, 2, 0.125f);
+  }
+  EXPECT_TRUE(same_bits(attention_causal(q, k, v, 2, 0.125f), yc));
 }
 
 }  // namespace

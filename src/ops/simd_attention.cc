@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/exp2_avx512.h"
 #include "ops/simd_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -30,20 +31,12 @@ using VF = hn::Vec<DF>;
 // 2^f (relative error 7.5e-8 on its unit interval). Results below 2^-125 or so are exactly 0, never subnormal
 // (subnormal weights would cost microcode assists in the value products); t may be -inf. Large t gives inf
 // (AVX-512) or at least 2^127 (other targets), never a wrong finite value.
-// AVX-512: f = t - floor(t) by vreduceps, the product by vscalefps (which takes floor(t) itself), zero-masked by one
-// compare: 9 instructions. Other targets: n = round(t) by adding 1.5·2^23 after clamping t to [-127, 127],
-// |f| <= 1/2, and 2^n built in the exponent bits.
+// AVX-512: ops/exp2_avx512.h (vreduceps, vscalefps, zero-masked by one compare: 9 instructions). Other targets:
+// n = round(t) by adding 1.5·2^23 after clamping t to [-127, 127], |f| <= 1/2, and 2^n built in the exponent bits.
 HWY_INLINE VF Exp2(DF d, VF t) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  const VF f = VF{_mm512_reduce_ps(t.raw, 0x09)};  // t - floor(t) in [0, 1) (NaN for -inf, masked below)
-  VF p = hn::Set(d, 1.877576673e-03f);
-  p = hn::MulAdd(p, f, hn::Set(d, 8.989340095e-03f));
-  p = hn::MulAdd(p, f, hn::Set(d, 5.582631805e-02f));
-  p = hn::MulAdd(p, f, hn::Set(d, 2.401536170e-01f));
-  p = hn::MulAdd(p, f, hn::Set(d, 6.931530732e-01f));
-  p = hn::MulAdd(p, f, hn::Set(d, 9.999999251e-01f));
-  const __mmask16 normal = _mm512_cmp_ps_mask(t.raw, _mm512_set1_ps(-126.f), _CMP_GE_OQ);
-  return VF{_mm512_maskz_scalef_ps(normal, p.raw, t.raw)};
+  (void)d;
+  return VF{exp2_avx512(t.raw)};  // ops/exp2_avx512.h
 #else
   const VF magic = hn::Set(d, 12582912.f);
   t = hn::Min(hn::Max(t, hn::Set(d, -127.f)), hn::Set(d, 127.f));
