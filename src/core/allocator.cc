@@ -38,12 +38,16 @@ char* map_aligned(size_t size) {
 // Best fit among free blocks (by size, then address); free neighbours within a segment merge.
 class Pool {
  public:
-  Pool() {
+  Pool() : limit_(initial_limit()) {}
+
+  // $PIGMENT_ALLOC_CACHE_MB megabytes, else unbounded.
+  static size_t initial_limit() {
     if (const char* e = std::getenv("PIGMENT_ALLOC_CACHE_MB")) {
       char* end = nullptr;
       unsigned long long mb = std::strtoull(e, &end, 10);
-      if (end && *end == 0) limit_ = size_t(mb) << 20;
+      if (end && *end == 0) return size_t(mb) << 20;
     }
+    return SIZE_MAX;
   }
 
   bool serves(size_t bytes) {
@@ -177,5 +181,6 @@ void release_cached_memory() { pool().release(); }
 size_t cached_memory_bytes() { return pool().free_bytes(); }
 size_t pooled_memory_bytes() { return pool().mapped_bytes(); }
 void set_allocation_cache_limit(size_t bytes) { pool().set_limit(bytes); }
+void reset_allocation_cache_limit() { pool().set_limit(Pool::initial_limit()); }
 
 }  // namespace pigment

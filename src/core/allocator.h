@@ -26,5 +26,7 @@ size_t cached_memory_bytes();
 size_t pooled_memory_bytes();
 // Upper bound of the pool's free memory (0: low-memory behaviour, above).
 void set_allocation_cache_limit(size_t bytes);
+// Back to the bound at start ($PIGMENT_ALLOC_CACHE_MB, else unbounded).
+void reset_allocation_cache_limit();
 
 }  // namespace pigment

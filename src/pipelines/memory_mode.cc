@@ -17,10 +17,12 @@ namespace pigment {
 
 namespace {
 bool g_keep_weights_over_phases = false;
+bool g_low_memory = false;  // use_low_memory_settings ran and was not undone
 }  // namespace
 
 void use_low_memory_settings() {
   g_keep_weights_over_phases = false;
+  g_low_memory = true;
   ops::set_release_weight_pages(true);
   ops::default_weight_cache().set_budget(1);  // keeps nothing
   ops::fast::set_bf16_weight_budget(1);         // nor bf16 copies (--precision fast)
@@ -35,6 +37,12 @@ size_t exact_weight_budget(size_t physical_memory_bytes) {
 }
 
 void use_default_memory_settings(ops::Precision precision) {
+  if (g_low_memory) {  // a process that loaded a model in low-memory mode before: undo what that set
+    ops::fast::reset_bf16_weight_budget();
+    ops::set_default_conv_algorithm(ops::ConvAlgorithm::Auto);
+    reset_allocation_cache_limit();
+    g_low_memory = false;
+  }
   ops::set_release_weight_pages(true);
   size_t budget = ops::default_weight_cache_budget();
   // Only where the exact path was chosen over a faster default: on a CPU without one, exact is the default mode,

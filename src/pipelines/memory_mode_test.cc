@@ -12,9 +12,11 @@
 #include <cstdlib>
 #include <memory>
 
+#include "core/allocator.h"
 #include "models/model_family.h"
 #include "models/random_init.h"
 #include "models/vae.h"
+#include "ops/fast_products.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -95,6 +97,23 @@ TEST(MemoryMode, ExactPathKeepsItsWeightsOverPhasesWhereFastIsTheDefault) {
   memory_phase_boundary();
   EXPECT_EQ(ops::default_weight_cache().bytes(), 0u);
   ops::default_weight_cache().clear();
+}
+
+// A process that loads a model in low-memory mode and later one in the default mode gets the default mode's settings
+// back: Winograd allowed, the bf16 budget, the tensor pool keeping free blocks.
+TEST(MemoryMode, DefaultSettingsUndoLowMemory) {
+  const size_t bf16_default = ops::fast::bf16_weight_budget();
+  use_low_memory_settings();
+  EXPECT_EQ(ops::default_conv_algorithm(), ops::ConvAlgorithm::Direct);
+  EXPECT_EQ(ops::fast::bf16_weight_budget(), 1u);
+  const size_t before = pooled_memory_bytes();
+  { auto small = allocate(size_t(1) << 20); }
+  EXPECT_EQ(pooled_memory_bytes(), before);  // from malloc
+  use_default_memory_settings(ops::Precision::Fast);
+  EXPECT_EQ(ops::default_conv_algorithm(), ops::ConvAlgorithm::Auto);
+  EXPECT_EQ(ops::fast::bf16_weight_budget(), bf16_default);
+  { auto pooled = allocate(size_t(1) << 20); }
+  EXPECT_GT(cached_memory_bytes(), 0u);  // from the pool, kept there once freed
 }
 
 TEST(MemoryMode, TiledDecodeOfAFullSizeVaeAt512IsCloseToUntiled) {
