@@ -18,19 +18,22 @@ namespace {
 #define PIG_FMA12(F, a, b)                                                                                     \
   x0 = F(x0, a, b); x1 = F(x1, a, b); x2 = F(x2, a, b); x3 = F(x3, a, b); x4 = F(x4, a, b); x5 = F(x5, a, b); \
   x6 = F(x6, a, b); x7 = F(x7, a, b); x8 = F(x8, a, b); x9 = F(x9, a, b); x10 = F(x10, a, b); x11 = F(x11, a, b)
+// The twelve chains, started at 0, step, 2·step, ...; and their sum (a tree of ADDs).
+#define PIG_INIT12(T, SET, step)                                                                                 \
+  T x0 = SET(0 * step), x1 = SET(1 * step), x2 = SET(2 * step), x3 = SET(3 * step), x4 = SET(4 * step),         \
+    x5 = SET(5 * step), x6 = SET(6 * step), x7 = SET(7 * step), x8 = SET(8 * step), x9 = SET(9 * step),         \
+    x10 = SET(10 * step), x11 = SET(11 * step)
+#define PIG_SUM12(ADD) \
+  ADD(ADD(ADD(ADD(x0, x1), ADD(x2, x3)), ADD(ADD(x4, x5), ADD(x6, x7))), ADD(ADD(x8, x9), ADD(x10, x11)))
 
 __attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters, float* sink) {
-  __m512 x0 = _mm512_set1_ps(0.f), x1 = _mm512_set1_ps(.1f), x2 = _mm512_set1_ps(.2f), x3 = _mm512_set1_ps(.3f),
-         x4 = _mm512_set1_ps(.4f), x5 = _mm512_set1_ps(.5f), x6 = _mm512_set1_ps(.6f), x7 = _mm512_set1_ps(.7f),
-         x8 = _mm512_set1_ps(.8f), x9 = _mm512_set1_ps(.9f), x10 = _mm512_set1_ps(1.f), x11 = _mm512_set1_ps(1.1f);
+  PIG_INIT12(__m512, _mm512_set1_ps, .1f);
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
   for (int64_t it = 0; it < iters; ++it) {
     PIG_FMA12(_mm512_fmadd_ps, a, b);
     __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
   }
-  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)),
-                           _mm512_add_ps(_mm512_add_ps(x4, x5), _mm512_add_ps(x6, x7)));
-  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(x8, x9), _mm512_add_ps(x10, x11)));
+  __m512 s = PIG_SUM12(_mm512_add_ps);
   float v[16];
   _mm512_storeu_ps(v, s);
   *sink = v[0] + v[15];
@@ -38,17 +41,13 @@ __attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters, float* 
 }
 
 __attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters, float* sink) {
-  __m256 x0 = _mm256_set1_ps(0.f), x1 = _mm256_set1_ps(.1f), x2 = _mm256_set1_ps(.2f), x3 = _mm256_set1_ps(.3f),
-         x4 = _mm256_set1_ps(.4f), x5 = _mm256_set1_ps(.5f), x6 = _mm256_set1_ps(.6f), x7 = _mm256_set1_ps(.7f),
-         x8 = _mm256_set1_ps(.8f), x9 = _mm256_set1_ps(.9f), x10 = _mm256_set1_ps(1.f), x11 = _mm256_set1_ps(1.1f);
+  PIG_INIT12(__m256, _mm256_set1_ps, .1f);
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
   for (int64_t it = 0; it < iters; ++it) {
     PIG_FMA12(_mm256_fmadd_ps, a, b);
     __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4), "+x"(x5));
   }
-  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
-                           _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
-  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
+  __m256 s = PIG_SUM12(_mm256_add_ps);
   float v[8];
   _mm256_storeu_ps(v, s);
   *sink = v[0] + v[7];
@@ -57,18 +56,14 @@ __attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters, float* s
 // vdpbf16ps x, a, b: x += a.even * b.even + a.odd * b.odd per fp32 lane (32 products per instruction).
 __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl"))) double dpbf16_loop_avx512(int64_t iters,
                                                                                         float* sink) {
-  __m512 x0 = _mm512_set1_ps(0.f), x1 = _mm512_set1_ps(.1f), x2 = _mm512_set1_ps(.2f), x3 = _mm512_set1_ps(.3f),
-         x4 = _mm512_set1_ps(.4f), x5 = _mm512_set1_ps(.5f), x6 = _mm512_set1_ps(.6f), x7 = _mm512_set1_ps(.7f),
-         x8 = _mm512_set1_ps(.8f), x9 = _mm512_set1_ps(.9f), x10 = _mm512_set1_ps(1.f), x11 = _mm512_set1_ps(1.1f);
+  PIG_INIT12(__m512, _mm512_set1_ps, .1f);
   const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
   const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
   for (int64_t it = 0; it < iters; ++it) {
     PIG_FMA12(_mm512_dpbf16_ps, a, b);
     __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
   }
-  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(x0, x1), _mm512_add_ps(x2, x3)),
-                           _mm512_add_ps(_mm512_add_ps(x4, x5), _mm512_add_ps(x6, x7)));
-  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(x8, x9), _mm512_add_ps(x10, x11)));
+  __m512 s = PIG_SUM12(_mm512_add_ps);
   float v[16];
   _mm512_storeu_ps(v, s);
   *sink = v[0] + v[15];
@@ -76,17 +71,13 @@ __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl"))) double dpbf16_lo
 }
 // vpdpbusd x, a, b: x += Σ of four u8 · s8 products per int32 lane (64 multiply-adds, 128 ops per instruction).
 __attribute__((target("avx512vnni,avx512f,avx512bw"))) double dpbusd_loop_avx512(int64_t iters, float* sink) {
-  __m512i x0 = _mm512_set1_epi32(0), x1 = _mm512_set1_epi32(1), x2 = _mm512_set1_epi32(2), x3 = _mm512_set1_epi32(3),
-          x4 = _mm512_set1_epi32(4), x5 = _mm512_set1_epi32(5), x6 = _mm512_set1_epi32(6), x7 = _mm512_set1_epi32(7),
-          x8 = _mm512_set1_epi32(8), x9 = _mm512_set1_epi32(9), x10 = _mm512_set1_epi32(10), x11 = _mm512_set1_epi32(11);
+  PIG_INIT12(__m512i, _mm512_set1_epi32, 1);
   const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
   for (int64_t it = 0; it < iters; ++it) {
     PIG_FMA12(_mm512_dpbusd_epi32, a, b);
     __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
   }
-  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(x0, x1), _mm512_add_epi32(x2, x3)),
-                               _mm512_add_epi32(_mm512_add_epi32(x4, x5), _mm512_add_epi32(x6, x7)));
-  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(x8, x9), _mm512_add_epi32(x10, x11)));
+  __m512i s = PIG_SUM12(_mm512_add_epi32);
   int32_t v[16];
   _mm512_storeu_si512(v, s);
   *sink = float(v[0] + v[15]);
@@ -95,23 +86,21 @@ __attribute__((target("avx512vnni,avx512f,avx512bw"))) double dpbusd_loop_avx512
 
 // vfmadd231ph: 32 fp16 lanes, 64 flop per instruction.
 __attribute__((target("avx512fp16,avx512f,avx512bw,avx512vl"))) double fmaph_loop_avx512(int64_t iters, float* sink) {
-  __m512h x0 = _mm512_set1_ph(0.f), x1 = _mm512_set1_ph(.1f), x2 = _mm512_set1_ph(.2f), x3 = _mm512_set1_ph(.3f),
-          x4 = _mm512_set1_ph(.4f), x5 = _mm512_set1_ph(.5f), x6 = _mm512_set1_ph(.6f), x7 = _mm512_set1_ph(.7f),
-          x8 = _mm512_set1_ph(.8f), x9 = _mm512_set1_ph(.9f), x10 = _mm512_set1_ph(1.f), x11 = _mm512_set1_ph(1.1f);
+  PIG_INIT12(__m512h, _mm512_set1_ph, .1f);
   const __m512h a = _mm512_set1_ph(0.999f), b = _mm512_set1_ph(1e-4f);
   for (int64_t it = 0; it < iters; ++it) {
     PIG_FMA12(_mm512_fmadd_ph, a, b);
     __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5));
   }
-  __m512h s = _mm512_add_ph(_mm512_add_ph(_mm512_add_ph(x0, x1), _mm512_add_ph(x2, x3)),
-                            _mm512_add_ph(_mm512_add_ph(x4, x5), _mm512_add_ph(x6, x7)));
-  s = _mm512_add_ph(s, _mm512_add_ph(_mm512_add_ph(x8, x9), _mm512_add_ph(x10, x11)));
+  __m512h s = PIG_SUM12(_mm512_add_ph);
   _Float16 v[32];
   _mm512_storeu_ph(v, s);
   *sink = float(v[0]) + float(v[31]);
   return double(iters) * 12 * 32 * 2;
 }
 #undef PIG_FMA12
+#undef PIG_INIT12
+#undef PIG_SUM12
 
 volatile float g_sink;  // keeps the loops' results observable
 

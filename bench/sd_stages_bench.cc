@@ -67,7 +67,7 @@ void memstat(const char* stage) {
   last_faults = u.ru_minflt;
   last_sys = sys;
   last_cpu = cpu;
-  std::fprintf(stderr, "mem after %-14s rss %.2f GB, peak %.2f GB, kept weights %.2f GB (%zu), free-block cache %.2f GB\n",
+  std::fprintf(stderr, "mem after %-14s rss %.2f GB, peak %.2f GB, kept weights %.2f GB (%zu), tensor pool free %.2f GB\n",
                stage, rss_gb(), peak_rss_gb(), ops::default_weight_cache().bytes() / 1073741824.0,
                ops::default_weight_cache().entries(), cached_memory_bytes() / 1073741824.0);
 }

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <iterator>
@@ -50,10 +51,7 @@ class Pool {
     return SIZE_MAX;
   }
 
-  bool serves(size_t bytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return bytes >= (limit_ ? kPooled : kLarge);
-  }
+  bool serves(size_t bytes) const { return bytes >= (limit_.load(std::memory_order_relaxed) ? kPooled : kLarge); }
 
   char* take(size_t size) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -155,7 +153,7 @@ class Pool {
   std::set<std::pair<size_t, char*>> by_size_;
   size_t free_bytes_ = 0;
   size_t mapped_ = 0;
-  size_t limit_ = SIZE_MAX;
+  std::atomic<size_t> limit_;  // read without the lock by serves()
 };
 
 Pool& pool() {

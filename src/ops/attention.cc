@@ -103,8 +103,9 @@ Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int hea
   const bool use_bf16 = attention_in_bf16(causal);
   profile::Scope prof(
       [&] {
-        return std::string(causal ? "attention causal" : use_bf16 ? "attention bf16" : "attention") + " " + std::to_string(Tq) + "x" +
-               std::to_string(Tk) + " " + std::to_string(heads) + "x" + std::to_string(D) + " B" + std::to_string(B);
+        const char* name = causal ? "attention causal" : use_bf16 ? "attention bf16" : "attention";
+        return std::string(name) + " " + std::to_string(Tq) + "x" + std::to_string(Tk) + " " + std::to_string(heads) +
+               "x" + std::to_string(D) + " B" + std::to_string(B);
       },
       4.0 * double(B * Tq) * double(Tk) * double(C));
   Tensor out = Tensor::zeros(q.shape());
@@ -114,33 +115,32 @@ Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int hea
   const float *Q = qf.f32(), *K = kf.f32(), *V = vf.f32();
   float* O = out.f32();
   const bool par = tasks > 1 && B * Tq * Tk * D > 65536;
-  if (use_bf16) {  // keys and values packed once per (batch, head), then shared by that head's query tiles
-    const size_t dp = size_t(D + D % 2), nk2 = size_t(Tk + 1) / 2;
-    std::vector<uint16_t> k16(size_t(B * heads * Tk) * dp);
-    std::vector<uint32_t> vt(size_t(B * heads * D) * nk2);
+  auto kv_offset = [&](int64_t bh) { return bh / heads * Tk * C + bh % heads * D; };  // of (batch, head) bh
+  // bf16: keys and values packed once per (batch, head), then shared by that head's query tiles.
+  const size_t dp = size_t(D + D % 2), nk2 = size_t(Tk + 1) / 2;
+  std::vector<uint16_t> k16;
+  std::vector<uint32_t> vt;
+  if (use_bf16) {
+    k16.resize(size_t(B * heads * Tk) * dp);
+    vt.resize(size_t(B * heads * D) * nk2);
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t bh = 0; bh < B * heads; ++bh) {
-      const int64_t off = bh / heads * Tk * C + bh % heads * D;
+      const int64_t off = kv_offset(bh);
       bf16_attention::pack_keys(K + off, size_t(C), size_t(Tk), size_t(D), k16.data() + size_t(bh * Tk) * dp);
       bf16_attention::pack_values(V + off, size_t(C), size_t(Tk), size_t(D), vt.data() + size_t(bh * D) * nk2);
     }
-#pragma omp parallel for schedule(dynamic, 1) if (par)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t bh = t / tiles, i0 = (t % tiles) * kQueryTile, nq = std::min(kQueryTile, Tq - i0);
-      const int64_t off_q = (bh / heads * Tq + i0) * C + bh % heads * D;
-      bf16_attention::attention_tile(Q + off_q, size_t(C), size_t(nq), k16.data() + size_t(bh * Tk) * dp,
-                                     vt.data() + size_t(bh * D) * nk2, size_t(Tk), size_t(D), scale, O + off_q,
-                                     size_t(C));
-    }
-    return out;
   }
 #pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t b = t / (heads * tiles), h = t / tiles % heads, i0 = (t % tiles) * kQueryTile;
-    const int64_t nq = std::min(kQueryTile, Tq - i0);
-    const int64_t off_q = (b * Tq + i0) * C + h * D, off_kv = b * Tk * C + h * D;
-    simd::attention_tile(Q + off_q, size_t(C), size_t(nq), K + off_kv, V + off_kv, size_t(C), size_t(Tk), size_t(D),
-                         scale, causal, size_t(i0), O + off_q, size_t(C));
+    const int64_t bh = t / tiles, i0 = (t % tiles) * kQueryTile, nq = std::min(kQueryTile, Tq - i0);
+    const int64_t off_q = (bh / heads * Tq + i0) * C + bh % heads * D, off_kv = kv_offset(bh);
+    if (use_bf16)
+      bf16_attention::attention_tile(Q + off_q, size_t(C), size_t(nq), k16.data() + size_t(bh * Tk) * dp,
+                                     vt.data() + size_t(bh * D) * nk2, size_t(Tk), size_t(D), scale, O + off_q,
+                                     size_t(C));
+    else
+      simd::attention_tile(Q + off_q, size_t(C), size_t(nq), K + off_kv, V + off_kv, size_t(C), size_t(Tk), size_t(D),
+                           scale, causal, size_t(i0), O + off_q, size_t(C));
   }
   return out;
 }

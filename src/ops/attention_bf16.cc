@@ -52,7 +52,8 @@ PIG_BF16_TARGET void pack_keys_avx512(const float* k, size_t ldk, size_t nk, siz
     uint16_t* row = out + j * dp;
     for (size_t e = 0; e < dp; e += N) {
       const size_t n = std::min(N, depth - std::min(depth, e));
-      const __mmask16 in = static_cast<__mmask16>((1u << n) - 1), to = static_cast<__mmask16>((1u << std::min(N, dp - e)) - 1);
+      const __mmask16 in = static_cast<__mmask16>((1u << n) - 1);
+      const __mmask16 to = static_cast<__mmask16>((1u << std::min(N, dp - e)) - 1);  // the odd pad stored as 0
       const __m256i h = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(in, src + e)));
       _mm256_mask_storeu_epi16(row + e, to, h);
     }
@@ -74,28 +75,25 @@ PIG_BF16_TARGET void pack_values_avx512(const float* v, size_t ldv, size_t nk, s
 #pragma GCC diagnostic pop
 #endif
 
+// Like attention_tile, only where available() (attention.cc asks first): no scalar twins to keep in step.
 void pack_keys(const float* k, size_t ldk, size_t nk, size_t depth, uint16_t* out) {
 #if PIG_BF16_ATTENTION
-  if (available()) return pack_keys_avx512(k, ldk, nk, depth, out);
+  PIG_CHECK(available(), "bf16 attention: this CPU has no AVX-512 BF16");
+  pack_keys_avx512(k, ldk, nk, depth, out);
+#else
+  (void)k, (void)ldk, (void)nk, (void)depth, (void)out;
+  fail("bf16 attention: not built for this CPU");
 #endif
-  const size_t dp = depth + depth % 2;
-  for (size_t j = 0; j < nk; ++j) {
-    uint16_t* row = out + j * dp;
-    for (size_t e = 0; e < depth; ++e) row[e] = float_to_bf16(k[j * ldk + e]);
-    if (dp > depth) row[depth] = 0;
-  }
 }
 
 void pack_values(const float* v, size_t ldv, size_t nk, size_t depth, uint32_t* out) {
 #if PIG_BF16_ATTENTION
-  if (available()) return pack_values_avx512(v, ldv, nk, depth, out);
+  PIG_CHECK(available(), "bf16 attention: this CPU has no AVX-512 BF16");
+  pack_values_avx512(v, ldv, nk, depth, out);
+#else
+  (void)v, (void)ldv, (void)nk, (void)depth, (void)out;
+  fail("bf16 attention: not built for this CPU");
 #endif
-  for (size_t j2 = 0; j2 < (nk + 1) / 2; ++j2)
-    for (size_t e = 0; e < depth; ++e) {
-      const uint32_t lo = float_to_bf16(v[2 * j2 * ldv + e]);
-      const uint32_t hi = 2 * j2 + 1 < nk ? float_to_bf16(v[(2 * j2 + 1) * ldv + e]) : 0u;
-      out[j2 * depth + e] = lo | hi << 16;
-    }
 }
 
 #if PIG_BF16_ATTENTION

@@ -13,7 +13,8 @@ namespace pigment::ops::bf16_attention {
 bool available();
 
 // Keys as bf16 rows ([nk][depth + depth % 2], pairs of head dimensions adjacent) and values as pairs of keys
-// ([(nk + 1) / 2][depth] of two bf16 each, a last odd key paired with 0), made once per (batch, head).
+// ([(nk + 1) / 2][depth] of two bf16 each, a last odd key paired with 0), made once per (batch, head). These and
+// attention_tile throw where !available().
 void pack_keys(const float* k, size_t ldk, size_t nk, size_t depth, uint16_t* out);
 void pack_values(const float* v, size_t ldv, size_t nk, size_t depth, uint32_t* out);
 

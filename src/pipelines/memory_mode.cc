@@ -18,13 +18,18 @@ namespace pigment {
 namespace {
 bool g_keep_weights_over_phases = false;
 bool g_low_memory = false;  // use_low_memory_settings ran and was not undone
+
+// The default WeightCache's budget; one beyond the usual budget is roomy enough to keep its weights over phases.
+void set_weight_budget(size_t budget) {
+  ops::default_weight_cache().set_budget(budget);
+  g_keep_weights_over_phases = budget > ops::default_weight_cache_budget();
+}
 }  // namespace
 
 void use_low_memory_settings() {
-  g_keep_weights_over_phases = false;
   g_low_memory = true;
   ops::set_release_weight_pages(true);
-  ops::default_weight_cache().set_budget(1);  // keeps nothing
+  set_weight_budget(1);                       // keeps nothing
   ops::fast::set_bf16_weight_budget(1);         // nor bf16 copies (--precision fast)
   ops::set_default_conv_algorithm(ops::ConvAlgorithm::Direct);
   set_allocation_cache_limit(0);
@@ -51,14 +56,10 @@ void use_default_memory_settings(ops::Precision precision) {
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     budget = exact_weight_budget(pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0);
   }
-  ops::default_weight_cache().set_budget(budget);
-  g_keep_weights_over_phases = budget > ops::default_weight_cache_budget();
+  set_weight_budget(budget);
 }
 
-void use_default_weight_budget() {
-  ops::default_weight_cache().set_budget(ops::default_weight_cache_budget());
-  g_keep_weights_over_phases = false;
-}
+void use_default_weight_budget() { set_weight_budget(ops::default_weight_cache_budget()); }
 
 void memory_phase_boundary() {
   ops::fast::new_weight_phase();
