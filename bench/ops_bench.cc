@@ -1,7 +1,7 @@
 // Microbenchmarks of the ops on the shapes of SD1.5's UNet at 64x64 latents (512² images) and its VAE, with a
 // fp32 FMA peak and a bf16 dot-product peak measured in the same process, so every figure is also shown as a share
 // of what the cores can do. The `/fast` rows run the products under Precision::Fast (ops/precision.h; they equal
-// the fp32 rows where the CPU has no fast path), the linear layers' `/int8` rows under Precision::Int8.
+// the fp32 rows where the CPU has no fast path), the `/int8` rows under Precision::Int8 (`/int8_N2`: a batch of 2).
 // Run through bench/ops.sh for a table; GFLOP/s counts 2 per multiply-add (Winograd: the direct algorithm's work).
 // --cpu_time times by process CPU time (see main).
 #include <benchmark/benchmark.h>
@@ -47,23 +47,21 @@ void set_flops(benchmark::State& state, double flops_per_iter) {
         benchmark::Counter(100.0 * flops_per_iter / g_bf16_peak, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-ops::Precision precision_of(bool fast) { return fast ? ops::Precision::Fast : ops::Precision::Fp32; }
-
 // x [1, C, H, H] * w [O, C, k, k], padding k/2
 void BM_Conv2d(benchmark::State& state, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool winograd,
-               bool fast) {
-  ops::ScopedPrecision prec(precision_of(fast));
+               ops::Precision precision, int64_t N = 1) {
+  ops::ScopedPrecision prec(precision);
   ops::Conv2dOptions opt;
   opt.algorithm = winograd ? ops::ConvAlgorithm::Winograd : ops::ConvAlgorithm::Direct;
   const int pad = int(k / 2);
-  Tensor x = randn({1, C, H, H}, 1);
+  Tensor x = randn({N, C, H, H}, 1);
   Tensor w = randn({O, C, k, k}, 2, 1.f / std::sqrt(float(C * k * k)));
   Tensor b = randn({O}, 3);
   const auto p = ops::Conv2dParams::same(pad, int(s));
   Tensor y = ops::conv2d(x, w, &b, p, opt);  // warm: primitive and prepared weights
   for (auto _ : state) benchmark::DoNotOptimize(y = ops::conv2d(x, w, &b, p, opt));
   const double Ho = double(y.dim(2)), Wo = double(y.dim(3));
-  set_flops(state, 2.0 * O * Ho * Wo * C * k * k);
+  set_flops(state, 2.0 * N * O * Ho * Wo * C * k * k);
 }
 
 // x [M, K] · w [N, K]ᵀ + b
@@ -167,12 +165,18 @@ void register_all() {
       b->UseRealTime();
   };
   auto conv = [&](const std::string& name, int64_t C, int64_t O, int64_t H, int64_t k, int64_t s, bool wino) {
-    add(name + "/direct", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, false); },
+    using P = ops::Precision;
+    add(name + "/direct", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, P::Fp32); },
         benchmark::kMillisecond);
     if (wino)
-      add(name + "/winograd", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, true, false); },
+      add(name + "/winograd", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, true, P::Fp32); },
           benchmark::kMillisecond);
-    add(name + "/fast", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, true); },
+    add(name + "/fast", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, P::Fast); },
+        benchmark::kMillisecond);
+    add(name + "/int8", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, P::Int8); },
+        benchmark::kMillisecond);
+    // The UNet's CFG batch of 2 (one input scale per image).
+    add(name + "/int8_N2", [=](benchmark::State& st) { BM_Conv2d(st, C, O, H, k, s, false, P::Int8, 2); },
         benchmark::kMillisecond);
   };
   conv("conv/unet_conv_in_4-320_64", 4, 320, 64, 3, 1, true);

@@ -8,6 +8,7 @@
 #include "ops/conv2d_narrow.h"
 #include "ops/conv2d_pointwise.h"
 #include "ops/fast_products.h"
+#include "ops/int8_products.h"
 #include "ops/onednn.h"
 #include "ops/profile.h"
 #include "ops/reference.h"
@@ -176,6 +177,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, Conv2dParams
   const bool winograd = algo == ConvAlgorithm::Winograd ? winograd_applies(s, p)
                         : algo == ConvAlgorithm::Auto   ? winograd_auto(s, p)
                                                         : false;
+  if (Tensor qy; int8::conv2d(x, w, bias, p, opt, qy)) return qy;  // Precision::Int8 (ops/int8_products.h)
   if (Tensor fy; fast::conv2d(x, w, bias, p, opt, winograd, fy)) return fy;  // Precision::Fast (ops/precision.h)
   if (Tensor py; conv2d_pointwise(x, w, bias, p, opt, py)) return py;  // 1x1: a matrix product (conv2d_pointwise.h)
   if (Tensor ny; conv2d_narrow(x, w, bias, p, opt, ny)) return ny;  // 3x3 to at most 4 channels (conv2d_narrow.h)

@@ -1,6 +1,8 @@
-// Precision::Int8 linear layers (see int8_products.h): oneDNN's s8 × s8 → s32 matmul, with the quantisation of the
-// inputs before and the dequantisation (scales, bias, residual) after it done here, so that the integer sums are the
-// only thing oneDNN computes and the scalar twin reproduces its bits.
+// Precision::Int8 linear layers and convolutions (see int8_products.h): oneDNN's s8 × s8 → s32 matmul and direct
+// convolution, with the quantisation of the inputs before and the dequantisation (scales, bias, residual) after them
+// done here, so that the integer sums are the only thing oneDNN computes and the scalar twins reproduce its bits.
+// Quantisation and dequantisation run AVX-512 loops (the int8 path exists only on CPUs with AVX-512 VNNI or AMX) that
+// give the scalar loops' bits: the same products and sums in the same order, rounding to nearest even as lrintf.
 #include "ops/int8_products.h"
 
 #include <algorithm>
@@ -11,12 +13,21 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "core/allocator.h"
 #include "core/cpu_isa.h"
+#include "core/dtype.h"
 #include "core/error.h"
+#include "core/file_pages.h"
 #include "ops/isa_cap.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
 #include "ops/profile.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PIG_INT8_SIMD 1
+#define PIG_INT8_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#endif
 
 namespace pigment::ops::int8 {
 namespace {
@@ -25,24 +36,7 @@ using tag = memory::format_tag;
 
 constexpr int64_t kMinK = 64;
 
-// Per-row symmetric quantisation into q (rows × K) and scale (rows); Offset 128 stores q + 128 as unsigned bytes
-// (VNNI multiplies unsigned by signed bytes: oneDNN's signed-input kernels are several times slower).
-template <int Offset, typename Out>
-void quantize_into(const float* x, int64_t rows, int64_t K, Out* q, float* scale) {
-#pragma omp parallel for schedule(static) if (rows * K > (int64_t(1) << 16))
-  for (int64_t m = 0; m < rows; ++m) {
-    const float* r = x + m * K;
-    float amax = 0;
-    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(r[k]));
-    const float s = amax > 0 ? amax / 127.f : 1.f;
-    const float inv = 1.f / s;
-    Out* o = q + m * K;
-    for (int64_t k = 0; k < K; ++k) o[k] = Out(int(std::lrintf(std::clamp(r[k] * inv, -127.f, 127.f))) + Offset);
-    scale[m] = s;
-  }
-}
-
-// y[m, n] = acc · (sx[m] · sw[n]) + b[n] + res[m, n] — one formula for the kernel and the twin.
+// y[m, n] = acc · (sx[m] · sw[n]) + b[n] + res[m, n] — one formula for the kernels and the twins.
 inline float dequant(int32_t acc, float sx, float sw, const float* b, int64_t n, const float* res) {
   float v = float(acc) * (sx * sw);
   if (b) v += b[n];
@@ -50,10 +44,126 @@ inline float dequant(int32_t acc, float sx, float sw, const float* b, int64_t n,
   return v;
 }
 
+// The AVX-512 loops are used where the int8 path runs (vector_loops()); the scalar ones elsewhere and for the tail.
+#if PIG_INT8_SIMD
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (their _mm*_undefined_*)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+PIG_INT8_TARGET float amax_avx512(const float* r, int64_t n) {
+  __m512 m = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(r + k)));
+  float a = _mm512_reduce_max_ps(m);
+  for (; k < n; ++k) a = std::max(a, std::fabs(r[k]));
+  return a;
+}
+template <int Offset, typename Out>
+PIG_INT8_TARGET void quantize_avx512(const float* r, int64_t n, float inv, Out* o) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  const __m512i off = _mm512_set1_epi32(Offset);
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(r + k), vinv), lo), hi);
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), off);  // nearest even, as lrintf
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k), _mm512_cvtepi32_epi8(q));
+  }
+  for (; k < n; ++k) o[k] = Out(int(std::lrintf(std::clamp(r[k] * inv, -127.f, 127.f))) + Offset);
+}
+// out[n] = dequant(acc[n] - 128·wsum[n], sx, sw[n], b, n, res + n) for n < N (wsum, b, res may be null). The tail
+// runs masked: a scalar tail compiled for this target could become a fused multiply-add, other bits than the twin's.
+PIG_INT8_TARGET void dequant_row_avx512(const int32_t* acc, const int32_t* wsum, float sx, const float* sw,
+                                        const float* b, const float* res, float* out, int64_t N) {
+  // The _round_ forms are separate instructions that the compiler cannot fuse into a multiply-add (GCC contracts
+  // the plain _mm512_mul_ps/_mm512_add_ps, which it implements as vector arithmetic).
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512 vsx = _mm512_set1_ps(sx);
+  for (int64_t n = 0; n < N; n += 16) {
+    const __mmask16 m = N - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (N - n)) - 1);
+    __m512i a = _mm512_maskz_loadu_epi32(m, acc + n);
+    if (wsum) a = _mm512_sub_epi32(a, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, wsum + n), 7));
+    const __m512 scale = _mm512_mul_round_ps(vsx, _mm512_maskz_loadu_ps(m, sw + n), kNearest);
+    __m512 v = _mm512_mul_round_ps(_mm512_cvtepi32_ps(a), scale, kNearest);
+    if (b) v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(m, b + n), kNearest);
+    if (res) v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(m, res + n), kNearest);
+    _mm512_mask_storeu_ps(out + n, m, v);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+bool vector_loops() {
+#if PIG_INT8_SIMD
+  static const bool has = cpu_has(Isa::Avx512Vnni);  // implies AVX-512 F/BW/DQ/VL on every CPU that has it
+  return has;
+#else
+  return false;
+#endif
+}
+
+float row_amax(const float* r, int64_t n, bool simd) {
+#if PIG_INT8_SIMD
+  if (simd && vector_loops()) return amax_avx512(r, n);
+#endif
+  float a = 0;
+  for (int64_t k = 0; k < n; ++k) a = std::max(a, std::fabs(r[k]));
+  return a;
+}
+template <int Offset, typename Out>
+void quantize_span(const float* r, int64_t n, float inv, Out* o, bool simd) {
+#if PIG_INT8_SIMD
+  if (simd && vector_loops()) return quantize_avx512<Offset>(r, n, inv, o);
+#endif
+  for (int64_t k = 0; k < n; ++k) o[k] = Out(int(std::lrintf(std::clamp(r[k] * inv, -127.f, 127.f))) + Offset);
+}
+void dequant_row(const int32_t* acc, const int32_t* wsum, float sx, const float* sw, const float* b, const float* res,
+                 float* out, int64_t N) {
+#if PIG_INT8_SIMD
+  if (vector_loops()) return dequant_row_avx512(acc, wsum, sx, sw, b, res, out, N);
+#endif
+  for (int64_t n = 0; n < N; ++n)
+    out[n] = dequant(acc[n] - (wsum ? 128 * wsum[n] : 0), sx, sw[n], b, n, res ? res + n : nullptr);
+}
+
+// Per-row symmetric quantisation into q (rows × K) and scale (rows); Offset 128 stores q + 128 as unsigned bytes
+// (VNNI multiplies unsigned by signed bytes: oneDNN's signed-input matmul kernels are several times slower). Rows are
+// split into chunks so that a few long rows (a convolution's images) spread over the threads too; max is exact, so
+// the result does not depend on the split.
+// simd: the AVX-512 loops where available (the kernels), else the scalar ones (the twins' quantize_rows).
+template <int Offset, typename Out>
+void quantize_into(const float* x, int64_t rows, int64_t K, Out* q, float* scale, bool simd) {
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (K + kChunk - 1) / kChunk;
+  std::vector<float> amax(size_t(rows * chunks), 0.f);
+  const bool par = rows * K > (int64_t(1) << 16);
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t k = c * kChunk;
+      amax[size_t(m * chunks + c)] = row_amax(x + m * K + k, std::min(K - k, kChunk), simd);
+    }
+  for (int64_t m = 0; m < rows; ++m) {
+    float a = 0;
+    for (int64_t c = 0; c < chunks; ++c) a = std::max(a, amax[size_t(m * chunks + c)]);
+    scale[m] = a > 0 ? a / 127.f : 1.f;
+  }
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t k = c * kChunk;
+      quantize_span<Offset>(x + m * K + k, std::min(K - k, kChunk), 1.f / scale[m], q + m * K + k, simd);
+    }
+}
+
+// A weight quantised per output channel, in a primitive's layout, with its scales and row sums.
+struct Int8Weight {
+  std::shared_ptr<void> buf;  // the s8 data (from the tensor pool: huge pages, no fault per 4 KiB)
+  memory mem;                 // over buf, in the primitive's layout
+  std::vector<float> scale;   // per output channel
+  std::vector<int32_t> sum;   // Σ_k q_w[n, k], per output channel (the u8 inputs' offset of 128 times it is removed)
+};
+using Int8WeightPtr = std::shared_ptr<const Int8Weight>;
 struct WeightEntry : onednn::PreparedKey {
-  memory mem;                // s8 in the primitive's layout
-  std::vector<float> scale;  // per output channel
-  std::vector<int32_t> sum;  // Σ_k q_w[n, k], per output channel (the u8 inputs' offset of 128 times it is removed)
+  Int8WeightPtr weight;
 };
 struct Int8Weights {
   std::mutex mu;
@@ -64,29 +174,51 @@ Int8Weights& weights() {
   return *w;
 }
 
-// The quantised weight (per output channel) in the layout `want`, with its scales and row sums; kept, or for views
-// without an owner made per call.
-struct PreparedInt8 {
-  memory mem;
-  std::vector<float> scale;
-  std::vector<int32_t> sum;
-};
-PreparedInt8 prepared(const Tensor& w, const memory::desc& want) {
-  const int64_t N = w.dim(0), K = w.dim(1);
-  auto make = [&] {
-    Tensor wf = w.as_f32();
-    Quantized qw = quantize_rows(wf.f32(), N, K);
-    std::vector<int32_t> sum(size_t(N), 0);
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t k = 0; k < K; ++k) sum[size_t(n)] += qw.q[size_t(n * K + k)];
-    // q is [N, K] row-major: as the matmul's [K, N] weights that is format ba.
-    memory plain(memory::desc({K, N}, memory::data_type::s8, tag::ba), onednn::engine(), qw.q.data());
-    memory dst(want, onednn::engine());
-    dnnl::reorder(plain, dst).execute(onednn::stream(), plain, dst);
-    onednn::stream().wait();
-    return PreparedInt8{dst, std::move(qw.scale), std::move(sum)};
-  };
-  if (!w.owner()) return make();
+// w (f32, f16 or bf16; first dimension the output channels, the rest flattened) quantised row by row, each row
+// widened to float32 in a per-thread buffer (no float32 copy of the whole weight), with quantize_rows' bits; the
+// s8 rows as `plain` describes them reordered into `want`.
+Int8WeightPtr quantize_weight(const Tensor& w, const memory::desc& plain, const memory::desc& want) {
+  const int64_t N = w.dim(0), K = N ? w.numel() / N : 0;
+  auto out = std::make_shared<Int8Weight>();
+  out->scale.resize(size_t(N));
+  out->sum.resize(size_t(N));
+  void* qp = nullptr;
+  const std::shared_ptr<void> q_hold = onednn::weight_scratch(size_t(N * K), &qp);
+  auto* q = static_cast<int8_t*>(qp);
+  const auto* src = static_cast<const char*>(w.raw());
+  const size_t row_bytes = size_t(K) * dtype_size(w.dtype());
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(K));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* r = row.data();
+      if (w.dtype() == DType::F32)
+        r = reinterpret_cast<const float*>(src + size_t(n) * row_bytes);
+      else
+        convert_to_f32(w.dtype(), src + size_t(n) * row_bytes, row.data(), size_t(K));
+      const float a = row_amax(r, K, true);
+      const float sc = a > 0 ? a / 127.f : 1.f;
+      int8_t* qr = q + n * K;
+      quantize_span<0>(r, K, 1.f / sc, qr, true);
+      int32_t t = 0;
+      for (int64_t k = 0; k < K; ++k) t += qr[k];
+      out->scale[size_t(n)] = sc;
+      out->sum[size_t(n)] = t;
+    }
+  }
+  out->buf = allocate(want.get_size());
+  out->mem = memory(want, onednn::engine(), out->buf.get());
+  memory q_mem(plain, onednn::engine(), q);
+  dnnl::reorder(q_mem, out->mem).execute(onednn::stream(), q_mem, out->mem);
+  onednn::stream().wait();
+  return out;
+}
+
+// w quantised into the layout `want` (see quantize_weight): kept, or for views without an owner made per call. A
+// kept weight's file pages (a memory-mapped checkpoint) are given back: they are not read again.
+Int8WeightPtr prepared(const Tensor& w, const memory::desc& plain, const memory::desc& want) {
+  if (!w.owner()) return quantize_weight(w, plain, want);
   Int8Weights& c = weights();
   const uint64_t fp = onednn::weight_fingerprint(w);
   {
@@ -98,13 +230,16 @@ PreparedInt8 prepared(const Tensor& w, const memory::desc& want) {
         it = c.map.erase(it);  // a freed weight's memory reused, or rewritten in place
         continue;
       }
-      if (e.serves(w, want)) return {e.mem, e.scale, e.sum};
+      if (e.serves(w, want)) return e.weight;
       ++it;
     }
   }
-  PreparedInt8 made = make();
+  Int8WeightPtr made = quantize_weight(w, plain, want);
+  drop_file_pages(w.raw(), w.nbytes());
   std::lock_guard<std::mutex> lock(c.mu);
-  c.map.emplace(w.raw(), WeightEntry{{w.owner(), w.shape(), w.dtype(), fp, want}, made.mem, made.scale, made.sum});
+  for (auto it = c.map.begin(); it != c.map.end();)  // the copies of freed models' weights go with them
+    it = it->second.owner.expired() ? c.map.erase(it) : std::next(it);
+  c.map.emplace(w.raw(), WeightEntry{{w.owner(), w.shape(), w.dtype(), fp, want}, made});
   return made;
 }
 
@@ -129,7 +264,7 @@ Quantized quantize_rows(const float* x, int64_t rows, int64_t K) {
   Quantized r;
   r.q.resize(size_t(rows * K));
   r.scale.resize(size_t(rows));
-  quantize_into<0>(x, rows, K, r.q.data(), r.scale.data());
+  quantize_into<0>(x, rows, K, r.q.data(), r.scale.data(), false);
   return r;
 }
 
@@ -177,11 +312,12 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
   // Work buffers left uninitialised (every element is written before it is read).
   std::unique_ptr<uint8_t[]> qx(new uint8_t[size_t(M * K)]);
   std::unique_ptr<float[]> sx(new float[size_t(M)]);
-  quantize_into<128>(xf.f32(), M, K, qx.get(), sx.get());
-  const PreparedInt8 pw = prepared(w, p->pd.weights_desc());
-  const memory& wm = pw.mem;
-  const float* sw = pw.scale.data();
-  const int32_t* wsum = pw.sum.data();
+  quantize_into<128>(xf.f32(), M, K, qx.get(), sx.get(), true);
+  // q is [N, K] row-major: as the matmul's [K, N] weights that is format ba.
+  const Int8WeightPtr pw = prepared(w, memory::desc({K, N}, memory::data_type::s8, tag::ba), p->pd.weights_desc());
+  const memory& wm = pw->mem;
+  const float* sw = pw->scale.data();
+  const int32_t* wsum = pw->sum.data();
   std::unique_ptr<int32_t[]> acc(new int32_t[size_t(M * N)]);
   memory src(src_md, onednn::engine(), qx.get()), dst(dst_md, onednn::engine(), acc.get());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
@@ -197,8 +333,132 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
   float* out = y.f32();
 #pragma omp parallel for schedule(static) if (M * N > (int64_t(1) << 15))
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n)
-      out[m * N + n] = dequant(acc[m * N + n] - 128 * wsum[n], sx[m], sw[n], b, n, res ? res + m * N + n : nullptr);
+    dequant_row(acc.get() + m * N, wsum, sx[m], sw, b, res ? res + m * N : nullptr, out + m * N, N);
+  return true;
+}
+
+namespace {
+struct ConvShape8 {
+  int64_t N, C, H, W, O, kh, kw, Ho, Wo;
+};
+ConvShape8 conv_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  ConvShape8 s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), 0, 0};
+  s.Ho = (s.H + p.pad_top + p.pad_bottom - s.kh) / p.stride + 1;
+  s.Wo = (s.W + p.pad_left + p.pad_right - s.kw) / p.stride + 1;
+  return s;
+}
+struct ConvP {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+};
+}  // namespace
+
+Tensor reference_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p,
+                        const Tensor* residual) {
+  const ConvShape8 s = conv_shape(x, w, p);
+  const int64_t img = s.C * s.H * s.W, K = s.C * s.kh * s.kw, P = s.Ho * s.Wo;
+  Tensor xf = x.as_f32(), wf = w.as_f32();
+  const Quantized qx = quantize_rows(xf.f32(), s.N, img), qw = quantize_rows(wf.f32(), s.O, K);
+  Tensor bf = bias ? bias->as_f32() : Tensor(), rf = residual ? residual->as_f32() : Tensor();
+  Tensor y = Tensor::empty({s.N, s.O, s.Ho, s.Wo});
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t o = 0; o < s.O; ++o)
+      for (int64_t oy = 0; oy < s.Ho; ++oy)
+        for (int64_t ox = 0; ox < s.Wo; ++ox) {
+          int32_t acc = 0;
+          for (int64_t c = 0; c < s.C; ++c)
+            for (int64_t ky = 0; ky < s.kh; ++ky)
+              for (int64_t kx = 0; kx < s.kw; ++kx) {
+                const int64_t iy = oy * p.stride + ky - p.pad_top, ix = ox * p.stride + kx - p.pad_left;
+                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;  // zero padding
+                acc += int32_t(qx.q[size_t(n * img + (c * s.H + iy) * s.W + ix)]) *
+                       int32_t(qw.q[size_t(o * K + (c * s.kh + ky) * s.kw + kx)]);
+              }
+          const int64_t i = (n * s.O + o) * P + oy * s.Wo + ox;
+          y.f32()[i] = dequant(acc, qx.scale[size_t(n)], qw.scale[size_t(o)], bias ? bf.f32() : nullptr, o,
+                               residual ? rf.f32() + i : nullptr);
+        }
+  return y;
+}
+
+bool takes_conv(int64_t in_channels, int64_t out_channels, int64_t kernel_elements) {
+  return precision() == Precision::Int8 && available() && in_channels >= 16 && out_channels > 4 &&
+         in_channels * kernel_elements >= kMinK;
+}
+
+bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,
+            Tensor& y) {
+  const ConvShape8 s = conv_shape(x, w, p);
+  if (!takes_conv(s.C, s.O, s.kh * s.kw)) return false;
+  if (s.N == 0 || s.H == 0 || s.W == 0 || s.Ho <= 0 || s.Wo <= 0) return false;
+  std::string key = "int8-conv|";
+  for (int64_t v : {s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
+                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
+    key += std::to_string(v) + ",";
+  auto prim = onednn::cached<ConvP>(key, [&]() -> std::shared_ptr<ConvP> {
+    // Signed inputs: for convolutions oneDNN's s8 and u8 kernels run alike (ops_bench), and s8 needs no offset, so
+    // the zero padding stays zero. The integer sums come back as they are; the scales are applied below.
+    const memory::desc x_md({s.N, s.C, s.H, s.W}, memory::data_type::s8, tag::nhwc),
+        w_any({s.O, s.C, s.kh, s.kw}, memory::data_type::s8, tag::any),
+        y_md({s.N, s.O, s.Ho, s.Wo}, memory::data_type::s32, tag::nhwc);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x_md,
+                                      w_any, y_md, {p.stride, p.stride}, {p.pad_top, p.pad_left},
+                                      {p.pad_bottom, p.pad_right});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    try {
+      dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
+      if (!vnni_impl(pd.impl_info_str())) return nullptr;
+      return std::make_shared<ConvP>(ConvP{pd, dnnl::convolution_forward(pd)});
+    } catch (const dnnl::error&) {
+      return nullptr;
+    }
+  });
+  if (!prim) return false;
+  profile::Scope prof(
+      [&] {
+        return "int8 conv2d " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + (p.stride > 1 ? " s2 " : " ") +
+               std::to_string(s.C) + "->" + std::to_string(s.O) + " @" + std::to_string(s.Ho) + "x" +
+               std::to_string(s.Wo) + " N" + std::to_string(s.N);
+      },
+      2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
+  auto& strm = onednn::stream();
+  const int64_t img = s.C * s.H * s.W;
+  // Inputs: one scale per image, quantised in NCHW order, then laid out as the kernel wants (an exact reorder).
+  Tensor xf = x.as_f32();
+  std::shared_ptr<void> q_buf, x_buf, y_buf;
+  const memory::desc q_plain({s.N, s.C, s.H, s.W}, memory::data_type::s8, tag::nchw);
+  memory q_mem = onednn::work_memory(q_plain, q_buf);
+  std::vector<float> sx(size_t(s.N));
+  quantize_into<0>(xf.f32(), s.N, img, static_cast<int8_t*>(q_mem.get_data_handle()), sx.data(), true);
+  memory x_mem = q_mem;
+  if (prim->pd.src_desc() != q_plain) {
+    x_mem = onednn::work_memory(prim->pd.src_desc(), x_buf);
+    dnnl::reorder(q_mem, x_mem).execute(strm, q_mem, x_mem);
+  }
+  const memory y_mem = onednn::work_memory(prim->pd.dst_desc(), y_buf);
+  const Int8WeightPtr pw = prepared(w, memory::desc({s.O, s.C, s.kh, s.kw}, memory::data_type::s8, tag::oihw),
+                                    prim->pd.weights_desc());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, pw->mem}, {DNNL_ARG_DST, y_mem}};
+  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(prim->pd.scratchpad_desc());
+  prim->prim.execute(strm, args);
+  strm.wait();
+  // Dequantised in place (the channels-last sums become float32 with scales and bias), laid out as NCHW by oneDNN's
+  // reorder, then the residual added: the twin's order of operations.
+  const float* sw = pw->scale.data();
+  Tensor bf = bias ? bias->as_f32() : Tensor();
+  const float* b = bias ? bf.f32() : nullptr;
+  auto* acc = static_cast<int32_t*>(y_mem.get_data_handle());
+  const int64_t P = s.Ho * s.Wo;
+#pragma omp parallel for schedule(static) if (s.N * P * s.O > (int64_t(1) << 15))
+  for (int64_t i = 0; i < s.N * P; ++i)
+    dequant_row(acc + i * s.O, nullptr, sx[size_t(i / P)], sw, b, nullptr, reinterpret_cast<float*>(acc + i * s.O), s.O);
+  y = Tensor::empty({s.N, s.O, s.Ho, s.Wo});
+  memory t_mem(memory::desc({s.N, s.O, s.Ho, s.Wo}, memory::data_type::f32, tag::nhwc), onednn::engine(), acc),
+      y_user(memory::desc({s.N, s.O, s.Ho, s.Wo}, memory::data_type::f32, tag::nchw), onednn::engine(), y.raw());
+  dnnl::reorder(t_mem, y_user).execute(strm, t_mem, y_user);
+  strm.wait();
+  if (opt.residual) add_inplace(y, *opt.residual);
   return true;
 }
 

@@ -1,10 +1,14 @@
-// Precision::Int8 for linear(): 8-bit integer products with 32-bit integer sums (VNNI `vpdpbusd`, or AMX int8 tiles,
+// Precision::Int8 for linear() and conv2d(): 8-bit integer products with 32-bit integer sums (VNNI `vpdpbusd`, or AMX int8 tiles,
 // through oneDNN), the rest of the model as Precision::Fast (bf16 products where the CPU has them, else float32).
 //   weights: symmetric per output channel, s_w[n] = max_k |w[n, k]| / 127, q_w = round(w / s_w) in [-127, 127];
 //            quantised once and kept (keyed like the bf16 copies: data pointer, shape, weak owner, fingerprint).
 //   inputs:  symmetric per row (token), dynamic: s_x[m] = max_k |x[m, k]| / 127, no calibration.
 //   output:  y[m, n] = float(Σ_k q_x[m, k] · q_w[n, k]) · (s_x[m] · s_w[n]) + b[n] (+ residual).
-// The integer sums are exact, so the kernel and its scalar twin (reference_linear) give the same bits. Taken only
+// Convolutions (conv2d below): weights per output channel as above (over C·kh·kw), inputs one dynamic scale per
+// image (a convolution mixes pixels, so per-token scales do not apply), oneDNN's s8 × s8 → s32 direct convolution,
+// the same dequantisation into NCHW float32.
+// The integer sums are exact, so the kernels and their scalar twins (reference_linear, reference_conv2d) give the
+// same bits. Taken only
 // where oneDNN runs the product with VNNI or AMX (an AVX2 int8 kernel can saturate 16-bit partial sums), for K ≥ 64
 // and no fused activation; anything else falls through to the next path. Error and speed: docs/performance.md.
 #pragma once
@@ -23,7 +27,15 @@ bool set_enabled(bool on);
 // y = linear(x, w, bias, opt) in int8 when Precision::Int8 is set and the path applies; false: not taken.
 bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt, Tensor& y);
 
-// The quantisation, for the scalar twin and tests.
+// y = conv2d(x, w, bias, p, opt) in int8 when Precision::Int8 is set and the path applies (takes_conv, and oneDNN
+// has a VNNI/AMX kernel for the shape); false: not taken.
+bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,
+            Tensor& y);
+// Whether Precision::Int8 is set, its path available and a convolution of this shape is one it takes: at least 16
+// input channels, more than 4 outputs (conv_in and the VAE's conv_out stay with the Fast path) and C·kh·kw ≥ 64.
+bool takes_conv(int64_t in_channels, int64_t out_channels, int64_t kernel_elements);
+
+// The quantisation, for the scalar twins and tests.
 struct Quantized {
   std::vector<int8_t> q;     // rows × K, row-major
   std::vector<float> scale;  // per row
@@ -31,6 +43,9 @@ struct Quantized {
 Quantized quantize_rows(const float* x, int64_t rows, int64_t K);
 // The scalar twin of linear() under Int8: the same quantisation, plain integer dot products, the same dequantisation.
 Tensor reference_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual = nullptr);
+// The scalar twin of conv2d() under Int8 (zero padding, integer sums, the same dequantisation).
+Tensor reference_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p,
+                        const Tensor* residual = nullptr);
 // Drops w's quantised copy (a weight changed in place).
 void forget(const Tensor& w);
 

@@ -1,6 +1,7 @@
-// Precision::Int8 linear layers: the quantisation, the oneDNN kernel against its scalar twin bit for bit (the integer
-// sums are exact), closeness to float32 within int8 rounding, 1 and 2 threads alike, and the fallbacks (no VNNI —
-// forced here on any machine —, short rows, a fused activation) computing exactly as Precision::Fast.
+// Precision::Int8 linear layers and convolutions: the quantisation, the oneDNN kernels against their scalar twins bit
+// for bit (the integer sums are exact), closeness to float32 within int8 rounding, 1 and 2 threads alike, and the
+// fallbacks (no VNNI — forced here on any machine —, short rows, a fused activation, conv_in's 4 channels, 3 outputs)
+// computing exactly as Precision::Fast.
 #include "ops/int8_products.h"
 
 #include <gtest/gtest.h>
@@ -103,6 +104,70 @@ TEST(Int8Products, AWeightChangedInPlaceAndForgottenIsQuantisedAgain) {
   EXPECT_TRUE(same_bits(after, reference_linear(x, w, nullptr)));
   EXPECT_FALSE(same_bits(before, after));
   EXPECT_STREQ(precision_used(), "int8");
+}
+
+TEST(Int8Products, ConvolutionIsItsScalarTwinBitForBitAndCloseToFloat32) {
+  if (!available()) GTEST_SKIP() << "no int8 path (AVX-512 VNNI or AMX) here; the fallback tests below run";
+  ScopedPrecision p(Precision::Int8);
+  struct Case {
+    int64_t N, C, H, W, O, k;
+    Conv2dParams p;
+  };
+  // 3x3 same, stride 2 with the UNet's asymmetric padding, 1x1, a non-square image, batch 2 (a scale per image).
+  for (const Case& c : {Case{1, 32, 9, 9, 24, 3, Conv2dParams::same(1)}, Case{2, 16, 10, 7, 20, 3, {2, 0, 0, 1, 1}},
+                        Case{1, 64, 6, 6, 40, 1, Conv2dParams::same(0)}, Case{2, 24, 5, 8, 33, 3, Conv2dParams::same(1)}}) {
+    for (DType wd : {DType::F32, DType::F16}) {
+      Tensor x = randn({c.N, c.C, c.H, c.W}, 20);
+      if (c.N == 2)  // the second image ten times larger: its own scale
+        for (int64_t i = x.numel() / 2; i < x.numel(); ++i) x.f32()[i] *= 10.f;
+      const Tensor w = randn({c.O, c.C, c.k, c.k}, 21, 0.05f).to(wd), b = randn({c.O}, 22);
+      Tensor y0 = ops::conv2d(x, w, &b, c.p);
+      const Tensor r = randn(y0.shape(), 23);
+      Conv2dOptions o;
+      o.residual = &r;
+      Tensor y;
+      ASSERT_TRUE(conv2d(x, w, &b, c.p, o, y));
+      EXPECT_TRUE(same_bits(y, reference_conv2d(x, w, &b, c.p, &r)));
+      EXPECT_TRUE(same_bits(ops::conv2d(x, w, &b, c.p, o), y));  // ops::conv2d takes this path under Int8
+      Tensor exact;
+      {
+        ScopedPrecision e(Precision::Fp32);
+        exact = ops::conv2d(x, w, &b, c.p, o);
+      }
+      const double err = rel_err(y, exact);
+      EXPECT_LT(err, 2e-2) << c.C << "->" << c.O << " k" << c.k;
+      EXPECT_GT(err, 1e-5);  // and it really ran in int8
+    }
+  }
+}
+
+TEST(Int8Products, ConvolutionSameBitsAtOneAndTwoThreads) {
+  ScopedPrecision p(Precision::Int8);
+  const Tensor x = randn({2, 64, 20, 20}, 24), w = randn({96, 64, 3, 3}, 25, 0.05f), b = randn({96}, 26);
+  EXPECT_TRUE(deterministic([&] { return ops::conv2d(x, w, &b, Conv2dParams::same(1)); }));
+}
+
+TEST(Int8Products, ConvolutionFallbacksComputeExactlyAsFast) {
+  auto under = [](Precision prec, auto&& f) {
+    ScopedPrecision p(prec);
+    return f();
+  };
+  const Tensor b = randn({48}, 27);
+  const Tensor x4 = randn({1, 4, 12, 12}, 28), w4 = randn({48, 4, 3, 3}, 29, 0.1f);    // conv_in: 4 channels
+  const Tensor x = randn({1, 32, 12, 12}, 30), w3 = randn({3, 32, 3, 3}, 31, 0.05f);  // 3 outputs (conv_out)
+  const Tensor w = randn({48, 32, 3, 3}, 32, 0.05f);
+  const auto same = Conv2dParams::same(1);
+  EXPECT_FALSE(takes_conv(4, 48, 9));
+  EXPECT_FALSE(takes_conv(32, 3, 9));
+  EXPECT_TRUE(same_bits(under(Precision::Int8, [&] { return ops::conv2d(x4, w4, &b, same); }),
+                        under(Precision::Fast, [&] { return ops::conv2d(x4, w4, &b, same); })));
+  EXPECT_TRUE(same_bits(under(Precision::Int8, [&] { return ops::conv2d(x, w3, nullptr, same); }),
+                        under(Precision::Fast, [&] { return ops::conv2d(x, w3, nullptr, same); })));
+  const bool was = set_enabled(false);  // a CPU without VNNI
+  EXPECT_FALSE(under(Precision::Int8, [] { return takes_conv(32, 48, 9); }));
+  EXPECT_TRUE(same_bits(under(Precision::Int8, [&] { return ops::conv2d(x, w, &b, same); }),
+                        under(Precision::Fast, [&] { return ops::conv2d(x, w, &b, same); })));
+  set_enabled(was);
 }
 
 }  // namespace
