@@ -310,30 +310,31 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
       2.0 * double(M) * double(N) * double(K));
   Tensor xf = x.as_f32();
   // Work buffers left uninitialised (every element is written before it is read).
-  std::unique_ptr<uint8_t[]> qx(new uint8_t[size_t(M * K)]);
-  std::unique_ptr<float[]> sx(new float[size_t(M)]);
-  quantize_into<128>(xf.f32(), M, K, qx.get(), sx.get(), true);
+  // The quantised inputs in pool memory; the integer sums written into y's own memory and dequantised in place.
+  std::shared_ptr<void> q_buf;
+  const memory src = onednn::work_memory(src_md, q_buf);
+  std::vector<float> sx(static_cast<size_t>(M));
+  quantize_into<128>(xf.f32(), M, K, static_cast<uint8_t*>(src.get_data_handle()), sx.data(), true);
   // q is [N, K] row-major: as the matmul's [K, N] weights that is format ba.
   const Int8WeightPtr pw = prepared(w, memory::desc({K, N}, memory::data_type::s8, tag::ba), p->pd.weights_desc());
-  const memory& wm = pw->mem;
   const float* sw = pw->scale.data();
   const int32_t* wsum = pw->sum.data();
-  std::unique_ptr<int32_t[]> acc(new int32_t[size_t(M * N)]);
-  memory src(src_md, onednn::engine(), qx.get()), dst(dst_md, onednn::engine(), acc.get());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
-  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(p->pd.scratchpad_desc());
-  p->prim.execute(onednn::stream(), args);
-  onednn::stream().wait();
   Shape os = x.shape();
   os.back() = N;
   y = Tensor::empty(os);
+  auto* acc = static_cast<int32_t*>(y.raw());
+  const memory dst(dst_md, onednn::engine(), acc);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pw->mem}, {DNNL_ARG_DST, dst}};
+  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(p->pd.scratchpad_desc());
+  p->prim.execute(onednn::stream(), args);
+  onednn::stream().wait();
   Tensor bf = bias ? bias->as_f32() : Tensor(), rf = opt.residual ? opt.residual->as_f32() : Tensor();
   const float* b = bias ? bf.f32() : nullptr;
   const float* res = opt.residual ? rf.f32() : nullptr;
   float* out = y.f32();
 #pragma omp parallel for schedule(static) if (M * N > (int64_t(1) << 15))
   for (int64_t m = 0; m < M; ++m)
-    dequant_row(acc.get() + m * N, wsum, sx[m], sw, b, res ? res + m * N : nullptr, out + m * N, N);
+    dequant_row(acc + m * N, wsum, sx[size_t(m)], sw, b, res ? res + m * N : nullptr, out + m * N, N);
   return true;
 }
 
