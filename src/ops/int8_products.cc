@@ -69,6 +69,31 @@ PIG_INT8_TARGET void quantize_avx512(const float* r, int64_t n, float inv, Out* 
   }
   for (; k < n; ++k) o[k] = Out(int(std::lrintf(std::clamp(r[k] * inv, -127.f, 127.f))) + Offset);
 }
+// min and max of r[0, n), into *lo and *hi.
+PIG_INT8_TARGET void minmax_avx512(const float* r, int64_t n, float* lo, float* hi) {
+  __m512 mn = _mm512_set1_ps(*lo), mx = _mm512_set1_ps(*hi);
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m512 v = _mm512_loadu_ps(r + k);
+    mn = _mm512_min_ps(mn, v);
+    mx = _mm512_max_ps(mx, v);
+  }
+  float a = _mm512_reduce_min_ps(mn), b = _mm512_reduce_max_ps(mx);
+  for (; k < n; ++k) a = std::min(a, r[k]), b = std::max(b, r[k]);
+  *lo = a, *hi = b;
+}
+// o[k] = clamp(lrint(r[k] · inv) + zp, 0, 255)
+PIG_INT8_TARGET void quantize_u8_avx512(const float* r, int64_t n, float inv, int32_t zp, uint8_t* o) {
+  const __m512 vinv = _mm512_set1_ps(inv);
+  const __m512i vzp = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(r + k), vinv)), vzp);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k),
+                     _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(q, zero), top)));
+  }
+  for (; k < n; ++k) o[k] = uint8_t(std::clamp(int(std::lrintf(r[k] * inv)) + zp, 0, 255));
+}
 // out[n] = dequant(acc[n] - 128·wsum[n], sx, sw[n], b, n, res + n) for n < N (wsum, b, res may be null). The tail
 // runs masked: a scalar tail compiled for this target could become a fused multiply-add, other bits than the twin's.
 PIG_INT8_TARGET void dequant_row_avx512(const int32_t* acc, const int32_t* wsum, float sx, const float* sw,
@@ -151,6 +176,47 @@ void quantize_into(const float* x, int64_t rows, int64_t K, Out* q, float* scale
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t k = c * kChunk;
       quantize_span<Offset>(x + m * K + k, std::min(K - k, kChunk), 1.f / scale[m], q + m * K + k, simd);
+    }
+}
+
+void minmax_span(const float* r, int64_t n, float* lo, float* hi, bool simd) {
+#if PIG_INT8_SIMD
+  if (simd && vector_loops()) return minmax_avx512(r, n, lo, hi);
+#endif
+  for (int64_t k = 0; k < n; ++k) *lo = std::min(*lo, r[k]), *hi = std::max(*hi, r[k]);
+}
+void quantize_u8_span(const float* r, int64_t n, float inv, int32_t zp, uint8_t* o, bool simd) {
+#if PIG_INT8_SIMD
+  if (simd && vector_loops()) return quantize_u8_avx512(r, n, inv, zp, o);
+#endif
+  for (int64_t k = 0; k < n; ++k) o[k] = uint8_t(std::clamp(int(std::lrintf(r[k] * inv)) + zp, 0, 255));
+}
+
+// Per-row asymmetric quantisation (see quantize_rows_asymmetric), chunked over the threads as quantize_into.
+void quantize_asym_into(const float* x, int64_t rows, int64_t K, uint8_t* q, float* scale, int32_t* zero_point,
+                        bool simd) {
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (K + kChunk - 1) / kChunk;
+  std::vector<float> lo(size_t(rows * chunks), 0.f), hi(size_t(rows * chunks), 0.f);  // 0 is always in the range
+  const bool par = rows * K > (int64_t(1) << 16);
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t k = c * kChunk;
+      const size_t i = size_t(m * chunks + c);
+      minmax_span(x + m * K + k, std::min(K - k, kChunk), &lo[i], &hi[i], simd);
+    }
+  for (int64_t m = 0; m < rows; ++m) {
+    float a = 0, b = 0;
+    for (int64_t c = 0; c < chunks; ++c) a = std::min(a, lo[size_t(m * chunks + c)]), b = std::max(b, hi[size_t(m * chunks + c)]);
+    scale[m] = b > a ? (b - a) / 255.f : 1.f;
+    zero_point[m] = std::clamp(int(std::lrintf(-a / scale[m])), 0, 255);
+  }
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t k = c * kChunk;
+      quantize_u8_span(x + m * K + k, std::min(K - k, kChunk), 1.f / scale[m], zero_point[m], q + m * K + k, simd);
     }
 }
 
@@ -268,6 +334,15 @@ Quantized quantize_rows(const float* x, int64_t rows, int64_t K) {
   return r;
 }
 
+QuantizedAsymmetric quantize_rows_asymmetric(const float* x, int64_t rows, int64_t K) {
+  QuantizedAsymmetric r;
+  r.q.resize(size_t(rows * K));
+  r.scale.resize(size_t(rows));
+  r.zero_point.resize(size_t(rows));
+  quantize_asym_into(x, rows, K, r.q.data(), r.scale.data(), r.zero_point.data(), false);
+  return r;
+}
+
 Tensor reference_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual) {
   const int64_t K = w.dim(1), N = w.dim(0), M = x.numel() / K;
   Tensor xf = x.as_f32(), wf = w.as_f32();
@@ -359,7 +434,8 @@ Tensor reference_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, co
   const ConvShape8 s = conv_shape(x, w, p);
   const int64_t img = s.C * s.H * s.W, K = s.C * s.kh * s.kw, P = s.Ho * s.Wo;
   Tensor xf = x.as_f32(), wf = w.as_f32();
-  const Quantized qx = quantize_rows(xf.f32(), s.N, img), qw = quantize_rows(wf.f32(), s.O, K);
+  const QuantizedAsymmetric qx = quantize_rows_asymmetric(xf.f32(), s.N, img);
+  const Quantized qw = quantize_rows(wf.f32(), s.O, K);
   Tensor bf = bias ? bias->as_f32() : Tensor(), rf = residual ? residual->as_f32() : Tensor();
   Tensor y = Tensor::empty({s.N, s.O, s.Ho, s.Wo});
   for (int64_t n = 0; n < s.N; ++n)
@@ -371,8 +447,8 @@ Tensor reference_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, co
             for (int64_t ky = 0; ky < s.kh; ++ky)
               for (int64_t kx = 0; kx < s.kw; ++kx) {
                 const int64_t iy = oy * p.stride + ky - p.pad_top, ix = ox * p.stride + kx - p.pad_left;
-                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;  // zero padding
-                acc += int32_t(qx.q[size_t(n * img + (c * s.H + iy) * s.W + ix)]) *
+                if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;  // zero padding: real zero
+                acc += (int32_t(qx.q[size_t(n * img + (c * s.H + iy) * s.W + ix)]) - qx.zero_point[size_t(n)]) *
                        int32_t(qw.q[size_t(o * K + (c * s.kh + ky) * s.kw + kx)]);
               }
           const int64_t i = (n * s.O + o) * P + oy * s.Wo + ox;
@@ -393,20 +469,22 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
   if (!takes_conv(s.C, s.O, s.kh * s.kw)) return false;
   if (s.N == 0 || s.H == 0 || s.W == 0 || s.Ho <= 0 || s.Wo <= 0) return false;
   std::string key = "int8-conv|";
-  for (int64_t v : {s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
+  for (int64_t v : {s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
                     int64_t(p.pad_bottom), int64_t(p.pad_right)})
     key += std::to_string(v) + ",";
   auto prim = onednn::cached<ConvP>(key, [&]() -> std::shared_ptr<ConvP> {
-    // Signed inputs: for convolutions oneDNN's s8 and u8 kernels run alike (ops_bench), and s8 needs no offset, so
-    // the zero padding stays zero. The integer sums come back as they are; the scales are applied below.
-    const memory::desc x_md({s.N, s.C, s.H, s.W}, memory::data_type::s8, tag::nhwc),
+    // One image at a time (each has its own scale and zero point: oneDNN takes one zero point per call), unsigned
+    // inputs with the zero point given at run time (oneDNN removes it, padding counting as real zero), the integer
+    // sums returned as they are; the scales are applied below.
+    const memory::desc x_md({1, s.C, s.H, s.W}, memory::data_type::u8, tag::nhwc),
         w_any({s.O, s.C, s.kh, s.kw}, memory::data_type::s8, tag::any),
-        y_md({s.N, s.O, s.Ho, s.Wo}, memory::data_type::s32, tag::nhwc);
+        y_md({1, s.O, s.Ho, s.Wo}, memory::data_type::s32, tag::nhwc);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x_md,
                                       w_any, y_md, {p.stride, p.stride}, {p.pad_top, p.pad_left},
                                       {p.pad_bottom, p.pad_right});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
     try {
       dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
       if (!vnni_impl(pd.impl_info_str())) return nullptr;
@@ -424,32 +502,47 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
       },
       2.0 * double(s.N * s.O * s.Ho * s.Wo) * double(s.C * s.kh * s.kw));
   auto& strm = onednn::stream();
-  const int64_t img = s.C * s.H * s.W;
-  // Inputs: one scale per image, quantised in NCHW order, then laid out as the kernel wants (an exact reorder).
+  const int64_t img = s.C * s.H * s.W, out_img = s.O * s.Ho * s.Wo;
+  // Inputs: a scale and zero point per image (asymmetric: most inputs follow a SiLU, whose range is mostly
+  // positive), quantised in NCHW order, then laid out as the kernel wants (an exact reorder).
   Tensor xf = x.as_f32();
   std::shared_ptr<void> q_buf, x_buf, y_buf;
-  const memory::desc q_plain({s.N, s.C, s.H, s.W}, memory::data_type::s8, tag::nchw);
+  const memory::desc q_plain({s.N, s.C, s.H, s.W}, memory::data_type::u8, tag::nchw),
+      q_img({1, s.C, s.H, s.W}, memory::data_type::u8, tag::nchw);
   memory q_mem = onednn::work_memory(q_plain, q_buf);
+  auto* q = static_cast<uint8_t*>(q_mem.get_data_handle());
   std::vector<float> sx(size_t(s.N));
-  quantize_into<0>(xf.f32(), s.N, img, static_cast<int8_t*>(q_mem.get_data_handle()), sx.data(), true);
-  memory x_mem = q_mem;
-  if (prim->pd.src_desc() != q_plain) {
-    x_mem = onednn::work_memory(prim->pd.src_desc(), x_buf);
-    dnnl::reorder(q_mem, x_mem).execute(strm, q_mem, x_mem);
-  }
-  const memory y_mem = onednn::work_memory(prim->pd.dst_desc(), y_buf);
+  std::vector<int32_t> zp(size_t(s.N));
+  quantize_asym_into(xf.f32(), s.N, img, q, sx.data(), zp.data(), true);
+  const memory::desc& src_md = prim->pd.src_desc();
+  const bool reorder_src = src_md != q_img;
+  memory x_mem = reorder_src ? onednn::work_memory(src_md, x_buf) : memory();
+  // The sums of all images, channels-last, one after the other.
+  const memory::desc y_all({s.N, s.O, s.Ho, s.Wo}, memory::data_type::s32, tag::nhwc);
+  const memory y_mem = onednn::work_memory(y_all, y_buf);
+  auto* acc = static_cast<int32_t*>(y_mem.get_data_handle());
   const Int8WeightPtr pw = prepared(w, memory::desc({s.O, s.C, s.kh, s.kw}, memory::data_type::s8, tag::oihw),
                                     prim->pd.weights_desc());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, pw->mem}, {DNNL_ARG_DST, y_mem}};
-  args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(prim->pd.scratchpad_desc());
-  prim->prim.execute(strm, args);
-  strm.wait();
+  memory zp_mem({{1}, memory::data_type::s32, tag::x}, onednn::engine());
+  for (int64_t n = 0; n < s.N; ++n) {
+    memory q_n(q_img, onednn::engine(), q + n * img);
+    if (reorder_src)
+      dnnl::reorder(q_n, x_mem).execute(strm, q_n, x_mem);
+    else
+      x_mem = q_n;
+    *static_cast<int32_t*>(zp_mem.get_data_handle()) = zp[size_t(n)];
+    const memory y_n(prim->pd.dst_desc(), onednn::engine(), acc + n * out_img);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, pw->mem}, {DNNL_ARG_DST, y_n},
+                                         {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zp_mem}};
+    args[DNNL_ARG_SCRATCHPAD] = onednn::scratchpad(prim->pd.scratchpad_desc());
+    prim->prim.execute(strm, args);
+    strm.wait();
+  }
   // Dequantised in place (the channels-last sums become float32 with scales and bias), laid out as NCHW by oneDNN's
   // reorder, then the residual added: the twin's order of operations.
   const float* sw = pw->scale.data();
   Tensor bf = bias ? bias->as_f32() : Tensor();
   const float* b = bias ? bf.f32() : nullptr;
-  auto* acc = static_cast<int32_t*>(y_mem.get_data_handle());
   const int64_t P = s.Ho * s.Wo;
 #pragma omp parallel for schedule(static) if (s.N * P * s.O > (int64_t(1) << 15))
   for (int64_t i = 0; i < s.N * P; ++i)

@@ -4,9 +4,11 @@
 //            quantised once and kept (keyed like the bf16 copies: data pointer, shape, weak owner, fingerprint).
 //   inputs:  symmetric per row (token), dynamic: s_x[m] = max_k |x[m, k]| / 127, no calibration.
 //   output:  y[m, n] = float(Σ_k q_x[m, k] · q_w[n, k]) · (s_x[m] · s_w[n]) + b[n] (+ residual).
-// Convolutions (conv2d below): weights per output channel as above (over C·kh·kw), inputs one dynamic scale per
-// image (a convolution mixes pixels, so per-token scales do not apply), oneDNN's s8 × s8 → s32 direct convolution,
-// the same dequantisation into NCHW float32.
+// Convolutions (conv2d below): weights per output channel as above (over C·kh·kw), inputs asymmetric with a dynamic
+// scale and zero point per image (quantize_rows_asymmetric; a convolution mixes pixels, so per-token scales do not
+// apply, and most of its inputs follow a SiLU, whose range is mostly positive: twice the levels of a symmetric
+// scale), oneDNN's u8 × s8 → s32 direct convolution with the zero point removed (padding counts as real zero), the
+// same dequantisation into NCHW float32.
 // The integer sums are exact, so the kernels and their scalar twins (reference_linear, reference_conv2d) give the
 // same bits. Taken only
 // where oneDNN runs the product with VNNI or AMX (an AVX2 int8 kernel can saturate 16-bit partial sums), for K ≥ 64
@@ -41,6 +43,15 @@ struct Quantized {
   std::vector<float> scale;  // per row
 };
 Quantized quantize_rows(const float* x, int64_t rows, int64_t K);
+// Asymmetric, unsigned (a convolution's inputs): per row lo = min(0, min x), hi = max(0, max x), s = (hi − lo) / 255
+// (1 for an all-zero row), zero point z = clamp(round(−lo / s), 0, 255), q = clamp(round(x / s) + z, 0, 255); the
+// value q stands for is (q − z)·s, so 0 stays exactly 0.
+struct QuantizedAsymmetric {
+  std::vector<uint8_t> q;
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+};
+QuantizedAsymmetric quantize_rows_asymmetric(const float* x, int64_t rows, int64_t K);
 // The scalar twin of linear() under Int8: the same quantisation, plain integer dot products, the same dequantisation.
 Tensor reference_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual = nullptr);
 // The scalar twin of conv2d() under Int8 (zero padding, integer sums, the same dequantisation).

@@ -39,6 +39,29 @@ TEST(Int8Products, QuantizesEachRowSymmetricallyTo127Levels) {
   EXPECT_EQ(quantize_rows(zeros.data(), 1, 8).q, std::vector<int8_t>(8, 0));  // an all-zero row stays zero
 }
 
+TEST(Int8Products, QuantizesEachRowAsymmetricallyTo255LevelsKeepingZeroExact) {
+  Tensor x = randn({3, 70}, 40, 2.f);
+  for (int64_t k = 0; k < 70; ++k) x.f32()[70 + k] = std::fabs(x.f32()[70 + k]) + 0.5f;  // row 1: all positive
+  x.f32()[70 + 3] = 0.f;
+  const QuantizedAsymmetric q = quantize_rows_asymmetric(x.f32(), 3, 70);
+  for (int64_t m = 0; m < 3; ++m) {
+    float lo = 0, hi = 0;
+    for (int64_t k = 0; k < 70; ++k) lo = std::min(lo, x.f32()[m * 70 + k]), hi = std::max(hi, x.f32()[m * 70 + k]);
+    const float s = q.scale[size_t(m)];
+    const int z = q.zero_point[size_t(m)];
+    EXPECT_FLOAT_EQ(s, (hi - lo) / 255.f);
+    for (int64_t k = 0; k < 70; ++k) {
+      const float v = x.f32()[m * 70 + k];
+      EXPECT_LE(std::fabs((int(q.q[size_t(m * 70 + k)]) - z) * s - v), 0.5f * s * 1.0001f) << m << "," << k;
+    }
+  }
+  EXPECT_EQ(q.zero_point[1], 0);     // an all-positive row uses all 255 levels above zero
+  EXPECT_EQ(q.q[size_t(70 + 3)], 0);  // and its zero stays zero
+  const std::vector<float> zeros(8, 0.f);
+  const QuantizedAsymmetric z = quantize_rows_asymmetric(zeros.data(), 1, 8);
+  EXPECT_EQ(z.q, std::vector<uint8_t>(8, uint8_t(z.zero_point[0])));  // an all-zero row stays zero
+}
+
 TEST(Int8Products, LinearIsItsScalarTwinBitForBitAndCloseToFloat32) {
   if (!available()) GTEST_SKIP() << "no int8 path (AVX-512 VNNI or AMX) here; the fallback tests below run";
   ScopedPrecision p(Precision::Int8);
