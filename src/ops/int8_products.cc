@@ -460,7 +460,7 @@ Tensor reference_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, co
 
 bool takes_conv(int64_t in_channels, int64_t out_channels, int64_t kernel_elements) {
   return precision() == Precision::Int8 && available() && in_channels >= 16 && out_channels > 4 &&
-         in_channels * kernel_elements >= kMinK;
+         kernel_elements > 1 && in_channels * kernel_elements >= kMinK;
 }
 
 bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,

@@ -1,6 +1,7 @@
 // Precision::Int8 linear layers and convolutions: the quantisation, the oneDNN kernels against their scalar twins bit
 // for bit (the integer sums are exact), closeness to float32 within int8 rounding, 1 and 2 threads alike, and the
-// fallbacks (no VNNI — forced here on any machine —, short rows, a fused activation, conv_in's 4 channels, 3 outputs)
+// fallbacks (no VNNI — forced here on any machine —, short rows, a fused activation, conv_in's 4 channels, 3 outputs,
+// 1x1 shortcuts)
 // computing exactly as Precision::Fast.
 #include "ops/int8_products.h"
 
@@ -136,9 +137,10 @@ TEST(Int8Products, ConvolutionIsItsScalarTwinBitForBitAndCloseToFloat32) {
     int64_t N, C, H, W, O, k;
     Conv2dParams p;
   };
-  // 3x3 same, stride 2 with the UNet's asymmetric padding, 1x1, a non-square image, batch 2 (a scale per image).
+  // 3x3 same, stride 2 with the UNet's asymmetric padding, 3x3 unpadded, a non-square image, batch 2 (a scale per
+  // image).
   for (const Case& c : {Case{1, 32, 9, 9, 24, 3, Conv2dParams::same(1)}, Case{2, 16, 10, 7, 20, 3, {2, 0, 0, 1, 1}},
-                        Case{1, 64, 6, 6, 40, 1, Conv2dParams::same(0)}, Case{2, 24, 5, 8, 33, 3, Conv2dParams::same(1)}}) {
+                        Case{1, 64, 6, 6, 40, 3, Conv2dParams::same(0)}, Case{2, 24, 5, 8, 33, 3, Conv2dParams::same(1)}}) {
     for (DType wd : {DType::F32, DType::F16}) {
       Tensor x = randn({c.N, c.C, c.H, c.W}, 20);
       if (c.N == 2)  // the second image ten times larger: its own scale
@@ -178,10 +180,18 @@ TEST(Int8Products, ConvolutionFallbacksComputeExactlyAsFast) {
   const Tensor b = randn({48}, 27);
   const Tensor x4 = randn({1, 4, 12, 12}, 28), w4 = randn({48, 4, 3, 3}, 29, 0.1f);    // conv_in: 4 channels
   const Tensor x = randn({1, 32, 12, 12}, 30), w3 = randn({3, 32, 3, 3}, 31, 0.05f);  // 3 outputs (conv_out)
-  const Tensor w = randn({48, 32, 3, 3}, 32, 0.05f);
+  const Tensor w = randn({48, 32, 3, 3}, 32, 0.05f), w1 = randn({48, 32, 1, 1}, 33, 0.1f);  // 1x1: a shortcut
   const auto same = Conv2dParams::same(1);
-  EXPECT_FALSE(takes_conv(4, 48, 9));
-  EXPECT_FALSE(takes_conv(32, 3, 9));
+  {
+    ScopedPrecision p(Precision::Int8);
+    EXPECT_EQ(takes_conv(32, 48, 9), available());
+    EXPECT_FALSE(takes_conv(4, 48, 9));
+    EXPECT_FALSE(takes_conv(32, 3, 9));
+    EXPECT_FALSE(takes_conv(64, 48, 1));
+  }
+  EXPECT_FALSE(takes_conv(32, 48, 9));  // not under Fast
+  EXPECT_TRUE(same_bits(under(Precision::Int8, [&] { return ops::conv2d(x, w1, &b, Conv2dParams::same(0)); }),
+                        under(Precision::Fast, [&] { return ops::conv2d(x, w1, &b, Conv2dParams::same(0)); })));
   EXPECT_TRUE(same_bits(under(Precision::Int8, [&] { return ops::conv2d(x4, w4, &b, same); }),
                         under(Precision::Fast, [&] { return ops::conv2d(x4, w4, &b, same); })));
   EXPECT_TRUE(same_bits(under(Precision::Int8, [&] { return ops::conv2d(x, w3, nullptr, same); }),
