@@ -77,8 +77,8 @@ void setup(CLI::App& c, bool model_required) {
   c.add_option("--precision", f.precision,
                "auto (default: fast where the CPU has AMX or AVX-512 BF16, else exact; exact under --low-memory), "
                "exact (the float32 path the golden cases check), fast (bf16 products, float32 sums) or int8 (linear "
-               "layers in 8-bit integers where the CPU has VNNI, the rest as fast); docs/performance.md has their "
-               "error")
+               "layers and 3x3 convolutions in 8-bit integers where the CPU has VNNI, the rest as fast); "
+               "docs/performance.md has their error")
       ->check(CLI::IsMember({"auto", "exact", "fast", "int8", "fp32"}))
       ->capture_default_str();
   c.add_option("--prediction", f.prediction, "eps, v or sample (x0) (default: inferred from the model)");

@@ -7,8 +7,9 @@
 //         ops, norms, softmax and attention stay float32. Error and speed-up are measured in docs/performance.md.
 //         The backward products take the same path (ops/fast_backward.h: linear and convolution input and weight
 //         gradients, bf16 operands, float32 accumulation and results): `pigment train --mixed-precision bf16`.
-//   Int8: linear layers as 8-bit integer products with 32-bit sums (VNNI or AMX; weights per output channel, inputs
-//         per token, dynamic scales: ops/int8_products.h); everything else as Fast. Without VNNI, exactly Fast.
+//   Int8: linear layers and 3x3 convolutions as 8-bit integer products with 32-bit sums (VNNI or AMX; weights per
+//         output channel; linear inputs per token, convolution inputs per image with a zero point; dynamic scales:
+//         ops/int8_products.h); everything else as Fast. Without VNNI, exactly Fast.
 //   Reference: every product, normalisation, softmax, GEGLU and attention runs its plain scalar twin (ops/reference.h):
 //         the baseline the benchmarks measure the fast kernels against (bench/sd_stages_bench). Very slow.
 // Without AMX and AVX-512 BF16, Fast computes exactly as Fp32.

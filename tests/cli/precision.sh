@@ -50,7 +50,7 @@ check "fast without bf16 arithmetic gives the exact pixels" '[ "$(idat "$T/cappe
   [ "$(precision_of "$T/capped.png")" = exact ]'
 errd=$(PIGMENT_MAX_ISA=avx512_vnni gen -o "$T/capped-default.png" 2>&1 >/dev/null)
 check "the default without bf16 arithmetic: exact, nothing said" '[ -z "$errd" ] && cmp -s "$T/capped-default.png" "$T/capped32.png"'
-# int8 (linear layers in 8-bit integers where the CPU has VNNI or AMX; the rest as fast): a PNG that says so, or,
+# int8 (linear layers and 3x3 convolutions in 8-bit integers where the CPU has VNNI or AMX; the rest as fast): a PNG that says so, or,
 # without VNNI (capped), one stderr line and the pixels of what it runs instead.
 e8=$(gen --precision int8 -o "$T/int8.png" 2>&1 >/dev/null)
 check "int8 writes a PNG whose infotext says int8 (or, on a CPU without VNNI, what ran)" '[ -s "$T/int8.png" ] &&
