@@ -21,5 +21,5 @@ mkdir -p out/bench
   }
   for p in exact fast int8; do row sd15 256 "$steps" $p; done
   for p in exact fast int8; do row sd15 512 "$steps" $p; done
-  for p in exact fast; do row sdxl 1024 1 $p; done
+  for p in exact fast int8; do row sdxl 1024 1 $p; done
 } 2>&1 | tee "$out"
