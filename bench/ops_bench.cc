@@ -101,7 +101,8 @@ void BM_ConvBackward(benchmark::State& state, int64_t C, int64_t O, int64_t H, b
 }
 
 // Tq queries, Tk keys, H heads of D dims, batch 1
-void BM_Attention(benchmark::State& state, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
+void BM_Attention(benchmark::State& state, int64_t Tq, int64_t Tk, int64_t H, int64_t D, ops::Precision precision) {
+  ops::ScopedPrecision prec(precision);
   Tensor q = randn({1, Tq, H * D}, 7), k = randn({1, Tk, H * D}, 8), v = randn({1, Tk, H * D}, 9);
   const float scale = 1.f / std::sqrt(float(D));
   Tensor y;
@@ -241,12 +242,15 @@ void register_all() {
   lin("linear/lora_up_4096x16-320", 4096, 16, 320);
   lin("linear/lora_up_1024x16-5120", 1024, 16, 5120);
   auto attn = [&](const std::string& name, int64_t Tq, int64_t Tk, int64_t H, int64_t D) {
-    add(name, [=](benchmark::State& st) { BM_Attention(st, Tq, Tk, H, D); }, benchmark::kMillisecond);
+    for (ops::Precision p : {ops::Precision::Fp32, ops::Precision::Fast})  // fast: bf16 products where the CPU has them
+      add(p == ops::Precision::Fp32 ? name : name + "/" + ops::precision_name(p),
+          [=](benchmark::State& st) { BM_Attention(st, Tq, Tk, H, D, p); }, benchmark::kMillisecond);
   };
   attn("attention/self_4096x4096_8x40", 4096, 4096, 8, 40);
   attn("attention/cross_4096x77_8x40", 4096, 77, 8, 40);
   attn("attention/self_1024x1024_8x80", 1024, 1024, 8, 80);
   attn("attention/self_256x256_8x160", 256, 256, 8, 160);
+  attn("attention/self_512x512_8x80", 512, 512, 8, 80);  // near where bf16 starts to win (ops/attention_bf16.h)
   auto mem = [&](const std::string& name, void (*fn)(benchmark::State&, int64_t, int64_t), int64_t a, int64_t b) {
     add(name, [=](benchmark::State& st) { fn(st, a, b); }, benchmark::kMicrosecond);
   };

@@ -89,18 +89,18 @@ bool fast_attention_enabled() {
 }
 
 // Precision::Fast (and Int8, whose other products run as Fast) on a CPU with AVX-512 BF16 and the fast path on
-// (ops::set_fast_path_enabled): the two products in bf16 (ops/attention_bf16.h); causal attention (the text
-// encoders) stays fp32.
-bool attention_in_bf16(bool causal) {
+// (ops::set_fast_path_enabled), with enough keys for the bf16 kernel to win (bf16_attention::min_keys()): the two
+// products in bf16 (ops/attention_bf16.h); causal attention (the text encoders) stays fp32.
+bool attention_in_bf16(bool causal, int64_t keys) {
   const Precision p = precision();
   return !causal && (p == Precision::Fast || p == Precision::Int8) && fast_precision_available() &&
-         bf16_attention::available() && fast_attention_enabled();
+         bf16_attention::available() && fast_attention_enabled() && size_t(keys) >= bf16_attention::min_keys();
 }
 
 Tensor attention_fast(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale, bool causal) {
   const AttnShape sh = check_attention(q, k, v, heads);
   const int64_t B = sh.B, Tq = sh.Tq, C = sh.C, Tk = sh.Tk, D = sh.D;
-  const bool use_bf16 = attention_in_bf16(causal);
+  const bool use_bf16 = attention_in_bf16(causal, Tk);
   profile::Scope prof(
       [&] {
         const char* name = causal ? "attention causal" : use_bf16 ? "attention bf16" : "attention";

@@ -1,6 +1,7 @@
 #include "ops/attention_bf16.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -26,6 +27,12 @@ bool available() {
   return false;
 #endif
 }
+
+namespace {
+std::atomic<size_t> g_min_keys{kDefaultMinKeys};
+}  // namespace
+size_t set_min_keys(size_t n) { return g_min_keys.exchange(n); }
+size_t min_keys() { return g_min_keys.load(); }
 
 #if PIG_BF16_ATTENTION
 #pragma GCC diagnostic push

@@ -12,6 +12,15 @@ namespace pigment::ops::bf16_attention {
 // Whether the kernel can run here (AVX-512 BF16 within $PIGMENT_MAX_ISA).
 bool available();
 
+// The fewest keys for which attention() takes this kernel under Fast: below, the fp32 kernel is as fast or faster,
+// since preparing the queries costs as much as the products (ops_bench, AMD EPYC, bf16 against fp32: 77 keys 2.86
+// against 1.62 ms, 256 keys 1.24 against 0.94 and 2.08 against 1.85, 512 keys 1.75 against 1.69 and 7.43 against
+// 7.59, 1024 keys 6.18 against 6.52, 4096 keys 42.9 against 54.6). Tests lower it to run the kernel on small shapes;
+// returns the previous value.
+constexpr size_t kDefaultMinKeys = 1024;
+size_t set_min_keys(size_t n);
+size_t min_keys();
+
 // Keys as bf16 rows ([nk][depth + depth % 2], pairs of head dimensions adjacent) and values as pairs of keys
 // ([(nk + 1) / 2][depth] of two bf16 each, a last odd key paired with 0), made once per (batch, head). These and
 // attention_tile throw where !available().

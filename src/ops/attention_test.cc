@@ -28,6 +28,8 @@ TEST(Attention, MatchesReference) {
                             {1, 100, 64, 2, 80}, {1, 70, 33, 1, 160}, {1, 512, 512, 2, 64}, {3, 5, 129, 3, 17},
                             // several query tiles and chunks, partial last ones; many key blocks
                             {1, 300, 300, 2, 40}, {1, 20, 1000, 1, 24}, {2, 600, 77, 8, 40}};
+  // The bf16 kernel on every shape here, though attention() takes it only from bf16_attention::min_keys() keys on.
+  const size_t min_keys = bf16_attention::set_min_keys(1);
   uint32_t seed = 1;
   for (const auto& c : cases) {
     const float scale = 1.f / std::sqrt(float(c.D));
@@ -61,6 +63,7 @@ TEST(Attention, MatchesReference) {
           << "causal " << c.Tq << " D " << c.D;
     }
   }
+  bf16_attention::set_min_keys(min_keys);
 }
 
 TEST(Attention, SharpSoftmaxStaysStable) {
@@ -105,7 +108,8 @@ TEST(Attention, BadShapesThrow) {
 
 // With the fast path switched off (what a CPU without one computes), Fast attention is the fp32 kernel's bits.
 TEST(AttentionBf16, WithoutTheFastPathFastIsFloat32) {
-  Tensor q = randn({2, 130, 80}, 21), k = randn({2, 77, 80}, 22), v = randn({2, 77, 80}, 23);
+  const int64_t keys = int64_t(bf16_attention::min_keys());  // where the bf16 kernel would run
+  Tensor q = randn({2, 130, 80}, 21), k = randn({2, keys, 80}, 22), v = randn({2, keys, 80}, 23);
   Tensor exact;
   {
     ScopedPrecision p(Precision::Fp32);
@@ -118,11 +122,34 @@ TEST(AttentionBf16, WithoutTheFastPathFastIsFloat32) {
   EXPECT_TRUE(same_bits(fast, exact));
 }
 
+// Under Fast the bf16 kernel runs only from bf16_attention::min_keys() keys on (below, the fp32 kernel is as fast or
+// faster): fewer keys give the fp32 bits, that many do not.
+TEST(AttentionBf16, OnlyFromMinKeysOn) {
+  if (!bf16_attention::available() || !fast_precision_available()) GTEST_SKIP() << "no AVX-512 BF16 here";
+  const int64_t n = int64_t(bf16_attention::kDefaultMinKeys);
+  ASSERT_EQ(bf16_attention::min_keys(), size_t(n));
+  for (int64_t keys : {n - 1, n}) {
+    Tensor q = randn({1, 40, 80}, 30), k = randn({1, keys, 80}, 31), v = randn({1, keys, 80}, 32);
+    Tensor exact, fast;
+    {
+      ScopedPrecision p(Precision::Fp32);
+      exact = attention(q, k, v, 2, 0.15f);
+    }
+    {
+      ScopedPrecision p(Precision::Fast);
+      fast = attention(q, k, v, 2, 0.15f);
+    }
+    EXPECT_EQ(same_bits(fast, exact), keys < n) << keys << " keys";
+  }
+}
+
 // Large logits: the online softmax rescales without overflow in the bf16 path too; causal attention stays fp32.
 TEST(AttentionBf16, SharpSoftmaxAndCausal) {
   Tensor q = randn({1, 200, 64}, 7, 30.f), k = randn({1, 200, 64}, 8, 30.f), v = randn({1, 200, 64}, 9);
   ScopedPrecision p(Precision::Fast);
+  const size_t min_keys = bf16_attention::set_min_keys(1);
   const Tensor y = attention(q, k, v, 2, 0.125f);
+  bf16_attention::set_min_keys(min_keys);
   // Scores in the thousands: bf16 rounding of q and k moves them by whole units, so which key wins may differ from
   // the reference; what must hold is a finite convex combination of the values (weights rescaled, never inf/NaN).
   float vmax = 0;
