@@ -125,11 +125,8 @@ ConvAlgorithm default_conv_algorithm() { return ConvAlgorithm(g_default_algorith
 
 namespace {
 std::string conv_key(const ConvShape& s, const Conv2dParams& p, bool bias, bool residual, bool wino) {
-  std::string k = "conv|";
-  for (int64_t v : {s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
-                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
-    k += std::to_string(v) + ",";
-  return k + "|" + std::to_string(bias) + std::to_string(residual) + std::to_string(wino);
+  return onednn::conv_key("conv", s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, p) + "|" + std::to_string(bias) +
+         std::to_string(residual) + std::to_string(wino);
 }
 
 // Runs `prim` on s.N images: x, y and residual are plain NCHW float32 (residual may be null).

@@ -398,13 +398,6 @@ void to_bf16(const float* src, uint16_t* dst, size_t n) {
   }
 }
 
-namespace {
-struct ConvP {
-  dnnl::convolution_forward::primitive_desc pd;
-  dnnl::convolution_forward prim;
-};
-}  // namespace
-
 bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt, Tensor& y) {
   if (precision() == Precision::Reference) {
     y = ref::activation(ref::linear(x, w, bias), opt.activation);
@@ -488,13 +481,10 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
   if (!takes_conv(C, O, Ho * Wo, fp32_winograd)) return false;
   const FastPath path = active_path();
   const memory::dims strides{p.stride, p.stride}, pad_l{p.pad_top, p.pad_left}, pad_r{p.pad_bottom, p.pad_right};
-  std::string key = "fast-conv|";
-  for (int64_t v : {N, C, H, W, O, kh, kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
-                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
-    key += std::to_string(v) + ",";
+  std::string key = onednn::conv_key("fast-conv", N, C, H, W, O, kh, kw, p);
   key += std::to_string(bias != nullptr) + std::to_string(opt.residual != nullptr);
   key += path == FastPath::Amx ? "|amx" : "|avx512bf16";
-  auto prim = onednn::cached<ConvP>(key, [&]() -> std::shared_ptr<ConvP> {
+  auto prim = onednn::cached<onednn::Conv>(key, [&]() -> std::shared_ptr<onednn::Conv> {
     // Activations channels-last (what the bf16 kernels want); weights blocked as the kernel asks.
     const memory::desc x_md({N, C, H, W}, bf16, tag::nhwc), w_any({O, C, kh, kw}, bf16, tag::any),
         y_md({N, O, Ho, Wo}, f32, tag::nhwc), b_md({O}, f32, tag::x);
@@ -509,13 +499,7 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
       po.append_sum(1.f);
       attr.set_post_ops(po);
     }
-    try {
-      dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
-      if (!runs_on(path, pd.impl_info_str())) return nullptr;
-      return std::make_shared<ConvP>(ConvP{pd, dnnl::convolution_forward(pd)});
-    } catch (const dnnl::error&) {
-      return nullptr;
-    }
+    return onednn::make_conv(d, attr, [&](const char* impl) { return runs_on(path, impl); });
   });
   if (!prim) return false;
   profile::Scope prof(

@@ -18,6 +18,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/file_pages.h"
+#include "ops/conv_im2col.h"
 #include "ops/isa_cap.h"
 #include "ops/onednn.h"
 #include "ops/precision.h"
@@ -414,24 +415,17 @@ bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOp
 }
 
 namespace {
-struct ConvShape8 {
-  int64_t N, C, H, W, O, kh, kw, Ho, Wo;
-};
-ConvShape8 conv_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
-  ConvShape8 s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), 0, 0};
+detail::ConvShape conv_shape(const Tensor& x, const Tensor& w, const Conv2dParams& p) {
+  detail::ConvShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), 0, 0};
   s.Ho = (s.H + p.pad_top + p.pad_bottom - s.kh) / p.stride + 1;
   s.Wo = (s.W + p.pad_left + p.pad_right - s.kw) / p.stride + 1;
   return s;
 }
-struct ConvP {
-  dnnl::convolution_forward::primitive_desc pd;
-  dnnl::convolution_forward prim;
-};
 }  // namespace
 
 Tensor reference_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p,
                         const Tensor* residual) {
-  const ConvShape8 s = conv_shape(x, w, p);
+  const detail::ConvShape s = conv_shape(x, w, p);
   const int64_t img = s.C * s.H * s.W, K = s.C * s.kh * s.kw, P = s.Ho * s.Wo;
   Tensor xf = x.as_f32(), wf = w.as_f32();
   const QuantizedAsymmetric qx = quantize_rows_asymmetric(xf.f32(), s.N, img);
@@ -465,14 +459,12 @@ bool takes_conv(int64_t in_channels, int64_t out_channels, int64_t kernel_elemen
 
 bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p, const Conv2dOptions& opt,
             Tensor& y) {
-  const ConvShape8 s = conv_shape(x, w, p);
+  const detail::ConvShape s = conv_shape(x, w, p);
   if (!takes_conv(s.C, s.O, s.kh * s.kw)) return false;
   if (s.N == 0 || s.H == 0 || s.W == 0 || s.Ho <= 0 || s.Wo <= 0) return false;
-  std::string key = "int8-conv|";
-  for (int64_t v : {s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
-                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
-    key += std::to_string(v) + ",";
-  auto prim = onednn::cached<ConvP>(key, [&]() -> std::shared_ptr<ConvP> {
+  // One image per primitive call (see below), so the key has no batch size.
+  const std::string key = onednn::conv_key("int8-conv", 1, s.C, s.H, s.W, s.O, s.kh, s.kw, p);
+  auto prim = onednn::cached<onednn::Conv>(key, [&]() -> std::shared_ptr<onednn::Conv> {
     // One image at a time (each has its own scale and zero point: oneDNN takes one zero point per call), unsigned
     // inputs with the zero point given at run time (oneDNN removes it, padding counting as real zero), the integer
     // sums returned as they are; the scales are applied below.
@@ -485,13 +477,7 @@ bool conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dPa
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-    try {
-      dnnl::convolution_forward::primitive_desc pd(d, attr, onednn::engine());
-      if (!vnni_impl(pd.impl_info_str())) return nullptr;
-      return std::make_shared<ConvP>(ConvP{pd, dnnl::convolution_forward(pd)});
-    } catch (const dnnl::error&) {
-      return nullptr;
-    }
+    return onednn::make_conv(d, attr, vnni_impl);
   });
   if (!prim) return false;
   profile::Scope prof(

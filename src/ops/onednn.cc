@@ -228,6 +228,24 @@ std::shared_ptr<Matmul> make_matmul(const dnnl::matmul::desc& d, const dnnl::pri
     return nullptr;
   }
 }
+std::shared_ptr<Conv> make_conv(const dnnl::convolution_forward::desc& d, const dnnl::primitive_attr& attr,
+                                const std::function<bool(const char*)>& accept) {
+  try {
+    dnnl::convolution_forward::primitive_desc pd(d, attr, engine());
+    if (!accept(pd.impl_info_str())) return nullptr;
+    return std::make_shared<Conv>(Conv{pd, dnnl::convolution_forward(pd)});
+  } catch (const dnnl::error&) {
+    return nullptr;
+  }
+}
+std::string conv_key(const char* kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                     const Conv2dParams& p) {
+  std::string k = std::string(kind) + "|";
+  for (int64_t v : {N, C, H, W, O, kh, kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
+                    int64_t(p.pad_bottom), int64_t(p.pad_right)})
+    k += std::to_string(v) + ",";
+  return k;
+}
 std::shared_ptr<void> weight_scratch(size_t bytes, void** out) { return lease_scratch(bytes, out); }
 
 }  // namespace onednn

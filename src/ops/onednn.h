@@ -63,6 +63,19 @@ struct Matmul {
 std::shared_ptr<Matmul> make_matmul(const dnnl::matmul::desc& d, const dnnl::primitive_attr& attr,
                                     const std::function<bool(const char*)>& accept);
 
+// A convolution primitive for `d` under `attr`, or null where oneDNN has none or its implementation's name fails
+// `accept` (as make_matmul).
+struct Conv {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+};
+std::shared_ptr<Conv> make_conv(const dnnl::convolution_forward::desc& d, const dnnl::primitive_attr& attr,
+                                const std::function<bool(const char*)>& accept);
+// "kind|N,C,H,W,O,kh,kw,stride,pad_top,pad_left,pad_bottom,pad_right,": the shape part of a convolution primitive's
+// cache key.
+std::string conv_key(const char* kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
+                     const Conv2dParams& p);
+
 // A sample of w's bytes (64 elements spread over it; 0 for memory-mapped file weights, which cannot change): the
 // caches' safety net against a weight changed in place without being forgotten. Not a guarantee.
 uint64_t weight_fingerprint(const Tensor& w);
