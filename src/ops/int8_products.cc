@@ -284,9 +284,20 @@ Int8WeightPtr quantize_weight(const Tensor& w, const memory::desc& plain, const 
 
 // w quantised into the layout `want` (see quantize_weight): kept, or for views without an owner made per call. A
 // kept weight's file pages (a memory-mapped checkpoint) are given back: they are not read again.
+std::atomic<bool> g_keep{true};
+
 Int8WeightPtr prepared(const Tensor& w, const memory::desc& plain, const memory::desc& want) {
   if (!w.owner()) return quantize_weight(w, plain, want);
   Int8Weights& c = weights();
+  if (!g_keep.load()) {  // low-memory mode: quantised per call, nothing kept, the file pages given back after use
+    {
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.map.clear();
+    }
+    Int8WeightPtr made = quantize_weight(w, plain, want);
+    drop_file_pages(w.raw(), w.nbytes());
+    return made;
+  }
   const uint64_t fp = onednn::weight_fingerprint(w);
   {
     std::lock_guard<std::mutex> lock(c.mu);
@@ -326,6 +337,13 @@ bool available() {
   return cpu && g_enabled;
 }
 bool set_enabled(bool on) { return g_enabled.exchange(on); }
+
+bool set_keep_weights(bool on) { return g_keep.exchange(on); }
+size_t kept_weights() {
+  Int8Weights& c = weights();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.map.size();
+}
 
 Quantized quantize_rows(const float* x, int64_t rows, int64_t K) {
   Quantized r;

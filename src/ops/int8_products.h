@@ -26,6 +26,11 @@ bool available();
 // Turns the int8 path off (Int8 then computes exactly as Fast, as on a CPU without VNNI) or back on, so that tests run
 // the fallback on any machine. Returns the previous setting.
 bool set_enabled(bool on);
+// Whether quantised weights (of weights with an owner) are kept for the next call (the default) or made per call and
+// dropped (low-memory mode: pipelines/memory_mode.h; the copies kept so far are dropped on the next product).
+// Returns the previous setting. kept_weights(): how many are kept.
+bool set_keep_weights(bool on);
+size_t kept_weights();
 // y = linear(x, w, bias, opt) in int8 when Precision::Int8 is set and the path applies; false: not taken.
 bool linear(const Tensor& x, const Tensor& w, const Tensor* bias, const LinearOptions& opt, Tensor& y);
 

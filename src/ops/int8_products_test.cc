@@ -203,5 +203,20 @@ TEST(Int8Products, ConvolutionFallbacksComputeExactlyAsFast) {
   set_enabled(was);
 }
 
+// Low-memory mode keeps no quantised weights: each call quantises afresh, with the same bits.
+TEST(Int8Products, WeightsNotKeptWhenToldGiveTheSameBits) {
+  if (!available()) GTEST_SKIP() << "no int8 path here";
+  ScopedPrecision p(Precision::Int8);
+  const Tensor x = randn({40, 96}, 50), w = randn({64, 96}, 51, 0.05f);
+  const Tensor xc = randn({1, 32, 10, 10}, 52), wc = randn({40, 32, 3, 3}, 53, 0.05f);
+  const Tensor kept = ops::linear(x, w, nullptr), kept_c = ops::conv2d(xc, wc, nullptr, Conv2dParams::same(1));
+  EXPECT_GT(kept_weights(), 0u);
+  const bool was = set_keep_weights(false);
+  EXPECT_TRUE(same_bits(ops::linear(x, w, nullptr), kept));
+  EXPECT_TRUE(same_bits(ops::conv2d(xc, wc, nullptr, Conv2dParams::same(1)), kept_c));
+  EXPECT_EQ(kept_weights(), 0u);
+  set_keep_weights(was);
+}
+
 }  // namespace
 }  // namespace pigment::ops::int8

@@ -11,6 +11,7 @@
 
 #include "core/allocator.h"
 #include "ops/fast_products.h"
+#include "ops/int8_products.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -31,6 +32,7 @@ void use_low_memory_settings() {
   ops::set_release_weight_pages(true);
   set_weight_budget(1);                       // keeps nothing
   ops::fast::set_bf16_weight_budget(1);         // nor bf16 copies (--precision fast)
+  ops::int8::set_keep_weights(false);           // nor int8 ones (--precision int8)
   ops::set_default_conv_algorithm(ops::ConvAlgorithm::Direct);
   set_allocation_cache_limit(0);
 }
@@ -44,6 +46,7 @@ size_t exact_weight_budget(size_t physical_memory_bytes) {
 void use_default_memory_settings(ops::Precision precision) {
   if (g_low_memory) {  // a process that loaded a model in low-memory mode before: undo what that set
     ops::fast::reset_bf16_weight_budget();
+    ops::int8::set_keep_weights(true);
     ops::set_default_conv_algorithm(ops::ConvAlgorithm::Auto);
     reset_allocation_cache_limit();
     g_low_memory = false;

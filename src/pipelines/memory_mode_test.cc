@@ -17,6 +17,7 @@
 #include "models/random_init.h"
 #include "models/vae.h"
 #include "ops/fast_products.h"
+#include "ops/int8_products.h"
 #include "ops/ops.h"
 
 namespace pigment {
@@ -106,12 +107,14 @@ TEST(MemoryMode, DefaultSettingsUndoLowMemory) {
   use_low_memory_settings();
   EXPECT_EQ(ops::default_conv_algorithm(), ops::ConvAlgorithm::Direct);
   EXPECT_EQ(ops::fast::bf16_weight_budget(), 1u);
+  EXPECT_FALSE(ops::int8::set_keep_weights(false));  // int8 weights quantised per call, none kept
   const size_t before = pooled_memory_bytes();
   { auto small = allocate(size_t(1) << 20); }
   EXPECT_EQ(pooled_memory_bytes(), before);  // from malloc
   use_default_memory_settings(ops::Precision::Fast);
   EXPECT_EQ(ops::default_conv_algorithm(), ops::ConvAlgorithm::Auto);
   EXPECT_EQ(ops::fast::bf16_weight_budget(), bf16_default);
+  EXPECT_TRUE(ops::int8::set_keep_weights(true));
   { auto pooled = allocate(size_t(1) << 20); }
   EXPECT_GT(cached_memory_bytes(), 0u);  // from the pool, kept there once freed
 }
