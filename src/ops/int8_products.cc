@@ -150,34 +150,37 @@ void dequant_row(const int32_t* acc, const int32_t* wsum, float sx, const float*
     out[n] = dequant(acc[n] - (wsum ? 128 * wsum[n] : 0), sx, sw[n], b, n, res ? res + n : nullptr);
 }
 
+// Rows of K split into chunks of kChunk, so that a few long rows (a convolution's images) spread over the threads
+// too: f(m, k, n, i) for row m's elements [k, k + n), chunk i of rows · chunk_count(K). Max and min are exact, so the
+// quantisers' results do not depend on the split.
+constexpr int64_t kChunk = 16384;
+int64_t chunk_count(int64_t K) { return (K + kChunk - 1) / kChunk; }
+template <typename F>
+void for_each_chunk(int64_t rows, int64_t K, F&& f) {
+  const int64_t chunks = chunk_count(K);
+#pragma omp parallel for collapse(2) schedule(static) if (rows * K > (int64_t(1) << 16))
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t c = 0; c < chunks; ++c) f(m, c * kChunk, std::min(K - c * kChunk, kChunk), size_t(m * chunks + c));
+}
+
 // Per-row symmetric quantisation into q (rows × K) and scale (rows); Offset 128 stores q + 128 as unsigned bytes
-// (VNNI multiplies unsigned by signed bytes: oneDNN's signed-input matmul kernels are several times slower). Rows are
-// split into chunks so that a few long rows (a convolution's images) spread over the threads too; max is exact, so
-// the result does not depend on the split.
+// (VNNI multiplies unsigned by signed bytes: oneDNN's signed-input matmul kernels are several times slower).
 // simd: the AVX-512 loops where available (the kernels), else the scalar ones (the twins' quantize_rows).
 template <int Offset, typename Out>
 void quantize_into(const float* x, int64_t rows, int64_t K, Out* q, float* scale, bool simd) {
-  constexpr int64_t kChunk = 16384;
-  const int64_t chunks = (K + kChunk - 1) / kChunk;
+  const int64_t chunks = chunk_count(K);
   std::vector<float> amax(size_t(rows * chunks), 0.f);
-  const bool par = rows * K > (int64_t(1) << 16);
-#pragma omp parallel for collapse(2) schedule(static) if (par)
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t k = c * kChunk;
-      amax[size_t(m * chunks + c)] = row_amax(x + m * K + k, std::min(K - k, kChunk), simd);
-    }
+  for_each_chunk(rows, K, [&](int64_t m, int64_t k, int64_t n, size_t i) {
+    amax[i] = row_amax(x + m * K + k, n, simd);
+  });
   for (int64_t m = 0; m < rows; ++m) {
     float a = 0;
     for (int64_t c = 0; c < chunks; ++c) a = std::max(a, amax[size_t(m * chunks + c)]);
     scale[m] = a > 0 ? a / 127.f : 1.f;
   }
-#pragma omp parallel for collapse(2) schedule(static) if (par)
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t k = c * kChunk;
-      quantize_span<Offset>(x + m * K + k, std::min(K - k, kChunk), 1.f / scale[m], q + m * K + k, simd);
-    }
+  for_each_chunk(rows, K, [&](int64_t m, int64_t k, int64_t n, size_t) {
+    quantize_span<Offset>(x + m * K + k, n, 1.f / scale[m], q + m * K + k, simd);
+  });
 }
 
 void minmax_span(const float* r, int64_t n, float* lo, float* hi, bool simd) {
@@ -196,29 +199,20 @@ void quantize_u8_span(const float* r, int64_t n, float inv, int32_t zp, uint8_t*
 // Per-row asymmetric quantisation (see quantize_rows_asymmetric), chunked over the threads as quantize_into.
 void quantize_asym_into(const float* x, int64_t rows, int64_t K, uint8_t* q, float* scale, int32_t* zero_point,
                         bool simd) {
-  constexpr int64_t kChunk = 16384;
-  const int64_t chunks = (K + kChunk - 1) / kChunk;
+  const int64_t chunks = chunk_count(K);
   std::vector<float> lo(size_t(rows * chunks), 0.f), hi(size_t(rows * chunks), 0.f);  // 0 is always in the range
-  const bool par = rows * K > (int64_t(1) << 16);
-#pragma omp parallel for collapse(2) schedule(static) if (par)
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t k = c * kChunk;
-      const size_t i = size_t(m * chunks + c);
-      minmax_span(x + m * K + k, std::min(K - k, kChunk), &lo[i], &hi[i], simd);
-    }
+  for_each_chunk(rows, K, [&](int64_t m, int64_t k, int64_t n, size_t i) {
+    minmax_span(x + m * K + k, n, &lo[i], &hi[i], simd);
+  });
   for (int64_t m = 0; m < rows; ++m) {
     float a = 0, b = 0;
     for (int64_t c = 0; c < chunks; ++c) a = std::min(a, lo[size_t(m * chunks + c)]), b = std::max(b, hi[size_t(m * chunks + c)]);
     scale[m] = b > a ? (b - a) / 255.f : 1.f;
     zero_point[m] = std::clamp(int(std::lrintf(-a / scale[m])), 0, 255);
   }
-#pragma omp parallel for collapse(2) schedule(static) if (par)
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t k = c * kChunk;
-      quantize_u8_span(x + m * K + k, std::min(K - k, kChunk), 1.f / scale[m], zero_point[m], q + m * K + k, simd);
-    }
+  for_each_chunk(rows, K, [&](int64_t m, int64_t k, int64_t n, size_t) {
+    quantize_u8_span(x + m * K + k, n, 1.f / scale[m], zero_point[m], q + m * K + k, simd);
+  });
 }
 
 // A weight quantised per output channel, in a primitive's layout, with its scales and row sums.

@@ -218,25 +218,27 @@ bool PreparedKey::serves(const Tensor& w, const dnnl::memory::desc& want) const 
   return same_owner(owner, w.owner()) && shape == w.shape() && dtype == w.dtype() && layout == want;
 }
 
-std::shared_ptr<Matmul> make_matmul(const dnnl::matmul::desc& d, const dnnl::primitive_attr& attr,
-                                    const std::function<bool(const char*)>& accept) {
+namespace {
+// A primitive (Matmul, Conv: its pd and prim) for `d`, or null where oneDNN has none or `accept` refuses it.
+template <typename P, typename Desc>
+std::shared_ptr<P> make_primitive(const Desc& d, const dnnl::primitive_attr& attr,
+                                  const std::function<bool(const char*)>& accept) {
   try {
-    dnnl::matmul::primitive_desc pd(d, attr, engine());
+    decltype(P::pd) pd(d, attr, engine());
     if (!accept(pd.impl_info_str())) return nullptr;
-    return std::make_shared<Matmul>(Matmul{pd, dnnl::matmul(pd)});
+    return std::make_shared<P>(P{pd, decltype(P::prim)(pd)});
   } catch (const dnnl::error&) {
     return nullptr;
   }
 }
+}  // namespace
+std::shared_ptr<Matmul> make_matmul(const dnnl::matmul::desc& d, const dnnl::primitive_attr& attr,
+                                    const std::function<bool(const char*)>& accept) {
+  return make_primitive<Matmul>(d, attr, accept);
+}
 std::shared_ptr<Conv> make_conv(const dnnl::convolution_forward::desc& d, const dnnl::primitive_attr& attr,
                                 const std::function<bool(const char*)>& accept) {
-  try {
-    dnnl::convolution_forward::primitive_desc pd(d, attr, engine());
-    if (!accept(pd.impl_info_str())) return nullptr;
-    return std::make_shared<Conv>(Conv{pd, dnnl::convolution_forward(pd)});
-  } catch (const dnnl::error&) {
-    return nullptr;
-  }
+  return make_primitive<Conv>(d, attr, accept);
 }
 std::string conv_key(const char* kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
                      const Conv2dParams& p) {
