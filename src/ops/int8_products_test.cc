@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/ops.h"
@@ -138,13 +139,16 @@ TEST(Int8Products, ConvolutionIsItsScalarTwinBitForBitAndCloseToFloat32) {
     Conv2dParams p;
   };
   // 3x3 same, stride 2 with the UNet's asymmetric padding, 3x3 unpadded, a non-square image, batch 2 (a scale per
-  // image).
+  // image); larger images (306 and 340 output pixels).
   for (const Case& c : {Case{1, 32, 9, 9, 24, 3, Conv2dParams::same(1)}, Case{2, 16, 10, 7, 20, 3, {2, 0, 0, 1, 1}},
-                        Case{1, 64, 6, 6, 40, 3, Conv2dParams::same(0)}, Case{2, 24, 5, 8, 33, 3, Conv2dParams::same(1)}}) {
+                        Case{1, 64, 6, 6, 40, 3, Conv2dParams::same(0)}, Case{2, 24, 5, 8, 33, 3, Conv2dParams::same(1)},
+                        Case{2, 16, 18, 17, 24, 3, Conv2dParams::same(1)}, Case{1, 16, 40, 34, 20, 3, {2, 0, 0, 1, 1}}}) {
     for (DType wd : {DType::F32, DType::F16}) {
       Tensor x = randn({c.N, c.C, c.H, c.W}, 20);
       if (c.N == 2)  // the second image ten times larger: its own scale
         for (int64_t i = x.numel() / 2; i < x.numel(); ++i) x.f32()[i] *= 10.f;
+      else  // as after a SiLU (≥ −0.28): a zero point far from 128, which the padding must count as zero
+        for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::max(x.f32()[i], -0.28f);
       const Tensor w = randn({c.O, c.C, c.k, c.k}, 21, 0.05f).to(wd), b = randn({c.O}, 22);
       Tensor y0 = ops::conv2d(x, w, &b, c.p);
       const Tensor r = randn(y0.shape(), 23);
