@@ -130,7 +130,9 @@ TEST(FastBackward, AWeightChangedInPlaceAndForgottenIsNotServedStale) {
     (void)conv2d_backward_input(dy, w, x.shape(), Conv2dParams::same(1));
     (void)linear(xl, wl, nullptr);
   }
-  if (fast_precision_available()) EXPECT_GT(fast::kept_bf16_weights(), 0u);
+  if (fast_precision_available()) {
+    EXPECT_GT(fast::kept_bf16_weights(), 0u);
+  }
   // Changed in place (same memory), in one element between the 64 that the caches' fingerprint samples: only
   // forgetting can tell the caches.
   for (Tensor* t : {&w, &wl}) t->f32()[1] += 0.5f;
