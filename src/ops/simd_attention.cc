@@ -21,6 +21,10 @@
 #include "ops/simd_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
+// GCC 12 reports the _mm512_undefined_* inside its own AVX-512 headers (used by the transposes below) as maybe
+// uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace pigment::ops::simd {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -356,6 +360,7 @@ void AttentionTileImpl(const float* q, size_t ldq, size_t nq, const float* k, co
 #endif
 }
 }  // namespace HWY_NAMESPACE
+#pragma GCC diagnostic pop
 }  // namespace pigment::ops::simd
 HWY_AFTER_NAMESPACE();
 

@@ -33,7 +33,7 @@ double row_std(const Tensor& x, int64_t b) {
 }
 
 std::string step_name(size_t i) {
-  char buf[32];
+  char buf[48];  // room for any size_t
   std::snprintf(buf, sizeof buf, "latents.step%02zu", i);
   return buf;
 }
@@ -125,7 +125,7 @@ GenerateResult StableDiffusion::run_pass(const GenerateRequest& r, const Tensor*
   // Text conditioning per step: AND parts and prompt editing from the prompt, each distinct text encoded once.
   PassConditioning cond(*this, r, std::max(1, int(plan.timesteps.size())));
   cond.report(see);
-  PassContext pc{r, plan, init, *sched, *gen, cond, see, pass, passes};
+  PassContext pc{r, plan, init, *sched, *gen, cond, see, pass, passes, false, false, {}, {}};
   pc.inpaint = r.init_image && r.mask;
   pc.unet_inpaint = unet_->config().in_channels == 2 * latent_channels() + 1;
   if (!r.hypernetworks.empty()) pc.hypernet = hypernetwork_hook(r.hypernetworks);
