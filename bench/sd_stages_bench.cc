@@ -1,8 +1,10 @@
 // Stage benchmark of a whole model through the public pipeline API: text encoding (one 77-token prompt), sampling
 // steps (each one UNet evaluation on the [uncond, cond] batch of CFG), VAE decode, the whole txt2img, and the peak
-// RSS. Every figure is the median over the runs; beside it the work done (GFLOP, counted by the ops from their shapes,
-// 2 per multiply-add of the direct algorithm, so Winograd's rate is an effective one), the achieved rate, and that
-// rate as a share of the fp32 FMA peak measured by this process at start-up.
+// RSS. Steps 1-2 of the first image (which prepare the weights) have their own row — with at most 2 steps an image
+// and several runs, the first image's steps. Every figure is the median over the runs; beside it the work done
+// (GFLOP, counted by the ops from their shapes, 2 per multiply-add of the direct algorithm, so Winograd's rate is an
+// effective one), the achieved rate, and that rate as a share of the fp32 FMA peak measured by this process at
+// start-up.
 //   sd_stages_bench MODEL TOKENIZER_DIR [SIZE=512] [STEPS=4] [RUNS=3] [default|low-memory|fast] [--reference]
 // --reference: also runs each stage once on pigment's plain reference path (ops/precision.h Precision::Reference, the
 // scalar twins of every op) and prints the speed-up of the chosen mode over it. Slow: minutes at 256².
@@ -167,7 +169,11 @@ int main(int argc, char** argv) {
           // Steps 1 and 2 of each run prepare the weights: per call, then into the kept set at their second use;
           // steps from 3 on show the steady state.
           // Steps 1-2 of the second image on show whether the weights prepared for the first image were kept.
-          (p.step <= 2 && steps > 2 ? (i == 0 ? first_steps : later_first_steps) : step).add(since(last), f - last_flops);
+          // With at most 2 steps an image and several runs, the first run's steps are the preparing ones and the
+          // later runs' the steady ones (their weights kept from the first).
+          Stage& into = steps > 2 ? (p.step <= 2 ? (i == 0 ? first_steps : later_first_steps) : step)
+                                  : (runs > 1 && i == 0 ? first_steps : step);
+          into.add(since(last), f - last_flops);
           memstat("step");
           if (last_run && p.step == p.total && ops::profile::enabled()) {
             std::fprintf(stderr, "== sampling (%d steps, last run)\n%s", steps, ops::profile::table().c_str());
@@ -221,10 +227,13 @@ int main(int argc, char** argv) {
     std::printf("| load | %.2f | | | | | | |\n", load_s);
     print_row("text encoding (1 prompt)", enc, peak.flops_per_s, mode_peak);
     if (!first_steps.seconds.empty())
-      print_row("sampling steps 1-2, first image (prepare weights)", first_steps, peak.flops_per_s, mode_peak);
+      print_row(steps > 2 ? "sampling steps 1-2, first image (prepare weights)" : "sampling steps, first image (prepare weights)",
+                first_steps, peak.flops_per_s, mode_peak);
     if (!later_first_steps.seconds.empty())
       print_row("sampling steps 1-2, later images", later_first_steps, peak.flops_per_s, mode_peak);
-    print_row(steps > 2 ? "sampling step 3+ (UNet on the CFG batch of 2)" : "sampling step (UNet on the CFG batch of 2)",
+    print_row(steps > 2  ? "sampling step 3+ (UNet on the CFG batch of 2)"
+              : runs > 1 ? "sampling step, images 2+ (UNet on the CFG batch of 2)"
+                         : "sampling step (UNet on the CFG batch of 2)",
               step, peak.flops_per_s, mode_peak);
     print_row("VAE decode", dec, peak.flops_per_s, mode_peak);
     const std::string whole_name = "whole txt2img (" + std::to_string(steps) + " steps, decode included)";
