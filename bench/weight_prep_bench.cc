@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
              drop_file_pages(w.raw(), w.nbytes());
              touch(w);
            }));
+    report("map pages in (MADV_POPULATE_READ after drop)", measure(reps, [&] {
+             drop_file_pages(w.raw(), w.nbytes());
+             populate_file_pages(w.raw(), w.nbytes());
+           }));
     const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dnnl::memory::data_type::f32,
                                    dnnl::memory::format_tag::ba);
     // The layout the linear primitive wants.
@@ -150,6 +154,11 @@ int main(int argc, char** argv) {
            measure(reps, [&] { ops::onednn::convert_to_blocked(w, plain, pd.weights_desc(), out.data()); }));
     report("convert (pages dropped, warm dst)", measure(reps, [&] {
              drop_file_pages(w.raw(), w.nbytes());
+             ops::onednn::convert_to_blocked(w, plain, pd.weights_desc(), out.data());
+           }));
+    report("convert (pages dropped, mapped by MADV_POPULATE_READ)", measure(reps, [&] {
+             drop_file_pages(w.raw(), w.nbytes());
+             populate_file_pages(w.raw(), w.nbytes());
              ops::onednn::convert_to_blocked(w, plain, pd.weights_desc(), out.data());
            }));
   }
@@ -180,6 +189,10 @@ int main(int argc, char** argv) {
     report("fault pages in (touch after drop)", measure(reps, [&] {
              drop_file_pages(w.raw(), w.nbytes());
              touch(w);
+           }));
+    report("map pages in (MADV_POPULATE_READ after drop)", measure(reps, [&] {
+             drop_file_pages(w.raw(), w.nbytes());
+             populate_file_pages(w.raw(), w.nbytes());
            }));
     using dnnl::memory;
     const bool wino = cc.H >= 32;

@@ -248,6 +248,7 @@ Int8WeightPtr quantize_weight(const Tensor& w, const memory::desc& plain, const 
   auto* q = static_cast<int8_t*>(qp);
   const auto* src = static_cast<const char*>(w.raw());
   const size_t row_bytes = size_t(K) * dtype_size(w.dtype());
+  populate_file_pages(w.raw(), w.nbytes());  // a memory-mapped weight's pages in one call, not a fault per few
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(K));

@@ -141,6 +141,7 @@ uint64_t fingerprint(const Tensor& w) {
 // converting to plain float32 and running oneDNN's reorder.
 void prepare_into(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
                   dnnl::memory out) {
+  populate_file_pages(w.raw(), w.nbytes());  // a memory-mapped weight's pages in one call, not a fault per few
   if (convert_to_blocked(w, plain, want, out.get_data_handle())) return;
   Tensor f;
   const void* src = w.raw();
