@@ -85,8 +85,9 @@ int run_encode() {
     const std::vector<int> ids = tok.encode(text);
     std::string ids_line, tokens_line;
     for (int id : ids) {
-      ids_line += (ids_line.empty() ? "" : " ") + std::to_string(id);
-      tokens_line += (tokens_line.empty() ? "" : " ") + tok.id_to_token(id);
+      if (!ids_line.empty()) ids_line += ' ', tokens_line += ' ';
+      ids_line += std::to_string(id);
+      tokens_line += tok.id_to_token(id);
     }
     std::printf("text:    %s\n", text.c_str());
     std::printf("ids:     %s\n", ids_line.c_str());

@@ -47,7 +47,9 @@ TEST(ControlPreprocess, CannyOfAFilledRectangleIsItsBorder) {
         touches = true;
         EXPECT_NE(edge(x, y), edge(u, w)) << "border between " << x << "," << y << " and " << u << "," << w;
       }
-      if (v == 255) EXPECT_TRUE(touches) << "edge off the border at " << x << "," << y;
+      if (v == 255) {
+        EXPECT_TRUE(touches) << "edge off the border at " << x << "," << y;
+      }
     }
   // One closed outline: a pixel per unit of perimeter, less the four corners.
   EXPECT_EQ(count, 2 * (x1 - x0) + 2 * (y1 - y0) - 4);

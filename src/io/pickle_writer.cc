@@ -102,22 +102,29 @@ std::string torch_storage_type(DType dtype) {
 
 namespace {
 
+// tag followed by rest (appended: GCC 12 warns falsely about "literal" + std::string&&, its bug 105329).
+std::string tagged(const char* tag, const std::string& rest) {
+  std::string s = tag;
+  s += rest;
+  return s;
+}
+
 // Python's dict key identity for the key kinds we write: 1, 1.0 and True are one key; "1" is another.
 std::string key_identity(const Object& k) {
   using K = Object::Kind;
   switch (k.kind()) {
     case K::None: return "N";
-    case K::Bool: return "n" + std::to_string(k.b() ? 1 : 0);
-    case K::Int: return "n" + std::to_string(k.i());
+    case K::Bool: return tagged("n", std::to_string(k.b() ? 1 : 0));
+    case K::Int: return tagged("n", std::to_string(k.i()));
     case K::Float:
       if (std::isfinite(k.f()) && k.f() == std::trunc(k.f()) && std::fabs(k.f()) < 9e18)
-        return "n" + std::to_string(int64_t(k.f()));
+        return tagged("n", std::to_string(int64_t(k.f())));
       {
         char buf[40];
         std::snprintf(buf, sizeof buf, "f%.17g", k.f());
         return buf;
       }
-    case K::Str: return "s" + std::to_string(k.s().size()) + ":" + k.s();
+    case K::Str: return tagged("s", std::to_string(k.s().size())) + ":" + k.s();
     case K::Tuple: {
       std::string s = "t(";
       for (const auto& i : k.items()) s += key_identity(i) + ",";

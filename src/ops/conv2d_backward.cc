@@ -118,7 +118,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
 
 Tensor sum_to_channels(const Tensor& dy) {
   PIG_CHECK(dy.ndim() >= 2, "sum_to_channels: expected [N, C, ...], got ", shape_str(dy.shape()));
-  const int64_t N = dy.dim(0), C = dy.dim(1), S = N * C ? dy.numel() / (N * C) : 0;
+  const int64_t N = dy.dim(0), C = dy.dim(1), S = N * C != 0 ? dy.numel() / (N * C) : 0;
   Tensor g = dy.as_f32();
   Tensor out = Tensor::empty({C});
   for (int64_t c = 0; c < C; ++c) {
@@ -145,7 +145,7 @@ std::string shape_key(const char* kind, const ConvShape& s, const Conv2dParams& 
   std::string k = kind;
   for (int64_t v : {s.N, s.C, s.H, s.W, s.O, s.kh, s.kw, int64_t(p.stride), int64_t(p.pad_top), int64_t(p.pad_left),
                     int64_t(p.pad_bottom), int64_t(p.pad_right)})
-    k += "," + std::to_string(v);
+    k += ',', k += std::to_string(v);
   return k;
 }
 
@@ -259,7 +259,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
 Tensor sum_to_channels(const Tensor& dy) {
   if (precision() == Precision::Reference) return ref::sum_to_channels(dy);
   PIG_CHECK(dy.ndim() >= 2, "sum_to_channels: expected [N, C, ...], got ", shape_str(dy.shape()));
-  const int64_t N = dy.dim(0), C = dy.dim(1), S = N * C ? dy.numel() / (N * C) : 0;
+  const int64_t N = dy.dim(0), C = dy.dim(1), S = N * C != 0 ? dy.numel() / (N * C) : 0;
   Tensor g = dy.as_f32();
   // Per (image, channel): float sums of fixed chunks, added in double; then the images in order.
   constexpr int64_t kChunk = 8192;

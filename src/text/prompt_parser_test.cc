@@ -19,7 +19,7 @@ std::string show(const std::vector<WeightedText>& v) {
 
 std::string show(const std::vector<ScheduledText>& v) {
   std::string s;
-  for (const auto& e : v) s += "[" + std::to_string(e.end_at_step) + "|" + e.text + "]";
+  for (const auto& e : v) s += '[', s += std::to_string(e.end_at_step), s += '|', s += e.text, s += ']';
   return s;
 }
 

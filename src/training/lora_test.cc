@@ -75,7 +75,9 @@ void expect_paths_agree(const PipelineOptions& po, const std::vector<std::string
   // Untrained (up = 0): the recorded text path is the frozen one.
   PromptEmbeds start = method->encode_captions({caption});
   EXPECT_LT(max_abs_diff(start.context, base.context), 1e-5);
-  if (base.pooled.defined()) EXPECT_LT(max_abs_diff(start.pooled, base.pooled), 1e-5);
+  if (base.pooled.defined()) {
+    EXPECT_LT(max_abs_diff(start.pooled, base.pooled), 1e-5);
+  }
 
   // A trained state stands in: every up matrix random.
   std::mt19937 g(3);
