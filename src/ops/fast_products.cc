@@ -167,7 +167,7 @@ void convert_into(const Tensor& w, const memory::desc& plain_f32, const memory::
   profile::Scope prof([&] {
     return std::string(!w.owner() ? "fast weight prep (view)" : kept ? "fast weight prep (to keep)" : "fast weight prep (per call)");
   });
-  populate_file_pages(w.raw(), w.nbytes());  // a memory-mapped weight's pages in one call, not a fault per few
+  onednn::map_released_pages(w);
   if (onednn::convert_to_blocked_bf16(w, plain_f32, want, dst.get_data_handle(), true)) return;
   // Other layouts (the backward-data convolution's, whose VNNI pairs run across output channels): rounded to plain
   // bf16 (the same rounding), then permuted by oneDNN's bf16 reorder (values moved, not changed).

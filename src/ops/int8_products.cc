@@ -248,7 +248,7 @@ Int8WeightPtr quantize_weight(const Tensor& w, const memory::desc& plain, const 
   auto* q = static_cast<int8_t*>(qp);
   const auto* src = static_cast<const char*>(w.raw());
   const size_t row_bytes = size_t(K) * dtype_size(w.dtype());
-  populate_file_pages(w.raw(), w.nbytes());  // a memory-mapped weight's pages in one call, not a fault per few
+  onednn::map_released_pages(w);
 #pragma omp parallel
   {
     std::vector<float> row(static_cast<size_t>(K));
@@ -277,10 +277,10 @@ Int8WeightPtr quantize_weight(const Tensor& w, const memory::desc& plain, const 
   return out;
 }
 
+std::atomic<bool> g_keep{true};  // set_keep_weights
+
 // w quantised into the layout `want` (see quantize_weight): kept, or for views without an owner made per call. A
 // kept weight's file pages (a memory-mapped checkpoint) are given back: they are not read again.
-std::atomic<bool> g_keep{true};
-
 Int8WeightPtr prepared(const Tensor& w, const memory::desc& plain, const memory::desc& want) {
   if (!w.owner()) return quantize_weight(w, plain, want);
   Int8Weights& c = weights();

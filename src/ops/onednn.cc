@@ -141,7 +141,7 @@ uint64_t fingerprint(const Tensor& w) {
 // converting to plain float32 and running oneDNN's reorder.
 void prepare_into(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
                   dnnl::memory out) {
-  populate_file_pages(w.raw(), w.nbytes());  // a memory-mapped weight's pages in one call, not a fault per few
+  map_released_pages(w);
   if (convert_to_blocked(w, plain, want, out.get_data_handle())) return;
   Tensor f;
   const void* src = w.raw();
@@ -374,6 +374,7 @@ void release_work_memory() {
 }
 
 void set_release_weight_pages(bool on) { onednn::g_release_pages = on; }
+
 bool release_weight_pages() { return onednn::g_release_pages.load(); }
 
 namespace onednn {
@@ -1069,6 +1070,10 @@ void append_activation(dnnl::post_ops& po, Activation a) {
     case Activation::Gelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); return;
     case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); return;
   }
+}
+
+void map_released_pages(const Tensor& w) {
+  if (g_release_pages.load()) populate_file_pages(w.raw(), w.nbytes());
 }
 
 }  // namespace onednn

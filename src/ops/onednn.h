@@ -76,6 +76,11 @@ std::shared_ptr<Conv> make_conv(const dnnl::convolution_forward::desc& d, const 
 std::string conv_key(const char* kind, int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t kh, int64_t kw,
                      const Conv2dParams& p);
 
+// Before converting w per call: where weight pages are given back after use (release_weight_pages()), maps a
+// memory-mapped w's pages in one call (core/file_pages.h populate_file_pages) instead of a fault per few pages;
+// elsewhere they stay mapped after the first use and this does nothing (a populate of mapped pages still walks them).
+void map_released_pages(const Tensor& w);
+
 // A sample of w's bytes (64 elements spread over it; 0 for memory-mapped file weights, which cannot change): the
 // caches' safety net against a weight changed in place without being forgotten. Not a guarantee.
 uint64_t weight_fingerprint(const Tensor& w);
