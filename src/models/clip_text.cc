@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "ops/ops.h"
+#include "ops/precision.h"
 
 namespace pigment {
 
@@ -159,6 +160,8 @@ ClipOutput ClipTextModel::forward(const std::vector<std::vector<int64_t>>& ids, 
   ClipOutput out;
   static const UNetHooks kNoHooks;
   const UNetHooks& hooks = options.hooks ? *options.hooks : kNoHooks;
+  // Never in int8: the text conditions every step, and the encoder runs once per prompt (ops/precision.h).
+  const ops::ScopedPrecision no_int8(ops::without_int8());
   Tensor x = embed(ids, options.extra_rows);
   if (options.keep_hidden_states) out.hidden_states.push_back(x);
   for (int i = 0; i < L; ++i) {

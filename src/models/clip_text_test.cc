@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/precision.h"
 
 namespace pigment {
 namespace {
@@ -87,6 +89,25 @@ TEST(ClipText, ShapesAndHiddenStates) {
   EXPECT_EQ(max_diff(out.context, out.last_hidden_state), 0.f);
   EXPECT_EQ(max_diff(m.final_norm(out.hidden_states.back()), out.last_hidden_state), 0.f);
   EXPECT_EQ(max_diff(ops::linear(out.pooled, tiny_weights()->at("text_projection.weight")), out.text_embeds), 0.f);
+}
+
+// Under --precision int8 the text encoder's products run as fast (ops::without_int8): each layer sees Fast, and the
+// caller's precision is back afterwards.
+TEST(ClipText, NeverRunsInInt8) {
+  ClipTextModel m = tiny_model();
+  std::map<std::string, ops::Precision> seen;
+  UNetHooks hooks;
+  hooks.layer_delta = [&](const std::string& name, const Tensor&, Tensor&) { seen[name] = ops::precision(); };
+  ClipOptions o;
+  o.hooks = &hooks;
+  const ops::ScopedPrecision int8(ops::Precision::Int8);
+  m.forward({{1, 7, 49, 49, 49}}, o);
+  EXPECT_EQ(seen.size(), size_t(kLayers * 6));  // q, k, v, out, fc1, fc2
+  for (const auto& [name, p] : seen) EXPECT_EQ(p, ops::Precision::Fast) << name;
+  EXPECT_EQ(ops::precision(), ops::Precision::Int8);
+  const ops::ScopedPrecision exact(ops::Precision::Fp32);  // other precisions are left as they are
+  m.forward({{1, 7, 49, 49, 49}}, o);
+  for (const auto& [name, p] : seen) EXPECT_EQ(p, ops::Precision::Fp32) << name;
 }
 
 TEST(ClipText, ClipSkipStyles) {

@@ -1,6 +1,9 @@
 #include "models/transformer2d.h"
 
 #include <cmath>
+#include <optional>
+
+#include "ops/precision.h"
 
 namespace pigment {
 
@@ -24,8 +27,15 @@ Tensor Attention::forward(const Tensor& x, const Tensor* context, const UNetHook
   AttentionContext kv{ctx, ctx};
   if (hooks.attention_context) kv = hooks.attention_context(name_, ctx);
   Tensor q = to_q_(x, hooks);
-  Tensor k = to_k_(kv.key, hooks);
-  Tensor v = to_v_(kv.value, hooks);
+  Tensor k, v;
+  {
+    // The text's keys and values stay out of int8: every query attends to them, and there are few tokens
+    // (ops/precision.h). Self-attention's (the image's own rows) take int8.
+    std::optional<ops::ScopedPrecision> no_int8;
+    if (context) no_int8.emplace(ops::without_int8());
+    k = to_k_(kv.key, hooks);
+    v = to_v_(kv.value, hooks);
+  }
   Tensor o = ops::attention(q, k, v, heads_, 1.f / std::sqrt(float(head_dim_)));
   return to_out_(o, hooks, ops::Activation::None, residual);  // to_out.1 is dropout
 }

@@ -1,5 +1,7 @@
 #include "models/unet_blocks.h"
 
+#include "ops/precision.h"
+
 namespace pigment {
 
 namespace {
@@ -64,6 +66,9 @@ Tensor DownBlock::forward(Tensor x, const Tensor& temb, const Tensor& context, s
     skips.push_back(x);
   }
   if (downsample_.defined()) {
+    // The resamplers' output is the block's state itself (no residual sum, no norm after it): not in int8
+    // (ops/precision.h).
+    const ops::ScopedPrecision no_int8(ops::without_int8());
     x = downsample_(x, hooks);
     skips.push_back(x);
   }
@@ -114,6 +119,7 @@ Tensor UpBlock::forward(Tensor x, const Tensor& temb, const Tensor& context, std
       x = ops::slice(x, 2, 0, upsample_to->first);
       x = ops::slice(x, 3, 0, upsample_to->second);
     }
+    const ops::ScopedPrecision no_int8(ops::without_int8());  // as the downsampler's
     x = upsample_(x, hooks);
   }
   return x;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "ops/autograd.h"
+#include "ops/precision.h"
 
 namespace pigment {
 namespace {
@@ -179,6 +180,33 @@ TEST(UNet, HooksSeeIntermediatesLayersAndAttentionContexts) {
     return AttentionContext{c, ops::scale(c, 2.f)};
   };
   EXPECT_GT(max_abs_diff(unet.forward(sample, {500.f}, ctx, v_only), base), 1e-4f);
+}
+
+// Under --precision int8 the products whose int8 rounding costs the most image quality for the least work run as fast
+// (ops::without_int8): cross-attention's keys and values of the text and the resampling convolutions; the rest of
+// the UNet (queries, self-attention, feed-forward, the residual blocks' convolutions) takes int8.
+TEST(UNet, Int8StaysOutOfTheTextsKeysAndTheResamplers) {
+  REQUIRE_MODEL("unet_inpaint");
+  UNet unet = UNet::load(models_dir() + "/unet_inpaint");
+  Tensor sample = pattern({1, 9, 4, 4}, 0.5f), ctx = pattern({1, 3, 32}, 2.f);
+  std::map<std::string, ops::Precision> seen;
+  UNetExtras e;
+  e.hooks.layer_delta = [&](const std::string& n, const Tensor&, Tensor&) { seen[n] = ops::precision(); };
+  const ops::ScopedPrecision int8(ops::Precision::Int8);
+  unet.forward(sample, {500.f}, ctx, e);
+  EXPECT_EQ(ops::precision(), ops::Precision::Int8);
+  const std::string attn = "down_blocks.0.attentions.0.transformer_blocks.0.";
+  for (const std::string& n : {attn + "attn2.to_k", attn + "attn2.to_v", std::string("down_blocks.0.downsamplers.0.conv"),
+                              std::string("up_blocks.0.upsamplers.0.conv")}) {
+    ASSERT_TRUE(seen.count(n)) << n;
+    EXPECT_EQ(seen[n], ops::Precision::Fast) << n;
+  }
+  for (const std::string& n : {attn + "attn2.to_q", attn + "attn2.to_out.0", attn + "attn1.to_k", attn + "attn1.to_v",
+                              attn + "ff.net.2", std::string("down_blocks.0.resnets.0.conv1"),
+                              std::string("mid_block.resnets.1.conv2")}) {
+    ASSERT_TRUE(seen.count(n)) << n;
+    EXPECT_EQ(seen[n], ops::Precision::Int8) << n;
+  }
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ bool set_fast_path_enabled(bool on) { return g_fast_path_enabled.exchange(on); }
 const char* precision_name(Precision p) {
   return p == Precision::Fast ? "fast" : p == Precision::Reference ? "reference" : p == Precision::Int8 ? "int8" : "exact";
 }
+Precision without_int8() { return precision() == Precision::Int8 ? Precision::Fast : precision(); }
 Precision default_precision() { return fast_precision_available() ? Precision::Fast : Precision::Fp32; }
 Precision parse_precision(const char* name) {
   const std::string s(name);

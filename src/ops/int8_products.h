@@ -1,5 +1,7 @@
 // Precision::Int8 for linear() and conv2d(): 8-bit integer products with 32-bit integer sums (VNNI `vpdpbusd`, or AMX int8 tiles,
-// through oneDNN), the rest of the model as Precision::Fast (bf16 products where the CPU has them, else float32).
+// through oneDNN), the rest of the model as Precision::Fast (bf16 products where the CPU has them, else float32), as
+// are the products the model code runs under ops::without_int8() (the text encoders, cross-attention's keys and
+// values, the UNet's resamplers: ops/precision.h).
 //   weights: symmetric per output channel, s_w[n] = max_k |w[n, k]| / 127, q_w = round(w / s_w) in [-127, 127];
 //            quantised once and kept (keyed like the bf16 copies: data pointer, shape, weak owner, fingerprint).
 //   inputs:  symmetric per row (token), dynamic: s_x[m] = max_k |x[m, k]| / 127, no calibration.

@@ -9,7 +9,8 @@
 //         gradients, bf16 operands, float32 accumulation and results): `pigment train --mixed-precision bf16`.
 //   Int8: linear layers and 3x3 convolutions as 8-bit integer products with 32-bit sums (VNNI or AMX; weights per
 //         output channel; linear inputs per token, convolution inputs per image with a zero point; dynamic scales:
-//         ops/int8_products.h); everything else as Fast. Without VNNI, exactly Fast.
+//         ops/int8_products.h); everything else as Fast, and so are the products the model code keeps out of int8
+//         (without_int8 below). Without VNNI, exactly Fast.
 //   Reference: every product, normalisation, softmax, GEGLU and attention runs its plain scalar twin (ops/reference.h):
 //         the baseline the benchmarks measure the fast kernels against (bench/sd_stages_bench). Very slow.
 // Without AMX and AVX-512 BF16, Fast computes exactly as Fp32.
@@ -42,6 +43,13 @@ Precision default_precision();
 // "exact" for Fp32 (and for Fast without a fast path, which computes exactly as Fp32), "int8" where its path exists
 // (else what it computes as), "reference".
 const char* precision_used();
+
+// The precision for the products that stay out of int8: Int8 becomes Fast, anything else is kept. The model code
+// runs under it (ScopedPrecision) the products whose int8 rounding costs much of the image's quality for little of
+// the work: the text encoders, cross-attention's keys and values of the text, the UNet's resampling convolutions
+// (SD1.5 at 256², 20 steps: image PSNR against exact 36.9 → 41.1 dB at the same step time; docs/performance.md,
+// "int8 where it pays").
+Precision without_int8();
 
 // Sets the precision for a scope and restores the previous one.
 class ScopedPrecision {
