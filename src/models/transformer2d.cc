@@ -1,7 +1,6 @@
 #include "models/transformer2d.h"
 
 #include <cmath>
-#include <optional>
 
 #include "ops/precision.h"
 
@@ -24,15 +23,14 @@ Tensor Attention::forward(const Tensor& x, const Tensor* context, const UNetHook
   const Tensor& ctx = context ? *context : x;
   PIG_CHECK(ctx.ndim() == 3 && ctx.dim(0) == x.dim(0) && ctx.dim(2) == context_dim_, name_, ": context has shape ",
             shape_str(ctx.shape()), ", expected [", x.dim(0), ", tokens, ", context_dim_, "]");
-  AttentionContext kv{ctx, ctx};
-  if (hooks.attention_context) kv = hooks.attention_context(name_, ctx);
   Tensor q = to_q_(x, hooks);
   Tensor k, v;
   {
-    // The text's keys and values stay out of int8: every query attends to them, and there are few tokens
-    // (ops/precision.h). Self-attention's (the image's own rows) take int8.
-    std::optional<ops::ScopedPrecision> no_int8;
-    if (context) no_int8.emplace(ops::without_int8());
+    // The text's keys and values (and a hypernetwork's transform of the text) stay out of int8: every query
+    // attends to them, and there are few tokens (ops/precision.h). Self-attention's, the image's own rows, take it.
+    const ops::ScopedPrecision kv_precision(context ? ops::without_int8() : ops::precision());
+    AttentionContext kv{ctx, ctx};
+    if (hooks.attention_context) kv = hooks.attention_context(name_, ctx);
     k = to_k_(kv.key, hooks);
     v = to_v_(kv.value, hooks);
   }
