@@ -374,7 +374,6 @@ void release_work_memory() {
 }
 
 void set_release_weight_pages(bool on) { onednn::g_release_pages = on; }
-
 bool release_weight_pages() { return onednn::g_release_pages.load(); }
 
 namespace onednn {
